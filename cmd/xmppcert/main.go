@@ -1,0 +1,132 @@
+// Command xmppcert is certificate and trust tooling for XMPP operators:
+// it checks certificates the way XMPP peers check them and tells the
+// operator what each peer will do with them.
+//
+// Exit codes: 0 success, 1 the thing checked is bad or an operation
+// failed, 2 usage or input error.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+)
+
+func main() { os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr)) }
+
+// Exit codes, the same for every command.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+// usageError is a mistake in the command line or its input: exit 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// errInvalid reports that what was checked is bad (exit 1); the command
+// has already said why on stdout.
+var errInvalid = errors.New("not valid")
+
+// run is main without the process: it returns the exit code, so that
+// tests run the CLI in-process.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	app := newApp(stdin, stdout, stderr)
+	var unknown string
+	app.CommandNotFound = func(_ *cli.Context, name string) { unknown = name }
+	err := app.Run(args)
+	var ue usageError
+	switch {
+	case unknown != "":
+		fmt.Fprintf(stderr, "xmppcert: unknown command %q; run 'xmppcert help' for the list\n", unknown)
+		return exitUsage
+	case err == nil:
+		return exitOK
+	case errors.Is(err, errInvalid):
+		return exitFailed
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "xmppcert: %s\n", ue.msg)
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "xmppcert: %v\n", err)
+	return exitUsage
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:  "xmppcert",
+		Usage: "certificates and trust for XMPP servers: check, inspect",
+		Description: "xmppcert checks certificates the way XMPP peers do (RFC 6120 §13.7 with RFC 9525) and says\n" +
+			"what Prosody, ejabberd, Openfire, Conversations and Smack will do with them.\n" +
+			"Exit codes: 0 success, 1 the certificate is not valid, 2 usage or input error.",
+		Reader:          stdin,
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		Flags:           globalFlags(),
+		HideHelpCommand: false,
+		ExitErrHandler:  func(*cli.Context, error) {},
+		OnUsageError:    onUsageError,
+		Commands:        []*cli.Command{inspectCommand(), checkCommand()},
+	}
+}
+
+// globalFlags are the flags of DESIGN.md's command-line contract. --json
+// and --quiet are also accepted after the command name.
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.PathFlag{Name: "state-dir", EnvVars: []string{"XMPPCERT_STATE_DIR"}, Value: defaultStateDir(),
+			Usage: "where xmppcert keeps its CA, lineages and history"},
+		&cli.PathFlag{Name: "config", EnvVars: []string{"XMPPCERT_CONFIG"}, Usage: "TOML configuration file"},
+		jsonFlag(), quietFlag(),
+	}
+}
+
+func jsonFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "json", Usage: "machine-readable output on stdout (logs stay on stderr)"}
+}
+
+func quietFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no output on success; the exit code tells"}
+}
+
+// flagAnywhere reports a boolean flag given before or after the command
+// name: urfave/cli lets a command's own flag shadow the global one.
+func flagAnywhere(c *cli.Context, name string) bool {
+	for _, x := range c.Lineage() {
+		if x.Bool(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// defaultStateDir is $XDG_STATE_HOME/xmppcert (or ~/.local/state/xmppcert)
+// for users and /var/lib/xmppcert for root, as DESIGN.md says.
+func defaultStateDir() string {
+	if os.Geteuid() == 0 {
+		return "/var/lib/xmppcert"
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "xmppcert")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, ".local", "state", "xmppcert")
+	}
+	return "xmppcert-state"
+}
+
+func onUsageError(c *cli.Context, err error, _ bool) error {
+	name := "xmppcert"
+	if c.Command != nil && c.Command.Name != "" {
+		name += " " + c.Command.Name
+	}
+	return usagef("%s: %v; see '%s --help'", name, err, name)
+}

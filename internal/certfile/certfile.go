@@ -1,0 +1,149 @@
+// Package certfile reads certificate chains as operators have them: PEM
+// files (fullchain.pem, openssl s_client -showcerts output, a combined
+// key+certificate PEM) or DER, from a file or standard input, with a size
+// limit and errors that say what the input was instead.
+package certfile
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// MaxSize is the largest input read. A certificate chain is a few KB;
+// anything larger is the wrong file, and is refused before it is parsed.
+const MaxSize = 1 << 20
+
+// MaxCerts is the longest chain accepted.
+const MaxCerts = 32
+
+// Read reads a chain from path, or from stdin when path is "-". Errors
+// start with the path ("stdin" for "-"), fit on one line and never quote
+// the input, which may be a private key.
+func Read(path string, stdin io.Reader) ([]*x509.Certificate, error) {
+	name := path
+	var r io.Reader = stdin
+	if path == "-" {
+		name = "stdin"
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: cannot read: %v", name, unwrapPath(err))
+		}
+		defer f.Close()
+		if fi, err := f.Stat(); err == nil && fi.IsDir() {
+			return nil, fmt.Errorf("%s: is a directory, not a certificate file", name)
+		}
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: cannot read: %v", name, unwrapPath(err))
+	}
+	if len(data) > MaxSize {
+		return nil, fmt.Errorf("%s: larger than %d KiB; a certificate chain is a few KB, so this is not one", name, MaxSize>>10)
+	}
+	certs, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", name, err)
+	}
+	return certs, nil
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// Parse reads every certificate in data, leaf first as given. PEM blocks
+// of other types (a private key in a combined file) are skipped; input
+// that holds no certificate at all is described in the error.
+func Parse(data []byte) ([]*x509.Certificate, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, errors.New("empty input: expected a PEM or DER certificate")
+	}
+	if bytes.Contains(data, []byte("-----BEGIN ")) {
+		return parsePEM(data)
+	}
+	if data[0] == 0x30 { // an ASN.1 SEQUENCE: DER
+		certs, err := x509.ParseCertificates(data)
+		switch {
+		case err == nil && len(certs) > MaxCerts:
+			return nil, fmt.Errorf("more than %d certificates; a chain is the leaf and a few intermediates", MaxCerts)
+		case err == nil:
+			return certs, nil
+		case isDERPrivateKey(data):
+			return nil, errors.New("this is a private key, not a certificate: pass the certificate (cert.pem or fullchain.pem)")
+		}
+		return nil, fmt.Errorf("not a valid DER certificate (truncated or corrupt): %v", err)
+	}
+	return nil, errors.New("no certificate found: expected PEM (-----BEGIN CERTIFICATE-----) or DER")
+}
+
+func parsePEM(data []byte) ([]*x509.Certificate, error) {
+	var certs []*x509.Certificate
+	var others []string
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			others = append(others, block.Type)
+			continue
+		}
+		if len(certs) == MaxCerts {
+			return nil, fmt.Errorf("more than %d certificates; a chain is the leaf and a few intermediates", MaxCerts)
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d is not a valid X.509 certificate: %v", len(certs)+1, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) > 0 {
+		return certs, nil
+	}
+	for _, t := range others {
+		if strings.Contains(t, "PRIVATE KEY") {
+			return nil, errors.New("this is a private key, not a certificate: pass the certificate (cert.pem or fullchain.pem)")
+		}
+	}
+	if len(others) > 0 {
+		return nil, fmt.Errorf("no CERTIFICATE in the PEM input, only %s", strings.Join(others, ", "))
+	}
+	return nil, errors.New("a PEM block is truncated or corrupt: expected -----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----")
+}
+
+func isDERPrivateKey(der []byte) bool {
+	if _, err := x509.ParsePKCS8PrivateKey(der); err == nil {
+		return true
+	}
+	if _, err := x509.ParseECPrivateKey(der); err == nil {
+		return true
+	}
+	_, err := x509.ParsePKCS1PrivateKey(der)
+	return err == nil
+}
+
+// ReadPool reads a PEM or DER file of trust anchors into a pool.
+func ReadPool(path string, stdin io.Reader) (*x509.CertPool, error) {
+	certs, err := Read(path, stdin)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	return pool, nil
+}

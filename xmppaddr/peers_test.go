@@ -1,0 +1,98 @@
+package xmppaddr_test
+
+import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"strings"
+	"testing"
+
+	"github.com/xmppcert/xmppcert/internal/testpki"
+	. "github.com/xmppcert/xmppcert/xmppaddr"
+)
+
+// TestPeerPredictions pins the documented departures of real XMPP software
+// from RFC 9525, each of which an operator meets in the field.
+func TestPeerPredictions(t *testing.T) {
+	cnOnly := func(cn string) func(*x509.Certificate) { return withCN(cn, nil) }
+	cases := []struct {
+		name    string
+		leaf    func(*x509.Certificate)
+		domain  string
+		service Service
+		valid   bool
+		accepts map[string]bool // peer name prefix -> prediction
+	}{
+		{"SRV-ID only, c2s: Smack ignores SRV-IDs", san(testpki.SRV("_xmpp-client.example.org")), "example.org", ServiceClient, true,
+			map[string]bool{"Smack": false, "Conversations": true}},
+		{"SRV-ID only, s2s: ejabberd ignores SRV-IDs", san(testpki.SRV("_xmpp-server.example.org")), "example.org", ServiceServer, true,
+			map[string]bool{"ejabberd": false, "Prosody": true, "Openfire": true}},
+		{"XmppAddr only, c2s: Smack reads only dNSName and CN", san(testpki.Xmpp("example.org")), "example.org", ServiceClient, true,
+			map[string]bool{"Smack": false, "Conversations": true}},
+		{"multi-label wildcard: Conversations accepts", san(testpki.DNS("*.example.org")), "a.b.example.org", ServiceClient, false,
+			map[string]bool{"Conversations": true, "Smack": false}},
+		{"partial wildcard: Smack accepts", san(testpki.DNS("ch*.example.org")), "chat.example.org", ServiceClient, false,
+			map[string]bool{"Smack": true, "Conversations": false}},
+		{"*.localhost for localhost: Prosody accepts", san(testpki.DNS("*.localhost")), "localhost", ServiceServer, false,
+			map[string]bool{"Prosody": true, "ejabberd": false, "Openfire": true}},
+		{"wildcard any depth: Openfire accepts", san(testpki.DNS("*.example.org")), "a.b.example.org", ServiceServer, false,
+			map[string]bool{"Openfire": true, "Prosody": false, "ejabberd": false}},
+		{"_xmpp-client SRV-ID for s2s: Openfire accepts", san(testpki.SRV("_xmpp-client.example.org")), "example.org", ServiceServer, false,
+			map[string]bool{"Openfire": true, "Prosody": false}},
+		{"CN beside SANs: ejabberd always reads the CN", withCN("example.org", san(testpki.DNS("other.example"))), "example.org", ServiceServer, false,
+			map[string]bool{"ejabberd": true, "Prosody": false, "Openfire": false}},
+		{"CN only, c2s", cnOnly("example.org"), "example.org", ServiceClient, false,
+			map[string]bool{"Smack": true, "Conversations": true}},
+		{"two CNs: Prosody refuses", func(c *x509.Certificate) {
+			c.Subject.ExtraNames = []pkix.AttributeTypeAndValue{{Type: []int{2, 5, 4, 3}, Value: "example.org"}, {Type: []int{2, 5, 4, 3}, Value: "other.example"}}
+		}, "example.org", ServiceServer, false, map[string]bool{"Prosody": false, "ejabberd": true}},
+		{"CN injected through OU: Openfire accepts the victim", func(c *x509.Certificate) {
+			c.Subject = pkix.Name{OrganizationalUnit: []string{"CN=victim.example,"}, CommonName: "attacker.example"}
+		}, "victim.example", ServiceServer, false, map[string]bool{"Openfire": true, "ejabberd": false, "Prosody": false}},
+		{"serverAuth only, s2s: ejabberd refuses", eku(x509.ExtKeyUsageServerAuth), "example.org", ServiceServer, true,
+			map[string]bool{"ejabberd": false, "Prosody": true, "Openfire": true}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			leaf, _ := root.Leaf(tc.leaf)
+			res, err := Verify([]*x509.Certificate{leaf}, Options{Domain: tc.domain, Service: tc.service, Roots: root.Pool(), CurrentTime: testpki.At})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Valid != tc.valid {
+				t.Fatalf("valid = %v, want %v:\n%s", res.Valid, tc.valid, findingsText(res))
+			}
+			seen := 0
+			for _, v := range res.Peers {
+				for prefix, want := range tc.accepts {
+					if !strings.HasPrefix(v.Peer, prefix) {
+						continue
+					}
+					seen++
+					if v.Accepts != want || v.Differs != (want != tc.valid) || v.Reason == "" {
+						t.Errorf("%s: accepts=%v differs=%v (%s); want accepts=%v", v.Peer, v.Accepts, v.Differs, v.Reason, want)
+					}
+				}
+			}
+			if seen != len(tc.accepts) {
+				t.Errorf("saw %d of the %d peers expected for %s: %+v", seen, len(tc.accepts), tc.service, res.Peers)
+			}
+		})
+	}
+}
+
+func TestPeersRefuseUntrustedChains(t *testing.T) {
+	other := testpki.NewRoot("Other Root", nil)
+	leaf, _ := other.Leaf(san(testpki.DNS("example.org")))
+	res, err := Verify([]*x509.Certificate{leaf}, Options{Domain: "example.org", Service: ServiceServer, Roots: root.Pool(), CurrentTime: testpki.At})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Valid || !hasCode(res, CodeChainUntrusted) || len(res.Peers) != 3 {
+		t.Fatalf("valid=%v peers=%d:\n%s", res.Valid, len(res.Peers), findingsText(res))
+	}
+	for _, v := range res.Peers {
+		if v.Accepts || v.Differs {
+			t.Errorf("%s accepts an untrusted chain: %+v", v.Peer, v)
+		}
+	}
+}
