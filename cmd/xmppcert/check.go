@@ -22,7 +22,7 @@ func checkCommand() *cli.Command {
 			"with RFC 9525 (or --profile rfc6125), and the EKU policy of the service is applied.\n" +
 			"Exit 0 valid, 1 not valid, 2 bad usage or unreadable input.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "domain", Aliases: []string{"d"}, Required: true, Usage: "the XMPP domain a peer wants to reach (not an SRV target)"},
+			&cli.StringFlag{Name: "domain", Aliases: []string{"d"}, Usage: "the XMPP domain a peer wants to reach (not an SRV target)"},
 			&cli.StringFlag{Name: "service", Aliases: []string{"s"}, Value: string(xmppaddr.ServiceClient), Usage: "xmpp-client, xmpp-server or https"},
 			&cli.PathFlag{Name: "roots", Usage: "PEM file of trusted roots (default: the system roots)"},
 			&cli.StringFlag{Name: "at", Usage: "validate at this time: RFC 3339 (2026-05-01T12:00:00Z) or a date (2026-05-01)"},
@@ -81,6 +81,9 @@ func runCheck(c *cli.Context) error {
 }
 
 func checkOptions(c *cli.Context) (xmppaddr.Options, error) {
+	if c.String("domain") == "" {
+		return xmppaddr.Options{}, usagef("check needs --domain DOMAIN, the XMPP domain a peer wants to reach; see 'xmppcert check --help'")
+	}
 	svc, err := xmppaddr.ParseService(c.String("service"))
 	if err != nil {
 		return xmppaddr.Options{}, usagef("check --service: %v", err)

@@ -39,15 +39,9 @@ var errInvalid = errors.New("not valid")
 // run is main without the process: it returns the exit code, so that
 // tests run the CLI in-process.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	app := newApp(stdin, stdout, stderr)
-	var unknown string
-	app.CommandNotFound = func(_ *cli.Context, name string) { unknown = name }
-	err := app.Run(args)
+	err := newApp(stdin, stdout, stderr).Run(args)
 	var ue usageError
 	switch {
-	case unknown != "":
-		fmt.Fprintf(stderr, "xmppcert: unknown command %q; run 'xmppcert help' for the list\n", unknown)
-		return exitUsage
 	case err == nil:
 		return exitOK
 	case errors.Is(err, errInvalid):
@@ -67,14 +61,19 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Description: "xmppcert checks certificates the way XMPP peers do (RFC 6120 §13.7 with RFC 9525) and says\n" +
 			"what Prosody, ejabberd, Openfire, Conversations and Smack will do with them.\n" +
 			"Exit codes: 0 success, 1 the certificate is not valid, 2 usage or input error.",
-		Reader:          stdin,
-		Writer:          stdout,
-		ErrWriter:       stderr,
-		Flags:           globalFlags(),
-		HideHelpCommand: false,
-		ExitErrHandler:  func(*cli.Context, error) {},
-		OnUsageError:    onUsageError,
-		Commands:        []*cli.Command{inspectCommand(), checkCommand()},
+		Reader:         stdin,
+		Writer:         stdout,
+		ErrWriter:      stderr,
+		Flags:          globalFlags(),
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   onUsageError,
+		Commands:       []*cli.Command{inspectCommand(), checkCommand()},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("unknown command %q; run 'xmppcert help' for the list", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
+		},
 	}
 }
 
