@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need, then runs every check
+# CI runs. Usage: ./test.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# Debian packages the tests use (openssl: interop test). Installed when root.
+packages=(openssl)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})) && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+export PATH="/usr/local/go/bin:$PATH"
+go mod download
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt needed:" $unformatted >&2
+  exit 1
+fi
+go vet ./...
+go test -race -count=1 ./...
+
+# Short fuzz runs of every fuzz target.
+fuzztime=${FUZZTIME:-10s}
+go test -run='^$' -fuzz='^FuzzParseSAN$' -fuzztime="$fuzztime" ./xmppaddr
+go test -run='^$' -fuzz='^FuzzCheck$' -fuzztime="$fuzztime" ./cmd/xmppcert
