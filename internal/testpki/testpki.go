@@ -15,6 +15,7 @@ import (
 	"encoding/asn1"
 	"encoding/pem"
 	"math/big"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -41,9 +42,10 @@ type CA struct {
 	Key  crypto.Signer
 }
 
-var serial int64
+var serial atomic.Int64
 
-func nextSerial() *big.Int { serial++; return big.NewInt(serial) }
+// nextSerial numbers certificates; scripts make fixtures in parallel.
+func nextSerial() *big.Int { return big.NewInt(serial.Add(1)) }
 
 func newKey() *ecdsa.PrivateKey {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
