@@ -24,6 +24,8 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go test -race -count=1 ./...
+# The x509-limbo agreement count (the test above fails on any unlisted divergence).
+go test -count=1 -run '^TestX509Limbo$' -v ./xmppaddr | grep 'x509-limbo:'
 
 # Short fuzz runs of every fuzz target.
 fuzztime=${FUZZTIME:-10s}
