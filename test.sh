@@ -31,3 +31,6 @@ go test -count=1 -run '^TestX509Limbo$' -v ./xmppaddr | grep 'x509-limbo:'
 fuzztime=${FUZZTIME:-10s}
 go test -run='^$' -fuzz='^FuzzParseSAN$' -fuzztime="$fuzztime" ./xmppaddr
 go test -run='^$' -fuzz='^FuzzCheck$' -fuzztime="$fuzztime" ./cmd/xmppcert
+
+# Performance target: the full check costs at most 1.3x bare crypto/x509 verification.
+bench/check-vs-x509.sh "${BENCH_RUNS:-5}"
