@@ -162,7 +162,18 @@ func FuzzCheck(f *testing.F) {
 	f.Add(testpki.PEM())
 	roots := filepath.Join(dir, "root.pem")
 	f.Fuzz(func(t *testing.T, data []byte) {
-		code, _, stderr := runCLI(t, data, "check", "--json", "--domain", "example.org", "--service", "xmpp-server", "--roots", roots, "--at", "2026-02-01", "-")
+		var code int
+		var stderr string
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			code, _, stderr = runCLI(t, data, "check", "--json", "--domain", "example.org", "--service", "xmpp-server", "--roots", roots, "--at", "2026-02-01", "-")
+		}()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("check did not finish within 2s on %d bytes of input", len(data))
+		}
 		switch code {
 		case exitOK, exitFailed:
 			if stderr != "" {
