@@ -52,7 +52,6 @@ const (
 	CodeWildcardApex     = "wildcard-apex"      // *.d presented, d referenced
 	CodeWildcardDepth    = "wildcard-one-label" // *.d presented, a.b.d referenced
 	CodeWrongService     = "srv-id-other-service"
-	CodeIPNotDomain      = "ip-reference" // the domain is an IP literal
 
 	// SAN structure and individual entries.
 	CodeSANAbsent         = "san-absent"

@@ -25,7 +25,7 @@ type PeerVerdict struct {
 type cnRule int
 
 const (
-	cnNever    cnRule = iota
+	cnNever    cnRule = iota // the CN is never an identity (RFC 9525)
 	cnFallback        // only when no SAN of a type in cnBlockers exists
 	cnAlways
 )

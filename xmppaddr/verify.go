@@ -278,11 +278,9 @@ func identityFindings(res *Result, profile Profile) []Finding {
 					"matched only through the subject CN %q, which RFC 9525 peers never use: put %s in a dNSName", id.Value, res.Domain)})
 			}
 		case len(res.Matched) == 0 && cnWouldMatch && !hasSupportedSAN(res.Presented):
-			what := "RFC 9525 never uses the CN; the rfc6125 profile would"
-			if profile == ProfileRFC6125 {
-				what = "the rfc6125 profile does not use it beside a SAN"
-			}
-			fs = append(fs, Finding{CodeCNOnly, Warning, fmt.Sprintf("%s is only in the subject CN: %s; put it in a dNSName", res.Domain, what)})
+			// Only under rfc9525: rfc6125 would have matched through this CN.
+			fs = append(fs, Finding{CodeCNOnly, Warning, fmt.Sprintf(
+				"%s is only in the subject CN, which RFC 9525 never uses (the rfc6125 profile would): put it in a dNSName", res.Domain)})
 		default:
 			fs = append(fs, Finding{CodeCNIgnored, Info, fmt.Sprintf("subject CN %q is not used for identity (%s)", id.Value, cnReason(profile))})
 		}

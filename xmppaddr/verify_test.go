@@ -273,3 +273,63 @@ func TestEKUMatrix(t *testing.T) {
 		}
 	}
 }
+
+func TestChainHandling(t *testing.T) {
+	inter := root.Intermediate("Issuing CA", nil)
+	xmppOnly := func(c *x509.Certificate) {
+		c.Subject = pkix.Name{} // empty subject: RFC 5280 wants the SAN critical
+		c.ExtraExtensions = append(c.ExtraExtensions, testpki.SAN(true, testpki.Xmpp("example.org")))
+	}
+	leaf, _ := inter.Leaf(xmppOnly)
+	verify := func(chain ...*x509.Certificate) *Result {
+		t.Helper()
+		res, err := Verify(chain, Options{Domain: "example.org", Service: ServiceServer, Roots: root.Pool(), CurrentTime: testpki.At})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+
+	// crypto/x509 alone refuses a critical SAN it finds no name in.
+	pool := x509.NewCertPool()
+	pool.AddCert(inter.Cert)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: root.Pool(), Intermediates: pool, CurrentTime: testpki.At}); err == nil {
+		t.Fatal("crypto/x509 accepted a critical otherName-only SAN; the test premise is gone")
+	}
+	res := verify(leaf, inter.Cert)
+	if !res.Valid || len(res.Chain) != 3 || !hasCode(res, CodeCriticalSANOtherOnly) {
+		t.Fatalf("critical XmppAddr-only SAN: valid=%v chain=%d\n%s", res.Valid, len(res.Chain), findingsText(res))
+	}
+	if res.Chain[0] != leaf {
+		t.Error("the verified chain does not start with the presented leaf")
+	}
+
+	res = verify(leaf) // intermediate missing
+	if res.Valid || !hasCode(res, CodeChainUntrusted) || res.Chain != nil {
+		t.Fatalf("missing intermediate: valid=%v\n%s", res.Valid, findingsText(res))
+	}
+
+	if _, err := Verify(nil, Options{Domain: "example.org", Service: ServiceClient}); err == nil {
+		t.Error("an empty chain is not an error")
+	}
+	if _, err := Verify([]*x509.Certificate{leaf}, Options{Domain: "example.org", Service: "smtp"}); err == nil {
+		t.Error("an unknown service is not an error")
+	}
+}
+
+func TestExpiryWarning(t *testing.T) {
+	leaf, _ := root.Leaf(san(testpki.DNS("example.org"))) // 90 days from Epoch
+	for _, tc := range []struct {
+		daysLeft int
+		warn     bool
+	}{{60, false}, {31, false}, {29, true}, {1, true}} {
+		at := leaf.NotAfter.AddDate(0, 0, -tc.daysLeft)
+		res, err := Verify([]*x509.Certificate{leaf}, Options{Domain: "example.org", Service: ServiceClient, Roots: root.Pool(), CurrentTime: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Valid || hasCode(res, CodeExpiresSoon) != tc.warn {
+			t.Errorf("%d days left: valid=%v, warning=%v, want warning=%v", tc.daysLeft, res.Valid, hasCode(res, CodeExpiresSoon), tc.warn)
+		}
+	}
+}
