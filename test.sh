@@ -31,6 +31,7 @@ go test -count=1 -run '^TestX509Limbo$' -v ./xmppaddr | grep 'x509-limbo:'
 # amount of work (and the progress report) does not depend on timing.
 fuzzexecs=${FUZZ_EXECS:-50000}
 go test -run='^$' -fuzz='^FuzzParseSAN$' -fuzztime="${fuzzexecs}x" ./xmppaddr
+go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="${fuzzexecs}x" ./internal/certfile
 go test -run='^$' -fuzz='^FuzzCheck$' -fuzztime="${fuzzexecs}x" ./cmd/xmppcert
 
 # Performance target: the full check costs at most 1.3x bare crypto/x509 verification.
