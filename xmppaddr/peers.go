@@ -26,7 +26,7 @@ type cnRule int
 
 const (
 	cnNever    cnRule = iota // the CN is never an identity (RFC 9525)
-	cnFallback        // only when no SAN of a type in cnBlockers exists
+	cnFallback               // only when no SAN of a type in cnBlockers exists
 	cnAlways
 )
 
