@@ -50,8 +50,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "xmppcert: %s\n", ue.msg)
 		return exitUsage
 	}
+	// Anything else is an operation that failed (writing the output, say);
+	// command-line mistakes all arrive as usageError through onUsageError.
 	fmt.Fprintf(stderr, "xmppcert: %v\n", err)
-	return exitUsage
+	return exitFailed
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
