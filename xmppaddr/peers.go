@@ -67,7 +67,7 @@ type peer struct {
 	printedDN bool
 	wildcard  wildcardRule
 	// clientAuth is non-empty when the peer refuses, for s2s, a
-	// certificate without the clientAuth EKU; it names the versions.
+	// certificate without the clientAuth EKU; it says which versions do.
 	clientAuth string
 }
 
@@ -83,7 +83,8 @@ var peers = []peer{
 		wildcard: wildcardSingleLabelApex},
 	{name: "ejabberd", services: []Service{ServiceServer},
 		reads: []IDType{TypeXmppAddr, TypeDNSName}, cn: cnAlways,
-		wildcard: wildcardRFC9525, clientAuth: "ejabberd before " + ejabberdClientAuthFix},
+		wildcard: wildcardRFC9525, clientAuth: "refuses it from a connecting server (no clientAuth EKU) before ejabberd " +
+			ejabberdClientAuthFix + ", which accepts it; until then dialback is the fallback"},
 	{name: "Openfire", services: []Service{ServiceServer},
 		reads: []IDType{TypeXmppAddr, TypeSRVName, TypeDNSName}, srvAnyService: true,
 		cn: cnFallback, cnBlockers: []IDType{TypeXmppAddr, TypeSRVName, TypeDNSName, TypeURI}, printedDN: true,
@@ -114,7 +115,7 @@ func predictPeers(res *Result, leaf *x509.Certificate, chainOK, serverOK, client
 		case !serverOK:
 			v.Reason = "refuses: the certificate is not for serverAuth"
 		case p.clientAuth != "" && res.Service == ServiceServer && !clientOK:
-			v.Reason = fmt.Sprintf("%s refuses it from a connecting server (no clientAuth EKU); %s and later accept it; meanwhile dialback is the fallback", p.clientAuth, ejabberdClientAuthFix)
+			v.Reason = p.clientAuth
 		default:
 			v.Accepts, v.Reason = p.matches(res, leaf)
 		}
