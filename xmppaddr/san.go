@@ -107,6 +107,8 @@ func Identities(cert *x509.Certificate) Presented {
 			"the subjectAltName extension is empty, which RFC 5280 forbids; it presents no identity"})
 	}
 	p.Identifiers, p.Findings = appendSubjectCNs(cert, p.Identifiers, p.Findings)
+	// Empty, not nil: "none" is an answer, and JSON shows it as [].
+	p.Identifiers, p.Findings = nonNil(p.Identifiers), nonNil(p.Findings)
 	return p
 }
 
@@ -144,6 +146,13 @@ func appendSubjectCNs(cert *x509.Certificate, ids []Identifier, fs []Finding) ([
 			"the subject has %d CN attributes; software that falls back to the CN picks one of them unpredictably", cns)})
 	}
 	return ids, fs
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
 
 // ParseSAN parses the DER value of a subjectAltName extension. Entries of

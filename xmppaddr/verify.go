@@ -88,7 +88,7 @@ func Verify(chain []*x509.Certificate, opts Options) (*Result, error) {
 	serverOK, clientOK := chainAllows(policyChain, x509.ExtKeyUsageServerAuth), chainAllows(policyChain, x509.ExtKeyUsageClientAuth)
 	fs = append(fs, ekuFindings(opts.Service, serverOK, clientOK)...)
 
-	res.Matched = matchIdentities(refs, res.Presented, profile)
+	res.Matched = nonNil(matchIdentities(refs, res.Presented, profile))
 	fs = append(fs, identityFindings(res, profile)...)
 	if chainErr == nil {
 		fs = append(fs, expiryFindings(leaf, now)...)
@@ -99,7 +99,7 @@ func Verify(chain []*x509.Certificate, opts Options) (*Result, error) {
 	}
 
 	slices.SortStableFunc(fs, func(a, b Finding) int { return cmp.Compare(b.Severity, a.Severity) })
-	res.Findings = fs
+	res.Findings = nonNil(fs)
 	res.Valid = !slices.ContainsFunc(fs, func(f Finding) bool { return f.Severity == Error })
 	res.Peers = predictPeers(res, leaf, chainErr == nil, serverOK, clientOK)
 	return res, nil

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -149,6 +148,6 @@ func printCheck(w io.Writer, out checked) {
 		if p.Differs {
 			differs = "  [differs from the RFC verdict]"
 		}
-		fmt.Fprintf(w, "  %s %-14s %s%s\n", mark, p.Peer, strings.TrimSpace(p.Reason), differs)
+		fmt.Fprintf(w, "  %s %-14s %s%s\n", mark, p.Peer, p.Reason, differs)
 	}
 }

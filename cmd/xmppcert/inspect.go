@@ -46,12 +46,6 @@ func runInspect(c *cli.Context) error {
 	for i, cert := range certs {
 		p := xmppaddr.Identities(cert)
 		out[i] = inspected{summarize(cert), p.Identifiers, p.Findings}
-		if out[i].Identities == nil {
-			out[i].Identities = []xmppaddr.Identifier{}
-		}
-		if out[i].Findings == nil {
-			out[i].Findings = []xmppaddr.Finding{}
-		}
 	}
 	switch {
 	case flagAnywhere(c, "json"):
