@@ -1,5 +1,10 @@
-// Package acme will get certificates: the Issuer interface, the embedded
-// private CA built on smallstep/certificates, public ACME CAs through
-// certmagic/acmez, renewal policy, lineages on disk, deploy targets and
-// hooks (DESIGN.md, "Issuance"). It is empty until that work lands.
+// Package acme gets certificates for XMPP hosts and keeps them on disk.
+//
+// An Issuer signs a Request: a host, its components and their roles
+// (xmppaddr.Role), and the key options. The embedded private CA
+// (package acme/localca) is one Issuer; public ACME CAs are another.
+// Obtain runs one issuance end to end under a per-lineage lock: key
+// (new or reused), signature, and the lineage written atomically in
+// certbot's layout (Store). Deploy targets (Prosody, ejabberd, a hook
+// command) then install the result (DESIGN.md, "Issuance").
 package acme

@@ -39,6 +39,25 @@ func (r Role) String() string {
 	return roleNames[r]
 }
 
+// MarshalText writes the role's name, so stored requests read "host".
+func (r Role) MarshalText() ([]byte, error) {
+	if r < RoleHost || r > RoleAnonymousHost {
+		return nil, fmt.Errorf("unknown role %d", int(r))
+	}
+	return []byte(r.String()), nil
+}
+
+// UnmarshalText reads a role's name.
+func (r *Role) UnmarshalText(b []byte) error {
+	for i, n := range roleNames {
+		if string(b) == n {
+			*r = Role(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown role %q; use host, component or anonymous", b)
+}
+
 // Services lists the XMPP services a name of this role is reached for.
 func (r Role) Services() []Service {
 	switch r {

@@ -1,0 +1,195 @@
+package acme
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"strings"
+
+	"github.com/xmppcert/xmppcert/xmppaddr"
+)
+
+// Issuer signs certificates. The embedded private CA and public ACME CAs
+// implement it, so that issue and renew treat them alike.
+type Issuer interface {
+	// Name says who signs, for output and for the lineage's record.
+	Name() string
+	// Issue returns a certificate for req's names, bound to key's public
+	// half. It must not return a certificate for names req did not ask
+	// for.
+	Issue(ctx context.Context, req Request, key crypto.Signer) (*Issued, error)
+}
+
+// Request is what to certify. The first name is the host; it names the
+// lineage. Requests are stored with each lineage version so that renewal
+// repeats them.
+type Request struct {
+	Names    []Name  `json:"names"`
+	Key      KeyType `json:"key"`
+	ReuseKey bool    `json:"reuse_key"`
+	// CA is the --ca value that issued the lineage: "local" or a URL.
+	CA string `json:"ca"`
+}
+
+// Name is a domain and its role, in the stored form.
+type Name struct {
+	Domain string        `json:"domain"`
+	Role   xmppaddr.Role `json:"role"`
+}
+
+// Host is the request's first name, the lineage name.
+func (r Request) Host() string { return r.Names[0].Domain }
+
+// Domains lists the names in order.
+func (r Request) Domains() []string {
+	d := make([]string, len(r.Names))
+	for i, n := range r.Names {
+		d[i] = n.Domain
+	}
+	return d
+}
+
+// XMPPNames converts the names for xmppaddr's encoders.
+func (r Request) XMPPNames() []xmppaddr.Name {
+	n := make([]xmppaddr.Name, len(r.Names))
+	for i, x := range r.Names {
+		n[i] = xmppaddr.Name{Domain: x.Domain, Role: x.Role}
+	}
+	return n
+}
+
+// MaxNames bounds a request; no XMPP host has more components than this
+// and CAs refuse far fewer (Let's Encrypt: 100).
+const MaxNames = 100
+
+// NewRequest checks and canonicalises a host and its components: every
+// name must be a valid domain name (IDNA2008, A-labels stored), not an IP
+// literal, and appear once. Errors name the offending domain.
+func NewRequest(host string, hostRole xmppaddr.Role, components []string, key KeyType) (Request, error) {
+	req := Request{Key: key}
+	seen := map[string]bool{}
+	add := func(d string, role xmppaddr.Role) error {
+		c, err := CanonicalName(d)
+		if err != nil {
+			return err
+		}
+		if seen[c] {
+			return fmt.Errorf("%s is named twice", c)
+		}
+		seen[c] = true
+		req.Names = append(req.Names, Name{Domain: c, Role: role})
+		return nil
+	}
+	if err := add(host, hostRole); err != nil {
+		return Request{}, err
+	}
+	for _, c := range components {
+		if err := add(c, xmppaddr.RoleComponent); err != nil {
+			return Request{}, err
+		}
+	}
+	if len(req.Names) > MaxNames {
+		return Request{}, fmt.Errorf("%d names in one certificate; at most %d", len(req.Names), MaxNames)
+	}
+	return req, nil
+}
+
+// CanonicalName checks one domain for a certificate: a DNS name that
+// IDNA2008 accepts, no IP literal, no wildcard (XMPP identities cannot be
+// wildcards), returned in A-label form.
+func CanonicalName(d string) (string, error) {
+	if net.ParseIP(strings.Trim(d, "[]")) != nil {
+		return "", fmt.Errorf("%q is an IP address; XMPP certificates name domains", d)
+	}
+	if strings.HasPrefix(d, "*.") {
+		return "", fmt.Errorf("%q is a wildcard; name each host and component instead", d)
+	}
+	c, err := xmppaddr.CanonicalDomain(d)
+	if err != nil {
+		return "", err
+	}
+	return c, nil
+}
+
+// Unrelated lists the components that are neither the host's subdomains
+// nor share its parent domain: allowed, but worth a second look.
+func (r Request) Unrelated() []string {
+	host := r.Host()
+	parent := host
+	if i := strings.IndexByte(host, '.'); i >= 0 {
+		parent = host[i+1:]
+	}
+	var out []string
+	for _, n := range r.Names[1:] {
+		if strings.HasSuffix(n.Domain, "."+host) || (strings.Count(parent, ".") > 0 && strings.HasSuffix(n.Domain, "."+parent)) {
+			continue
+		}
+		out = append(out, n.Domain)
+	}
+	return out
+}
+
+// Issued is a signed certificate with its key.
+type Issued struct {
+	// Chain is the leaf first, then the intermediates; never the root.
+	Chain []*x509.Certificate
+	Key   crypto.Signer
+	// Issuer is the Issuer's Name.
+	Issuer string
+}
+
+// Leaf is the end-entity certificate.
+func (i *Issued) Leaf() *x509.Certificate { return i.Chain[0] }
+
+// KeyType is the kind of private key a certificate gets.
+type KeyType string
+
+// Key types. ECDSA P-256 is the default: every XMPP server in use takes
+// it, and it is small and fast.
+const (
+	KeyECDSAP256 KeyType = "ecdsa-p256"
+	KeyRSA2048   KeyType = "rsa2048"
+	KeyRSA3072   KeyType = "rsa3072"
+)
+
+// ParseKeyType accepts the --key-type values.
+func ParseKeyType(s string) (KeyType, error) {
+	switch k := KeyType(strings.ToLower(s)); k {
+	case KeyECDSAP256, KeyRSA2048, KeyRSA3072:
+		return k, nil
+	case "", "ecdsa", "p256", "p-256":
+		return KeyECDSAP256, nil
+	}
+	return "", fmt.Errorf("unknown key type %q; use ecdsa-p256, rsa2048 or rsa3072", s)
+}
+
+// Generate makes a new key of this type.
+func (k KeyType) Generate() (crypto.Signer, error) {
+	switch k {
+	case KeyECDSAP256, "":
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case KeyRSA2048:
+		return rsa.GenerateKey(rand.Reader, 2048)
+	case KeyRSA3072:
+		return rsa.GenerateKey(rand.Reader, 3072)
+	}
+	return nil, fmt.Errorf("unknown key type %q", string(k))
+}
+
+// Matches reports whether key is of this type, for --reuse-key: a
+// request that changed its key type gets a new key.
+func (k KeyType) Matches(key crypto.Signer) bool {
+	switch pub := key.Public().(type) {
+	case *ecdsa.PublicKey:
+		return (k == KeyECDSAP256 || k == "") && pub.Curve == elliptic.P256()
+	case *rsa.PublicKey:
+		return (k == KeyRSA2048 && pub.N.BitLen() == 2048) || (k == KeyRSA3072 && pub.N.BitLen() == 3072)
+	}
+	return false
+}

@@ -1,0 +1,314 @@
+package acme
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/xmppcert/xmppcert/internal/atomicfile"
+)
+
+// Store keeps lineages in a state directory, in certbot's layout:
+//
+//	live/NAME -> ../archive/NAME/000003   the current version (a symlink)
+//	archive/NAME/000003/cert.pem          leaf
+//	archive/NAME/000003/chain.pem         intermediates
+//	archive/NAME/000003/fullchain.pem     leaf and intermediates
+//	archive/NAME/000003/privkey.pem       key, 0600
+//	archive/NAME/000003/request.json      what was asked for, for renewal
+//	locks/NAME.lock                       held while NAME is being issued
+//
+// live/NAME/fullchain.pem and live/NAME/privkey.pem are the paths certbot
+// users know. A version is written completely in a temporary directory
+// and renamed into place, then live/NAME is switched to it with one
+// rename: at every moment the live certificate and key belong together.
+type Store struct {
+	// Dir is the state directory.
+	Dir string
+}
+
+// Lineage files, as certbot names them.
+const (
+	CertFile      = "cert.pem"
+	ChainFile     = "chain.pem"
+	FullchainFile = "fullchain.pem"
+	KeyFile       = "privkey.pem"
+	RequestFile   = "request.json"
+)
+
+// Lineage is one version of a lineage as found on disk.
+type Lineage struct {
+	// Name is the host, the lineage's name.
+	Name string
+	// Path is live/NAME, the directory certbot's RENEWED_LINEAGE names.
+	Path    string
+	Version int
+	Request Request
+	// Chain is the leaf first, then the intermediates.
+	Chain []*x509.Certificate
+	Key   crypto.Signer
+}
+
+// File returns the path of one of the lineage's files under live/NAME.
+func (l *Lineage) File(name string) string { return filepath.Join(l.Path, name) }
+
+// ErrNoLineage is returned by Load for a name that has no lineage.
+var ErrNoLineage = errors.New("no such lineage")
+
+// LockedError says that another process is issuing for the lineage.
+type LockedError struct {
+	Name string
+	PID  int // 0 when unknown
+}
+
+func (e *LockedError) Error() string {
+	who := "another xmppcert process"
+	if e.PID > 0 {
+		who += fmt.Sprintf(" (pid %d)", e.PID)
+	}
+	return fmt.Sprintf("lineage %s is being issued by %s; nothing was done here, run again once it finishes", e.Name, who)
+}
+
+// Lock takes the lineage's lock, held across processes until unlock is
+// called or the process dies (flock(2): a killed process leaves no stale
+// lock). It does not wait: a held lock returns *LockedError.
+func (s Store) Lock(name string) (unlock func(), err error) {
+	dir := filepath.Join(s.Dir, "locks")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, name+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		defer f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			b, _ := os.ReadFile(f.Name())
+			pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+			return nil, &LockedError{Name: name, PID: pid}
+		}
+		return nil, err
+	}
+	// The pid is informational, for the other process's message.
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return func() { f.Close() }, nil
+}
+
+// Names lists the lineages, sorted.
+func (s Store) Names() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(s.Dir, "live"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), ".") {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Load reads the current version of a lineage.
+func (s Store) Load(name string) (*Lineage, error) {
+	live := filepath.Join(s.Dir, "live", name)
+	target, err := os.Readlink(live)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", name, ErrNoLineage)
+	}
+	if err != nil {
+		return nil, err
+	}
+	l := &Lineage{Name: name, Path: live}
+	l.Version, _ = strconv.Atoi(filepath.Base(target))
+	b, err := os.ReadFile(filepath.Join(live, RequestFile))
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, &l.Request); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(live, RequestFile), err)
+	}
+	if l.Chain, err = readChain(filepath.Join(live, FullchainFile)); err != nil {
+		return nil, err
+	}
+	if l.Key, err = ReadKey(filepath.Join(live, KeyFile)); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// write stores a new version of the lineage and makes it current. On any
+// error the previous version stays current and nothing half-written is
+// left behind. The caller holds the lineage's lock.
+func (s Store) write(req Request, iss *Issued) (*Lineage, error) {
+	name := req.Host()
+	arch := filepath.Join(s.Dir, "archive", name)
+	live := filepath.Join(s.Dir, "live")
+	for _, d := range []string{arch, live} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	version, err := s.sweep(arch)
+	if err != nil {
+		return nil, err
+	}
+	version++
+	files, err := encodeLineage(req, iss)
+	if err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(arch, ".tmp-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp) // a no-op once renamed
+	for _, f := range files {
+		if err := writeSynced(filepath.Join(tmp, f.name), f.data, f.perm); err != nil {
+			return nil, err
+		}
+	}
+	if err := atomicfile.SyncDir(tmp); err != nil {
+		return nil, err
+	}
+	vname := fmt.Sprintf("%06d", version)
+	if err := os.Rename(tmp, filepath.Join(arch, vname)); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.SyncDir(arch); err != nil {
+		return nil, err
+	}
+	if err := atomicfile.Symlink(filepath.Join("..", "archive", name, vname), filepath.Join(live, name)); err != nil {
+		return nil, err
+	}
+	return &Lineage{Name: name, Path: filepath.Join(live, name), Version: version, Request: req, Chain: iss.Chain, Key: iss.Key}, nil
+}
+
+// sweep removes what an interrupted write left in a lineage's archive
+// and returns the highest version there.
+func (s Store) sweep(arch string) (int, error) {
+	ents, err := os.ReadDir(arch)
+	if err != nil {
+		return 0, err
+	}
+	max := 0
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".tmp-") {
+			os.RemoveAll(filepath.Join(arch, e.Name()))
+			continue
+		}
+		if v, err := strconv.Atoi(e.Name()); err == nil && v > max {
+			max = v
+		}
+	}
+	return max, nil
+}
+
+type lineageFile struct {
+	name string
+	data []byte
+	perm os.FileMode
+}
+
+func encodeLineage(req Request, iss *Issued) ([]lineageFile, error) {
+	keyDER, err := x509.MarshalPKCS8PrivateKey(iss.Key)
+	if err != nil {
+		return nil, err
+	}
+	reqJSON, err := json.MarshalIndent(req, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	var chain bytes.Buffer
+	for _, c := range iss.Chain[1:] {
+		pem.Encode(&chain, &pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	}
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: iss.Chain[0].Raw})
+	return []lineageFile{
+		{CertFile, cert, 0o644},
+		{ChainFile, chain.Bytes(), 0o644},
+		{FullchainFile, append(append([]byte{}, cert...), chain.Bytes()...), 0o644},
+		{KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600},
+		{RequestFile, append(reqJSON, '\n'), 0o644},
+	}, nil
+}
+
+// writeSynced creates a new file with data and fsyncs it.
+func writeSynced(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func readChain(path string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var chain []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		chain = append(chain, c)
+	}
+	if len(chain) == 0 {
+		return nil, fmt.Errorf("%s: no certificate", path)
+	}
+	return chain, nil
+}
+
+// ReadKey reads a PEM PKCS#8 private key, the form lineages store.
+func ReadKey(path string) (crypto.Signer, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil || block.Type != "PRIVATE KEY" {
+		return nil, fmt.Errorf("%s: not a PEM private key", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("%s: unsupported key type", path)
+	}
+	return s, nil
+}

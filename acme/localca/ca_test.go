@@ -1,0 +1,120 @@
+package localca
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/xmppaddr"
+)
+
+// openTestCA creates and opens a CA in a temporary directory.
+func openTestCA(t testing.TB, opts Options) *CA {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "ca")
+	if err := Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := Open(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ca.Close() })
+	return ca
+}
+
+func TestInitLayoutAndRefusal(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ca")
+	if err := Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("CA dir mode %v, %v; want 0700", st.Mode().Perm(), err)
+	}
+	for _, k := range []string{rootKeyFile, interKeyFile} {
+		st, err := os.Stat(filepath.Join(dir, k))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s mode %v, %v; want 0600", k, st.Mode().Perm(), err)
+		}
+	}
+	before, _ := os.ReadFile(filepath.Join(dir, rootCertFile))
+	if err := Init(dir); !errors.Is(err, ErrExists) {
+		t.Fatalf("second Init: %v; want ErrExists", err)
+	}
+	after, _ := os.ReadFile(filepath.Join(dir, rootCertFile))
+	if string(before) != string(after) {
+		t.Fatal("second Init changed the root")
+	}
+	if _, err := Open(filepath.Join(t.TempDir(), "none"), Options{}); !errors.Is(err, ErrNotInitialized) {
+		t.Fatalf("Open of an empty dir: %v; want ErrNotInitialized", err)
+	}
+}
+
+// TestIssueRoles checks that every name gets the identities of its role
+// and that the certificate passes verification for every service the
+// role serves, and fails for the ones it does not.
+func TestIssueRoles(t *testing.T) {
+	ca := openTestCA(t, Options{})
+	req := acme.Request{Key: acme.KeyECDSAP256, Names: []acme.Name{
+		{Domain: "example.org", Role: xmppaddr.RoleHost},
+		{Domain: "conference.example.org", Role: xmppaddr.RoleComponent},
+		{Domain: "anon.example.org", Role: xmppaddr.RoleAnonymousHost},
+		{Domain: "xn--bcher-kva.example", Role: xmppaddr.RoleHost},
+	}}
+	key, _ := acme.KeyECDSAP256.Generate()
+	iss, err := ca.Issue(context.Background(), req, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := iss.Leaf()
+	if !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageServerAuth) || !slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageClientAuth) {
+		t.Errorf("EKU %v; want serverAuth and clientAuth", leaf.ExtKeyUsage)
+	}
+	if got := leaf.NotAfter.Sub(leaf.NotBefore); got < DefaultLifetime-2*time.Minute || got > DefaultLifetime+2*time.Minute {
+		t.Errorf("lifetime %v; want %v", got, DefaultLifetime)
+	}
+	var got []string
+	ids := xmppaddr.Identities(leaf)
+	for _, id := range ids.Identifiers {
+		if id.Type != xmppaddr.TypeCN {
+			got = append(got, string(id.Type)+":"+id.Value)
+		}
+	}
+	want := []string{
+		"dNSName:example.org", "SRVName:_xmpp-client.example.org", "SRVName:_xmpp-server.example.org", "XmppAddr:example.org",
+		"dNSName:conference.example.org", "SRVName:_xmpp-server.conference.example.org", "XmppAddr:conference.example.org",
+		"dNSName:anon.example.org", "SRVName:_xmpp-client.anon.example.org", "XmppAddr:anon.example.org",
+		"dNSName:xn--bcher-kva.example", "SRVName:_xmpp-client.xn--bcher-kva.example", "SRVName:_xmpp-server.xn--bcher-kva.example", "XmppAddr:bücher.example",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("identities:\n got %q\nwant %q", got, want)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.Root())
+	for _, n := range req.Names {
+		for _, svc := range []xmppaddr.Service{xmppaddr.ServiceClient, xmppaddr.ServiceServer} {
+			res, err := xmppaddr.Verify(iss.Chain, xmppaddr.Options{Domain: n.Domain, Service: svc, Roots: roots})
+			if err != nil {
+				t.Fatal(err)
+			}
+			serves := slices.Contains(n.Role.Services(), svc)
+			srvMatched := false
+			for _, m := range res.Matched {
+				srvMatched = srvMatched || m.ReferenceType == xmppaddr.RefSRVID
+			}
+			if !res.Valid {
+				t.Errorf("%s %s: not valid: %v", n.Domain, svc, res.Findings)
+			}
+			if srvMatched != serves {
+				t.Errorf("%s %s: SRV-ID matched %v; the role serves it: %v", n.Domain, svc, srvMatched, serves)
+			}
+		}
+	}
+}
