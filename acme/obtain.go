@@ -18,7 +18,9 @@ type Obtained struct {
 }
 
 // Obtain issues a certificate for req and writes it as the next version of
-// the lineage named by req's host, holding the lineage's lock throughout.
+// the lineage named by req's host. The caller holds the lineage's lock
+// (Store.Lock), taken before anything slow such as opening the CA, so
+// that a concurrent run gives up at once instead of issuing twice.
 // With req.ReuseKey the current key is kept when it has the requested
 // type. The certificate is checked to carry the key before anything is
 // written; on error the current version is untouched.
@@ -26,12 +28,8 @@ func Obtain(ctx context.Context, s Store, iss Issuer, req Request) (*Obtained, e
 	if len(req.Names) == 0 {
 		return nil, errors.New("no names to certify")
 	}
-	unlock, err := s.Lock(req.Host())
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
 	var key crypto.Signer
+	var err error
 	reused := false
 	if req.ReuseKey {
 		if cur, err := s.Load(req.Host()); err == nil && req.Key.Matches(cur.Key) {

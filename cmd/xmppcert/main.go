@@ -39,12 +39,13 @@ var errInvalid = errors.New("not valid")
 // run is main without the process: it returns the exit code, so that
 // tests run the CLI in-process.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	err := newApp(stdin, stdout, stderr).Run(args)
+	app := newApp(stdin, stdout, stderr)
+	err := app.Run(permuteArgs(app, args))
 	var ue usageError
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.Is(err, errInvalid):
+	case errors.Is(err, errInvalid), errors.Is(err, errDeploy):
 		return exitFailed
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "xmppcert: %s\n", ue.msg)
@@ -69,7 +70,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Flags:          globalFlags(),
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   onUsageError,
-		Commands:       []*cli.Command{inspectCommand(), checkCommand()},
+		Commands:       []*cli.Command{issueCommand(), caCommand(), inspectCommand(), checkCommand()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usagef("unknown command %q; run 'xmppcert help' for the list", c.Args().First())

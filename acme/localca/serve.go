@@ -1,0 +1,298 @@
+package localca
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	stepacme "github.com/smallstep/certificates/acme"
+	acmeapi "github.com/smallstep/certificates/acme/api"
+	acmenosql "github.com/smallstep/certificates/acme/db/nosql"
+	"github.com/smallstep/certificates/authority"
+	"github.com/smallstep/certificates/authority/provisioner"
+	"github.com/smallstep/certificates/db"
+	"github.com/smallstep/nosql"
+	"go.step.sm/crypto/x509util"
+
+	"github.com/xmppcert/xmppcert/acme"
+)
+
+// ServeOptions configure the ACME server of an opened CA.
+type ServeOptions struct {
+	// Host is the host:port clients use to reach the server; the ACME
+	// directory's links are built from it.
+	Host string
+	// AllowDomains, when not empty, limits orders to these domains and
+	// their subdomains; other orders are refused with rejectedIdentifier.
+	AllowDomains []string
+	// ValidateIP, when set, makes challenge validation connect to this
+	// address instead of the address DNS gives for the name (a split
+	// horizon, or a test on loopback).
+	ValidateIP string
+	// HTTPPort and TLSALPNPort are where http-01 and tls-alpn-01 are
+	// validated; 80 and 443 (RFC 8555, RFC 8737) when zero.
+	HTTPPort, TLSALPNPort int
+}
+
+// ACMEPath is the ACME directory's path on the server.
+const ACMEPath = "/acme/" + ProvisionerName + "/directory"
+
+// Handler serves step-ca's ACME API (RFC 8555) from the CA: accounts,
+// orders, http-01 and tls-alpn-01 validation, and finalisation through
+// the provisioner's XMPP template, so that the certificate carries the
+// SRV-IDs and XmppAddr of the names the order validated.
+func (ca *CA) Handler(o ServeOptions) (http.Handler, error) {
+	nosqlDB, ok := ca.db.(nosql.DB)
+	if !ok {
+		return nil, fmt.Errorf("the CA database %T does not support ACME", ca.db)
+	}
+	acmeDB, err := acmenosql.New(nosqlDB)
+	if err != nil {
+		return nil, err
+	}
+	var client stepacme.Client = stepacme.NewClient()
+	if o.ValidateIP != "" || o.HTTPPort != 0 || o.TLSALPNPort != 0 {
+		client = newRedirectClient(o)
+	}
+	allowed := make([]string, 0, len(o.AllowDomains))
+	for _, d := range o.AllowDomains {
+		c, err := acme.CanonicalName(d)
+		if err != nil {
+			return nil, fmt.Errorf("--allow-domain %q: %w", d, err)
+		}
+		allowed = append(allowed, c)
+	}
+	linker := stepacme.NewLinker(o.Host, "acme")
+	mux := chi.NewRouter()
+	mux.Route("/acme", func(r chi.Router) { acmeapi.Route(r) })
+	base := func(ctx context.Context) context.Context {
+		ctx = authority.NewContext(ctx, ca.auth)
+		ctx = db.NewContext(ctx, ca.db)
+		return stepacme.NewContext(ctx, acmeDB, client, linker, nil)
+	}
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(w, r.WithContext(base(r.Context())))
+	})
+	if len(allowed) > 0 {
+		h = allowDomains(allowed, h)
+	}
+	return h, nil
+}
+
+// maxOrderBody bounds the new-order request read by allowDomains.
+const maxOrderBody = 64 << 10
+
+// allowDomains refuses new orders for identifiers outside the allowed
+// domains before step-ca sees them, with the RFC 8555 rejectedIdentifier
+// problem. It reads the JWS payload without verifying the signature:
+// it only ever refuses, and step-ca verifies everything it accepts.
+func allowDomains(allowed []string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/new-order") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxOrderBody+1))
+		if err != nil || len(body) > maxOrderBody {
+			acmeProblem(w, http.StatusBadRequest, "malformed", "the new-order request is unreadable or too large")
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		for _, name := range orderIdentifiers(body) {
+			if !domainAllowed(name, allowed) {
+				acmeProblem(w, http.StatusForbidden, "rejectedIdentifier",
+					fmt.Sprintf("this CA issues only for %s and their subdomains; %q is not allowed (xmppcert ca serve --allow-domain)", strings.Join(allowed, ", "), name))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// orderIdentifiers returns the identifier values of a new-order JWS, or
+// nil when it cannot be read (step-ca then answers the malformed request).
+func orderIdentifiers(body []byte) []string {
+	var jws struct {
+		Payload string `json:"payload"`
+	}
+	if json.Unmarshal(body, &jws) != nil {
+		return nil
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(jws.Payload, "="))
+	if err != nil {
+		return nil
+	}
+	var order struct {
+		Identifiers []struct {
+			Type  string `json:"type"`
+			Value string `json:"value"`
+		} `json:"identifiers"`
+	}
+	if json.Unmarshal(payload, &order) != nil {
+		return nil
+	}
+	names := make([]string, 0, len(order.Identifiers))
+	for _, id := range order.Identifiers {
+		names = append(names, id.Value)
+	}
+	return names
+}
+
+// domainAllowed reports whether name is one of the allowed domains or a
+// subdomain of one. Names that are not valid domains are not allowed.
+func domainAllowed(name string, allowed []string) bool {
+	c, err := acme.CanonicalName(strings.TrimPrefix(name, "*."))
+	if err != nil {
+		return false
+	}
+	for _, a := range allowed {
+		if c == a || strings.HasSuffix(c, "."+a) {
+			return true
+		}
+	}
+	return false
+}
+
+func acmeProblem(w http.ResponseWriter, status int, typ, detail string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{
+		"type":   "urn:ietf:params:acme:error:" + typ,
+		"detail": detail,
+		"status": status,
+	})
+}
+
+// redirectClient validates challenges against a fixed address and ports
+// instead of the ones DNS and RFC 8555 give; step-ca takes it from the
+// request context.
+type redirectClient struct {
+	ip                    string
+	httpPort, tlsALPNPort int
+	http                  *http.Client
+	dialer                *net.Dialer
+}
+
+func newRedirectClient(o ServeOptions) *redirectClient {
+	c := &redirectClient{ip: o.ValidateIP, httpPort: o.HTTPPort, tlsALPNPort: o.TLSALPNPort,
+		dialer: &net.Dialer{Timeout: 10 * time.Second}}
+	if c.httpPort == 0 {
+		c.httpPort = 80
+	}
+	if c.tlsALPNPort == 0 {
+		c.tlsALPNPort = 443
+	}
+	c.http = &http.Client{
+		Timeout: 30 * time.Second,
+		Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return c.dialer.DialContext(ctx, network, c.target(addr, c.httpPort))
+		}},
+	}
+	return c
+}
+
+// target rewrites host:port to the validation address and port.
+func (c *redirectClient) target(addr string, port int) string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if c.ip != "" {
+		host = c.ip
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+func (c *redirectClient) Get(url string) (*http.Response, error) { return c.http.Get(url) }
+
+func (c *redirectClient) LookupTxt(name string) ([]string, error) { return net.LookupTXT(name) }
+
+func (c *redirectClient) TLSDial(network, addr string, config *tls.Config) (*tls.Conn, error) {
+	return tls.DialWithDialer(c.dialer, network, c.target(addr, c.tlsALPNPort), config)
+}
+
+// ServerCertificate issues the certificate the ACME server presents, for
+// the host names and IP addresses clients use to reach it.
+func (ca *CA) ServerCertificate(ctx context.Context, hosts []string) (tls.Certificate, error) {
+	if len(hosts) == 0 {
+		return tls.Certificate{}, errors.New("no host name for the server certificate")
+	}
+	key, err := acme.KeyECDSAP256.Generate()
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	csr, err := selfCSR(hosts[0], key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	data := x509util.NewTemplateData()
+	data.SetCommonName(hosts[0])
+	var sans []x509util.SubjectAlternativeName
+	for _, h := range hosts {
+		typ := x509util.DNSType
+		if net.ParseIP(h) != nil {
+			typ = x509util.IPType
+		}
+		sans = append(sans, x509util.SubjectAlternativeName{Type: typ, Value: h})
+	}
+	data.SetSubjectAlternativeNames(sans...)
+	ctx = provisioner.NewContextWithMethod(ctx, provisioner.SignMethod)
+	signOpts, err := ca.prov.AuthorizeSign(ctx, "")
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmplOpts, err := provisioner.CustomTemplateOptions(nil, data, x509util.DefaultLeafTemplate)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	chain, err := ca.auth.SignWithContext(ctx, csr, provisioner.SignOptions{}, append(signOpts, tmplOpts)...)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	cert := tls.Certificate{PrivateKey: key, Leaf: chain[0]}
+	for _, c := range chain {
+		cert.Certificate = append(cert.Certificate, c.Raw)
+	}
+	return cert, nil
+}
+
+// NewEABKey creates an External Account Binding key for the ACME
+// provisioner: the key ID and the HMAC key an ACME client presents
+// (certbot's --eab-kid and --eab-hmac-key, base64url).
+func (ca *CA) NewEABKey(ctx context.Context, reference string) (kid string, hmac string, err error) {
+	nosqlDB, ok := ca.db.(nosql.DB)
+	if !ok {
+		return "", "", fmt.Errorf("the CA database %T does not support ACME", ca.db)
+	}
+	acmeDB, err := acmenosql.New(nosqlDB)
+	if err != nil {
+		return "", "", err
+	}
+	k, err := acmeDB.CreateExternalAccountKey(ctx, ca.prov.GetID(), reference)
+	if err != nil {
+		return "", "", err
+	}
+	return k.ID, base64.RawURLEncoding.EncodeToString(k.HmacKey), nil
+}
+
+// compile-time check that redirectClient is what step-ca expects.
+var _ stepacme.Client = (*redirectClient)(nil)
+
+// RootPool is a pool holding the CA's root, for clients of the server.
+func (ca *CA) RootPool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(ca.root)
+	return p
+}

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/xmppcert/xmppcert/acme/localca"
+	"github.com/xmppcert/xmppcert/internal/certfile"
+)
+
+func caCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "ca",
+		Usage: "the embedded private CA: init, root, template, serve, eab",
+		Description: "The embedded CA (smallstep/certificates) issues what no public CA can: SRV-IDs and XmppAddr.\n" +
+			"It lives in STATE/ca: root and intermediate certificates and keys (0600) and its database.",
+		OnUsageError: onUsageError,
+		Subcommands: []*cli.Command{
+			{
+				Name: "init", Usage: "create the root and intermediate CA (refuses to replace an existing CA)",
+				Flags: []cli.Flag{jsonFlag(), quietFlag()}, OnUsageError: onUsageError, Action: runCAInit,
+			},
+			{
+				Name: "root", Usage: "print the root certificate (PEM): the trust anchor peers need",
+				OnUsageError: onUsageError, Action: runCARoot,
+			},
+			{
+				Name: "template", Usage: "print the step-ca X.509 template that adds SRV-IDs and XmppAddr",
+				Description: "For operators who run their own step-ca: set it as an ACME provisioner's\n" +
+					"options.x509.template (or templateFile).",
+				OnUsageError: onUsageError, Action: runCATemplate,
+			},
+			caServeCommand(),
+			{
+				Name: "eab", Usage: "create an External Account Binding key for 'ca serve --require-eab'",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "reference", Usage: "a name to remember the key by"},
+					jsonFlag(),
+				},
+				OnUsageError: onUsageError, Action: runCAEAB,
+			},
+		},
+	}
+}
+
+func runCAInit(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return usagef("ca init takes no arguments")
+	}
+	state, err := stateDir(c)
+	if err != nil {
+		return err
+	}
+	dir := caDir(state)
+	if err := localca.Init(dir); err != nil {
+		if errors.Is(err, localca.ErrExists) {
+			return fmt.Errorf("a CA already exists in %s; nothing was changed (its root: xmppcert ca root)", dir)
+		}
+		return fmt.Errorf("creating the CA in %s: %w", dir, err)
+	}
+	return printCAInfo(c, dir, "created")
+}
+
+// caInfo is the --json form of ca init.
+type caInfo struct {
+	Dir      string `json:"dir"`
+	Root     string `json:"root"`
+	Subject  string `json:"subject"`
+	SHA256   string `json:"sha256"`
+	NotAfter string `json:"not_after"`
+	Created  bool   `json:"created"`
+}
+
+func printCAInfo(c *cli.Context, dir, verb string) error {
+	pemBytes, err := localca.RootPEM(dir)
+	if err != nil {
+		return err
+	}
+	certs, err := certfile.Parse(pemBytes)
+	if err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, "root.crt"), err)
+	}
+	root := certs[0]
+	sum := sha256.Sum256(root.Raw)
+	info := caInfo{Dir: dir, Root: filepath.Join(dir, "root.crt"), Subject: root.Subject.CommonName,
+		SHA256: hex.EncodeToString(sum[:]), NotAfter: root.NotAfter.UTC().Format(time.RFC3339), Created: verb == "created"}
+	if flagAnywhere(c, "json") {
+		return writeJSON(c.App.Writer, info)
+	}
+	if flagAnywhere(c, "quiet") {
+		return nil
+	}
+	fmt.Fprintf(c.App.Writer, "%s the private CA %q in %s\n  root    %s (valid until %s)\n  sha256  %s\n",
+		verb, info.Subject, dir, info.Root, root.NotAfter.UTC().Format("2006-01-02"), info.SHA256)
+	fmt.Fprintf(c.App.Writer, "Peers and clients must trust this root to accept its certificates: 'xmppcert ca root'.\n")
+	return nil
+}
+
+func runCARoot(c *cli.Context) error {
+	state, err := stateDir(c)
+	if err != nil {
+		return err
+	}
+	b, err := localca.RootPEM(caDir(state))
+	if errors.Is(err, localca.ErrNotInitialized) {
+		return fmt.Errorf("no CA in %s; create one with 'xmppcert ca init' (or 'xmppcert issue', which creates it)", caDir(state))
+	}
+	if err != nil {
+		return err
+	}
+	_, err = c.App.Writer.Write(b)
+	return err
+}
+
+func runCATemplate(c *cli.Context) error {
+	_, err := fmt.Fprint(c.App.Writer, localca.Template)
+	return err
+}
+
+func runCAEAB(c *cli.Context) error {
+	state, err := stateDir(c)
+	if err != nil {
+		return err
+	}
+	ca, err := openCA(state, localca.Options{}, false)
+	if err != nil {
+		return err
+	}
+	defer ca.Close()
+	kid, hmac, err := ca.NewEABKey(c.Context, c.String("reference"))
+	if err != nil {
+		return err
+	}
+	if flagAnywhere(c, "json") {
+		return writeJSON(c.App.Writer, map[string]string{"kid": kid, "hmac": hmac, "reference": c.String("reference")})
+	}
+	fmt.Fprintf(c.App.Writer, "kid   %s\nhmac  %s\nFor certbot: --eab-kid %s --eab-hmac-key %s\n", kid, hmac, kid, hmac)
+	return nil
+}
+
+// openCA opens the embedded CA, creating it first when create is true.
+func openCA(state string, opts localca.Options, create bool) (*localca.CA, error) {
+	dir := caDir(state)
+	ca, err := localca.Open(dir, opts)
+	if errors.Is(err, localca.ErrNotInitialized) && create {
+		if err := localca.Init(dir); err != nil && !errors.Is(err, localca.ErrExists) {
+			return nil, fmt.Errorf("creating the CA in %s: %w", dir, err)
+		}
+		ca, err = localca.Open(dir, opts)
+	}
+	if errors.Is(err, localca.ErrNotInitialized) {
+		return nil, fmt.Errorf("no CA in %s; create one with 'xmppcert ca init'", dir)
+	}
+	return ca, err
+}
+
+func caServeCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "serve ACME (RFC 8555) from the embedded CA, issuing XMPP-complete certificates",
+		Description: "Any ACME client (certbot, acme.sh, certmagic) gets certificates whose SRV-IDs and XmppAddr cover\n" +
+			"the names its order validated (http-01 or tls-alpn-01). The directory is\n" +
+			"https://LISTEN" + localca.ACMEPath + "; clients trust the root from 'xmppcert ca root'.\n" +
+			"Listening beyond loopback needs --allow-domain, so that the CA never issues for any name to anyone.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "listen", Value: "127.0.0.1:8443", Usage: "address to serve HTTPS on"},
+			&cli.StringSliceFlag{Name: "allow-domain", Usage: "issue only for this domain and its subdomains (repeatable)"},
+			&cli.StringSliceFlag{Name: "component", Usage: "this name is a component: no _xmpp-client SRV-ID (repeatable)"},
+			&cli.StringSliceFlag{Name: "anonymous", Usage: "this name is an anonymous host: no _xmpp-server SRV-ID (repeatable)"},
+			&cli.BoolFlag{Name: "require-eab", Usage: "new accounts need an External Account Binding key ('xmppcert ca eab')"},
+			&cli.IntFlag{Name: "days", Value: int(localca.DefaultLifetime / (24 * time.Hour)), Usage: "validity of issued certificates"},
+			&cli.StringFlag{Name: "validate-ip", Usage: "validate challenges against this address instead of the name's DNS address"},
+			&cli.IntFlag{Name: "http-01-port", Value: 80, Usage: "port http-01 validation connects to"},
+			&cli.IntFlag{Name: "tls-alpn-01-port", Value: 443, Usage: "port tls-alpn-01 validation connects to"},
+		},
+		OnUsageError: onUsageError,
+		Action:       runCAServe,
+	}
+}
+
+func runCAServe(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return usagef("ca serve takes no arguments; see 'xmppcert ca serve --help'")
+	}
+	host, port, err := net.SplitHostPort(c.String("listen"))
+	if err != nil {
+		return usagef("--listen %q: %v; give HOST:PORT such as 127.0.0.1:8443", c.String("listen"), err)
+	}
+	ip := net.ParseIP(host)
+	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
+	if !loopback && len(c.StringSlice("allow-domain")) == 0 {
+		return usagef("--listen %s is reachable beyond this machine; name the domains this CA may issue for with --allow-domain", c.String("listen"))
+	}
+	if v := c.String("validate-ip"); v != "" && net.ParseIP(v) == nil {
+		return usagef("--validate-ip %q is not an IP address", v)
+	}
+	for _, p := range []string{"http-01-port", "tls-alpn-01-port"} {
+		if n := c.Int(p); n < 1 || n > 65535 {
+			return usagef("--%s %d is not a port number", p, n)
+		}
+	}
+	days := c.Int("days")
+	if days < 1 || time.Duration(days)*24*time.Hour > localca.MaxLifetime {
+		return usagef("--days %d is out of range: 1 to %d", days, int(localca.MaxLifetime/(24*time.Hour)))
+	}
+	state, err := stateDir(c)
+	if err != nil {
+		return err
+	}
+	ca, err := openCA(state, localca.Options{
+		Lifetime:   time.Duration(days) * 24 * time.Hour,
+		Components: c.StringSlice("component"),
+		Anonymous:  c.StringSlice("anonymous"),
+		RequireEAB: c.Bool("require-eab"),
+	}, true)
+	if err != nil {
+		return err
+	}
+	defer ca.Close()
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return fmt.Errorf("ca serve: %w", err)
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	if host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	if port == "0" {
+		port = fmt.Sprint(addr.Port)
+	}
+	hostport := net.JoinHostPort(host, port)
+	h, err := ca.Handler(localca.ServeOptions{
+		Host:         hostport,
+		AllowDomains: c.StringSlice("allow-domain"),
+		ValidateIP:   c.String("validate-ip"),
+		HTTPPort:     c.Int("http-01-port"),
+		TLSALPNPort:  c.Int("tls-alpn-01-port"),
+	})
+	if err != nil {
+		ln.Close()
+		return usagef("ca serve: %v", err)
+	}
+	names := []string{host}
+	if host != "localhost" {
+		names = append(names, "localhost")
+	}
+	if ip == nil || !ip.Equal(net.IPv4(127, 0, 0, 1)) {
+		names = append(names, "127.0.0.1")
+	}
+	cert, err := ca.ServerCertificate(c.Context, names)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("ca serve: issuing the server's own certificate: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown)
+	}()
+	if !loopback {
+		fmt.Fprintf(c.App.ErrWriter, "xmppcert: ca serve listens on %s, beyond loopback, for %s\n", addr, strings.Join(c.StringSlice("allow-domain"), ", "))
+	}
+	fmt.Fprintf(c.App.Writer, "ACME directory https://%s%s\nroot %s\n", hostport, localca.ACMEPath, filepath.Join(caDir(state), "root.crt"))
+	if err := srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("ca serve: %w", err)
+	}
+	return nil
+}
