@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Debian packages the tests use (openssl: interop test). Installed when root.
-packages=(openssl)
+# Debian packages the tests use (openssl: interop; prosody: deploy and s2s;
+# certbot: a real ACME client against ca serve). Installed when root.
+packages=(openssl prosody certbot)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -25,18 +25,24 @@ func permuteArgs(app *cli.App, args []string) []string {
 		out = append(out, rest[:1+n]...)
 		rest = rest[1+n:]
 	}
-	// Descend through command and subcommand names.
+	// Descend through command and subcommand names. Without a known
+	// command there is nothing to reorder: the app reports the mistake.
+	found := false
 	for len(rest) > 0 {
 		cmd := findCommand(cmds, rest[0])
 		if cmd == nil {
 			break
 		}
+		found = true
 		out = append(out, rest[0])
 		rest = rest[1:]
 		flags, cmds = cmd.Flags, cmd.Subcommands
 		if len(cmds) == 0 {
 			break
 		}
+	}
+	if !found {
+		return args
 	}
 	var positional []string
 	for i := 0; i < len(rest); i++ {
