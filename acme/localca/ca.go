@@ -213,9 +213,6 @@ type CA struct {
 type Options struct {
 	// Lifetime of issued certificates; DefaultLifetime when zero.
 	Lifetime time.Duration
-	// AllowDomains, when not empty, limits issuance to these domains and
-	// their subdomains (ACME orders for others are refused).
-	AllowDomains []string
 	// Components and Anonymous give the role of names served over ACME,
 	// where an order carries only DNS names; other names are hosts.
 	Components []string
@@ -286,6 +283,8 @@ func newProvisioner(opts Options) (*provisioner.ACME, error) {
 		return nil, err
 	}
 	return &provisioner.ACME{
+		// step-ca keys External Account Binding keys by this ID.
+		ID:         "acme/" + ProvisionerName,
 		Type:       "ACME",
 		Name:       ProvisionerName,
 		RequireEAB: opts.RequireEAB,

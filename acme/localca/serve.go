@@ -24,6 +24,7 @@ import (
 	"github.com/smallstep/certificates/authority/provisioner"
 	"github.com/smallstep/certificates/db"
 	"github.com/smallstep/nosql"
+	"go.step.sm/crypto/jose"
 	"go.step.sm/crypto/x509util"
 
 	"github.com/xmppcert/xmppcert/acme"
@@ -31,8 +32,9 @@ import (
 
 // ServeOptions configure the ACME server of an opened CA.
 type ServeOptions struct {
-	// Host is the host:port clients use to reach the server; the ACME
-	// directory's links are built from it.
+	// Host is the host:port the ACME directory's links name for requests
+	// without a Host header (HTTP/1.0); step-ca builds them from the
+	// request's Host header when there is one.
 	Host string
 	// AllowDomains, when not empty, limits orders to these domains and
 	// their subdomains; other orders are refused with rejectedIdentifier.
@@ -96,8 +98,11 @@ const maxOrderBody = 64 << 10
 
 // allowDomains refuses new orders for identifiers outside the allowed
 // domains before step-ca sees them, with the RFC 8555 rejectedIdentifier
-// problem. It reads the JWS payload without verifying the signature:
-// it only ever refuses, and step-ca verifies everything it accepts.
+// problem. It reads the JWS payload without verifying the signature: it
+// only ever refuses, and step-ca verifies everything it accepts. It parses
+// the JWS with the parser step-ca uses, so that both read the same payload
+// whatever the serialization (compact or JSON), whitespace or member-name
+// case, and it refuses what it cannot read.
 func allowDomains(allowed []string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/new-order") {
@@ -109,45 +114,43 @@ func allowDomains(allowed []string, next http.Handler) http.Handler {
 			acmeProblem(w, http.StatusBadRequest, "malformed", "the new-order request is unreadable or too large")
 			return
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		for _, name := range orderIdentifiers(body) {
-			if !domainAllowed(name, allowed) {
+		ids, err := orderIdentifiers(body)
+		if err != nil {
+			acmeProblem(w, http.StatusBadRequest, "malformed", "the new-order request is not a JWS of an order: "+err.Error())
+			return
+		}
+		for _, id := range ids {
+			if id.Type != string(stepacme.DNS) || !domainAllowed(id.Value, allowed) {
 				acmeProblem(w, http.StatusForbidden, "rejectedIdentifier",
-					fmt.Sprintf("this CA issues only for %s and their subdomains; %q is not allowed (xmppcert ca serve --allow-domain)", strings.Join(allowed, ", "), name))
+					fmt.Sprintf("this CA issues only for the DNS names %s and their subdomains; %s %q is not allowed (xmppcert ca serve --allow-domain)", strings.Join(allowed, ", "), id.Type, id.Value))
 				return
 			}
 		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		next.ServeHTTP(w, r)
 	})
 }
 
-// orderIdentifiers returns the identifier values of a new-order JWS, or
-// nil when it cannot be read (step-ca then answers the malformed request).
-func orderIdentifiers(body []byte) []string {
-	var jws struct {
-		Payload string `json:"payload"`
-	}
-	if json.Unmarshal(body, &jws) != nil {
-		return nil
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(jws.Payload, "="))
+// orderIdentifier is an identifier of a new-order payload.
+type orderIdentifier struct {
+	Type  string `json:"type"`
+	Value string `json:"value"`
+}
+
+// orderIdentifiers returns the identifiers of a new-order JWS, read as
+// step-ca reads them: go.step.sm/crypto/jose.ParseJWS, then encoding/json.
+func orderIdentifiers(body []byte) ([]orderIdentifier, error) {
+	jws, err := jose.ParseJWS(string(body))
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	var order struct {
-		Identifiers []struct {
-			Type  string `json:"type"`
-			Value string `json:"value"`
-		} `json:"identifiers"`
+		Identifiers []orderIdentifier `json:"identifiers"`
 	}
-	if json.Unmarshal(payload, &order) != nil {
-		return nil
+	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &order); err != nil {
+		return nil, err
 	}
-	names := make([]string, 0, len(order.Identifiers))
-	for _, id := range order.Identifiers {
-		names = append(names, id.Value)
-	}
-	return names
+	return order.Identifiers, nil
 }
 
 // domainAllowed reports whether name is one of the allowed domains or a
@@ -280,7 +283,9 @@ func (ca *CA) NewEABKey(ctx context.Context, reference string) (kid string, hmac
 	if err != nil {
 		return "", "", err
 	}
-	k, err := acmeDB.CreateExternalAccountKey(ctx, ca.prov.GetID(), reference)
+	// step-ca looks the key up under the ID field of the provisioner that
+	// serves the new-account request, not under GetID().
+	k, err := acmeDB.CreateExternalAccountKey(ctx, ca.prov.ID, reference)
 	if err != nil {
 		return "", "", err
 	}
