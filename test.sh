@@ -34,6 +34,8 @@ fuzzexecs=${FUZZ_EXECS:-50000}
 go test -run='^$' -fuzz='^FuzzParseSAN$' -fuzztime="${fuzzexecs}x" ./xmppaddr
 go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="${fuzzexecs}x" ./internal/certfile
 go test -run='^$' -fuzz='^FuzzCheck$' -fuzztime="${fuzzexecs}x" ./cmd/xmppcert
+go test -run='^$' -fuzz='^FuzzPermuteArgs$' -fuzztime="${fuzzexecs}x" ./cmd/xmppcert
+go test -run='^$' -fuzz='^FuzzOrderIdentifiers$' -fuzztime="${fuzzexecs}x" ./acme/localca
 
 # Performance target: the full check costs at most 1.3x bare crypto/x509 verification.
 bench/check-vs-x509.sh "${BENCH_RUNS:-5}"
