@@ -3,14 +3,18 @@ package acme
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/xmppcert/xmppcert/internal/atomicfile"
@@ -56,6 +60,8 @@ func ParseTarget(spec string) (Target, error) {
 // ProsodyTarget writes HOST.crt (full chain) and HOST.key for the host
 // and every component into Dir, where Prosody's certificate discovery
 // finds them, then runs `prosodyctl reload` when Prosody is running.
+// A missing Dir is created as Debian creates /etc/prosody/certs (see
+// serverDir).
 type ProsodyTarget struct{ Dir string }
 
 func (t *ProsodyTarget) String() string { return "prosody " + t.Dir }
@@ -64,6 +70,9 @@ func (t *ProsodyTarget) String() string { return "prosody " + t.Dir }
 func (t *ProsodyTarget) Deploy(ctx context.Context, l *Lineage, _ string) error {
 	full, key, err := lineagePEM(l)
 	if err != nil {
+		return err
+	}
+	if err := serverDir(t.Dir, "prosody"); err != nil {
 		return err
 	}
 	for _, n := range l.Request.Names {
@@ -80,7 +89,8 @@ func (t *ProsodyTarget) Deploy(ctx context.Context, l *Lineage, _ string) error 
 
 // EjabberdTarget writes one PEM file with the key and the full chain (the
 // form ejabberd's certfiles take), then runs `ejabberdctl reload_config`
-// when ejabberd is running. File defaults to /etc/ejabberd/HOST.pem.
+// when ejabberd is running. File defaults to /etc/ejabberd/HOST.pem; a
+// missing directory is created (see serverDir).
 type EjabberdTarget struct{ File string }
 
 func (t *EjabberdTarget) String() string {
@@ -99,6 +109,9 @@ func (t *EjabberdTarget) Deploy(ctx context.Context, l *Lineage, _ string) error
 	file := t.File
 	if file == "" {
 		file = filepath.Join(DefaultEjabberdDir, l.Name+".pem")
+	}
+	if err := serverDir(filepath.Dir(file), "ejabberd"); err != nil {
+		return err
 	}
 	if err := writeServerKey(file, append(key, full...), "ejabberd"); err != nil {
 		return err
@@ -129,10 +142,16 @@ func (t *HookTarget) Deploy(ctx context.Context, l *Lineage, event string) error
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", t.Command)
+	cmd := command(ctx, "/bin/sh", "-c", t.Command)
 	cmd.Env = append(os.Environ(), HookEnv(l, event)...)
 	cmd.Stdout = os.Stderr // stdout is for xmppcert's own output (--json)
-	return runCommand(cmd)
+	if err := runCommand(cmd); err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("hook %q did not finish within %v and was killed: %w", t.Command, timeout, err)
+		}
+		return err
+	}
+	return nil
 }
 
 // HookEnv is the environment a hook gets.
@@ -151,28 +170,85 @@ func HookEnv(l *Lineage, event string) []string {
 	}
 }
 
-// lineagePEM returns the full chain and the key as the lineage stores
-// them.
+// lineagePEM encodes the full chain and the key of l in the form the
+// lineage stores them. They come from l itself, not from live/NAME, so
+// that what is deployed is the certificate and key that belong together
+// even if live/NAME moves on meanwhile.
 func lineagePEM(l *Lineage) (full, key []byte, err error) {
-	if full, err = os.ReadFile(l.File(FullchainFile)); err != nil {
-		return nil, nil, err
+	if len(l.Chain) == 0 || l.Key == nil {
+		return nil, nil, fmt.Errorf("lineage %s has no certificate or key to deploy", l.Name)
 	}
-	if key, err = os.ReadFile(l.File(KeyFile)); err != nil {
-		return nil, nil, err
+	der, err := x509.MarshalPKCS8PrivateKey(l.Key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lineage %s: %w", l.Name, err)
 	}
-	return full, key, nil
+	for _, c := range l.Chain {
+		full = append(full, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return full, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
+// serverGID is the id of group when running as root and that group
+// exists, the group of the server that must read what a target writes;
+// else -1.
+func serverGID(group string) int {
+	if os.Geteuid() != 0 {
+		return -1
+	}
+	g, err := user.LookupGroup(group)
+	if err != nil {
+		return -1
+	}
+	gid, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return -1
+	}
+	return gid
+}
+
+// serverDir makes sure that dir exists. A missing dir is created as
+// Debian creates /etc/prosody/certs: mode 0750 with group group when
+// serverGID finds it, else 0700 for the current user; missing parents
+// get 0755, so that the server's user can reach dir.
+func serverDir(dir, group string) error {
+	st, err := os.Stat(dir)
+	if err == nil {
+		if !st.IsDir() {
+			return fmt.Errorf("%s is not a directory", dir)
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if err := atomicfile.MkdirAll(parent, 0o755); err != nil {
+		return err
+	}
+	gid := serverGID(group)
+	perm := os.FileMode(0o700)
+	if gid >= 0 {
+		perm = 0o750
+	}
+	if err := os.Mkdir(dir, perm); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil // created meanwhile; whoever did owns its mode
+		}
+		return err
+	}
+	if gid >= 0 {
+		if err := os.Chown(dir, -1, gid); err != nil {
+			return err
+		}
+	}
+	return atomicfile.SyncDir(parent)
 }
 
 // writeServerKey writes a file holding a private key: 0640 and group
-// group when running as root and that group exists (the server's user
-// must read it), else 0600 for the current user.
+// group when serverGID finds it (the server's user must read it), else
+// 0600 for the current user.
 func writeServerKey(path string, data []byte, group string) error {
-	gid := -1
-	if os.Geteuid() == 0 {
-		if g, err := user.LookupGroup(group); err == nil {
-			gid, _ = strconv.Atoi(g.Gid)
-		}
-	}
+	gid := serverGID(group)
 	if gid < 0 {
 		return atomicfile.WriteFile(path, data, 0o600)
 	}
@@ -182,17 +258,49 @@ func writeServerKey(path string, data []byte, group string) error {
 	return os.Chown(path, -1, gid)
 }
 
+// reloadTimeout bounds `tool status` and `tool reload` together.
+const reloadTimeout = time.Minute
+
 // reloadIfRunning runs `tool reload...` when `tool status...` says the
-// server is running. A missing tool means there is no server to reload.
+// server is running (exits 0). A missing tool means there is no server to
+// reload; a status command that exits non-zero, a server that is not
+// running. A status command that cannot be run or does not finish is an
+// error: the server may be running the old certificate.
 func reloadIfRunning(ctx context.Context, tool string, status, reload []string) error {
 	path, err := exec.LookPath(tool)
 	if err != nil {
 		return nil
 	}
-	if exec.CommandContext(ctx, path, status...).Run() != nil {
+	ctx, cancel := context.WithTimeout(ctx, reloadTimeout)
+	defer cancel()
+	err = command(ctx, path, status...).Run()
+	var exit *exec.ExitError
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s %s: %w; the new certificate may not be loaded", path, strings.Join(status, " "), ctx.Err())
+	case errors.As(err, &exit):
 		return nil
+	case err != nil:
+		return fmt.Errorf("%s %s: %w; the new certificate may not be loaded", path, strings.Join(status, " "), err)
 	}
-	return runCommand(exec.CommandContext(ctx, path, reload...))
+	return runCommand(command(ctx, path, reload...))
+}
+
+// waitDelay is how long a killed command's children may keep its output
+// open before Wait gives up on them.
+const waitDelay = time.Second
+
+// command is exec.CommandContext for a shell command or server tool that
+// may start children: it runs in its own process group, and when ctx
+// ends the whole group is killed, so that no `sleep` or stuck reload is
+// left behind writing to xmppcert's stderr. Should a child have left the
+// group, Wait still returns within waitDelay.
+func command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = waitDelay
+	return cmd
 }
 
 // maxStderr bounds what a failing command's stderr adds to an error.
