@@ -7,11 +7,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 )
@@ -37,10 +40,14 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 var errInvalid = errors.New("not valid")
 
 // run is main without the process: it returns the exit code, so that
-// tests run the CLI in-process.
+// tests run the CLI in-process. SIGINT and SIGTERM cancel the command's
+// context: ca serve shuts down, a running hook is killed with its
+// children.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	app := newApp(stdin, stdout, stderr)
-	err := app.Run(permuteArgs(app, args))
+	err := app.RunContext(ctx, permuteArgs(app, args))
 	var ue usageError
 	switch {
 	case err == nil:
