@@ -85,7 +85,7 @@ func (e *LockedError) Error() string {
 // lock). It does not wait: a held lock returns *LockedError.
 func (s Store) Lock(name string) (unlock func(), err error) {
 	dir := filepath.Join(s.Dir, "locks")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := atomicfile.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(dir, name+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
@@ -127,7 +127,10 @@ func (s Store) Names() ([]string, error) {
 	return names, nil
 }
 
-// Load reads the current version of a lineage.
+// Load reads the current version of a lineage. It resolves live/NAME
+// once and reads every file from that version, so that a version made
+// current meanwhile cannot mix into what it returns, and it checks that
+// the key belongs to the certificate.
 func (s Store) Load(name string) (*Lineage, error) {
 	live := filepath.Join(s.Dir, "live", name)
 	target, err := os.Readlink(live)
@@ -137,37 +140,47 @@ func (s Store) Load(name string) (*Lineage, error) {
 	if err != nil {
 		return nil, err
 	}
+	version := target
+	if !filepath.IsAbs(version) {
+		version = filepath.Join(filepath.Dir(live), target)
+	}
 	l := &Lineage{Name: name, Path: live}
 	l.Version, _ = strconv.Atoi(filepath.Base(target))
-	b, err := os.ReadFile(filepath.Join(live, RequestFile))
+	b, err := os.ReadFile(filepath.Join(version, RequestFile))
 	if err != nil {
 		return nil, err
 	}
 	if err := json.Unmarshal(b, &l.Request); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(live, RequestFile), err)
+		return nil, fmt.Errorf("%s: %w", filepath.Join(version, RequestFile), err)
 	}
-	if l.Chain, err = readChain(filepath.Join(live, FullchainFile)); err != nil {
+	if l.Chain, err = readChain(filepath.Join(version, FullchainFile)); err != nil {
 		return nil, err
 	}
-	if l.Key, err = ReadKey(filepath.Join(live, KeyFile)); err != nil {
+	if l.Key, err = ReadKey(filepath.Join(version, KeyFile)); err != nil {
 		return nil, err
+	}
+	if !samePublicKey(l.Chain[0], l.Key) {
+		return nil, fmt.Errorf("%s: the key does not belong to the certificate in %s", filepath.Join(version, KeyFile), FullchainFile)
 	}
 	return l, nil
 }
 
-// write stores a new version of the lineage and makes it current. On any
-// error the previous version stays current and nothing half-written is
-// left behind. The caller holds the lineage's lock.
+// write stores a new version of the lineage and makes it current. It
+// returns a nil Lineage with an error when the previous version (if any)
+// is still current and nothing of the new one is left on disk, and the
+// new Lineage with an error in the one case where the switch happened
+// but could not be made durable. The caller holds the lineage's lock.
 func (s Store) write(req Request, iss *Issued) (*Lineage, error) {
 	name := req.Host()
 	arch := filepath.Join(s.Dir, "archive", name)
-	live := filepath.Join(s.Dir, "live")
-	for _, d := range []string{arch, live} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+	liveDir := filepath.Join(s.Dir, "live")
+	link := filepath.Join(liveDir, name)
+	for _, d := range []string{arch, liveDir} {
+		if err := atomicfile.MkdirAll(d, 0o700); err != nil {
 			return nil, err
 		}
 	}
-	version, err := s.sweep(arch)
+	version, err := sweep(arch)
 	if err != nil {
 		return nil, err
 	}
@@ -190,21 +203,31 @@ func (s Store) write(req Request, iss *Issued) (*Lineage, error) {
 		return nil, err
 	}
 	vname := fmt.Sprintf("%06d", version)
-	if err := os.Rename(tmp, filepath.Join(arch, vname)); err != nil {
+	vdir := filepath.Join(arch, vname)
+	if err := os.Rename(tmp, vdir); err != nil {
 		return nil, err
 	}
 	if err := atomicfile.SyncDir(arch); err != nil {
+		os.RemoveAll(vdir)
 		return nil, err
 	}
-	if err := atomicfile.Symlink(filepath.Join("..", "archive", name, vname), filepath.Join(live, name)); err != nil {
+	l := &Lineage{Name: name, Path: link, Version: version, Request: req, Chain: iss.Chain, Key: iss.Key}
+	target := filepath.Join("..", "archive", name, vname)
+	if err := atomicfile.Symlink(target, link); err != nil {
+		if cur, _ := os.Readlink(link); cur == target {
+			return l, fmt.Errorf("version %d is current, but making the switch durable failed: %w", version, err)
+		}
+		// The new version never went live: leave the archive as it was.
+		os.RemoveAll(vdir)
 		return nil, err
 	}
-	return &Lineage{Name: name, Path: filepath.Join(live, name), Version: version, Request: req, Chain: iss.Chain, Key: iss.Key}, nil
+	return l, nil
 }
 
-// sweep removes what an interrupted write left in a lineage's archive
-// and returns the highest version there.
-func (s Store) sweep(arch string) (int, error) {
+// sweep removes the temporary versions an interrupted write left in a
+// lineage's archive and returns the highest version there. (A temporary
+// link it left next to live/NAME is replaced by the next switch.)
+func sweep(arch string) (int, error) {
 	ents, err := os.ReadDir(arch)
 	if err != nil {
 		return 0, err
@@ -212,6 +235,8 @@ func (s Store) sweep(arch string) (int, error) {
 	max := 0
 	for _, e := range ents {
 		if strings.HasPrefix(e.Name(), ".tmp-") {
+			// Best effort: a leftover that resists does not stop renewal,
+			// and new temporaries get fresh names.
 			os.RemoveAll(filepath.Join(arch, e.Name()))
 			continue
 		}

@@ -22,21 +22,28 @@ type Obtained struct {
 // (Store.Lock), taken before anything slow such as opening the CA, so
 // that a concurrent run gives up at once instead of issuing twice.
 // With req.ReuseKey the current key is kept when it has the requested
-// type. The certificate is checked to carry the key before anything is
-// written; on error the current version is untouched.
+// type (a changed key type gets a new key); a lineage whose current
+// version cannot be read is an error then, rather than a silent new key
+// that would break DANE pins. The certificate is checked to carry the
+// key before anything is written; on error the current version is
+// untouched.
 func Obtain(ctx context.Context, s Store, iss Issuer, req Request) (*Obtained, error) {
 	if len(req.Names) == 0 {
 		return nil, errors.New("no names to certify")
 	}
 	var key crypto.Signer
-	var err error
 	reused := false
 	if req.ReuseKey {
-		if cur, err := s.Load(req.Host()); err == nil && req.Key.Matches(cur.Key) {
+		cur, err := s.Load(req.Host())
+		switch {
+		case err == nil && req.Key.Matches(cur.Key):
 			key, reused = cur.Key, true
+		case err != nil && !errors.Is(err, ErrNoLineage):
+			return nil, fmt.Errorf("reusing the key of lineage %s: %w; nothing was issued", req.Host(), err)
 		}
 	}
 	if key == nil {
+		var err error
 		if key, err = req.Key.Generate(); err != nil {
 			return nil, err
 		}
@@ -50,6 +57,9 @@ func Obtain(ctx context.Context, s Store, iss Issuer, req Request) (*Obtained, e
 	}
 	l, err := s.write(req, issued)
 	if err != nil {
+		if l != nil {
+			return nil, fmt.Errorf("writing lineage %s: %w", req.Host(), err)
+		}
 		return nil, fmt.Errorf("writing lineage %s: %w; the previous version, if any, is still current", req.Host(), err)
 	}
 	return &Obtained{Lineage: l, KeyReused: reused, Issuer: issued.Issuer}, nil

@@ -2,23 +2,33 @@
 // process that starts after a crash, sees either the old content or the
 // new one, never a mix: write a temporary file in the same directory,
 // fsync it, rename it over the target, fsync the directory.
+//
+// A process killed between creating a temporary and the rename leaves it
+// behind, next to the target: "." + base + ".tmp-" + random digits for
+// WriteFile, "." + base + ".tmp" for Symlink (which the next Symlink call
+// for the same link replaces).
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
+// tempPrefix is how the temporaries for base are named: WriteFile
+// appends "-" and random digits, Symlink nothing.
+func tempPrefix(base string) string { return "." + base + ".tmp" }
+
 // WriteFile replaces path with data, created with perm. The temporary
-// file is created with perm from the start, so a private key is never
-// readable by others, not even for a moment.
+// file is created with mode 0600 and changed to perm before any data is
+// written, so a private key is never readable by others, not even for a
+// moment.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	dir, base := filepath.Dir(path), filepath.Base(path)
+	f, err := os.CreateTemp(dir, tempPrefix(base)+"-*")
 	if err != nil {
 		return err
 	}
@@ -62,24 +72,54 @@ func SyncDir(dir string) error {
 
 // Symlink points link at target, replacing what link pointed at before in
 // one rename, so that link always resolves to the old or the new target.
+// The temporary link has a fixed name, "." + base + ".tmp" next to link,
+// so that a leftover from a crash is replaced by the next call instead of
+// accumulating; the caller makes sure that no two calls for one link run
+// at the same time, by holding a lock for it.
 func Symlink(target, link string) error {
-	dir, base := filepath.Split(link)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.MkdirTemp(dir, "."+base+".tmp-*")
-	if err != nil {
+	dir, base := filepath.Dir(link), filepath.Base(link)
+	tmp := filepath.Join(dir, tempPrefix(base))
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	// The temporary symlink lives inside a fresh directory so that its
-	// name cannot collide with another writer's.
-	defer os.RemoveAll(tmp)
-	l := filepath.Join(tmp, "link")
-	if err := os.Symlink(target, l); err != nil {
+	if err := os.Symlink(target, tmp); err != nil {
 		return err
 	}
-	if err := os.Rename(l, link); err != nil {
+	if err := os.Rename(tmp, link); err != nil {
+		os.Remove(tmp)
 		return err
 	}
 	return SyncDir(dir)
+}
+
+// MkdirAll is os.MkdirAll that also fsyncs the parent of every directory
+// it creates, so that the new directories survive a power cut together
+// with the files later written and synced in them.
+func MkdirAll(dir string, perm os.FileMode) error {
+	st, err := os.Stat(dir)
+	if err == nil {
+		if !st.IsDir() {
+			return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+		}
+		return nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := MkdirAll(parent, perm); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, perm); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			// Created meanwhile by another process, which syncs it.
+			if st, serr := os.Stat(dir); serr == nil && st.IsDir() {
+				return nil
+			}
+		}
+		return err
+	}
+	return SyncDir(parent)
 }
