@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -16,6 +17,11 @@ func CanonicalDomain(domain string) (string, error) {
 	d := strings.TrimSuffix(domain, ".")
 	if d == "" {
 		return "", errors.New("empty domain")
+	}
+	// IDNA replaces invalid UTF-8 by U+FFFD and may then accept the
+	// result: a different name than the one given.
+	if !utf8.ValidString(d) {
+		return "", fmt.Errorf("invalid domain %q: not UTF-8", domain)
 	}
 	a, err := idna.Lookup.ToASCII(d)
 	if err != nil {

@@ -135,7 +135,7 @@ func TestCanonicalDomain(t *testing.T) {
 			t.Errorf("CanonicalDomain(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"", ".", "example..org", "exa mple.org", "_xmpp-client.example.org", "-example.org", "xn--zz.example", string(make([]byte, 64)) + ".org", "a.b.c." + string(bytes.Repeat([]byte("a."), 130)) + "org"} {
+	for _, bad := range []string{"", ".", "example..org", "exa mple.org", "_xmpp-client.example.org", "-example.org", "xn--zz.example", "b\xfccher.example", string(make([]byte, 64)) + ".org", "a.b.c." + string(bytes.Repeat([]byte("a."), 130)) + "org"} {
 		if got, err := CanonicalDomain(bad); err == nil {
 			t.Errorf("CanonicalDomain(%q) = %q, want an error", bad, got)
 		}

@@ -88,6 +88,7 @@ func Init(dir string) error {
 	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return err
 	}
+	sweepInit(parent, filepath.Base(dir))
 	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-*")
 	if err != nil {
 		return err
@@ -108,6 +109,20 @@ func Init(dir string) error {
 		return err
 	}
 	return atomicfile.SyncDir(parent)
+}
+
+// staleInit is the age after which a temporary CA directory is taken
+// for the leftover of a killed Init rather than another Init at work.
+const staleInit = time.Minute
+
+// sweepInit removes what killed Inits left in parent.
+func sweepInit(parent, base string) {
+	left, _ := filepath.Glob(filepath.Join(parent, "."+base+".tmp-*"))
+	for _, d := range left {
+		if st, err := os.Stat(d); err == nil && time.Since(st.ModTime()) > staleInit {
+			os.RemoveAll(d)
+		}
+	}
 }
 
 // writeCA generates the root and intermediate into dir.

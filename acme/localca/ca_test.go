@@ -118,3 +118,30 @@ func TestIssueRoles(t *testing.T) {
 		}
 	}
 }
+
+// TestInitSweepsLeftovers checks that a killed Init's temporary
+// directory is removed by a later Init once it is stale, and that a
+// fresh one (another Init at work) is left alone.
+func TestInitSweepsLeftovers(t *testing.T) {
+	parent := t.TempDir()
+	stale := filepath.Join(parent, ".ca.tmp-1")
+	fresh := filepath.Join(parent, ".ca.tmp-2")
+	for _, d := range []string{stale, fresh} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * staleInit)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := Init(filepath.Join(parent, "ca")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale %s survived: %v", stale, err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("fresh %s was removed: %v", fresh, err)
+	}
+}

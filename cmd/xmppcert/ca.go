@@ -58,7 +58,7 @@ func runCAInit(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usagef("ca init takes no arguments")
 	}
-	state, err := stateDir(c)
+	state, err := writableStateDir(c)
 	if err != nil {
 		return err
 	}
@@ -129,7 +129,7 @@ func runCATemplate(c *cli.Context) error {
 }
 
 func runCAEAB(c *cli.Context) error {
-	state, err := stateDir(c)
+	state, err := writableStateDir(c)
 	if err != nil {
 		return err
 	}
@@ -214,7 +214,7 @@ func runCAServe(c *cli.Context) error {
 	if days < 1 || time.Duration(days)*24*time.Hour > localca.MaxLifetime {
 		return usagef("--days %d is out of range: 1 to %d", days, int(localca.MaxLifetime/(24*time.Hour)))
 	}
-	state, err := stateDir(c)
+	state, err := writableStateDir(c)
 	if err != nil {
 		return err
 	}

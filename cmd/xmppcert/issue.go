@@ -89,7 +89,7 @@ func runIssue(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	state, err := stateDir(c)
+	state, err := writableStateDir(c)
 	if err != nil {
 		return err
 	}

@@ -4,14 +4,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 )
 
-// stateDir returns --state-dir after checking that it can be written:
-// the directory itself, or the nearest existing parent it would be
-// created in. Nothing is created here, so a usage error leaves no trace.
+// stateDir returns --state-dir as an absolute path, for commands that
+// only read it.
 func stateDir(c *cli.Context) (string, error) {
 	dir := c.Path("state-dir")
 	if dir == "" {
@@ -20,6 +18,19 @@ func stateDir(c *cli.Context) (string, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return "", usagef("state directory %s: %v", dir, err)
+	}
+	return abs, nil
+}
+
+// writableStateDir returns --state-dir after proving that it can be
+// written: a probe directory is created and removed in the state
+// directory, or in the nearest existing parent it would be created in.
+// access(2) is not enough: it says yes to root on /proc. A failure is a
+// usage error, before anything has been written.
+func writableStateDir(c *cli.Context) (string, error) {
+	abs, err := stateDir(c)
+	if err != nil {
+		return "", err
 	}
 	probe := abs
 	for {
@@ -39,9 +50,11 @@ func stateDir(c *cli.Context) (string, error) {
 		}
 		probe = parent
 	}
-	if err := syscall.Access(probe, 2 /* W_OK */); err != nil {
-		return "", usagef("state directory %s is not writable (%s: %v); choose another with --state-dir or XMPPCERT_STATE_DIR", abs, probe, err)
+	tmp, err := os.MkdirTemp(probe, ".xmppcert-probe-*")
+	if err != nil {
+		return "", usagef("state directory %s is not writable (%v); choose another with --state-dir or XMPPCERT_STATE_DIR", abs, err)
 	}
+	os.Remove(tmp)
 	return abs, nil
 }
 
