@@ -39,3 +39,6 @@ go test -run='^$' -fuzz='^FuzzOrderIdentifiers$' -fuzztime="${fuzzexecs}x" ./acm
 
 # Performance target: the full check costs at most 1.3x bare crypto/x509 verification.
 bench/check-vs-x509.sh "${BENCH_RUNS:-5}"
+# Performance target: 1,000 local issuances under 10 s; --help and check do
+# not start the CA (whole-process timings beside issue).
+bench/issue.sh "${BENCH_RUNS_ISSUE:-11}"

@@ -2,7 +2,8 @@
 # Issuance performance, two measurements:
 #  1. 1,000 local issuances into separate lineages in one process
 #     (BenchmarkIssue in acme/localca: lock, key generation, signing with
-#     the CA's database write, atomic lineage writes); exits 1 over 10 s.
+#     the CA's database write, atomic lineage writes), three times; exits 1
+#     when the median is over 10 s.
 #  2. Wall time of whole processes, interleaved run by run so that machine
 #     noise hits all alike: `xmppcert --help`, `xmppcert check` of an issued
 #     certificate (neither opens the CA), `xmppcert ca root` (reads a file of
@@ -18,17 +19,20 @@ limit=10
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-out=$(go test -count=1 -run='^$' -bench='^BenchmarkIssue$' -benchtime=1000x ./acme/localca)
+# Three runs of 1,000; the median is held to the target, so that one run
+# disturbed by a neighbour on a shared machine does not decide.
+out=$(go test -count=3 -run='^$' -bench='^BenchmarkIssue$' -benchtime=1000x ./acme/localca)
 ns=$(awk '$1 ~ /^BenchmarkIssue/ {print $3}' <<<"$out")
 if [ -z "$ns" ]; then
   echo "$out" >&2
   exit 1
 fi
-python3 - "$ns" "$limit" <<'EOF'
-import sys
-ns, limit = float(sys.argv[1]), float(sys.argv[2])
-total = ns * 1000 / 1e9
-print(f"1000 issuances into separate lineages, one process: {total:.2f} s ({ns/1e6:.2f} ms each; target < {limit:.0f} s)")
+python3 - "$limit" $ns <<'EOF'
+import statistics, sys
+limit, runs = float(sys.argv[1]), [float(x) * 1000 / 1e9 for x in sys.argv[2:]]
+total = statistics.median(runs)
+print(f"1000 issuances into separate lineages, one process: median {total:.2f} s of {len(runs)} runs "
+      f"({', '.join(f'{r:.2f}' for r in runs)}; {total:.2f} ms each; target < {limit:.0f} s)")
 sys.exit(0 if total < limit else 1)
 EOF
 
