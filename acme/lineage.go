@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/xmppcert/xmppcert/internal/atomicfile"
+	"github.com/xmppcert/xmppcert/internal/certfile"
 )
 
 // Store keeps lineages in a state directory, in certbot's layout:
@@ -155,7 +156,7 @@ func (s Store) Load(name string) (*Lineage, error) {
 	if err := json.Unmarshal(b, &l.Request); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(version, RequestFile), err)
 	}
-	if l.Chain, err = readChain(filepath.Join(version, FullchainFile)); err != nil {
+	if l.Chain, err = certfile.Read(filepath.Join(version, FullchainFile), nil); err != nil {
 		return nil, err
 	}
 	if l.Key, err = ReadKey(filepath.Join(version, KeyFile)); err != nil {
@@ -309,30 +310,6 @@ func writeNew(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return f.Close()
-}
-
-func readChain(path string) ([]*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var chain []*x509.Certificate
-	for {
-		var block *pem.Block
-		block, b = pem.Decode(b)
-		if block == nil {
-			break
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		chain = append(chain, c)
-	}
-	if len(chain) == 0 {
-		return nil, fmt.Errorf("%s: no certificate", path)
-	}
-	return chain, nil
 }
 
 // ReadKey reads a PEM PKCS#8 private key, the form lineages store.

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/internal/testfs"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
 
@@ -130,43 +131,6 @@ func perm(t *testing.T, path string) fs.FileMode {
 	return st.Mode().Perm()
 }
 
-// tree lists every path under dir with its mode and content, to show
-// that a failed operation changed nothing.
-func tree(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		desc := info.Mode().String()
-		switch {
-		case d.Type()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(path)
-			if err != nil {
-				return err
-			}
-			desc += " -> " + target
-		case d.Type().IsRegular():
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			desc += " " + string(b)
-		}
-		out[strings.TrimPrefix(path, dir)] = desc
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // TestObtainLayout checks the certbot layout, the modes (keys 0600,
 // directories 0700) and that Load reads back what Obtain wrote.
 func TestObtainLayout(t *testing.T) {
@@ -230,7 +194,7 @@ func TestObtainNewVersion(t *testing.T) {
 	iss := newTestIssuer(t)
 	first := mustObtain(t, s, iss, request(t, "example.org", acme.KeyECDSAP256, false))
 	v1 := filepath.Join(dir, "archive", "example.org", "000001")
-	before := tree(t, v1)
+	before := testfs.Snapshot(t, v1)
 	second := mustObtain(t, s, iss, request(t, "example.org", acme.KeyECDSAP256, false))
 	if second.Version != 2 {
 		t.Fatalf("second version %d; want 2", second.Version)
@@ -238,7 +202,7 @@ func TestObtainNewVersion(t *testing.T) {
 	if target, _ := os.Readlink(filepath.Join(dir, "live", "example.org")); target != "../archive/example.org/000002" {
 		t.Errorf("live link %q after the second issuance", target)
 	}
-	if after := tree(t, v1); !mapsEqual(before, after) {
+	if after := testfs.Snapshot(t, v1); !mapsEqual(before, after) {
 		t.Errorf("version 1 changed")
 	}
 	if first.Key.Public().(*ecdsa.PublicKey).Equal(second.Key.Public()) {
@@ -322,12 +286,12 @@ func TestReuseKey(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "archive", "example.org", "000003", "privkey.pem"), []byte("garbage\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	before := tree(t, dir)
+	before := testfs.Snapshot(t, dir)
 	_, err := obtain(t, s, iss, request(t, "example.org", acme.KeyRSA2048, true))
 	if err == nil || !strings.Contains(err.Error(), "reusing the key of lineage example.org") {
 		t.Fatalf("ReuseKey with an unreadable key: %v; want an error", err)
 	}
-	if after := tree(t, dir); !mapsEqual(before, after) {
+	if after := testfs.Snapshot(t, dir); !mapsEqual(before, after) {
 		t.Errorf("a refused reuse changed the state directory")
 	}
 }
@@ -339,13 +303,13 @@ func TestObtainRefusesWrongKey(t *testing.T) {
 	s := acme.Store{Dir: dir}
 	iss := newTestIssuer(t)
 	mustObtain(t, s, iss, request(t, "example.org", acme.KeyECDSAP256, false))
-	before := tree(t, filepath.Join(dir, "archive"))
+	before := testfs.Snapshot(t, filepath.Join(dir, "archive"))
 	iss.otherKey = true
 	_, err := obtain(t, s, iss, request(t, "example.org", acme.KeyECDSAP256, false))
 	if err == nil || !strings.Contains(err.Error(), "does not carry the requested key") {
 		t.Fatalf("Obtain with a certificate for another key: %v", err)
 	}
-	if after := tree(t, filepath.Join(dir, "archive")); !mapsEqual(before, after) {
+	if after := testfs.Snapshot(t, filepath.Join(dir, "archive")); !mapsEqual(before, after) {
 		t.Errorf("the archive changed")
 	}
 }
@@ -362,7 +326,7 @@ func TestWriteFailureKeepsCurrent(t *testing.T) {
 
 	// fullchain.pem is over 1000 bytes: its write fails with EFBIG (Go
 	// ignores SIGXFSZ). No other test runs meanwhile: none is parallel.
-	before := tree(t, dir)
+	before := testfs.Snapshot(t, dir)
 	var old syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
 		t.Fatal(err)
@@ -377,7 +341,7 @@ func TestWriteFailureKeepsCurrent(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "file too large; the previous version, if any, is still current") {
 		t.Fatalf("write beyond the file size limit: %v", err)
 	}
-	if after := tree(t, dir); !mapsEqual(before, after) {
+	if after := testfs.Snapshot(t, dir); !mapsEqual(before, after) {
 		t.Errorf("a failed write changed the state directory:\nbefore %q\nafter  %q", keys(before), keys(after))
 	}
 

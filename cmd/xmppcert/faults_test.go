@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/internal/testfs"
 )
 
 // TestFaults runs the built command as operators do, as a separate
@@ -428,46 +429,6 @@ func testConcurrent(t *testing.T, bin string) {
 	mustIssue(t, bin, state)
 }
 
-// snapshot describes every entry under dir (mode, link target, content)
-// so that a failed run can be shown to have changed nothing. Directory
-// times are left out: they say nothing a reader relies on.
-func snapshot(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		desc := info.Mode().String()
-		if d.Type()&fs.ModeSymlink != 0 {
-			target, err := os.Readlink(path)
-			if err != nil {
-				return err
-			}
-			desc += " -> " + target
-		} else if d.Type().IsRegular() {
-			b, err := os.ReadFile(path)
-			if err != nil {
-				return err
-			}
-			desc += fmt.Sprintf(" %x", b)
-		}
-		out[strings.TrimPrefix(path, dir)] = desc
-		return nil
-	})
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // diff names the entries that differ between two snapshots.
 func diff(a, b map[string]string) []string {
 	var out []string
@@ -492,18 +453,18 @@ func diff(a, b map[string]string) []string {
 func testFileSizeLimit(t *testing.T, bin string) {
 	state := filepath.Join(t.TempDir(), "state")
 	mustIssue(t, bin, state)
-	before := snapshot(t, filepath.Join(state, "live"))
-	archive := snapshot(t, filepath.Join(state, "archive"))
+	before := testfs.Snapshot(t, filepath.Join(state, "live"))
+	archive := testfs.Snapshot(t, filepath.Join(state, "archive"))
 	// 16 blocks: 8 KiB in dash, 16 KiB in bash; the database is 32 KiB.
 	r := runBin(t, "/bin/sh", "-c", `ulimit -f 16 && exec "$0" "$@"`, bin, "--state-dir", state, "issue", "example.org", "--component", "conference.example.org")
 	if r.code != 1 || !oneLine(r.stderr) || !strings.Contains(r.stderr, "file too large") || r.stdout != "" {
 		t.Errorf("issue under a file size limit: exit %d, stdout %q, stderr %q; want exit 1 and one line saying the file is too large", r.code, r.stdout, r.stderr)
 	}
 	t.Logf("error: %s", strings.TrimSpace(r.stderr))
-	if d := diff(before, snapshot(t, filepath.Join(state, "live"))); d != nil {
+	if d := diff(before, testfs.Snapshot(t, filepath.Join(state, "live"))); d != nil {
 		t.Errorf("live changed: %q", d)
 	}
-	if d := diff(archive, snapshot(t, filepath.Join(state, "archive"))); d != nil {
+	if d := diff(archive, testfs.Snapshot(t, filepath.Join(state, "archive"))); d != nil {
 		t.Errorf("archive changed: %q", d)
 	}
 	if st := checkLineage(t, state, "example.org", map[string]bool{}); st.live != 1 || len(st.leftovers) > 0 {
@@ -561,15 +522,15 @@ func testFullTmpfs(t *testing.T, bin string) {
 		if err := os.Truncate(filler, written-pages*4096); err != nil {
 			t.Fatal(err)
 		}
-		live := snapshot(t, filepath.Join(state, "live"))
-		arch := snapshot(t, archive)
+		live := testfs.Snapshot(t, filepath.Join(state, "live"))
+		arch := testfs.Snapshot(t, archive)
 		r := runBin(t, bin, "--state-dir", state, "issue", "example.org", "--component", "conference.example.org")
 		if r.code != 1 || !oneLine(r.stderr) || r.stdout != "" ||
 			!strings.Contains(r.stderr, "no space left on device; the previous version, if any, is still current") {
 			t.Errorf("issue with %d free pages: exit %d, stdout %q, stderr %q; want exit 1 and one line", pages, r.code, r.stdout, r.stderr)
 		}
 		t.Logf("%d free pages: %s", pages, strings.TrimSpace(r.stderr))
-		if d := append(diff(live, snapshot(t, filepath.Join(state, "live"))), diff(arch, snapshot(t, archive))...); d != nil {
+		if d := append(diff(live, testfs.Snapshot(t, filepath.Join(state, "live"))), diff(arch, testfs.Snapshot(t, archive))...); d != nil {
 			t.Errorf("a failed issuance changed the lineage: %q", d)
 		}
 		if err := os.Remove(filepath.Join(archive, "filler")); err != nil {
@@ -647,9 +608,9 @@ func TestIssueBadInput(t *testing.T) {
 			if _, err := os.Lstat(fresh); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("the state directory was created: %v", err)
 			}
-			before := snapshot(t, existing)
+			before := testfs.Snapshot(t, existing)
 			check(t, append([]string{"--state-dir", existing, "issue"}, c.args...), c.stderr)
-			if d := diff(before, snapshot(t, existing)); d != nil {
+			if d := diff(before, testfs.Snapshot(t, existing)); d != nil {
 				t.Errorf("the state directory changed: %q", d)
 			}
 		})
@@ -673,7 +634,7 @@ func TestIssueBadInput(t *testing.T) {
 		for _, dir := range []string{ro, filepath.Join(ro, "state")} {
 			check(t, []string{"--state-dir", dir, "issue", "example.org"}, fmt.Sprintf(notWritable, regexp.QuoteMeta(dir)))
 		}
-		if d := diff(map[string]string{"": "drwx------"}, snapshot(t, ro)); d != nil {
+		if d := diff(map[string]string{"": "drwx------"}, testfs.Snapshot(t, ro)); d != nil {
 			t.Errorf("the read-only directory changed: %q", d)
 		}
 	})
