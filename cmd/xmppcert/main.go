@@ -1,6 +1,7 @@
 // Command xmppcert is certificate and trust tooling for XMPP operators:
-// it checks certificates the way XMPP peers check them and tells the
-// operator what each peer will do with them.
+// it issues certificates that carry every XMPP identity from an embedded
+// private CA, checks certificates the way XMPP peers check them and tells
+// the operator what each peer will do with them.
 //
 // Exit codes: 0 success, 1 the thing checked is bad or an operation
 // failed, 2 usage or input error.
@@ -67,10 +68,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:  "xmppcert",
-		Usage: "certificates and trust for XMPP servers: check, inspect",
-		Description: "xmppcert checks certificates the way XMPP peers do (RFC 6120 §13.7 with RFC 9525) and says\n" +
-			"what Prosody, ejabberd, Openfire, Conversations and Smack will do with them.\n" +
-			"Exit codes: 0 success, 1 the certificate is not valid, 2 usage or input error.",
+		Usage: "certificates and trust for XMPP servers: issue, ca, inspect, check",
+		Description: "xmppcert issues certificates carrying every XMPP identity (DNS-ID, SRV-IDs, XmppAddr) from its\n" +
+			"embedded private CA, checks certificates the way XMPP peers do (RFC 6120 §13.7 with RFC 9525) and\n" +
+			"says what Prosody, ejabberd, Openfire, Conversations and Smack will do with them.\n" +
+			"Exit codes: 0 success, 1 the certificate is not valid or an operation failed, 2 usage or input error.",
 		Reader:         stdin,
 		Writer:         stdout,
 		ErrWriter:      stderr,
