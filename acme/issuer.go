@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
@@ -35,6 +36,12 @@ type Request struct {
 	ReuseKey bool    `json:"reuse_key"`
 	// CA is the --ca value that issued the lineage: "local" or a URL.
 	CA string `json:"ca"`
+	// Days is the validity asked of CAs that let the client choose (the
+	// local CA); 0 means the CA's default.
+	Days int `json:"days,omitempty"`
+	// Replaces is the certificate this issuance renews, for ACME Renewal
+	// Information (RFC 9773: the new order's "replaces"). Not stored.
+	Replaces *x509.Certificate `json:"-"`
 }
 
 // Name is a domain and its role, in the stored form.
@@ -133,6 +140,22 @@ func (r Request) Unrelated() []string {
 		out = append(out, n.Domain)
 	}
 	return out
+}
+
+// RenewalWindow is when a CA suggests renewing a certificate (RFC 9773).
+type RenewalWindow struct {
+	Start, End time.Time
+	// ExplanationURL, when the CA gives one, says why the window moved
+	// (a revocation, say).
+	ExplanationURL string
+	// RetryAfter is when to ask the CA again.
+	RetryAfter time.Time
+}
+
+// RenewalAdvisor is an Issuer that offers ACME Renewal Information.
+// Renewal asks it first and falls back to the certificate's lifetime.
+type RenewalAdvisor interface {
+	RenewalWindow(ctx context.Context, leaf *x509.Certificate) (RenewalWindow, error)
 }
 
 // Issued is a signed certificate with its key.

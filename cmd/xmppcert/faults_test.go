@@ -111,6 +111,8 @@ func checkLineage(t *testing.T, state, name string, verified map[string]bool) li
 			return entry == "."+name+".tmp"
 		case "archive/" + name:
 			return strings.HasPrefix(entry, ".tmp-")
+		case "":
+			return strings.HasPrefix(entry, probePrefix)
 		}
 		return false
 	}

@@ -85,7 +85,7 @@ func runIssue(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usagef("issue needs exactly one DOMAIN, the XMPP host; components go in --component")
 	}
-	req, targets, days, err := issueRequest(c)
+	req, targets, err := issueRequest(c)
 	if err != nil {
 		return err
 	}
@@ -99,13 +99,12 @@ func runIssue(c *cli.Context) error {
 		return err
 	}
 	defer unlock()
-	ca, err := openCA(state, localca.Options{Lifetime: time.Duration(days) * 24 * time.Hour}, true)
+	iss, roots, release, err := openIssuer(state, req)
 	if err != nil {
 		return err
 	}
-	got, err := acme.Obtain(c.Context, store, ca, req)
-	roots := ca.RootPool()
-	ca.Close() // release the CA database before deploy hooks run
+	got, err := acme.Obtain(c.Context, store, iss, req)
+	release() // the local CA's database is free before deploy hooks run
 	if err != nil {
 		return err
 	}
@@ -135,17 +134,17 @@ func runIssue(c *cli.Context) error {
 
 // issueRequest reads and checks everything the command line says before
 // anything is written.
-func issueRequest(c *cli.Context) (acme.Request, []acme.Target, int, error) {
+func issueRequest(c *cli.Context) (acme.Request, []acme.Target, error) {
 	if ca := c.String("ca"); ca != "local" {
-		return acme.Request{}, nil, 0, usagef("--ca %q: this build issues from the embedded CA only; use --ca local", ca)
+		return acme.Request{}, nil, usagef("--ca %q: this build issues from the embedded CA only; use --ca local", ca)
 	}
 	key, err := acme.ParseKeyType(c.String("key-type"))
 	if err != nil {
-		return acme.Request{}, nil, 0, usagef("--key-type: %v", err)
+		return acme.Request{}, nil, usagef("--key-type: %v", err)
 	}
 	days := c.Int("days")
 	if days < 1 || time.Duration(days)*24*time.Hour > localca.MaxLifetime {
-		return acme.Request{}, nil, 0, usagef("--days %d is out of range: 1 to %d", days, int(localca.MaxLifetime/(24*time.Hour)))
+		return acme.Request{}, nil, usagef("--days %d is out of range: 1 to %d", days, int(localca.MaxLifetime/(24*time.Hour)))
 	}
 	role := xmppaddr.RoleHost
 	if c.Bool("anonymous") {
@@ -153,25 +152,26 @@ func issueRequest(c *cli.Context) (acme.Request, []acme.Target, int, error) {
 	}
 	req, err := acme.NewRequest(c.Args().First(), role, c.StringSlice("component"), key)
 	if err != nil {
-		return acme.Request{}, nil, 0, usagef("issue: %v", err)
+		return acme.Request{}, nil, usagef("issue: %v", err)
 	}
 	req.ReuseKey = c.Bool("reuse-key")
 	req.CA = "local"
+	req.Days = days
 	var targets []acme.Target
 	for _, spec := range c.StringSlice("deploy") {
 		t, err := acme.ParseTarget(spec)
 		if err != nil {
-			return acme.Request{}, nil, 0, usagef("--deploy: %v", err)
+			return acme.Request{}, nil, usagef("--deploy: %v", err)
 		}
 		targets = append(targets, t)
 	}
 	for _, h := range c.StringSlice("hook") {
 		if strings.TrimSpace(h) == "" {
-			return acme.Request{}, nil, 0, usagef("--hook is empty; give a shell command")
+			return acme.Request{}, nil, usagef("--hook is empty; give a shell command")
 		}
 		targets = append(targets, &acme.HookTarget{Command: h})
 	}
-	return req, targets, days, nil
+	return req, targets, nil
 }
 
 // describeIssued checks the new certificate for every service each

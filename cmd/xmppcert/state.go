@@ -50,13 +50,21 @@ func writableStateDir(c *cli.Context) (string, error) {
 		}
 		probe = parent
 	}
-	tmp, err := os.MkdirTemp(probe, ".xmppcert-probe-*")
+	tmp, err := os.MkdirTemp(probe, probePrefix+"*")
 	if err != nil {
 		return "", usagef("state directory %s is not writable (%v); choose another with --state-dir or XMPPCERT_STATE_DIR", abs, err)
 	}
-	os.Remove(tmp)
+	// Remove this probe and any a killed run left. Removing a concurrent
+	// run's probe is harmless: its MkdirTemp has already answered.
+	left, _ := filepath.Glob(filepath.Join(probe, probePrefix+"*"))
+	for _, d := range append(left, tmp) {
+		os.Remove(d)
+	}
 	return abs, nil
 }
+
+// probePrefix names the directories writableStateDir creates and removes.
+const probePrefix = ".xmppcert-probe-"
 
 // caDir is where the embedded CA lives in a state directory.
 func caDir(state string) string { return filepath.Join(state, "ca") }
