@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 # Debian packages the tests use (openssl: interop; prosody: deploy and s2s;
-# certbot: a real ACME client against ca serve). Installed when root.
-packages=(openssl prosody certbot)
+# certbot: a real ACME client against ca serve, and renew beside ours; knot: a
+# real authoritative DNS server for dns-01 by RFC 2136). Installed when root.
+packages=(openssl prosody certbot knot knot-dnsutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
