@@ -43,3 +43,6 @@ bench/check-vs-x509.sh "${BENCH_RUNS:-5}"
 # Performance target: 1,000 local issuances under 10 s; --help and check do
 # not start the CA (whole-process timings beside issue).
 bench/issue.sh "${BENCH_RUNS_ISSUE:-11}"
+# Performance target: renew over 1,000 lineages with nothing due under 1 s and
+# 100 MB, beside certbot renew over the same lineages.
+bench/renew.sh "${BENCH_RUNS_RENEW:-5}"
