@@ -6,5 +6,7 @@
 // Obtain runs one issuance end to end under a per-lineage lock: key
 // (new or reused), signature, and the lineage written atomically in
 // certbot's layout (Store). Deploy targets (Prosody, ejabberd, a hook
-// command) then install the result (DESIGN.md, "Issuance").
+// command) then install the result. Decide says when a lineage is due for
+// renewal: the CA's renewal window (ARI) when it offers one, else when a
+// third of the lifetime is left (DESIGN.md, "Issuance").
 package acme

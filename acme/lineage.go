@@ -31,6 +31,8 @@ import (
 //	archive/NAME/000003/privkey.pem       key, 0600
 //	archive/NAME/000003/request.json      what was asked for, for renewal
 //	locks/NAME.lock                       held while NAME is being issued
+//	renew/NAME.json                       a renewal not yet deployed, a CA's Retry-After
+//	renew/NAME.ari.json                   the CA's last renewal window (renew.go)
 //
 // live/NAME/fullchain.pem and live/NAME/privkey.pem are the paths certbot
 // users know. A version is written completely in a temporary directory
