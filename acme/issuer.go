@@ -34,7 +34,7 @@ type Request struct {
 	Names    []Name  `json:"names"`
 	Key      KeyType `json:"key"`
 	ReuseKey bool    `json:"reuse_key"`
-	// CA is the --ca value that issued the lineage: "local" or a URL.
+	// CA is who issued the lineage: "local" or an ACME directory URL.
 	CA string `json:"ca"`
 	// Days is the validity asked of CAs that let the client choose (the
 	// local CA); 0 means the CA's default.
@@ -42,6 +42,73 @@ type Request struct {
 	// Replaces is the certificate this issuance renews, for ACME Renewal
 	// Information (RFC 9773: the new order's "replaces"). Not stored.
 	Replaces *x509.Certificate `json:"-"`
+	// ACME is how to reach an ACME CA again (CA is then its directory
+	// URL); nil for the local CA.
+	ACME *ACMESettings `json:"acme,omitempty"`
+}
+
+// ACMESettings is what renewal needs to repeat an issuance from an ACME
+// CA without the operator. Secrets are never stored here: not the EAB
+// HMAC key (only needed once, to register the account, which is then
+// kept in the state directory) and not the TSIG secret (its file's path
+// is stored and the file read at each renewal).
+type ACMESettings struct {
+	// Directory is the CA's ACME directory URL.
+	Directory string `json:"directory"`
+	// Email is the account's contact address, if any.
+	Email string `json:"email,omitempty"`
+	// Profile is the ACME profile asked for (draft-aaron-acme-profiles).
+	Profile string `json:"profile,omitempty"`
+	// TrustRoot is the PEM file of roots trusted for the CA's HTTPS and
+	// for checking what it issues (a private CA), in addition to the
+	// system roots.
+	TrustRoot string `json:"trust_root,omitempty"`
+	// EABKeyID is the External Account Binding key ID the account was
+	// registered with, for the record.
+	EABKeyID string `json:"eab_kid,omitempty"`
+	// RequireXMPPIDs makes issuance fail, before anything is written,
+	// unless the certificate carries the SRV-IDs and XmppAddr of every
+	// name's role: only a private CA issues them.
+	RequireXMPPIDs bool `json:"require_xmpp_ids,omitempty"`
+	// Challenges says how control of the names is proved.
+	Challenges ChallengeSettings `json:"challenges"`
+}
+
+// ChallengeSettings are the ways an ACME order's challenges are solved;
+// every one configured is offered to the CA.
+type ChallengeSettings struct {
+	// HTTPListen is the address a standalone http-01 responder listens
+	// on while a challenge is pending (port 80 as the CA sees it).
+	HTTPListen string `json:"http_listen,omitempty"`
+	// Webroot is a directory served as the names' web root: http-01
+	// answers are written to .well-known/acme-challenge/ in it.
+	Webroot string `json:"webroot,omitempty"`
+	// TLSALPNListen is the address a tls-alpn-01 responder listens on
+	// (port 443 as the CA sees it).
+	TLSALPNListen string `json:"tls_alpn_listen,omitempty"`
+	// RFC2136 solves dns-01 by dynamic update, when set.
+	RFC2136 *RFC2136Settings `json:"dns_rfc2136,omitempty"`
+	// DNSHook is a command run with present|cleanup, the record name and
+	// its value to solve dns-01.
+	DNSHook string `json:"dns_hook,omitempty"`
+}
+
+// Empty reports whether no way of solving a challenge is configured.
+func (c ChallengeSettings) Empty() bool {
+	return c.HTTPListen == "" && c.Webroot == "" && c.TLSALPNListen == "" && c.RFC2136 == nil && c.DNSHook == ""
+}
+
+// RFC2136Settings configure dns-01 by RFC 2136 dynamic update with TSIG.
+type RFC2136Settings struct {
+	// Server is the primary's HOST:PORT.
+	Server string `json:"server"`
+	// TSIGName is the TSIG key name.
+	TSIGName string `json:"tsig_name,omitempty"`
+	// TSIGAlgorithm is the TSIG algorithm, such as hmac-sha256.
+	TSIGAlgorithm string `json:"tsig_algorithm,omitempty"`
+	// TSIGSecretFile holds the base64 TSIG secret; the secret itself is
+	// never stored in the lineage.
+	TSIGSecretFile string `json:"tsig_secret_file,omitempty"`
 }
 
 // Name is a domain and its role, in the stored form.

@@ -590,7 +590,7 @@ func TestIssueBadInput(t *testing.T) {
 		{[]string{"example.org", "--days", "many"}, `xmppcert issue: invalid value "many" for flag -days: .*`},
 		{[]string{"example.org", "example.net"}, `issue needs exactly one DOMAIN, the XMPP host; components go in --component`},
 		{nil, `issue needs exactly one DOMAIN, the XMPP host; components go in --component`},
-		{[]string{"example.org", "--ca", "https://acme.example/directory"}, `--ca "https://acme\.example/directory": this build issues from the embedded CA only; use --ca local`},
+		{[]string{"example.org", "--ca", "https://acme.example/directory"}, `no way to prove control of the names is configured: give --http-listen, --webroot, --tls-alpn-listen, --dns-rfc2136-server or --dns-hook`},
 		{[]string{"example.org", "--no-such-flag"}, `xmppcert issue: flag provided but not defined: -no-such-flag; see 'xmppcert issue --help'`},
 	}
 	check := func(t *testing.T, args []string, want string) {

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/acmeca"
 	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
@@ -26,16 +28,38 @@ func issueCommand() *cli.Command {
 			"its role serves and an XmppAddr; EKU serverAuth and clientAuth. The lineage is written to\n" +
 			"STATE/live/DOMAIN/{cert,chain,fullchain,privkey}.pem (certbot's layout), then --deploy targets\n" +
 			"and --hook commands run (certbot's RENEWED_LINEAGE and RENEWED_DOMAINS, plus XMPPCERT_*).\n" +
+			"With an ACME CA (--ca letsencrypt, ..., or a directory URL) one order covers every name as a DNS\n" +
+			"name, proved by http-01, tls-alpn-01 or dns-01. A public CA certifies DNS names only: no SRV-ID,\n" +
+			"no XmppAddr, and since 2026 no clientAuth; the check after issuance says what peers make of that.\n" +
+			"The account is kept in STATE/accounts and reused; --agree-tos registers it the first time.\n" +
 			"Exit 0 issued and deployed, 1 an issuance, check or deploy step failed, 2 usage error.",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "component", Aliases: []string{"c"}, Usage: "a component of the host (conference, upload...): DNS-ID, _xmpp-server SRV-ID, XmppAddr (repeatable)"},
 			&cli.BoolFlag{Name: "anonymous", Usage: "DOMAIN is an anonymous-login host that does not federate: no _xmpp-server SRV-ID"},
-			&cli.StringFlag{Name: "ca", Value: "local", Usage: "who signs: local (the embedded CA)"},
+			&cli.StringFlag{Name: "ca", Value: "local", Usage: "who signs: local (the embedded CA), letsencrypt, letsencrypt-staging, zerossl, or an ACME directory URL"},
+			&cli.BoolFlag{Name: "split", Usage: "one certificate, and one lineage, per name instead of one for the host and its components"},
 			&cli.StringFlag{Name: "key-type", Value: string(acme.KeyECDSAP256), Usage: "ecdsa-p256, rsa2048 or rsa3072"},
 			&cli.BoolFlag{Name: "reuse-key", Usage: "keep the lineage's current key (DANE 3 1 1 pins stay valid)"},
 			&cli.IntFlag{Name: "days", Value: int(localca.DefaultLifetime / (24 * time.Hour)), Usage: "validity, for --ca local"},
 			&cli.StringSliceFlag{Name: "deploy", Usage: "prosody[:CERTDIR] or ejabberd[:FILE] (repeatable)"},
 			&cli.StringSliceFlag{Name: "hook", Usage: "shell command to run after deploying, with certbot's environment (repeatable)"},
+			// ACME CAs.
+			&cli.StringFlag{Name: "email", Usage: "ACME: the account's contact address (expiry and policy mail from the CA)"},
+			&cli.BoolFlag{Name: "agree-tos", Usage: "ACME: agree to the CA's terms of service; needed to register a new account (there is no prompt)"},
+			&cli.StringFlag{Name: "eab-kid", Usage: "ACME: External Account Binding key ID (ZeroSSL, Google, step-ca --require-eab)"},
+			&cli.StringFlag{Name: "eab-hmac", Usage: "ACME: External Account Binding HMAC key, base64url (used once, never stored)"},
+			&cli.StringFlag{Name: "profile", Usage: "ACME: certificate profile the CA offers (Let's Encrypt: classic, tlsserver, shortlived)"},
+			&cli.PathFlag{Name: "trust-root", Usage: "ACME: PEM roots of a private CA (ca serve, step-ca, pebble), trusted for its HTTPS and the check"},
+			&cli.BoolFlag{Name: "require-xmpp-ids", Usage: "fail unless the certificate carries SRV-IDs and XmppAddr (private CAs only; refused for public ones)"},
+			&cli.DurationFlag{Name: "timeout", Value: acmeca.DefaultTimeout, Usage: "ACME: give up an issuance after this long, retries included"},
+			&cli.StringFlag{Name: "http-listen", Usage: "ACME http-01: answer on this address (\":80\", or where port 80 is forwarded)"},
+			&cli.PathFlag{Name: "webroot", Usage: "ACME http-01: write answers under DIR/.well-known/acme-challenge of a running web server"},
+			&cli.StringFlag{Name: "tls-alpn-listen", Usage: "ACME tls-alpn-01: answer on this address (\":443\")"},
+			&cli.StringFlag{Name: "dns-rfc2136-server", Usage: "ACME dns-01: primary server HOST[:PORT] taking RFC 2136 dynamic updates"},
+			&cli.StringFlag{Name: "dns-tsig-name", Usage: "ACME dns-01: TSIG key name for the updates"},
+			&cli.StringFlag{Name: "dns-tsig-alg", Usage: "ACME dns-01: TSIG algorithm (hmac-sha256 by default)"},
+			&cli.PathFlag{Name: "dns-tsig-secret-file", Usage: "ACME dns-01: file holding the TSIG secret (its path is stored, never the secret)"},
+			&cli.StringFlag{Name: "dns-hook", Usage: "ACME dns-01: command run with present|cleanup, the record name and its value"},
 			jsonFlag(), quietFlag(),
 		},
 		OnUsageError: onUsageError,
@@ -56,6 +80,11 @@ type issueResult struct {
 	Notes     []string      `json:"notes"`
 	Deploy    []deployState `json:"deploy"`
 	Valid     bool          `json:"valid"`
+
+	// privateRoot is set when peers must be given the CA's root: the
+	// embedded CA, or an ACME CA trusted through trustRoot.
+	privateRoot bool
+	trustRoot   string
 }
 
 type issuedName struct {
@@ -81,11 +110,26 @@ type deployState struct {
 // or hook failed (exit 1); the output already says which and why.
 var errDeploy = errors.New("a deploy target or hook failed")
 
+// errSomeFailed reports that with --split some issuances failed (exit 1);
+// each failure was already written to stderr.
+var errSomeFailed = fmt.Errorf("an issuance failed: %w", errInvalid)
+
+// issuePlan is everything the command line asks for, checked before
+// anything is written.
+type issuePlan struct {
+	// reqs holds one request, or one per name with --split.
+	reqs    []acme.Request
+	targets []acme.Target
+	opts    issueOptions
+	// directory is the ACME CA's directory URL; empty for --ca local.
+	directory string
+}
+
 func runIssue(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usagef("issue needs exactly one DOMAIN, the XMPP host; components go in --component")
 	}
-	req, targets, err := issueRequest(c)
+	plan, err := issueRequest(c)
 	if err != nil {
 		return err
 	}
@@ -93,58 +137,102 @@ func runIssue(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := checkAccount(state, plan); err != nil {
+		return err
+	}
 	store := acme.Store{Dir: state}
-	unlock, err := store.Lock(req.Host())
-	if err != nil {
-		return err
+	var results []issueResult
+	failed := false
+	for _, req := range plan.reqs {
+		res, err := issueOne(c, store, req, plan)
+		if err != nil {
+			if len(plan.reqs) == 1 {
+				return err
+			}
+			var ue usageError
+			if errors.As(err, &ue) {
+				err = errors.New(ue.msg)
+			}
+			fmt.Fprintf(c.App.ErrWriter, "xmppcert: %s: %v\n", req.Host(), err)
+			failed = true
+			continue
+		}
+		results = append(results, res)
 	}
-	defer unlock()
-	iss, roots, release, err := openIssuer(state, req)
-	if err != nil {
-		return err
-	}
-	got, err := acme.Obtain(c.Context, store, iss, req)
-	release() // the local CA's database is free before deploy hooks run
-	if err != nil {
-		return err
-	}
-	res := describeIssued(got, roots, time.Now())
-	res.Deploy = deploy(c.Context, got.Lineage, acme.EventIssued, targets)
 	out := c.App.Writer
-	if flagAnywhere(c, "json") {
-		if err := writeJSON(out, res); err != nil {
+	switch {
+	case flagAnywhere(c, "json") && len(plan.reqs) == 1:
+		if err := writeJSON(out, results[0]); err != nil {
 			return err
 		}
-	} else if !flagAnywhere(c, "quiet") {
-		printIssued(out, res)
-	}
-	for _, d := range res.Deploy {
-		if !d.OK {
-			fmt.Fprintf(c.App.ErrWriter, "xmppcert: deploy %s failed: %s\n", d.Target, d.Error)
+	case flagAnywhere(c, "json"):
+		if results == nil {
+			results = []issueResult{}
+		}
+		if err := writeJSON(out, results); err != nil {
+			return err
+		}
+	case !flagAnywhere(c, "quiet"):
+		for _, res := range results {
+			printIssued(out, res)
 		}
 	}
+	valid, deployed := true, true
+	for _, res := range results {
+		for _, d := range res.Deploy {
+			if !d.OK {
+				fmt.Fprintf(c.App.ErrWriter, "xmppcert: deploy %s failed: %s\n", d.Target, d.Error)
+				deployed = false
+			}
+		}
+		valid = valid && res.Valid
+	}
 	switch {
-	case !res.Valid:
+	case failed:
+		return errSomeFailed
+	case !valid:
 		return errInvalid
-	case len(res.Deploy) > 0 && !allDeployed(res.Deploy):
+	case !deployed:
 		return errDeploy
 	}
 	return nil
 }
 
+// issueOne issues one lineage under its lock and deploys it.
+func issueOne(c *cli.Context, store acme.Store, req acme.Request, plan issuePlan) (issueResult, error) {
+	unlock, err := store.Lock(req.Host())
+	if err != nil {
+		return issueResult{}, err
+	}
+	defer unlock()
+	// Reissuing an ACME lineage from the same CA replaces its
+	// certificate: say so to the CA (ARI "replaces", RFC 9773).
+	if req.ACME != nil {
+		if cur, err := store.Load(req.Host()); err == nil && cur.Request.CA == req.CA {
+			req.Replaces = cur.Chain[0]
+		}
+	}
+	iss, roots, release, err := openIssuerWith(store.Dir, req, plan.opts)
+	if err != nil {
+		return issueResult{}, err
+	}
+	got, err := acme.Obtain(c.Context, store, iss, req)
+	release() // the local CA's database is free before deploy hooks run
+	if err != nil {
+		return issueResult{}, err
+	}
+	res := describeIssued(got, roots, time.Now())
+	res.Deploy = deploy(c.Context, got.Lineage, acme.EventIssued, plan.targets)
+	return res, nil
+}
+
 // issueRequest reads and checks everything the command line says before
 // anything is written.
-func issueRequest(c *cli.Context) (acme.Request, []acme.Target, error) {
-	if ca := c.String("ca"); ca != "local" {
-		return acme.Request{}, nil, usagef("--ca %q: this build issues from the embedded CA only; use --ca local", ca)
-	}
+func issueRequest(c *cli.Context) (issuePlan, error) {
+	var plan issuePlan
 	key, err := acme.ParseKeyType(c.String("key-type"))
 	if err != nil {
-		return acme.Request{}, nil, usagef("--key-type: %v", err)
-	}
-	days := c.Int("days")
-	if days < 1 || time.Duration(days)*24*time.Hour > localca.MaxLifetime {
-		return acme.Request{}, nil, usagef("--days %d is out of range: 1 to %d", days, int(localca.MaxLifetime/(24*time.Hour)))
+		return plan, usagef("--key-type: %v", err)
 	}
 	role := xmppaddr.RoleHost
 	if c.Bool("anonymous") {
@@ -152,26 +240,153 @@ func issueRequest(c *cli.Context) (acme.Request, []acme.Target, error) {
 	}
 	req, err := acme.NewRequest(c.Args().First(), role, c.StringSlice("component"), key)
 	if err != nil {
-		return acme.Request{}, nil, usagef("issue: %v", err)
+		return plan, usagef("issue: %v", err)
 	}
 	req.ReuseKey = c.Bool("reuse-key")
-	req.CA = "local"
-	req.Days = days
-	var targets []acme.Target
+	if ca := c.String("ca"); ca == "local" || ca == "" {
+		if err := localOnly(c); err != nil {
+			return plan, err
+		}
+		days := c.Int("days")
+		if days < 1 || time.Duration(days)*24*time.Hour > localca.MaxLifetime {
+			return plan, usagef("--days %d is out of range: 1 to %d", days, int(localca.MaxLifetime/(24*time.Hour)))
+		}
+		req.CA = "local"
+		req.Days = days
+	} else {
+		if plan.opts, err = acmeRequest(c, &req); err != nil {
+			return plan, err
+		}
+		plan.directory = req.CA
+	}
 	for _, spec := range c.StringSlice("deploy") {
 		t, err := acme.ParseTarget(spec)
 		if err != nil {
-			return acme.Request{}, nil, usagef("--deploy: %v", err)
+			return plan, usagef("--deploy: %v", err)
 		}
-		targets = append(targets, t)
+		plan.targets = append(plan.targets, t)
 	}
 	for _, h := range c.StringSlice("hook") {
 		if strings.TrimSpace(h) == "" {
-			return acme.Request{}, nil, usagef("--hook is empty; give a shell command")
+			return plan, usagef("--hook is empty; give a shell command")
 		}
-		targets = append(targets, &acme.HookTarget{Command: h})
+		plan.targets = append(plan.targets, &acme.HookTarget{Command: h})
 	}
-	return req, targets, nil
+	plan.reqs = []acme.Request{req}
+	if c.Bool("split") {
+		plan.reqs = nil
+		for _, n := range req.Names {
+			one := req
+			one.Names = []acme.Name{n}
+			plan.reqs = append(plan.reqs, one)
+		}
+	}
+	return plan, nil
+}
+
+// acmeOnlyFlags are the flags that only mean something for an ACME CA.
+var acmeOnlyFlags = []string{"email", "agree-tos", "eab-kid", "eab-hmac", "profile", "trust-root", "timeout",
+	"http-listen", "webroot", "tls-alpn-listen", "dns-rfc2136-server", "dns-tsig-name", "dns-tsig-alg", "dns-tsig-secret-file", "dns-hook"}
+
+// localOnly refuses ACME flags with the embedded CA, which validates
+// nothing and registers no account.
+func localOnly(c *cli.Context) error {
+	for _, f := range acmeOnlyFlags {
+		if c.IsSet(f) {
+			return usagef("--%s is for ACME CAs; the embedded CA (--ca local) signs offline without challenges or account", f)
+		}
+	}
+	return nil
+}
+
+// acmeRequest fills in req for an ACME CA from the command line.
+func acmeRequest(c *cli.Context, req *acme.Request) (issueOptions, error) {
+	var o issueOptions
+	dir, err := acmeca.ParseDirectory(c.String("ca"))
+	if err != nil {
+		return o, usagef("--ca: %v", err)
+	}
+	if c.IsSet("days") {
+		return o, usagef("--days is for --ca local; an ACME CA sets the validity itself (choose a --profile if it offers several)")
+	}
+	email := c.String("email")
+	if err := acmeca.CheckEmail(email); err != nil {
+		return o, usagef("--email: %v", err)
+	}
+	kid, hmac := c.String("eab-kid"), c.String("eab-hmac")
+	if kid != "" || hmac != "" {
+		if err := acmeca.CheckEAB(kid, hmac); err != nil {
+			return o, usagef("%v", err)
+		}
+	}
+	if c.Duration("timeout") <= 0 {
+		return o, usagef("--timeout %s: give a positive duration such as 10m", c.Duration("timeout"))
+	}
+	if c.Bool("require-xmpp-ids") && acmeca.IsPublic(dir) {
+		return o, usagef("--require-xmpp-ids: %s certifies DNS names only (CA/Browser Forum rules allow no SRV-ID or XmppAddr in public certificates); for SRV-IDs and XmppAddr use --ca local or a private ACME CA by URL with --trust-root (xmppcert ca serve, or step-ca with 'xmppcert ca template'), or drop the flag and rely on DNS-IDs with POSH or DANE", acmeca.DisplayName(dir))
+	}
+	a := &acme.ACMESettings{Directory: dir, Email: email, Profile: c.String("profile"), EABKeyID: kid, RequireXMPPIDs: c.Bool("require-xmpp-ids")}
+	if f := c.Path("trust-root"); f != "" {
+		if a.TrustRoot, err = filepath.Abs(f); err != nil {
+			return o, usagef("--trust-root %s: %v", f, err)
+		}
+		if _, err := trustPool(a.TrustRoot); err != nil {
+			return o, usagef("%v", err)
+		}
+	}
+	ch := acme.ChallengeSettings{HTTPListen: c.String("http-listen"), TLSALPNListen: c.String("tls-alpn-listen"), DNSHook: c.String("dns-hook")}
+	if d := c.Path("webroot"); d != "" {
+		if ch.Webroot, err = filepath.Abs(d); err != nil {
+			return o, usagef("--webroot %s: %v", d, err)
+		}
+	}
+	if srv := c.String("dns-rfc2136-server"); srv != "" {
+		r := &acme.RFC2136Settings{Server: srv, TSIGName: c.String("dns-tsig-name"), TSIGAlgorithm: c.String("dns-tsig-alg")}
+		if f := c.Path("dns-tsig-secret-file"); f != "" {
+			if r.TSIGSecretFile, err = filepath.Abs(f); err != nil {
+				return o, usagef("--dns-tsig-secret-file %s: %v", f, err)
+			}
+		}
+		if r.TSIGName != "" && r.TSIGSecretFile == "" {
+			return o, usagef("--dns-tsig-name %s needs --dns-tsig-secret-file, the file holding its secret", r.TSIGName)
+		}
+		if r.TSIGSecretFile != "" && r.TSIGName == "" {
+			return o, usagef("--dns-tsig-secret-file needs --dns-tsig-name, the key's name on the server")
+		}
+		ch.RFC2136 = r
+	} else {
+		for _, f := range []string{"dns-tsig-name", "dns-tsig-alg", "dns-tsig-secret-file"} {
+			if c.IsSet(f) {
+				return o, usagef("--%s needs --dns-rfc2136-server, the primary that takes the updates", f)
+			}
+		}
+	}
+	if _, err := challengeSolvers(ch); err != nil {
+		return o, usagef("%v", err)
+	}
+	a.Challenges = ch
+	req.CA = dir
+	req.ACME = a
+	o.AgreeTOS = c.Bool("agree-tos")
+	o.EABHMAC = hmac
+	o.Timeout = c.Duration("timeout")
+	return o, nil
+}
+
+// checkAccount refuses, before anything is written, to go on with an
+// ACME CA for which no account is kept and none may be registered.
+func checkAccount(state string, plan issuePlan) error {
+	if plan.directory == "" || acmeca.HasAccount(state, plan.directory) {
+		return nil
+	}
+	name := acmeca.DisplayName(plan.directory)
+	if !plan.opts.AgreeTOS {
+		return usagef("no account with %s yet: registering one needs --agree-tos, your agreement to its terms of service (xmppcert never prompts)", name)
+	}
+	if plan.directory == acmeca.ZeroSSL && plan.opts.EABHMAC == "" {
+		return usagef("no account with ZeroSSL yet: it needs External Account Binding; give --eab-kid and --eab-hmac from the Developer section of your ZeroSSL dashboard")
+	}
+	return nil
 }
 
 // describeIssued checks the new certificate for every service each
@@ -203,7 +418,30 @@ func describeIssued(got *acme.Obtained, roots *x509.CertPool, now time.Time) iss
 	for _, d := range got.Request.Unrelated() {
 		res.Notes = append(res.Notes, fmt.Sprintf("%s is not under %s or its parent domain; it is in the certificate as asked, but check that it belongs to this host", d, got.Request.Host()))
 	}
+	res.privateRoot = got.Request.CA == "local" || got.Request.CA == ""
+	if a := got.Request.ACME; a != nil {
+		if !hasXMPPIDs(presented) {
+			res.Notes = append(res.Notes, "the CA certified DNS names only (no SRV-ID, no XmppAddr), as every public CA does: peers match the DNS-IDs; "+
+				"for a domain whose XMPP service is delegated to another host by SRV, peers accept this certificate only with POSH or DANE published; "+
+				"SRV-IDs and XmppAddr come from a private CA (--ca local, xmppcert ca serve)")
+		}
+		if a.Directory == acmeca.LetsEncryptStaging {
+			res.Notes = append(res.Notes, "Let's Encrypt staging certificates chain to a test root that no peer trusts: test the set-up with them, then issue with --ca letsencrypt")
+		}
+		res.privateRoot = a.TrustRoot != ""
+		res.trustRoot = a.TrustRoot
+	}
 	return res
+}
+
+// hasXMPPIDs reports whether any SRV-ID or XmppAddr is presented.
+func hasXMPPIDs(ids []xmppaddr.Identifier) bool {
+	for _, id := range ids {
+		if id.Type == xmppaddr.TypeSRVName || id.Type == xmppaddr.TypeXmppAddr {
+			return true
+		}
+	}
+	return false
 }
 
 // identitiesOf lists the presented identities that name domain, as
@@ -279,5 +517,10 @@ func printIssued(w io.Writer, r issueResult) {
 			fmt.Fprintf(w, "  FAILED    %s: %s\n", d.Target, d.Error)
 		}
 	}
-	fmt.Fprintf(w, "Peers must trust the private CA's root: xmppcert ca root > xmppcert-root.pem\n")
+	switch {
+	case r.trustRoot != "":
+		fmt.Fprintf(w, "Peers must trust the private CA's root, as this host does with --trust-root %s\n", r.trustRoot)
+	case r.privateRoot:
+		fmt.Fprintf(w, "Peers must trust the private CA's root: xmppcert ca root > xmppcert-root.pem\n")
+	}
 }

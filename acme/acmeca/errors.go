@@ -1,0 +1,344 @@
+package acmeca
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	acmeproto "github.com/mholt/acmez/v3/acme"
+)
+
+// Kind says what went wrong with an ACME CA, and so what to do.
+type Kind int
+
+// Kinds of failure.
+const (
+	// KindOther is a failure none of the others describes.
+	KindOther Kind = iota
+	// KindUnreachable: no HTTP answer from the CA (DNS, refused, reset,
+	// TLS handshake). Retried.
+	KindUnreachable
+	// KindUntrusted: the CA's HTTPS certificate does not verify.
+	KindUntrusted
+	// KindServer: the CA answered with 5xx errors. Retried.
+	KindServer
+	// KindBadNonce: the CA rejected every anti-replay nonce.
+	KindBadNonce
+	// KindRateLimited: the CA said to come back later (rateLimited, or a
+	// Retry-After on an error). Never retried past what it allows.
+	KindRateLimited
+	// KindAccount: the CA refused the account (unknown, needs External
+	// Account Binding, terms to agree to, bad contact).
+	KindAccount
+	// KindChallenge: the CA could not validate a name, or validation did
+	// not finish in time.
+	KindChallenge
+	// KindRejected: the CA refused the order (a name it does not issue
+	// for, CAA, an unknown profile, a CSR it does not like).
+	KindRejected
+	// KindTimeout: the whole operation ran out of time.
+	KindTimeout
+	// KindIdentities: the certificate lacks identities the request
+	// requires (SRV-IDs and XmppAddr with RequireXMPPIDs).
+	KindIdentities
+	// KindConfig: the configuration does not allow going on (no account
+	// and no agreement to the terms, no challenge solver).
+	KindConfig
+)
+
+// Error is a failed operation with an ACME CA. Its message names the CA
+// and the operation, says what happened and what to do, on one line.
+type Error struct {
+	// CA names the CA and its directory URL.
+	CA string
+	// Op is what was being done ("ordering a certificate for example.org").
+	Op string
+	// Kind classifies the failure.
+	Kind Kind
+	// Attempts is how many times the operation was tried.
+	Attempts int
+	// RetryAt is when the CA said to try again (Retry-After); zero when
+	// it did not.
+	RetryAt time.Time
+	// Err is the underlying error.
+	Err error
+	// advice is what to do, set by the Issuer for kinds whose advice
+	// depends on its configuration.
+	advice string
+	// issuing is true for a failed issuance, which writes nothing.
+	issuing bool
+}
+
+// Error is the one-line message: CA, operation, what happened, the CA's
+// detail, when to retry, and what to do.
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s", e.CA, e.Op)
+	if w := e.what(); w != "" {
+		b.WriteString(": " + w)
+	}
+	if d := detail(e.Err); d != "" {
+		b.WriteString(": " + d)
+	}
+	if e.Attempts > 1 {
+		fmt.Fprintf(&b, " (%d attempts)", e.Attempts)
+	}
+	if !e.RetryAt.IsZero() {
+		wait := time.Until(e.RetryAt).Round(time.Second)
+		if wait < 0 {
+			wait = 0
+		}
+		fmt.Fprintf(&b, "; the CA asks not to retry before %s (in %s)", e.RetryAt.UTC().Format("2006-01-02 15:04:05 MST"), wait)
+	}
+	if e.issuing {
+		b.WriteString("; nothing was written")
+	}
+	if a := e.adviceText(); a != "" {
+		b.WriteString("; " + a)
+	}
+	return b.String()
+}
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// RetryAfter is when the CA said to try again, zero when it did not
+// (the method acme.RetryAfter looks for).
+func (e *Error) RetryAfter() time.Time { return e.RetryAt }
+
+// Temporary reports a failure that may go away if tried again shortly:
+// the CA unreachable or answering with server errors (the method
+// acme.Transient looks for).
+func (e *Error) Temporary() bool { return e.Kind == KindUnreachable || e.Kind == KindServer }
+
+func (e *Error) what() string {
+	switch e.Kind {
+	case KindUnreachable:
+		return "cannot reach the CA"
+	case KindUntrusted:
+		return "the CA's HTTPS certificate is not trusted"
+	case KindServer:
+		return "the CA answered with server errors"
+	case KindBadNonce:
+		return "the CA rejected every anti-replay nonce (badNonce)"
+	case KindRateLimited:
+		return "the CA is rate-limiting this client"
+	case KindAccount:
+		return "the CA refused the account"
+	case KindChallenge:
+		return "the CA could not validate control of the names"
+	case KindRejected:
+		return "the CA refused the order"
+	case KindTimeout:
+		return "gave up: out of time"
+	case KindIdentities:
+		return "the certificate lacks the XMPP identities --require-xmpp-ids asks for"
+	case KindConfig:
+		return ""
+	}
+	return "failed"
+}
+
+func (e *Error) adviceText() string {
+	if e.advice != "" {
+		return e.advice
+	}
+	switch e.Kind {
+	case KindUnreachable:
+		return "check the --ca URL, DNS and outbound HTTPS (firewall, proxy), then run again"
+	case KindUntrusted:
+		return "for a private CA (xmppcert ca serve, step-ca, pebble) give its root with --trust-root FILE"
+	case KindServer:
+		return "the CA is down or overloaded: run again later (renew from cron retries by itself) and see the CA's status page"
+	case KindBadNonce:
+		return "something between here and the CA (a proxy, a load balancer) may be mixing up its servers: run again later, and report it to the CA if it persists"
+	case KindRateLimited:
+		if e.RetryAt.IsZero() {
+			return "wait before running again (Let's Encrypt's limits: https://letsencrypt.org/docs/rate-limits/); use --ca letsencrypt-staging for tests"
+		}
+		return "run again after that time; use --ca letsencrypt-staging for tests"
+	case KindTimeout:
+		return "run again; if the CA is slow, give more time with --timeout"
+	case KindRejected:
+		return "check the names (public DNS names the CA may issue for, CAA records) and --profile"
+	}
+	return "run again; if it persists, report the message above"
+}
+
+// detail is the useful part of an error from acmez: the problem
+// document's type and detail when there is one, on one line.
+func detail(err error) string {
+	if err == nil {
+		return ""
+	}
+	var p acmeproto.Problem
+	if errors.As(err, &p) {
+		s := strings.TrimPrefix(p.Type, acmeproto.ProblemTypeNamespace)
+		if p.Detail != "" {
+			s += " (" + p.Detail + ")"
+		}
+		for _, sp := range p.Subproblems {
+			s += fmt.Sprintf("; %s %s: %s", sp.Identifier.Value, strings.TrimPrefix(sp.Type, acmeproto.ProblemTypeNamespace), sp.Detail)
+		}
+		if p.Status != 0 {
+			s = fmt.Sprintf("HTTP %d %s", p.Status, s)
+		}
+		return oneLine(s)
+	}
+	return oneLine(err.Error())
+}
+
+// oneLine folds whitespace runs so that a message stays one line.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// classify says what kind of failure err is and whether trying again
+// within the same run may help.
+func classify(err error, rec *recorder) (Kind, bool) {
+	var p acmeproto.Problem
+	isProblem := errors.As(err, &p)
+	retryAt, status := rec.last()
+	switch {
+	case errors.Is(err, context.Canceled):
+		return KindOther, false
+	case isProblem && p.Type == acmeproto.ProblemTypeRateLimited, status == http.StatusTooManyRequests:
+		return KindRateLimited, false
+	case !retryAt.IsZero():
+		// A Retry-After on another error (503 during maintenance, say):
+		// the caller decides whether it is near enough to wait for.
+		return KindServer, true
+	case isProblem && p.Type == acmeproto.ProblemTypeBadNonce:
+		// acmez already retried ten times with fresh nonces.
+		return KindBadNonce, false
+	case isTLSTrust(err):
+		return KindUntrusted, false
+	case isProblem && (p.Type == acmeproto.ProblemTypeAccountDoesNotExist || p.Type == acmeproto.ProblemTypeExternalAccountRequired ||
+		p.Type == acmeproto.ProblemTypeInvalidContact || p.Type == acmeproto.ProblemTypeUnsupportedContact ||
+		p.Type == acmeproto.ProblemTypeUserActionRequired || p.Type == acmeproto.ProblemTypeBadPublicKey):
+		return KindAccount, false
+	case isChallenge(err):
+		return KindChallenge, false
+	case isProblem && (p.Status >= 500 || p.Type == acmeproto.ProblemTypeServerInternal):
+		return KindServer, true
+	case isProblem:
+		return KindRejected, false
+	case status >= 500:
+		return KindServer, true
+	case isNetwork(err):
+		return KindUnreachable, true
+	}
+	return KindOther, false
+}
+
+// isChallenge reports an error from validating authorizations: acmez
+// attaches the authorization to the problem, or says it took too long.
+func isChallenge(err error) bool {
+	var p acmeproto.Problem
+	if errors.As(err, &p) {
+		if _, ok := p.Resource.(acmeproto.Authorization); ok {
+			return true
+		}
+	}
+	s := err.Error()
+	return strings.Contains(s, "solving challenge") || strings.Contains(s, "authorization took too long") ||
+		strings.Contains(s, "no solvers available")
+}
+
+func isTLSTrust(err error) bool {
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var cv *tls.CertificateVerificationError
+	return errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) || errors.As(err, &cv)
+}
+
+func isNetwork(err error) bool {
+	var ne net.Error
+	var oe *net.OpError
+	var de *net.DNSError
+	var rh tls.RecordHeaderError
+	return errors.As(err, &ne) || errors.As(err, &oe) || errors.As(err, &de) || errors.As(err, &rh) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded) ||
+		strings.Contains(err.Error(), "performing request")
+}
+
+// recorder is the HTTP transport of one operation: it remembers the
+// Retry-After of the CA's last error answer and the last status, which
+// acmez does not pass on with its errors.
+type recorder struct {
+	base http.RoundTripper
+	mu   sync.Mutex
+	// retryAt is when the last error answer with Retry-After allows a
+	// retry; status is the last answer's status.
+	retryAt time.Time
+	status  int
+}
+
+// RoundTrip sends the request and notes what the answer says about
+// retrying.
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := r.base.RoundTrip(req)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		r.status = 0
+		return resp, err
+	}
+	r.status = resp.StatusCode
+	if resp.StatusCode >= 400 {
+		r.retryAt = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	return resp, err
+}
+
+func (r *recorder) last() (time.Time, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.retryAt, r.status
+}
+
+// reset forgets what earlier attempts saw.
+func (r *recorder) reset() {
+	r.mu.Lock()
+	r.retryAt, r.status = time.Time{}, 0
+	r.mu.Unlock()
+}
+
+// maxRetryAfter bounds a believable Retry-After: a year.
+const maxRetryAfter = 366 * 24 * time.Hour
+
+// parseRetryAfter reads a Retry-After value: seconds or an HTTP date
+// (RFC 9110 §10.2.3). Zero when absent or unreadable.
+func parseRetryAfter(v string, now time.Time) time.Time {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return time.Time{}
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n < 0 {
+			return time.Time{}
+		}
+		if d := time.Duration(n) * time.Second; n < int64(maxRetryAfter/time.Second) {
+			return now.Add(d)
+		}
+		return now.Add(maxRetryAfter)
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if t.Before(now) {
+			return now
+		}
+		if t.After(now.Add(maxRetryAfter)) {
+			return now.Add(maxRetryAfter)
+		}
+		return t
+	}
+	return time.Time{}
+}
