@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	acmeproto "github.com/mholt/acmez/v3/acme"
+	"github.com/miekg/dns"
 
 	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/acmeca/acmecatest"
@@ -264,6 +267,11 @@ func TestPublicFaults(t *testing.T) {
 	pending := acmecatest.StartFakeCA(t, nil)
 	closed := fmt.Sprintf("http://127.0.0.1:%d/dir", freePort(t))
 	otherListen := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	refusing := startRefusingDNS(t)
+	tsigFile := filepath.Join(t.TempDir(), "tsig.key")
+	if err := os.WriteFile(tsigFile, []byte(base64.StdEncoding.EncodeToString(make([]byte, 32))+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	cases := []struct {
 		name    string
@@ -276,6 +284,8 @@ func TestPublicFaults(t *testing.T) {
 		{"bad nonce storm", []string{"--ca", nonce.Directory(), "--http-listen", otherListen}, []string{"badNonce"}, 15 * time.Second},
 		{"rate limited", []string{"--ca", limited.Directory(), "--http-listen", otherListen}, []string{"rate-limiting", "the CA asks not to retry before", "(in 2h0m0s)"}, 5 * time.Second},
 		{"challenge never validates", []string{"--ca", pending.Directory(), "--http-listen", otherListen, "--timeout", "3s"}, []string{"out of time", "--timeout"}, 10 * time.Second},
+		{"DNS update refused", []string{"--ca", p.Directory, "--trust-root", p.trustRoot, "--dns-rfc2136-server", refusing,
+			"--dns-tsig-name", "acme-update.", "--dns-tsig-secret-file", tsigFile, "--timeout", "10s"}, []string{"REFUSED"}, 15 * time.Second},
 		// pebble validates on a port nobody answers on.
 		{"challenge refused", []string{"--ca", p.Directory, "--trust-root", p.trustRoot, "--http-listen", otherListen}, []string{"could not validate control of the names", "connection refused", "http-01: port 80"}, 10 * time.Second},
 	}
@@ -391,4 +401,45 @@ func TestPublicBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startRefusingDNS runs a primary for example.org on loopback (UDP and
+// TCP) that answers its SOA but refuses every dynamic update, as a server
+// whose ACL does not allow the key does (BIND answers REFUSED).
+func startRefusingDNS(t *testing.T) string {
+	t.Helper()
+	handler := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Authoritative = true
+		switch {
+		case r.Opcode == dns.OpcodeUpdate:
+			m.Rcode = dns.RcodeRefused
+		case len(r.Question) == 1 && dns.IsSubDomain("example.org.", r.Question[0].Name):
+			soa, _ := dns.NewRR("example.org. 300 IN SOA ns.example.org. hostmaster.example.org. 1 3600 600 86400 60")
+			if r.Question[0].Name == "example.org." && r.Question[0].Qtype == dns.TypeSOA {
+				m.Answer = append(m.Answer, soa)
+			} else {
+				m.Ns = append(m.Ns, soa)
+			}
+		default:
+			m.Rcode = dns.RcodeRefused
+		}
+		w.WriteMsg(m)
+	})
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// miekg/dns answers NOTIMP to updates unless told to accept them.
+	accept := func(dns.Header) dns.MsgAcceptAction { return dns.MsgAccept }
+	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: handler, MsgAcceptFunc: accept}, {Listener: ln, Handler: handler, MsgAcceptFunc: accept}} {
+		go srv.ActivateAndServe()
+		t.Cleanup(func() { srv.Shutdown() })
+	}
+	return pc.LocalAddr().String()
 }
