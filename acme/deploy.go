@@ -57,6 +57,26 @@ func ParseTarget(spec string) (Target, error) {
 	return nil, fmt.Errorf("unknown deploy target %q; use prosody[:CERTDIR] or ejabberd[:FILE]", spec)
 }
 
+// Targets builds a request's stored deploy targets and hooks, in the
+// order issue ran them: --deploy targets, then --hook commands.
+func (r Request) Targets() ([]Target, error) {
+	var targets []Target
+	for _, spec := range r.Deploy {
+		t, err := ParseTarget(spec)
+		if err != nil {
+			return nil, err
+		}
+		targets = append(targets, t)
+	}
+	for _, h := range r.Hooks {
+		if strings.TrimSpace(h) == "" {
+			return nil, errors.New("empty hook command; give a shell command")
+		}
+		targets = append(targets, &HookTarget{Command: h})
+	}
+	return targets, nil
+}
+
 // ProsodyTarget writes HOST.crt (full chain) and HOST.key for the host
 // and every component into Dir, where Prosody's certificate discovery
 // finds them, then runs `prosodyctl reload` when Prosody is running.

@@ -39,6 +39,10 @@ type Request struct {
 	// Days is the validity asked of CAs that let the client choose (the
 	// local CA); 0 means the CA's default.
 	Days int `json:"days,omitempty"`
+	// Deploy and Hooks are the --deploy targets and --hook commands given
+	// at issuance; renewal runs them again.
+	Deploy []string `json:"deploy,omitempty"`
+	Hooks  []string `json:"hooks,omitempty"`
 	// Replaces is the certificate this issuance renews, for ACME Renewal
 	// Information (RFC 9773: the new order's "replaces"). Not stored.
 	Replaces *x509.Certificate `json:"-"`

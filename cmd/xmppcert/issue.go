@@ -259,18 +259,9 @@ func issueRequest(c *cli.Context) (issuePlan, error) {
 		}
 		plan.directory = req.CA
 	}
-	for _, spec := range c.StringSlice("deploy") {
-		t, err := acme.ParseTarget(spec)
-		if err != nil {
-			return plan, usagef("--deploy: %v", err)
-		}
-		plan.targets = append(plan.targets, t)
-	}
-	for _, h := range c.StringSlice("hook") {
-		if strings.TrimSpace(h) == "" {
-			return plan, usagef("--hook is empty; give a shell command")
-		}
-		plan.targets = append(plan.targets, &acme.HookTarget{Command: h})
+	req.Deploy, req.Hooks = c.StringSlice("deploy"), c.StringSlice("hook")
+	if plan.targets, err = deployTargets(c); err != nil {
+		return plan, err
 	}
 	plan.reqs = []acme.Request{req}
 	if c.Bool("split") {

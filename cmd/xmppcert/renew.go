@@ -23,8 +23,8 @@ func renewCommand() *cli.Command {
 		Description: "A lineage is due when its CA's renewal window (ACME ARI, RFC 9773) says so, else when a third of\n" +
 			"its certificate's lifetime is left; --force makes every lineage due. Renewal repeats the lineage's\n" +
 			"request (names, roles, key type, --reuse-key, CA, days) and checks the new certificate as issue\n" +
-			"does; one that passes goes to the --deploy targets and --hook commands (certbot's environment,\n" +
-			"XMPPCERT_EVENT=renewed). A lineage that is not due costs a few file reads: the embedded CA is\n" +
+			"does; one that passes goes to the deploy targets and hooks given to issue (stored with the\n" +
+			"lineage) and to this run's --deploy and --hook (certbot's environment, XMPPCERT_EVENT=renewed). A lineage that is not due costs a few file reads: the embedded CA is\n" +
 			"opened only for a lineage that is due, and an ACME CA is asked for its renewal window no more\n" +
 			"often than its Retry-After allows.\n" +
 			"Each renewal holds the lineage's lock: a lineage another process (cron, the daemon, issue) is\n" +
@@ -162,23 +162,39 @@ func runRenew(c *cli.Context) error {
 	return nil
 }
 
-// deployTargets reads --deploy and --hook.
+// deployTargets reads --deploy and --hook (issue and renew).
 func deployTargets(c *cli.Context) ([]acme.Target, error) {
-	var targets []acme.Target
 	for _, spec := range c.StringSlice("deploy") {
-		t, err := acme.ParseTarget(spec)
-		if err != nil {
+		if _, err := acme.ParseTarget(spec); err != nil {
 			return nil, usagef("--deploy: %v", err)
 		}
-		targets = append(targets, t)
 	}
 	for _, h := range c.StringSlice("hook") {
 		if strings.TrimSpace(h) == "" {
 			return nil, usagef("--hook is empty; give a shell command")
 		}
-		targets = append(targets, &acme.HookTarget{Command: h})
 	}
-	return targets, nil
+	return acme.Request{Deploy: c.StringSlice("deploy"), Hooks: c.StringSlice("hook")}.Targets()
+}
+
+// lineageTargets are the targets a renewal deploys to: the ones stored
+// with the lineage at issuance, then those given to this run that are
+// not among them.
+func (r *renewer) lineageTargets(l *acme.Lineage) ([]acme.Target, error) {
+	stored, err := l.Request.Targets()
+	if err != nil {
+		return nil, fmt.Errorf("the deploy targets stored with the lineage: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, t := range stored {
+		seen[t.String()] = true
+	}
+	for _, t := range r.targets {
+		if !seen[t.String()] {
+			stored = append(stored, t)
+		}
+	}
+	return stored, nil
 }
 
 // lineage decides about one lineage and, when it is due, renews and
@@ -391,7 +407,11 @@ func (r *renewer) checkAndDeploy(ctx context.Context, l *acme.Lineage, roots *x5
 		return rep.fail(fmt.Errorf("version %d is current but was not deployed: it fails the check for %s; the next run checks it again",
 			l.Version, checkFailures(res)))
 	}
-	rep.Deploy = deploy(ctx, l, acme.EventRenewed, r.targets)
+	targets, err := r.lineageTargets(l)
+	if err != nil {
+		return rep.fail(err)
+	}
+	rep.Deploy = deploy(ctx, l, acme.EventRenewed, targets)
 	var failed []string
 	for _, d := range rep.Deploy {
 		if !d.OK {

@@ -1011,3 +1011,40 @@ func testRenewConcurrent(t *testing.T, bin string) {
 		t.Logf("round %d: %v", round, results)
 	}
 }
+
+// TestRenewStoredTargets checks that renewal deploys to what issue was
+// given (stored with the lineage), plus what renew is given, each once.
+func TestRenewStoredTargets(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	log := filepath.Join(dir, "hooks.log")
+	certs := filepath.Join(dir, "certs")
+	hook := `echo "stored $XMPPCERT_EVENT" >> ` + log
+	if code, out, errs := runCLI(t, nil, "--state-dir", state, "issue", "example.org", "-q",
+		"--deploy", "prosody:"+certs, "--hook", hook); code != exitOK {
+		t.Fatalf("issue: exit %d\n%s%s", code, out, errs)
+	}
+	if err := os.Remove(filepath.Join(certs, "example.org.crt")); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, nil, "--state-dir", state, "renew", "--force", "-q",
+		"--hook", hook, "--hook", `echo "given $XMPPCERT_EVENT" >> `+log)
+	if code != exitOK {
+		t.Fatalf("renew: exit %d\n%s%s", code, out, errs)
+	}
+	b, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), "stored issued\nstored renewed\ngiven renewed\n"; got != want {
+		t.Errorf("hooks ran:\n%s\nwant:\n%s", got, want)
+	}
+	crt, err := os.ReadFile(filepath.Join(certs, "example.org.crt"))
+	if err != nil {
+		t.Fatalf("the stored prosody target was not deployed again: %v", err)
+	}
+	live, _ := os.ReadFile(filepath.Join(state, "live", "example.org", "fullchain.pem"))
+	if string(crt) != string(live) {
+		t.Error("the prosody target does not hold the renewed chain")
+	}
+}
