@@ -20,8 +20,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -583,32 +585,76 @@ func (i *Issuer) forgetAccount() error {
 	return removeAccount(dir)
 }
 
-// RenewalWindow asks the CA when to renew leaf (ACME Renewal Information,
-// RFC 9773). The error wraps ErrNoRenewalInfo when the CA offers none;
-// any error means: decide by the certificate's lifetime.
+// RenewalWindow asks the CA when to renew leaf (ACME Renewal
+// Information, RFC 9773). It fetches the renewalInfo resource itself
+// rather than through acmez, whose client refuses windows of a second or
+// less, the form CAs (pebble, Boulder) give for "renew now" after a
+// revocation. A CA without ARI gives ErrNoRenewalInfo; any other failure
+// an *Error, after which renewal falls back to the lifetime rule.
 func (i *Issuer) RenewalWindow(ctx context.Context, leaf *x509.Certificate) (acme.RenewalWindow, error) {
 	ctx, cancel := context.WithTimeout(ctx, min(i.cfg.Timeout, 2*time.Minute))
 	defer cancel()
 	client, rec := i.client()
-	ri, err := client.GetRenewalInfo(ctx, leaf)
-	if err != nil {
-		if errors.Is(err, acmeproto.ErrUnsupported) {
-			return acme.RenewalWindow{}, fmt.Errorf("%s: %w", i.Name(), ErrNoRenewalInfo)
-		}
+	op := "asking when to renew the certificate for " + strings.Join(leaf.DNSNames, ", ")
+	fail := func(err error) error {
 		kind, _ := classify(err, rec)
 		if ctx.Err() != nil {
 			kind = KindTimeout
 		}
 		retryAt, _ := rec.last()
-		return acme.RenewalWindow{}, &Error{CA: i.Name(), Op: "asking when to renew the certificate for " + strings.Join(leaf.DNSNames, ", "),
-			Kind: kind, Err: err, RetryAt: retryAt, advice: "renewal falls back to the certificate's lifetime"}
+		return &Error{CA: i.Name(), Op: op, Kind: kind, Err: err, RetryAt: retryAt, advice: "renewal falls back to the certificate's lifetime"}
 	}
-	w := acme.RenewalWindow{Start: ri.SuggestedWindow.Start, End: ri.SuggestedWindow.End, ExplanationURL: ri.ExplanationURL}
-	if ri.RetryAfter != nil {
-		w.RetryAfter = *ri.RetryAfter
+	dir, err := client.GetDirectory(ctx)
+	if err != nil {
+		return acme.RenewalWindow{}, fail(err)
+	}
+	if dir.RenewalInfo == "" {
+		return acme.RenewalWindow{}, fmt.Errorf("%s: %w", i.Name(), ErrNoRenewalInfo)
+	}
+	id, err := acmeproto.ARIUniqueIdentifier(leaf)
+	if err != nil {
+		return acme.RenewalWindow{}, fail(err)
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(dir.RenewalInfo, "/")+"/"+id, nil)
+	if err != nil {
+		return acme.RenewalWindow{}, fail(err)
+	}
+	hreq.Header.Set("User-Agent", "xmppcert")
+	resp, err := (&http.Client{Transport: rec, Timeout: requestTimeout}).Do(hreq)
+	if err != nil {
+		return acme.RenewalWindow{}, fail(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxRenewalInfo+1))
+	if err != nil {
+		return acme.RenewalWindow{}, fail(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return acme.RenewalWindow{}, fail(fmt.Errorf("renewalInfo answered HTTP %d", resp.StatusCode))
+	}
+	var ri struct {
+		SuggestedWindow struct {
+			Start time.Time `json:"start"`
+			End   time.Time `json:"end"`
+		} `json:"suggestedWindow"`
+		ExplanationURL string `json:"explanationURL"`
+	}
+	if len(body) > maxRenewalInfo || json.Unmarshal(body, &ri) != nil {
+		return acme.RenewalWindow{}, fail(errors.New("renewalInfo is not a renewal information object"))
+	}
+	w := acme.RenewalWindow{Start: ri.SuggestedWindow.Start, End: ri.SuggestedWindow.End, ExplanationURL: ri.ExplanationURL,
+		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
+	// RFC 9773 §4.2: a window whose end does not follow its start is
+	// malformed; the client makes its own decision.
+	if w.Start.IsZero() || !w.End.After(w.Start) {
+		return acme.RenewalWindow{}, fail(fmt.Errorf("malformed renewal window %s to %s", w.Start, w.End))
 	}
 	return w, nil
 }
+
+// maxRenewalInfo bounds a renewalInfo response; real ones are a few
+// hundred bytes.
+const maxRenewalInfo = 64 << 10
 
 var (
 	_ acme.Issuer         = (*Issuer)(nil)

@@ -443,3 +443,42 @@ func startRefusingDNS(t *testing.T) string {
 	}
 	return pc.LocalAddr().String()
 }
+
+// TestRenewInsideARIWindow has pebble move a certificate's renewal window
+// (ARI) to now by revoking it: renew, without --force and long before a
+// third of the lifetime is left, renews because the CA says so, and
+// orders with "replaces" naming the old certificate.
+func TestRenewInsideARIWindow(t *testing.T) {
+	p := startPublicPebble(t, acmecatest.PebbleOptions{})
+	state := filepath.Join(t.TempDir(), "state")
+	if code, out, errs := runCLI(t, nil, append([]string{"--state-dir", state, "issue", "example.org", "-q"}, p.args("--agree-tos")...)...); code != exitOK {
+		t.Fatalf("issue: exit %d\n%s%s", code, out, errs)
+	}
+	renew := func(args ...string) renewReport {
+		t.Helper()
+		code, out, errs := runCLI(t, nil, append([]string{"--state-dir", state, "renew", "--json"}, args...)...)
+		if code != exitOK {
+			t.Fatalf("renew %q: exit %d\n%s%s", args, code, out, errs)
+		}
+		var rep renewReport
+		if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Lineages) != 1 {
+			t.Fatalf("renew %q: %v\n%s", args, err, out)
+		}
+		return rep
+	}
+	// A dry run asks the CA and caches nothing: pebble's window is two
+	// thirds into the 90 days.
+	if l := renew("--dry-run").Lineages[0]; l.Due || l.Rule != acme.RuleARI {
+		t.Fatalf("before revocation: due %v by rule %q (%s); want not due by ari", l.Due, l.Rule, l.Reason)
+	}
+	old := mustLoad(t, state, "example.org").Chain[0]
+	p.Revoke(t, old)
+	l := renew().Lineages[0]
+	if l.Result != "renewed" || l.Rule != acme.RuleARI || l.Version != 2 {
+		t.Fatalf("after revocation: %s by rule %q, version %d (%s; notes %q); want renewed by ari, version 2", l.Result, l.Rule, l.Version, l.Reason, l.Notes)
+	}
+	orders := p.Orders()
+	if last := orders[len(orders)-1]; last.Replaces == "" || len(orders) != 2 {
+		t.Errorf("orders %+v; want a second one with replaces", orders)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/letsencrypt/pebble/v2/ca"
+	"github.com/letsencrypt/pebble/v2/core"
 	"github.com/letsencrypt/pebble/v2/db"
 	"github.com/letsencrypt/pebble/v2/va"
 	"github.com/letsencrypt/pebble/v2/wfe"
@@ -57,6 +58,7 @@ type Pebble struct {
 	// Server is the HTTPS server.
 	Server *httptest.Server
 
+	store    *db.MemoryStore
 	mu       sync.Mutex
 	orders   []Order
 	accounts int
@@ -98,7 +100,7 @@ func StartPebble(t testing.TB, o PebbleOptions) *Pebble {
 		}
 	}
 	front := wfe.New(logger, store, vaImpl, authority, nil, true, len(o.EABKeys) > 0, 0, 0)
-	p := &Pebble{}
+	p := &Pebble{store: store}
 	inner := front.Handler()
 	p.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.observe(w, r, inner)
@@ -189,6 +191,18 @@ func (p *Pebble) Orders() []Order {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]Order(nil), p.orders...)
+}
+
+// Revoke marks a certificate pebble issued as revoked, as a CA does after
+// a key compromise or a mis-issuance: its renewal information (ARI) then
+// says to renew at once.
+func (p *Pebble) Revoke(t testing.TB, leaf *x509.Certificate) {
+	t.Helper()
+	c := p.store.GetCertificateByDER(leaf.Raw)
+	if c == nil {
+		t.Fatalf("pebble did not issue the certificate with serial %x", leaf.SerialNumber)
+	}
+	p.store.RevokeCertificate(&core.RevokedCertificate{Certificate: c, RevokedAt: time.Now()})
 }
 
 // NewAccounts counts the accounts pebble created.
