@@ -137,27 +137,11 @@ func (s Store) Names() ([]string, error) {
 // current meanwhile cannot mix into what it returns, and it checks that
 // the key belongs to the certificate.
 func (s Store) Load(name string) (*Lineage, error) {
-	live := filepath.Join(s.Dir, "live", name)
-	target, err := os.Readlink(live)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w", name, ErrNoLineage)
-	}
+	version, n, req, err := s.resolve(name)
 	if err != nil {
 		return nil, err
 	}
-	version := target
-	if !filepath.IsAbs(version) {
-		version = filepath.Join(filepath.Dir(live), target)
-	}
-	l := &Lineage{Name: name, Path: live}
-	l.Version, _ = strconv.Atoi(filepath.Base(target))
-	b, err := os.ReadFile(filepath.Join(version, RequestFile))
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(b, &l.Request); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(version, RequestFile), err)
-	}
+	l := &Lineage{Name: name, Path: filepath.Join(s.Dir, "live", name), Version: n, Request: req}
 	if l.Chain, err = certfile.Read(filepath.Join(version, FullchainFile), nil); err != nil {
 		return nil, err
 	}
@@ -168,6 +152,37 @@ func (s Store) Load(name string) (*Lineage, error) {
 		return nil, fmt.Errorf("%s: the key does not belong to the certificate in %s", filepath.Join(version, KeyFile), FullchainFile)
 	}
 	return l, nil
+}
+
+// resolve follows live/NAME once and reads the request of the version it
+// points at: the version's directory, its number and its request. Load
+// and Current read every other file from that directory, so that a
+// version made current meanwhile cannot mix into what they return.
+func (s Store) resolve(name string) (dir string, version int, req Request, err error) {
+	live := filepath.Join(s.Dir, "live", name)
+	target, err := os.Readlink(live)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", 0, req, fmt.Errorf("%s: %w", name, ErrNoLineage)
+	}
+	if err != nil {
+		return "", 0, req, err
+	}
+	dir = target
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(filepath.Dir(live), target)
+	}
+	version, _ = strconv.Atoi(filepath.Base(target))
+	b, err := os.ReadFile(filepath.Join(dir, RequestFile))
+	if err != nil {
+		return "", 0, req, err
+	}
+	if err := json.Unmarshal(b, &req); err != nil {
+		return "", 0, req, fmt.Errorf("%s: %w", filepath.Join(dir, RequestFile), err)
+	}
+	if len(req.Names) == 0 {
+		return "", 0, req, fmt.Errorf("%s names no domain", filepath.Join(dir, RequestFile))
+	}
+	return dir, version, req, nil
 }
 
 // write stores a new version of the lineage and makes it current. It

@@ -12,7 +12,6 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/xmppcert/xmppcert/internal/atomicfile"
@@ -67,30 +66,11 @@ func (c *Current) DeployPending() bool {
 // resolves live/NAME once, so that the request and the leaf belong to
 // the same version.
 func (s Store) Current(name string) (*Current, error) {
-	live := filepath.Join(s.Dir, "live", name)
-	target, err := os.Readlink(live)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("%s: %w", name, ErrNoLineage)
-	}
+	version, n, req, err := s.resolve(name)
 	if err != nil {
 		return nil, err
 	}
-	version := target
-	if !filepath.IsAbs(version) {
-		version = filepath.Join(filepath.Dir(live), target)
-	}
-	c := &Current{Name: name}
-	c.Version, _ = strconv.Atoi(filepath.Base(target))
-	b, err := os.ReadFile(filepath.Join(version, RequestFile))
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(b, &c.Request); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(version, RequestFile), err)
-	}
-	if len(c.Request.Names) == 0 {
-		return nil, fmt.Errorf("%s names no domain", filepath.Join(version, RequestFile))
-	}
+	c := &Current{Name: name, Version: n, Request: req}
 	certs, err := certfile.Read(filepath.Join(version, CertFile), nil)
 	if err != nil {
 		return nil, err
