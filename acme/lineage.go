@@ -274,7 +274,7 @@ func encodeLineage(req Request, iss *Issued) ([]lineageFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	reqJSON, err := json.MarshalIndent(req, "", "  ")
+	reqJSON, err := storedJSON(req)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +288,7 @@ func encodeLineage(req Request, iss *Issued) ([]lineageFile, error) {
 		{ChainFile, chain.Bytes(), 0o644},
 		{FullchainFile, append(append([]byte{}, cert...), chain.Bytes()...), 0o644},
 		{KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600},
-		{RequestFile, append(reqJSON, '\n'), 0o644},
+		{RequestFile, reqJSON, 0o644},
 	}, nil
 }
 
@@ -314,6 +314,19 @@ func writeAllSynced(dir string, files []lineageFile) error {
 		return fmt.Errorf("flushing %s to disk: %w", dir, err)
 	}
 	return nil
+}
+
+// storedJSON is the form of the JSON files xmppcert keeps: indented, one
+// trailing newline, and "<>&" as they are (hook commands stay readable).
+func storedJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // writeNew creates a file that must not exist yet and writes data to it.

@@ -100,14 +100,14 @@ func (s Store) renewFile(name, ext string) string {
 }
 
 func (s Store) writeRenewFile(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
+	b, err := storedJSON(v)
 	if err != nil {
 		return err
 	}
 	if err := atomicfile.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(path, append(b, '\n'), 0o600)
+	return atomicfile.WriteFile(path, b, 0o600)
 }
 
 // readJSON decodes path into v; a missing file leaves v as it is.
