@@ -29,8 +29,10 @@ import (
 //	archive/NAME/000003/chain.pem         intermediates
 //	archive/NAME/000003/fullchain.pem     leaf and intermediates
 //	archive/NAME/000003/privkey.pem       key, 0600
+//	archive/NAME/000003/next-privkey.pem  the next key, pre-generated for pins, 0600
 //	archive/NAME/000003/request.json      what was asked for, for renewal
 //	locks/NAME.lock                       held while NAME is being issued
+//	pins/NAME.json                        which keys' pins are published (pins.go)
 //	renew/NAME.json                       a renewal not yet deployed, a CA's Retry-After
 //	renew/NAME.ari.json                   the CA's last renewal window (renew.go)
 //
@@ -49,6 +51,7 @@ const (
 	ChainFile     = "chain.pem"
 	FullchainFile = "fullchain.pem"
 	KeyFile       = "privkey.pem"
+	NextKeyFile   = "next-privkey.pem"
 	RequestFile   = "request.json"
 )
 
@@ -63,6 +66,10 @@ type Lineage struct {
 	// Chain is the leaf first, then the intermediates.
 	Chain []*x509.Certificate
 	Key   crypto.Signer
+	// NextKey is the key the lineage will switch to at a renewal, made
+	// ahead so that its pins can be published first (pins.go). It is nil
+	// for a version written before next keys existed.
+	NextKey crypto.Signer
 }
 
 // File returns the path of one of the lineage's files under live/NAME.
@@ -151,7 +158,10 @@ func (s Store) Load(name string) (*Lineage, error) {
 	if !samePublicKey(l.Chain[0], l.Key) {
 		return nil, fmt.Errorf("%s: the key does not belong to the certificate in %s", filepath.Join(version, KeyFile), FullchainFile)
 	}
-	return l, nil
+	if l.NextKey, err = ReadKey(filepath.Join(version, NextKeyFile)); errors.Is(err, fs.ErrNotExist) {
+		l.NextKey, err = nil, nil
+	}
+	return l, err
 }
 
 // resolve follows live/NAME once and reads the request of the version it
@@ -190,7 +200,7 @@ func (s Store) resolve(name string) (dir string, version int, req Request, err e
 // is still current and nothing of the new one is left on disk, and the
 // new Lineage with an error in the one case where the switch happened
 // but could not be made durable. The caller holds the lineage's lock.
-func (s Store) write(req Request, iss *Issued) (*Lineage, error) {
+func (s Store) write(req Request, iss *Issued, next crypto.Signer) (*Lineage, error) {
 	name := req.Host()
 	arch := filepath.Join(s.Dir, "archive", name)
 	liveDir := filepath.Join(s.Dir, "live")
@@ -205,7 +215,7 @@ func (s Store) write(req Request, iss *Issued) (*Lineage, error) {
 		return nil, err
 	}
 	version++
-	files, err := encodeLineage(req, iss)
+	files, err := encodeLineage(req, iss, next)
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +237,7 @@ func (s Store) write(req Request, iss *Issued) (*Lineage, error) {
 		os.RemoveAll(vdir)
 		return nil, err
 	}
-	l := &Lineage{Name: name, Path: link, Version: version, Request: req, Chain: iss.Chain, Key: iss.Key}
+	l := &Lineage{Name: name, Path: link, Version: version, Request: req, Chain: iss.Chain, Key: iss.Key, NextKey: next}
 	target := filepath.Join("..", "archive", name, vname)
 	if err := atomicfile.Symlink(target, link); err != nil {
 		if cur, _ := os.Readlink(link); cur == target {
@@ -269,8 +279,12 @@ type lineageFile struct {
 	perm os.FileMode
 }
 
-func encodeLineage(req Request, iss *Issued) ([]lineageFile, error) {
-	keyDER, err := x509.MarshalPKCS8PrivateKey(iss.Key)
+func encodeLineage(req Request, iss *Issued, next crypto.Signer) ([]lineageFile, error) {
+	keyPEM, err := encodeKey(iss.Key)
+	if err != nil {
+		return nil, err
+	}
+	nextPEM, err := encodeKey(next)
 	if err != nil {
 		return nil, err
 	}
@@ -287,9 +301,19 @@ func encodeLineage(req Request, iss *Issued) ([]lineageFile, error) {
 		{CertFile, cert, 0o644},
 		{ChainFile, chain.Bytes(), 0o644},
 		{FullchainFile, append(append([]byte{}, cert...), chain.Bytes()...), 0o644},
-		{KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600},
+		{KeyFile, keyPEM, 0o600},
+		{NextKeyFile, nextPEM, 0o600},
 		{RequestFile, reqJSON, 0o644},
 	}, nil
+}
+
+// encodeKey is a key in the PEM PKCS#8 form ReadKey reads.
+func encodeKey(key crypto.Signer) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
 }
 
 // writeAllSynced writes the files of a version into the new directory

@@ -6,13 +6,19 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Obtained is the outcome of Obtain.
 type Obtained struct {
 	*Lineage
-	// KeyReused is true when the previous version's key was kept.
+	// KeyReused is true when the previous version's key was kept
+	// (KeyChoice KeyReused or KeyHeld).
 	KeyReused bool
+	// KeyChoice says which key was used, KeyNote why, in words for the
+	// operator (empty when there is nothing to explain).
+	KeyChoice KeyChoice
+	KeyNote   string
 	// Issuer is the name of the Issuer that signed.
 	Issuer string
 }
@@ -21,48 +27,53 @@ type Obtained struct {
 // the lineage named by req's host. The caller holds the lineage's lock
 // (Store.Lock), taken before anything slow such as opening the CA, so
 // that a concurrent run gives up at once instead of issuing twice.
-// With req.ReuseKey the current key is kept when it has the requested
-// type (a changed key type gets a new key); a lineage whose current
-// version cannot be read is an error then, rather than a silent new key
-// that would break DANE pins. The certificate is checked to carry the
-// key before anything is written; on error the current version is
-// untouched.
+//
+// The key follows the next-key rollover (pins.go): with req.ReuseKey the
+// current key is kept when it has the requested type; otherwise the
+// lineage moves to its pre-made next key unless published pins would
+// break, in which case the current key is kept and KeyNote says so. A
+// lineage whose current version cannot be read is an error when its key
+// matters (req.ReuseKey, or published pins), rather than a silent new key
+// that would break DANE pins. The certificate is checked to carry the key
+// before anything is written; on error the current version is untouched.
 func Obtain(ctx context.Context, s Store, iss Issuer, req Request) (*Obtained, error) {
 	if len(req.Names) == 0 {
 		return nil, errors.New("no names to certify")
 	}
-	var key crypto.Signer
-	reused := false
-	if req.ReuseKey {
-		cur, err := s.Load(req.Host())
-		switch {
-		case err == nil && req.Key.Matches(cur.Key):
-			key, reused = cur.Key, true
-		case err != nil && !errors.Is(err, ErrNoLineage):
-			return nil, fmt.Errorf("reusing the key of lineage %s: %w; nothing was issued", req.Host(), err)
-		}
-	}
-	if key == nil {
-		var err error
-		if key, err = req.Key.Generate(); err != nil {
-			return nil, err
-		}
-	}
-	issued, err := iss.Issue(ctx, req, key)
+	pins, err := s.PinState(req.Host())
 	if err != nil {
 		return nil, err
 	}
-	if len(issued.Chain) == 0 || !samePublicKey(issued.Leaf(), key) {
+	cur, err := s.Load(req.Host())
+	switch {
+	case errors.Is(err, ErrNoLineage):
+		cur = nil
+	case err != nil && (req.ReuseKey || pins.Pinned()):
+		return nil, fmt.Errorf("reusing the key of lineage %s: %w; nothing was issued", req.Host(), err)
+	case err != nil:
+		// Nothing relies on the old key: start the lineage's keys afresh.
+		cur = nil
+	}
+	plan, err := planKey(req, cur, pins, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	issued, err := iss.Issue(ctx, req, plan.key)
+	if err != nil {
+		return nil, err
+	}
+	if len(issued.Chain) == 0 || !samePublicKey(issued.Leaf(), plan.key) {
 		return nil, fmt.Errorf("%s returned a certificate that does not carry the requested key; nothing was written", iss.Name())
 	}
-	l, err := s.write(req, issued)
+	l, err := s.write(req, issued, plan.next)
 	if err != nil {
 		if l != nil {
 			return nil, fmt.Errorf("writing lineage %s: %w", req.Host(), err)
 		}
 		return nil, fmt.Errorf("writing lineage %s: %w; the previous version, if any, is still current", req.Host(), err)
 	}
-	return &Obtained{Lineage: l, KeyReused: reused, Issuer: issued.Issuer}, nil
+	reused := plan.choice == KeyReused || plan.choice == KeyHeld
+	return &Obtained{Lineage: l, KeyReused: reused, KeyChoice: plan.choice, KeyNote: plan.note, Issuer: issued.Issuer}, nil
 }
 
 func samePublicKey(c *x509.Certificate, key crypto.Signer) bool {

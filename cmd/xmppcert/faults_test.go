@@ -172,7 +172,7 @@ func checkLineage(t *testing.T, state, name string, verified map[string]bool) li
 	return st
 }
 
-// checkVersion checks one archive version: exactly the five files, with
+// checkVersion checks one archive version: exactly the six files, with
 // private modes, each parsing, the key belonging to the certificate,
 // fullchain.pem being cert.pem and chain.pem, the leaf signed by the
 // chain.
@@ -186,14 +186,16 @@ func checkVersion(t *testing.T, dir string) {
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
-	if want := []string{"cert.pem", "chain.pem", "fullchain.pem", "privkey.pem", "request.json"}; !slices.Equal(names, want) {
+	if want := []string{"cert.pem", "chain.pem", "fullchain.pem", "next-privkey.pem", "privkey.pem", "request.json"}; !slices.Equal(names, want) {
 		t.Fatalf("%s holds %q; want %q", dir, names, want)
 	}
 	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {
 		t.Fatalf("%s: mode %v; want 0700", dir, st.Mode().Perm())
 	}
-	if st, err := os.Stat(filepath.Join(dir, "privkey.pem")); err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("%s/privkey.pem: mode %v; want 0600", dir, st.Mode().Perm())
+	for _, key := range []string{"privkey.pem", "next-privkey.pem"} {
+		if st, err := os.Stat(filepath.Join(dir, key)); err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s/%s: mode %v; want 0600", dir, key, st.Mode().Perm())
+		}
 	}
 	leaf := checkPair(t, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem"))
 	cert, _ := os.ReadFile(filepath.Join(dir, "cert.pem"))
@@ -205,6 +207,10 @@ func checkVersion(t *testing.T, dir string) {
 	inter := parseCerts(t, filepath.Join(dir, "chain.pem"))
 	if len(inter) != 1 || leaf.CheckSignatureFrom(inter[0]) != nil {
 		t.Fatalf("%s: chain.pem does not hold the leaf's issuer", dir)
+	}
+	next, err := acme.ReadKey(filepath.Join(dir, "next-privkey.pem"))
+	if err != nil || acme.SPKIDigest(next.Public()) == acme.SPKIDigest(leaf.PublicKey) {
+		t.Fatalf("%s/next-privkey.pem: %v; want a key other than the certificate's", dir, err)
 	}
 	var req acme.Request
 	b, _ := os.ReadFile(filepath.Join(dir, "request.json"))

@@ -76,6 +76,8 @@ type issueResult struct {
 	NotAfter  time.Time     `json:"not_after"`
 	Key       string        `json:"key"`
 	KeyReused bool          `json:"key_reused"`
+	KeyChoice string        `json:"key_choice"`
+	KeyNote   string        `json:"key_note,omitempty"`
 	Names     []issuedName  `json:"names"`
 	Notes     []string      `json:"notes"`
 	Deploy    []deployState `json:"deploy"`
@@ -388,6 +390,7 @@ func describeIssued(got *acme.Obtained, roots *x509.CertPool, now time.Time) iss
 		Lineage: got.Path, Version: got.Version, Issuer: got.Issuer,
 		NotBefore: leaf.NotBefore.UTC(), NotAfter: leaf.NotAfter.UTC(),
 		Key: keyDescription(leaf.PublicKey), KeyReused: got.KeyReused,
+		KeyChoice: string(got.KeyChoice), KeyNote: got.KeyNote,
 		Notes: []string{}, Deploy: []deployState{}, Valid: true,
 	}
 	presented := xmppaddr.Identities(leaf).Identifiers
@@ -469,13 +472,13 @@ func allDeployed(ds []deployState) bool {
 }
 
 func printIssued(w io.Writer, r issueResult) {
-	reused := "new"
-	if r.KeyReused {
-		reused = "reused"
+	key := r.Key + ", " + r.KeyChoice
+	if r.KeyNote != "" {
+		key += " (" + r.KeyNote + ")"
 	}
 	fmt.Fprintf(w, "Issued %s (version %d) by %s\n", r.Names[0].Domain, r.Version, r.Issuer)
 	fmt.Fprintf(w, "  files     %s/{fullchain,privkey,cert,chain}.pem (privkey 0600)\n", r.Lineage)
-	fmt.Fprintf(w, "  key       %s, %s\n", r.Key, reused)
+	fmt.Fprintf(w, "  key       %s\n", key)
 	fmt.Fprintf(w, "  valid     %s to %s (%d days)\n", r.NotBefore.Format("2006-01-02 15:04 MST"), r.NotAfter.Format("2006-01-02 15:04 MST"),
 		int(r.NotAfter.Sub(r.NotBefore).Round(24*time.Hour)/(24*time.Hour)))
 	for _, n := range r.Names {

@@ -81,10 +81,13 @@ type lineageReport struct {
 	Version  int       `json:"version,omitempty"`
 	NotAfter time.Time `json:"not_after,omitzero"`
 	// RetryAfter is when the CA asked to be asked again.
-	RetryAfter time.Time     `json:"retry_after,omitzero"`
-	Deploy     []deployState `json:"deploy"`
-	Notes      []string      `json:"notes,omitempty"`
-	Error      string        `json:"error,omitempty"`
+	RetryAfter time.Time `json:"retry_after,omitzero"`
+	// Key is which key a renewal used (acme.Key*: new, reused, next,
+	// held); a note says why when it was held.
+	Key    string        `json:"key,omitempty"`
+	Deploy []deployState `json:"deploy"`
+	Notes  []string      `json:"notes,omitempty"`
+	Error  string        `json:"error,omitempty"`
 }
 
 func (l *lineageReport) fail(err error) lineageReport {
@@ -354,7 +357,10 @@ func (r *renewer) renew(ctx context.Context, cur *acme.Current, rep lineageRepor
 		r.recordFailure(cur, err, &rep)
 		return rep.fail(fmt.Errorf("%w; the deployed certificate is unchanged", err))
 	}
-	rep.Result = resultRenewed
+	rep.Result, rep.Key = resultRenewed, string(got.KeyChoice)
+	if got.KeyNote != "" {
+		rep.Notes = append(rep.Notes, "key "+string(got.KeyChoice)+": "+got.KeyNote)
+	}
 	return r.checkAndDeploy(ctx, got.Lineage, roots, rep)
 }
 
