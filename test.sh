@@ -37,10 +37,10 @@ go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="${fuzzexecs}x" ./internal/certf
 go test -run='^$' -fuzz='^FuzzCheck$' -fuzztime="${fuzzexecs}x" ./cmd/xmppcert
 go test -run='^$' -fuzz='^FuzzPermuteArgs$' -fuzztime="${fuzzexecs}x" ./cmd/xmppcert
 go test -run='^$' -fuzz='^FuzzOrderIdentifiers$' -fuzztime="${fuzzexecs}x" ./acme/localca
-go test -run='^$' -fuzz='^FuzzParseTSIGSecret$' -fuzztime="${fuzzexecs}x" ./acme/challenge
-go test -run='^$' -fuzz='^FuzzTSIGAlgorithm$' -fuzztime="${fuzzexecs}x" ./acme/challenge
+go test -run='^$' -fuzz='^FuzzParseTSIGSecret$' -fuzztime="${fuzzexecs}x" ./internal/dnsupdate
+go test -run='^$' -fuzz='^FuzzTSIGAlgorithm$' -fuzztime="${fuzzexecs}x" ./internal/dnsupdate
 go test -run='^$' -fuzz='^FuzzChallengeToken$' -fuzztime="${fuzzexecs}x" ./acme/challenge
-go test -run='^$' -fuzz='^FuzzHostPort$' -fuzztime="${fuzzexecs}x" ./acme/challenge
+go test -run='^$' -fuzz='^FuzzHostPort$' -fuzztime="${fuzzexecs}x" ./internal/dnsupdate
 
 # Performance target: the full check costs at most 1.3x bare crypto/x509 verification.
 bench/check-vs-x509.sh "${BENCH_RUNS:-5}"

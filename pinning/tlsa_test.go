@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/xmppcert/xmppcert/internal/testpki"
+	"github.com/xmppcert/xmppcert/internal/testtool"
 )
 
 // TestTLSAEqualsHashSlinger checks every usage/selector/matching type
@@ -19,7 +20,7 @@ import (
 // same zone-file line for the same certificate (the CA's for usages 0
 // and 2, the server's for 1 and 3).
 func TestTLSAEqualsHashSlinger(t *testing.T) {
-	tlsa := requireTool(t, "tlsa", "hash-slinger")
+	tlsa := testtool.Require(t, "tlsa", "hash-slinger")
 	root := testpki.NewRoot("tlsa test root", nil)
 	inter := root.Intermediate("tlsa test intermediate", nil)
 	leaf, _ := inter.Leaf(nil)
@@ -71,21 +72,6 @@ func recordLine(out []byte, prefix string) string {
 			return strings.TrimSpace(sc.Text())
 		}
 	}
-	return ""
-}
-
-// requireTool finds a program the test needs. Outside CI a missing tool
-// skips the test, naming the Debian package; in CI it fails, because the
-// test command installs it there.
-func requireTool(t testing.TB, name, debianPackage string) string {
-	t.Helper()
-	if path, err := exec.LookPath(name); err == nil {
-		return path
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s not found in CI: the test command must install Debian package %s", name, debianPackage)
-	}
-	t.Skipf("%s not found: install Debian package %s (./test.sh does so when run as root)", name, debianPackage)
 	return ""
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/xmppcert/xmppcert/internal/dnsupdate"
 )
 
 const (
@@ -74,12 +76,12 @@ func (p Propagation) queryTimeout() time.Duration {
 // validate checks the addresses without touching the network.
 func (p Propagation) validate() error {
 	for _, ns := range p.Nameservers {
-		if _, err := hostPort(ns); err != nil {
+		if _, err := dnsupdate.HostPort(ns); err != nil {
 			return fmt.Errorf("authoritative server: %w", err)
 		}
 	}
 	if p.Resolver != "" {
-		if _, err := hostPort(p.Resolver); err != nil {
+		if _, err := dnsupdate.HostPort(p.Resolver); err != nil {
 			return fmt.Errorf("resolver: %w", err)
 		}
 	}
@@ -109,7 +111,7 @@ func (p Propagation) wait(ctx context.Context, fqdn, value, zone string, fixed [
 
 	servers := slices.Clone(fixed)
 	for _, ns := range p.Nameservers {
-		addr, err := hostPort(ns)
+		addr, err := dnsupdate.HostPort(ns)
 		if err != nil {
 			return fmt.Errorf("dns-01: authoritative server: %w", err)
 		}
@@ -177,13 +179,13 @@ func (p Propagation) sees(ctx context.Context, s nameserver, fqdn, value string)
 		m := new(dns.Msg)
 		m.SetQuestion(fqdn, dns.TypeTXT)
 		m.RecursionDesired = false
-		r, err := exchange(ctx, m, addr, p.queryTimeout(), nil)
+		r, err := dnsupdate.Exchange(ctx, m, addr, p.queryTimeout())
 		if err != nil {
 			detail = err.Error()
 			continue
 		}
 		if r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError {
-			detail = fmt.Sprintf("answered %s", rcodeName(r.Rcode))
+			detail = fmt.Sprintf("answered %s", dnsupdate.RcodeName(r.Rcode))
 			continue
 		}
 		var others []string
@@ -217,19 +219,19 @@ func (p Propagation) discover(ctx context.Context, fqdn, zone string) ([]nameser
 	}
 	qt := p.queryTimeout()
 	if zone == "" {
-		zone, err = findZone(ctx, resolver, fqdn, true, qt)
+		zone, err = dnsupdate.FindZone(ctx, resolver, fqdn, true, qt)
 		if err != nil {
-			return nil, err
+			return nil, zoneErr(err)
 		}
 	}
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(zone), dns.TypeNS)
-	r, err := exchange(ctx, m, resolver, qt, nil)
+	r, err := dnsupdate.Exchange(ctx, m, resolver, qt)
 	if err != nil {
 		return nil, fmt.Errorf("dns-01: looking up the NS of %s through %s: %w", zone, resolver, err)
 	}
 	if r.Rcode != dns.RcodeSuccess {
-		return nil, fmt.Errorf("dns-01: looking up the NS of %s through %s: %s", zone, resolver, rcodeName(r.Rcode))
+		return nil, fmt.Errorf("dns-01: looking up the NS of %s through %s: %s", zone, resolver, dnsupdate.RcodeName(r.Rcode))
 	}
 	port := p.nsPort
 	if port == "" {
@@ -265,7 +267,7 @@ func (p Propagation) discover(ctx context.Context, fqdn, zone string) ([]nameser
 
 func (p Propagation) resolver() (string, error) {
 	if p.Resolver != "" {
-		return hostPort(p.Resolver)
+		return dnsupdate.HostPort(p.Resolver)
 	}
 	conf, err := dns.ClientConfigFromFile("/etc/resolv.conf")
 	if err != nil || len(conf.Servers) == 0 {
@@ -299,7 +301,7 @@ func lookupAddrs(ctx context.Context, resolver, host string, qt time.Duration) (
 	for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
 		m := new(dns.Msg)
 		m.SetQuestion(dns.Fqdn(host), t)
-		r, err := exchange(ctx, m, resolver, qt, nil)
+		r, err := dnsupdate.Exchange(ctx, m, resolver, qt)
 		if err != nil {
 			return nil, fmt.Errorf("dns-01: resolving nameserver %s through %s: %w", host, resolver, err)
 		}
@@ -313,139 +315,4 @@ func lookupAddrs(ctx context.Context, resolver, host string, qt time.Duration) (
 		}
 	}
 	return ips, nil
-}
-
-// findZone finds the zone that holds fqdn by asking server for its SOA:
-// the SOA comes back in the answer (fqdn is the apex) or in the
-// authority section (a name inside the zone); a server that leaves the
-// authority section out is asked again one label up. recursive sets the
-// RD bit (a resolver) or clears it (an authoritative server).
-func findZone(ctx context.Context, server, fqdn string, recursive bool, qt time.Duration) (string, error) {
-	fqdn = dns.Fqdn(fqdn)
-	for name := fqdn; ; {
-		m := new(dns.Msg)
-		m.SetQuestion(name, dns.TypeSOA)
-		m.RecursionDesired = recursive
-		r, err := exchange(ctx, m, server, qt, nil)
-		if err != nil {
-			return "", fmt.Errorf("dns-01: finding the zone of %s: SOA query to %s: %w", fqdn, server, err)
-		}
-		switch r.Rcode {
-		case dns.RcodeSuccess, dns.RcodeNameError:
-		case dns.RcodeRefused, dns.RcodeNotAuth:
-			return "", fmt.Errorf("dns-01: finding the zone of %s: %s answered the SOA query with %s: it does not serve a zone holding that name; check the server address or give the zone", fqdn, server, rcodeName(r.Rcode))
-		default:
-			return "", fmt.Errorf("dns-01: finding the zone of %s: %s answered the SOA query with %s", fqdn, server, rcodeName(r.Rcode))
-		}
-		for _, rr := range r.Answer {
-			switch rr := rr.(type) {
-			case *dns.SOA:
-				if strings.EqualFold(rr.Hdr.Name, name) {
-					return strings.ToLower(name), nil
-				}
-			case *dns.CNAME:
-				if strings.EqualFold(rr.Hdr.Name, fqdn) {
-					return "", fmt.Errorf("dns-01: %s is a CNAME to %s; dns-01 through a CNAME is not supported: remove the CNAME or update the target's zone yourself (DNS hook)", fqdn, rr.Target)
-				}
-			}
-		}
-		for _, rr := range r.Ns {
-			if soa, ok := rr.(*dns.SOA); ok && dns.IsSubDomain(soa.Hdr.Name, fqdn) {
-				return strings.ToLower(soa.Hdr.Name), nil
-			}
-		}
-		if name == "." {
-			return "", fmt.Errorf("dns-01: finding the zone of %s: %s returned no SOA record for it", fqdn, server)
-		}
-		i, _ := dns.NextLabel(name, 0)
-		name = name[i:]
-		if name == "" {
-			name = "."
-		}
-	}
-}
-
-// tsigKey signs a message: name and algorithm as miekg/dns spells them
-// (fully qualified) and the base64 secret.
-type tsigKey struct {
-	name, alg, secret string
-}
-
-// exchange sends m to addr over UDP and retries over TCP when the answer
-// is truncated. The query is bounded by timeout and ctx. With key the
-// message is signed and the answer's signature checked; an answer whose
-// signature does not verify is returned together with the error.
-func exchange(ctx context.Context, m *dns.Msg, addr string, timeout time.Duration, key *tsigKey) (*dns.Msg, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var r *dns.Msg
-	var err error
-	for _, network := range []string{"udp", "tcp"} {
-		c := &dns.Client{Net: network, Timeout: timeout}
-		q := m.Copy()
-		if key != nil {
-			c.TsigSecret = map[string]string{key.name: key.secret}
-			q.SetTsig(key.name, key.alg, 300, time.Now().Unix())
-		}
-		r, _, err = c.ExchangeContext(ctx, q, addr)
-		if r != nil && r.Id != q.Id {
-			r = nil
-		}
-		if err == nil && r != nil && r.Truncated {
-			continue
-		}
-		break
-	}
-	if r == nil && err == nil {
-		err = errors.New("no answer")
-	}
-	if err != nil && r == nil {
-		return nil, shortNetErr(err)
-	}
-	return r, err
-}
-
-// shortNetErr drops the "read udp 127.0.0.1:1234->" noise from network
-// errors so that messages stay one readable line.
-func shortNetErr(err error) error {
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return errors.New("timed out")
-	}
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Err != nil {
-		return oe.Err
-	}
-	return err
-}
-
-// rcodeName names a DNS response code ("REFUSED").
-func rcodeName(rc int) string {
-	if s, ok := dns.RcodeToString[rc]; ok {
-		return s
-	}
-	return "RCODE" + strconv.Itoa(rc)
-}
-
-// hostPort turns "host", "host:port", "ipv6" or "[ipv6]:port" into
-// host:port, with port 53 when absent.
-func hostPort(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return "", errors.New("empty server address")
-	}
-	if host, port, err := net.SplitHostPort(s); err == nil {
-		if host == "" {
-			return "", fmt.Errorf("server address %q has no host", s)
-		}
-		n, err := strconv.Atoi(port)
-		if err != nil || n < 1 || n > 65535 {
-			return "", fmt.Errorf("server address %q has an invalid port", s)
-		}
-		return net.JoinHostPort(host, port), nil
-	}
-	if strings.ContainsAny(s, "[]/ ") || (strings.Contains(s, ":") && net.ParseIP(s) == nil) {
-		return "", fmt.Errorf("server address %q is not host or host:port", s)
-	}
-	return net.JoinHostPort(s, "53"), nil
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xmppcert/xmppcert/internal/testtool"
 )
 
 func writeScript(t *testing.T, name, body string) string {
@@ -106,7 +108,7 @@ func TestDNSHookTimeout(t *testing.T) {
 // publishing times out in Wait.
 func TestDNSHookKnsupdate(t *testing.T) {
 	k := startKnot(t)
-	knsupdate := requireTool(t, "knsupdate", "knot-dnsutils")
+	knsupdate := testtool.Require(t, "knsupdate", "knot-dnsutils")
 	host, port, _ := net.SplitHostPort(k.Addr)
 	script := writeScript(t, "nsupdate-hook", fmt.Sprintf(`set -e
 case "$1" in

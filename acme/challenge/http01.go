@@ -192,6 +192,11 @@ func listen(ctx context.Context, what, addr, inUse string) (net.Listener, error)
 	case errors.Is(err, syscall.EADDRNOTAVAIL):
 		return nil, fmt.Errorf("%s: cannot listen on %s: no such local address", what, addr)
 	default:
-		return nil, fmt.Errorf("%s: cannot listen on %s: %v", what, addr, shortNetErr(err))
+		// Drop the "listen tcp ADDR:" the message already says.
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Err != nil {
+			err = oe.Err
+		}
+		return nil, fmt.Errorf("%s: cannot listen on %s: %v", what, addr, err)
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/xmppcert/xmppcert/internal/testdns"
 )
 
 func httpChallenge(name string) acme.Challenge {
@@ -27,7 +29,7 @@ func httpChallenge(name string) acme.Challenge {
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	port, err := freePort()
+	port, err := testdns.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

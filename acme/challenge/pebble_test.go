@@ -29,6 +29,9 @@ import (
 	"github.com/letsencrypt/pebble/v2/wfe"
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/xmppcert/xmppcert/internal/testdns"
+	"github.com/xmppcert/xmppcert/internal/testtool"
 )
 
 // pebbleCA is an in-process pebble whose validation authority connects
@@ -37,7 +40,7 @@ import (
 // for dns-01) through the given DNS server: our Knot.
 type pebbleCA struct {
 	client *acme.Client
-	log    *lockedBuffer
+	log    *testdns.LockedBuffer
 }
 
 func startPebble(t *testing.T, httpPort, tlsPort int, resolver string) *pebbleCA {
@@ -45,7 +48,7 @@ func startPebble(t *testing.T, httpPort, tlsPort int, resolver string) *pebbleCA
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")      // validate at once
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0") // acmez retries bad nonces, but keep runs deterministic
 	t.Setenv("PEBBLE_AUTHZREUSE", "0")      // every order validates afresh
-	logs := &lockedBuffer{}
+	logs := &testdns.LockedBuffer{}
 	logger := log.New(logs, "pebble ", log.Lmicroseconds)
 	store := db.NewMemoryStore()
 	profiles := map[string]ca.Profile{"default": {Description: "default"}}
@@ -202,7 +205,7 @@ func TestPebbleDNS01RFC2136(t *testing.T) {
 // found through Knot.
 func TestPebbleDNS01Hook(t *testing.T) {
 	k := startKnot(t)
-	knsupdate := requireTool(t, "knsupdate", "knot-dnsutils")
+	knsupdate := testtool.Require(t, "knsupdate", "knot-dnsutils")
 	host, kport, _ := net.SplitHostPort(k.Addr)
 	script := writeScript(t, "hook", fmt.Sprintf(`set -e
 case "$1" in present) op=add ;; cleanup) op=delete ;; esac

@@ -2,23 +2,22 @@ package challenge
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/mholt/acmez/v3/acme"
 	"github.com/miekg/dns"
+
+	"github.com/xmppcert/xmppcert/internal/dnsupdate"
 )
 
 const (
 	defaultTXTTTL        = 60 * time.Second
-	defaultUpdateTimeout = 10 * time.Second
+	defaultUpdateTimeout = dnsupdate.DefaultTimeout
 )
 
 // RFC2136 solves dns-01 by DNS dynamic update (RFC 2136) signed with a
@@ -26,6 +25,8 @@ const (
 // _acme-challenge.NAME. with the challenge's value, CleanUp deletes
 // exactly that record (other TXT records at the name stay), and Wait
 // polls Server (and Propagation's servers) until the record is visible.
+// The update itself (key, zone lookup, messages) is internal/dnsupdate's,
+// which TLSA publishing shares.
 //
 // On the server, the key needs the right to update the zone, e.g. for
 // Knot DNS an acl with "action: update" and the key, for BIND
@@ -66,29 +67,12 @@ type RFC2136 struct {
 // server address, the algorithm, the key (name and secret together) and
 // the zone's spelling.
 func (s *RFC2136) Validate() error {
-	if _, err := hostPort(s.Server); err != nil {
-		return fmt.Errorf("dns-01 RFC 2136 server: %w", err)
+	if err := s.client().Validate(); err != nil {
+		return fmt.Errorf("dns-01 %w", err)
 	}
 	if s.Zone != "" {
 		if _, ok := dns.IsDomainName(s.Zone); !ok {
 			return fmt.Errorf("dns-01 RFC 2136 zone %q is not a domain name", s.Zone)
-		}
-	}
-	if _, err := TSIGAlgorithm(s.Algorithm); err != nil {
-		return err
-	}
-	switch {
-	case s.KeyName == "" && s.Secret != "":
-		return errors.New("dns-01 RFC 2136: a TSIG secret without a key name")
-	case s.KeyName != "":
-		if _, ok := dns.IsDomainName(s.KeyName); !ok {
-			return fmt.Errorf("TSIG key name %q is not a domain name", s.KeyName)
-		}
-		if s.Secret == "" {
-			return fmt.Errorf("TSIG key %s has no secret", s.KeyName)
-		}
-		if _, err := decodeSecret(s.Secret); err != nil {
-			return fmt.Errorf("TSIG secret of key %s: %w", s.KeyName, err)
 		}
 	}
 	if err := s.Propagation.validate(); err != nil {
@@ -131,7 +115,7 @@ func (s *RFC2136) Wait(ctx context.Context, chal acme.Challenge) error {
 	if err != nil {
 		return err
 	}
-	server, err := hostPort(s.Server)
+	server, err := dnsupdate.HostPort(s.Server)
 	if err != nil {
 		return fmt.Errorf("dns-01 RFC 2136 server: %w", err)
 	}
@@ -153,24 +137,14 @@ func (s *RFC2136) timeout() time.Duration {
 	return s.Timeout
 }
 
-func (s *RFC2136) key() (*tsigKey, error) {
-	if s.KeyName == "" {
-		return nil, nil
-	}
-	alg, err := TSIGAlgorithm(s.Algorithm)
-	if err != nil {
-		return nil, err
-	}
-	secret, err := decodeSecret(s.Secret)
-	if err != nil {
-		return nil, fmt.Errorf("TSIG secret of key %s: %w", s.KeyName, err)
-	}
-	return &tsigKey{name: dns.CanonicalName(s.KeyName), alg: alg, secret: secret}, nil
+// client is the dynamic-update client for Server and the key.
+func (s *RFC2136) client() *dnsupdate.Client {
+	return &dnsupdate.Client{Server: s.Server, KeyName: s.KeyName, Algorithm: s.Algorithm, Secret: s.Secret, Timeout: s.timeout()}
 }
 
 // zoneFor returns the zone to update for fqdn: Zone, or the one Server
 // holds it in.
-func (s *RFC2136) zoneFor(ctx context.Context, server, fqdn string) (string, error) {
+func (s *RFC2136) zoneFor(ctx context.Context, c *dnsupdate.Client, fqdn string) (string, error) {
 	if s.Zone != "" {
 		zone := dns.CanonicalName(s.Zone)
 		if !dns.IsSubDomain(zone, fqdn) {
@@ -184,9 +158,9 @@ func (s *RFC2136) zoneFor(ctx context.Context, server, fqdn string) (string, err
 	if zone != "" {
 		return zone, nil
 	}
-	zone, err := findZone(ctx, server, fqdn, false, s.timeout())
+	zone, err := c.Zone(ctx, fqdn)
 	if err != nil {
-		return "", err
+		return "", zoneErr(err)
 	}
 	s.mu.Lock()
 	if s.zones == nil {
@@ -197,17 +171,22 @@ func (s *RFC2136) zoneFor(ctx context.Context, server, fqdn string) (string, err
 	return zone, nil
 }
 
+// zoneErr says what a failed zone lookup means for dns-01.
+func zoneErr(err error) error {
+	var ce *dnsupdate.CNAMEError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("dns-01: %s is a CNAME to %s; dns-01 through a CNAME is not supported: remove the CNAME or update the target's zone yourself (DNS hook)", ce.Name, ce.Target)
+	}
+	return fmt.Errorf("dns-01: %w", err)
+}
+
 // update adds (or deletes) the TXT record fqdn with value.
 func (s *RFC2136) update(ctx context.Context, fqdn, value string, add bool) error {
-	server, err := hostPort(s.Server)
-	if err != nil {
-		return fmt.Errorf("dns-01 RFC 2136 server: %w", err)
+	c := s.client()
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("dns-01 %w", err)
 	}
-	key, err := s.key()
-	if err != nil {
-		return err
-	}
-	zone, err := s.zoneFor(ctx, server, fqdn)
+	zone, err := s.zoneFor(ctx, c, fqdn)
 	if err != nil {
 		return err
 	}
@@ -215,68 +194,22 @@ func (s *RFC2136) update(ctx context.Context, fqdn, value string, add bool) erro
 	if ttl <= 0 {
 		ttl = defaultTXTTTL
 	}
-	rr := &dns.TXT{
+	rr := []dns.RR{&dns.TXT{
 		Hdr: dns.RR_Header{Name: fqdn, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: uint32(ttl / time.Second)},
 		Txt: []string{value},
-	}
-	m := new(dns.Msg)
-	m.SetUpdate(zone)
+	}}
 	verb := "adding"
 	if add {
-		m.Insert([]dns.RR{rr})
+		err = c.Update(ctx, zone, rr, nil)
 	} else {
 		verb = "deleting"
-		m.Remove([]dns.RR{rr})
+		err = c.Update(ctx, zone, nil, rr)
 	}
-	r, err := exchange(ctx, m, server, s.timeout(), key)
-	return updateError(verb, fqdn, zone, server, s.KeyName, r, err)
-}
-
-// updateError turns an update's answer into nil or an error that names
-// the response code and what to check.
-func updateError(verb, fqdn, zone, server, keyName string, r *dns.Msg, err error) error {
-	what := fmt.Sprintf("dns-01: %s TXT %s in zone %s on %s", verb, fqdn, zone, server)
-	if r == nil {
-		return fmt.Errorf("%s: %w", what, err)
+	var ue *dnsupdate.UpdateError
+	if errors.As(err, &ue) {
+		ue.What = fmt.Sprintf("dns-01: %s TXT %s", verb, fqdn)
 	}
-	keyDesc := "the TSIG key"
-	if keyName != "" {
-		keyDesc = "TSIG key " + strings.TrimSuffix(keyName, ".")
-	}
-	tsigErr := 0
-	if t := r.IsTsig(); t != nil {
-		tsigErr = int(t.Error)
-	}
-	switch {
-	case tsigErr == dns.RcodeBadSig:
-		return fmt.Errorf("%s: refused (%s/BADSIG): the server does not accept the signature: check the secret of %s", what, rcodeName(r.Rcode), keyDesc)
-	case tsigErr == dns.RcodeBadKey:
-		return fmt.Errorf("%s: refused (%s/BADKEY): the server does not know %s with this algorithm, or its update ACL for zone %s does not name the key: check the key name and algorithm and the zone's update ACL", what, rcodeName(r.Rcode), keyDesc, zone)
-	case tsigErr == dns.RcodeBadTime:
-		return fmt.Errorf("%s: refused (%s/BADTIME): this host's clock and the server's differ by more than 5 minutes: check NTP", what, rcodeName(r.Rcode))
-	}
-	switch r.Rcode {
-	case dns.RcodeSuccess:
-		if err != nil {
-			return fmt.Errorf("%s: the answer's TSIG signature does not verify (%v): check the secret of %s", what, err, keyDesc)
-		}
-		return nil
-	case dns.RcodeRefused:
-		return fmt.Errorf("%s: refused (REFUSED): check that the server is the primary for zone %s and that its ACL lets %s update it, TXT records at %s included", what, zone, keyDesc, fqdn)
-	case dns.RcodeNotAuth:
-		if keyName == "" {
-			return fmt.Errorf("%s: refused (NOTAUTH): the server is not authoritative for zone %s or wants a TSIG key: check the zone and the key", what, zone)
-		}
-		return fmt.Errorf("%s: refused (NOTAUTH): the server is not authoritative for zone %s or rejects %s: check the zone, the key name, algorithm and secret", what, zone, keyDesc)
-	case dns.RcodeNotZone:
-		return fmt.Errorf("%s: refused (NOTZONE): %s is not inside zone %s: check the zone", what, fqdn, zone)
-	case dns.RcodeServerFailure:
-		return fmt.Errorf("%s: the server failed (SERVFAIL): see its log", what)
-	case dns.RcodeNotImplemented:
-		return fmt.Errorf("%s: the server does not implement dynamic update (NOTIMP)", what)
-	default:
-		return fmt.Errorf("%s: the server answered %s", what, rcodeName(r.Rcode))
-	}
+	return err
 }
 
 // dnsRecord returns the challenge's TXT name (fully qualified) and value.
@@ -292,107 +225,35 @@ func dnsRecord(chal acme.Challenge) (fqdn, value string, err error) {
 	return dns.CanonicalName(chal.DNS01TXTRecordName()), chal.DNS01KeyAuthorization(), nil
 }
 
-var tsigAlgorithms = map[string]string{
-	"hmac-sha1":   dns.HmacSHA1,
-	"hmac-sha224": dns.HmacSHA224,
-	"hmac-sha256": dns.HmacSHA256,
-	"hmac-sha384": dns.HmacSHA384,
-	"hmac-sha512": dns.HmacSHA512,
-}
-
 // TSIGAlgorithm returns the wire name (e.g. "hmac-sha256.") of a TSIG
 // algorithm given as hmac-sha1, hmac-sha224, hmac-sha256, hmac-sha384
 // or hmac-sha512, in any case, with or without the trailing dot; empty
-// means hmac-sha256. hmac-md5 is refused: it is deprecated and not
-// supported by miekg/dns.
-func TSIGAlgorithm(name string) (string, error) {
-	n := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(name), "."))
-	if n == "" {
-		return dns.HmacSHA256, nil
-	}
-	if alg, ok := tsigAlgorithms[n]; ok {
-		return alg, nil
-	}
-	return "", fmt.Errorf("unknown TSIG algorithm %q: use hmac-sha256 (default), hmac-sha512, hmac-sha384, hmac-sha224 or hmac-sha1", oneLine(name, 40))
-}
-
-const maxSecretFile = 64 << 10
+// means hmac-sha256. It is dnsupdate.TSIGAlgorithm, kept here for the
+// solver's users.
+func TSIGAlgorithm(name string) (string, error) { return dnsupdate.TSIGAlgorithm(name) }
 
 // LoadTSIGSecret reads a TSIG secret from a file and returns it in
 // base64, ready for RFC2136.Secret. The file holds the secret alone
 // (as printed by "tsig-keygen" or "keymgr -t" after "secret"), a BIND
 // key clause, or a Knot "key:" section, each with exactly one secret.
-// Every error is one line and never shows the file's content.
-func LoadTSIGSecret(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("cannot read TSIG secret file %s: %v", path, pathErr(err))
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-	if err != nil {
-		return "", fmt.Errorf("cannot read TSIG secret file %s: %v", path, pathErr(err))
-	}
-	if len(data) > maxSecretFile {
-		return "", fmt.Errorf("TSIG secret file %s is too large to hold a key", path)
-	}
-	secret, err := ParseTSIGSecret(data)
-	if err != nil {
-		return "", fmt.Errorf("TSIG secret file %s: %w", path, err)
-	}
-	return secret, nil
-}
+// Every error is one line and never shows the file's content. It is
+// dnsupdate.LoadTSIGSecret, kept here for the solver's users.
+func LoadTSIGSecret(path string) (string, error) { return dnsupdate.LoadTSIGSecret(path) }
 
+// ParseTSIGSecret extracts the base64 TSIG secret from the content of a
+// secret file (see LoadTSIGSecret) and returns it in canonical, padded
+// base64. The error never quotes the content. It is
+// dnsupdate.ParseTSIGSecret, kept here for the solver's users.
+func ParseTSIGSecret(data []byte) (string, error) { return dnsupdate.ParseTSIGSecret(data) }
+
+// pathErr drops the operation and path from an *os.PathError: the
+// messages name the file themselves.
 func pathErr(err error) error {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
 		return pe.Err
 	}
 	return err
-}
-
-var secretRE = regexp.MustCompile(`(?m)(?:^|[\s{;])secret(?:\s*:\s*|\s+)"?([^"\s;]*)`)
-
-// ParseTSIGSecret extracts the base64 TSIG secret from the content of a
-// secret file (see LoadTSIGSecret) and returns it in canonical, padded
-// base64. The error never quotes the content.
-func ParseTSIGSecret(data []byte) (string, error) {
-	text := strings.TrimSpace(string(data))
-	if text == "" {
-		return "", errors.New("empty: it should hold the base64 secret")
-	}
-	candidate := text
-	if m := secretRE.FindAllStringSubmatch(text, -1); len(m) > 0 {
-		if len(m) > 1 {
-			return "", fmt.Errorf("holds %d secrets: give a file with one key", len(m))
-		}
-		candidate = m[0][1]
-	}
-	secret, err := decodeSecret(candidate)
-	if err != nil {
-		return "", err
-	}
-	return secret, nil
-}
-
-// decodeSecret checks that s is base64 (padded or not) and returns it
-// padded.
-func decodeSecret(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return "", errors.New("empty: it should hold the base64 secret")
-	}
-	b, err := base64.StdEncoding.DecodeString(s)
-	if err != nil {
-		b, err = base64.RawStdEncoding.DecodeString(s)
-	}
-	if err != nil {
-		return "", errors.New("not base64: it should hold the secret as tsig-keygen or keymgr print it")
-	}
-	if len(b) == 0 {
-		return "", errors.New("empty: it should hold the base64 secret")
-	}
-	return base64.StdEncoding.EncodeToString(b), nil
 }
 
 // oneLine shortens s to at most n bytes on one line, for quoting

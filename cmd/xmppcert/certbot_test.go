@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/xmppcert/xmppcert/internal/certfile"
+	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
 
@@ -24,7 +25,7 @@ import (
 // that the lineage certbot writes carries the XMPP identities of each role.
 // certbot takes about 3 seconds.
 func TestCertbot(t *testing.T) {
-	certbot := requireTool(t, "certbot", "certbot")
+	certbot := testtool.Require(t, "certbot", "certbot")
 	// TestMain (testscript.Main) puts this test binary in $PATH as
 	// xmppcert, running the real CLI: no separate build is needed.
 	xmppcert, err := exec.LookPath("xmppcert")

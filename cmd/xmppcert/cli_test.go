@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xmppcert/xmppcert/internal/testpki"
+	"github.com/xmppcert/xmppcert/internal/testtool"
 )
 
 // runCLI runs xmppcert in-process and returns its exit code and output.
@@ -101,7 +102,7 @@ func TestExitCodes(t *testing.T) {
 // TestOpenSSLInterop checks a certificate made by openssl with the
 // otherName syntax operators copy from the Prosody documentation.
 func TestOpenSSLInterop(t *testing.T) {
-	openssl := requireTool(t, "openssl", "openssl")
+	openssl := testtool.Require(t, "openssl", "openssl")
 	dir := t.TempDir()
 	cert := filepath.Join(dir, "cert.pem")
 	cmd := exec.Command(openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
@@ -125,22 +126,6 @@ func TestOpenSSLInterop(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-}
-
-// requireTool finds a program the test needs. Outside CI a missing tool
-// skips the test, saying which Debian package provides it; in CI (CI set)
-// it fails, because the test command installs it there.
-func requireTool(t *testing.T, name, debianPackage string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err == nil {
-		return path
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s not found in CI: the test command must install Debian package %s", name, debianPackage)
-	}
-	t.Skipf("%s not found: install Debian package %s (./test.sh does so when run as root)", name, debianPackage)
-	return ""
 }
 
 // FuzzCheck feeds arbitrary input to 'xmppcert check -' and holds it to

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/xmppcert/xmppcert/internal/certfile"
+	"github.com/xmppcert/xmppcert/internal/testtool"
 )
 
 // TestProsody loads a certificate issued with --deploy prosody:DIR into
@@ -32,8 +33,8 @@ import (
 // so the test also shows that the deployed key is readable by that user
 // alone. It takes about a second.
 func TestProsody(t *testing.T) {
-	prosody := requireTool(t, "prosody", "prosody")
-	prosodyctl := requireTool(t, "prosodyctl", "prosody")
+	prosody := testtool.Require(t, "prosody", "prosody")
+	prosodyctl := testtool.Require(t, "prosodyctl", "prosody")
 	dir := serverTempDir(t)
 	state := filepath.Join(dir, "state")
 	certs := filepath.Join(dir, "certs")
@@ -98,7 +99,7 @@ func TestProsody(t *testing.T) {
 // prosodyctl imports into data_path instead of the certificates
 // directory (Prosody 0.12, util/prosodyctl/cert.lua).
 func TestProsodyCertImportHook(t *testing.T) {
-	prosodyctl := requireTool(t, "prosodyctl", "prosody")
+	prosodyctl := testtool.Require(t, "prosodyctl", "prosody")
 	if os.Geteuid() != 0 {
 		t.Skip("prosodyctl cert import installs into the certificates directory only when run as root")
 	}

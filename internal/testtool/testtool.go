@@ -1,0 +1,35 @@
+// Package testtool finds the real programs that interoperability tests
+// run (knotd, unbound, prosody, certbot, openssl, hash-slinger's tlsa,
+// ldns-dane). A missing program skips the test with the Debian package
+// to install, except in CI (CI set), where it fails: the test command
+// installs the packages there, and a silent skip would hide that it did
+// not. The package is only for tests.
+package testtool
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// Require returns the path of a program the test needs, also found in
+// the sbin directories that a non-root PATH lacks, or skips (outside CI)
+// or fails (in CI) the test, naming the Debian package that provides it.
+func Require(t testing.TB, name, debianPackage string) string {
+	t.Helper()
+	if path, err := exec.LookPath(name); err == nil {
+		return path
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
+		path := filepath.Join(dir, name)
+		if fi, err := os.Stat(path); err == nil && fi.Mode()&0o111 != 0 {
+			return path
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s not found in CI: the test command must install Debian package %s", name, debianPackage)
+	}
+	t.Skipf("%s not found: install Debian package %s (./test.sh does so when run as root)", name, debianPackage)
+	return ""
+}
