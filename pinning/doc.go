@@ -1,4 +1,12 @@
-// Package pinning will make and verify pin data: SPKI and certificate
-// digests, DANE TLSA records, POSH documents, XEP-0487 pins and next-key
-// rollover (DESIGN.md, "Pinning"). It is empty until that work lands.
+// Package pinning makes, publishes and verifies pin data (DESIGN.md,
+// "Pinning"): SHA-256/SHA-512 digests of certificates and SPKIs, DANE
+// TLSA records (RFC 6698/7671/7673) at _PORT._tcp.TARGET, POSH documents
+// and redirects (RFC 7711) with a fetcher that classifies what a domain
+// serves, XEP-0487 host-meta pins, TLSA publishing by RFC 2136 dynamic
+// update that never leaves the deployed key without a record, and
+// Verifier, which compares what DNS (through a validating resolver) and
+// HTTPS publish with what a domain's XMPP servers present.
+//
+// Which key a renewal uses, and when it may move to the next one, is
+// acme's business (acme/pins.go); this package only computes and checks.
 package pinning
