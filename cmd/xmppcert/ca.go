@@ -26,6 +26,12 @@ func caCommand() *cli.Command {
 		Description: "The embedded CA (smallstep/certificates) issues what no public CA can: SRV-IDs and XmppAddr.\n" +
 			"It lives in STATE/ca: root and intermediate certificates and keys (0600) and its database.",
 		OnUsageError: onUsageError,
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("unknown ca command %q; use init, root, template, serve or eab", c.Args().First())
+			}
+			return cli.ShowSubcommandHelp(c)
+		},
 		Subcommands: []*cli.Command{
 			{
 				Name: "init", Usage: "create the root and intermediate CA (refuses to replace an existing CA)",
