@@ -46,6 +46,10 @@ type Request struct {
 	// Replaces is the certificate this issuance renews, for ACME Renewal
 	// Information (RFC 9773: the new order's "replaces"). Not stored.
 	Replaces *x509.Certificate `json:"-"`
+	// Stage writes the new version without making it current: a
+	// renewal of a lineage pinned by POSH stages the certificate, so
+	// that POSH lists it before peers see it (pins.go). Not stored.
+	Stage bool `json:"-"`
 	// ACME is how to reach an ACME CA again (CA is then its directory
 	// URL); nil for the local CA.
 	ACME *ACMESettings `json:"acme,omitempty"`

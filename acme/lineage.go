@@ -148,20 +148,59 @@ func (s Store) Load(name string) (*Lineage, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Lineage{Name: name, Path: filepath.Join(s.Dir, "live", name), Version: n, Request: req}
-	if l.Chain, err = certfile.Read(filepath.Join(version, FullchainFile), nil); err != nil {
+	return loadVersion(name, filepath.Join(s.Dir, "live", name), version, n, req)
+}
+
+// LoadVersion reads version n of a lineage from its archive: a staged
+// version, not yet current. Its Path is the version's directory.
+func (s Store) LoadVersion(name string, n int) (*Lineage, error) {
+	dir := s.versionDir(name, n)
+	var req Request
+	if err := readJSON(filepath.Join(dir, RequestFile), &req); err != nil {
 		return nil, err
 	}
-	if l.Key, err = ReadKey(filepath.Join(version, KeyFile)); err != nil {
+	if len(req.Names) == 0 {
+		return nil, fmt.Errorf("%s: version %d of lineage %s is missing or names no domain", dir, n, name)
+	}
+	return loadVersion(name, dir, dir, n, req)
+}
+
+func (s Store) versionDir(name string, n int) string {
+	return filepath.Join(s.Dir, "archive", name, fmt.Sprintf("%06d", n))
+}
+
+// loadVersion reads the certificate and keys of the version in dir.
+func loadVersion(name, path, dir string, n int, req Request) (*Lineage, error) {
+	l := &Lineage{Name: name, Path: path, Version: n, Request: req}
+	var err error
+	if l.Chain, err = certfile.Read(filepath.Join(dir, FullchainFile), nil); err != nil {
+		return nil, err
+	}
+	if l.Key, err = ReadKey(filepath.Join(dir, KeyFile)); err != nil {
 		return nil, err
 	}
 	if !samePublicKey(l.Chain[0], l.Key) {
-		return nil, fmt.Errorf("%s: the key does not belong to the certificate in %s", filepath.Join(version, KeyFile), FullchainFile)
+		return nil, fmt.Errorf("%s: the key does not belong to the certificate in %s", filepath.Join(dir, KeyFile), FullchainFile)
 	}
-	if l.NextKey, err = ReadKey(filepath.Join(version, NextKeyFile)); errors.Is(err, fs.ErrNotExist) {
+	if l.NextKey, err = ReadKey(filepath.Join(dir, NextKeyFile)); errors.Is(err, fs.ErrNotExist) {
 		l.NextKey, err = nil, nil
 	}
 	return l, err
+}
+
+// Promote makes version n of a lineage, written staged, the current one.
+// The caller holds the lineage's lock.
+func (s Store) Promote(name string, n int) (*Lineage, error) {
+	l, err := s.LoadVersion(name, n)
+	if err != nil {
+		return nil, err
+	}
+	link := filepath.Join(s.Dir, "live", name)
+	if err := atomicfile.Symlink(filepath.Join("..", "archive", name, fmt.Sprintf("%06d", n)), link); err != nil {
+		return nil, fmt.Errorf("making version %d of %s current: %w", n, name, err)
+	}
+	l.Path = link
+	return l, nil
 }
 
 // resolve follows live/NAME once and reads the request of the version it
@@ -195,7 +234,8 @@ func (s Store) resolve(name string) (dir string, version int, req Request, err e
 	return dir, version, req, nil
 }
 
-// write stores a new version of the lineage and makes it current. It
+// write stores a new version of the lineage and makes it current, or
+// with req.Stage leaves it beside the current one (Promote). It
 // returns a nil Lineage with an error when the previous version (if any)
 // is still current and nothing of the new one is left on disk, and the
 // new Lineage with an error in the one case where the switch happened
@@ -238,6 +278,10 @@ func (s Store) write(req Request, iss *Issued, next crypto.Signer) (*Lineage, er
 		return nil, err
 	}
 	l := &Lineage{Name: name, Path: link, Version: version, Request: req, Chain: iss.Chain, Key: iss.Key, NextKey: next}
+	if req.Stage {
+		l.Path = vdir
+		return l, nil
+	}
 	target := filepath.Join("..", "archive", name, vname)
 	if err := atomicfile.Symlink(target, link); err != nil {
 		if cur, _ := os.Readlink(link); cur == target {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -24,6 +25,15 @@ import (
 //
 // Otherwise it keeps the current key for this renewal and says why: a
 // renewal never breaks a published pin.
+//
+// POSH pins certificates, not keys, so every renewal changes what it
+// must list. Once POSH documents of a lineage have been written through
+// xmppcert (PinState.POSH), a renewal stages the new certificate: the
+// version is written but not made current (Request.Stage), POSH is
+// rewritten to list the current and the staged certificate, and a later
+// run makes the staged version current once the documents have listed it
+// for their lifetime (StagedReady), so that no client holds a cached
+// document without it.
 const pinsDir = "pins"
 
 // DefaultHold is the hold time when none was recorded: twice the default
@@ -40,6 +50,64 @@ type PinState struct {
 	// HoldSeconds is how long the next key's pins must have been public
 	// before a renewal switches to it; 0 means DefaultHold.
 	HoldSeconds int64 `json:"hold_seconds,omitempty"`
+	// POSH is where and when POSH documents of the lineage were last
+	// written; nil when never.
+	POSH *POSHPublication `json:"posh,omitempty"`
+	// Staged is a version written ahead of being made current (0: none),
+	// StagedAt when. A staged version not above the current one is stale
+	// (an issue made a newer version current) and is ignored.
+	Staged   int       `json:"staged,omitempty"`
+	StagedAt time.Time `json:"staged_at,omitzero"`
+}
+
+// POSHPublication records POSH documents xmppcert wrote for a lineage,
+// so that renewal can rewrite them when it stages and switches versions.
+type POSHPublication struct {
+	// Dir is the web root, Services the documents written there.
+	Dir      string   `json:"dir"`
+	Services []string `json:"services"`
+	// ExpiresSeconds is the documents' "expires": how long clients may
+	// cache them, and so how long a staged certificate must be listed
+	// before it goes live.
+	ExpiresSeconds int64 `json:"expires_seconds"`
+	SHA512         bool  `json:"sha512,omitempty"`
+	// Written is when they were last written, Certs the hex SHA-256 of
+	// the certificates they listed.
+	Written time.Time `json:"written"`
+	Certs   []string  `json:"certs"`
+}
+
+// Lists reports whether the documents list cert.
+func (p *POSHPublication) Lists(cert *x509.Certificate) bool {
+	d := sha256.Sum256(cert.Raw)
+	return p != nil && slices.Contains(p.Certs, hex.EncodeToString(d[:]))
+}
+
+// StagedFor returns the staged version when there is one above current.
+func (p PinState) StagedFor(current int) (int, bool) {
+	return p.Staged, p.Staged > current
+}
+
+// StagedReady says whether a staged certificate may go live at now: POSH
+// has listed it for the documents' lifetime since it was staged, or the
+// current certificate expires within a day (an expired certificate
+// breaks more than a cached document does). When it may not, it returns
+// when it may, or the zero time when POSH does not list it yet.
+func (p PinState) StagedReady(staged, current *x509.Certificate, now time.Time) (bool, time.Time) {
+	if !now.Before(current.NotAfter.Add(-24 * time.Hour)) {
+		return true, now
+	}
+	if !p.POSH.Lists(staged) || p.POSH.Written.Before(p.StagedAt) {
+		return false, time.Time{}
+	}
+	at := p.POSH.Written.Add(time.Duration(p.POSH.ExpiresSeconds) * time.Second)
+	return !now.Before(at), at
+}
+
+// SavePinState replaces the lineage's pin state. The caller holds the
+// lineage's lock.
+func (s Store) SavePinState(name string, p PinState) error {
+	return s.writeRenewFile(filepath.Join(s.Dir, pinsDir, name+".json"), p)
 }
 
 // Hold is the state's hold time.
@@ -111,7 +179,7 @@ func (s Store) MarkPublished(l *Lineage, keys []crypto.PublicKey, hold time.Dura
 	if hold > 0 {
 		p.HoldSeconds = int64((hold + time.Second - 1) / time.Second)
 	}
-	return p, s.writeRenewFile(filepath.Join(s.Dir, pinsDir, l.Name+".json"), p)
+	return p, s.SavePinState(l.Name, p)
 }
 
 // KeyChoice says which key an issuance used.
