@@ -2,6 +2,8 @@ package acme_test
 
 import (
 	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/internal/testpki"
 )
 
 func sameKey(a, b crypto.Signer) bool {
@@ -126,4 +129,70 @@ func writeJSONFile(t *testing.T, path string, v any) {
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestStagedVersion checks that a staged issuance leaves the current
+// version in place, can be read, and goes live with Promote.
+func TestStagedVersion(t *testing.T) {
+	dir := t.TempDir()
+	s := acme.Store{Dir: dir}
+	iss := newTestIssuer(t)
+	req := request(t, "example.org", acme.KeyECDSAP256, false)
+	v1 := mustObtain(t, s, iss, req)
+	req.Stage = true
+	staged := mustObtain(t, s, iss, req)
+	if cur, err := s.Load("example.org"); err != nil || cur.Version != 1 {
+		t.Fatalf("after staging: current version %v, %v; want 1", cur, err)
+	}
+	if staged.Version != 2 || staged.Path != filepath.Join(dir, "archive", "example.org", "000002") {
+		t.Errorf("staged version %d at %s; want 2 in the archive", staged.Version, staged.Path)
+	}
+	got, err := s.LoadVersion("example.org", 2)
+	if err != nil || !got.Chain[0].Equal(staged.Chain[0]) || !sameKey(got.Key, v1.NextKey) {
+		t.Fatalf("LoadVersion: %v; want the staged certificate with the old next key", err)
+	}
+	if _, err := s.LoadVersion("example.org", 3); err == nil {
+		t.Errorf("LoadVersion of a version that does not exist succeeded")
+	}
+	live, err := s.Promote("example.org", 2)
+	if err != nil || live.Path != filepath.Join(dir, "live", "example.org") {
+		t.Fatalf("Promote: %v, path %v", err, live)
+	}
+	if cur, err := s.Load("example.org"); err != nil || cur.Version != 2 || !cur.Chain[0].Equal(staged.Chain[0]) {
+		t.Errorf("after Promote: %v, %v; want version 2 current", cur, err)
+	}
+}
+
+// TestStagedReady checks when a staged certificate may go live: once
+// POSH, rewritten after the staging, has listed it for its lifetime, or
+// at once when the current certificate expires within a day.
+func TestStagedReady(t *testing.T) {
+	ca := testpki.NewRoot("staging test CA", nil)
+	current, _ := ca.Leaf(nil) // 90 days
+	staged, _ := ca.Leaf(nil)
+	t0 := current.NotBefore.Add(time.Hour)
+	listed := &acme.POSHPublication{ExpiresSeconds: 3600, Written: t0, Certs: []string{sha256Hex(current.Raw), sha256Hex(staged.Raw)}}
+	for _, tc := range []struct {
+		name   string
+		p      acme.PinState
+		now    time.Time
+		ready  bool
+		wantAt time.Time
+	}{
+		{"not listed", acme.PinState{StagedAt: t0, POSH: &acme.POSHPublication{ExpiresSeconds: 3600, Written: t0, Certs: []string{sha256Hex(current.Raw)}}}, t0.Add(2 * time.Hour), false, time.Time{}},
+		{"listed before staging", acme.PinState{StagedAt: t0.Add(time.Minute), POSH: listed}, t0.Add(2 * time.Hour), false, time.Time{}},
+		{"inside the lifetime", acme.PinState{StagedAt: t0, POSH: listed}, t0.Add(30 * time.Minute), false, t0.Add(time.Hour)},
+		{"after the lifetime", acme.PinState{StagedAt: t0, POSH: listed}, t0.Add(time.Hour), true, t0.Add(time.Hour)},
+		{"current expiring", acme.PinState{StagedAt: t0}, current.NotAfter.Add(-time.Hour), true, current.NotAfter.Add(-time.Hour)},
+	} {
+		ready, at := tc.p.StagedReady(staged, current, tc.now)
+		if ready != tc.ready || !at.Equal(tc.wantAt) {
+			t.Errorf("%s: StagedReady = %v, %v; want %v, %v", tc.name, ready, at, tc.ready, tc.wantAt)
+		}
+	}
+}
+
+func sha256Hex(b []byte) string {
+	d := sha256.Sum256(b)
+	return hex.EncodeToString(d[:])
 }
