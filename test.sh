@@ -6,8 +6,11 @@ cd "$(dirname "$0")"
 
 # Debian packages the tests use (openssl: interop; prosody: deploy and s2s;
 # certbot: a real ACME client against ca serve, and renew beside ours; knot: a
-# real authoritative DNS server for dns-01 by RFC 2136). Installed when root.
-packages=(openssl prosody certbot knot knot-dnsutils)
+# real authoritative DNS server for dns-01 and TLSA publishing by RFC 2136,
+# signing its zones with DNSSEC; unbound: the validating resolver pin verify
+# asks; ldnsutils: ldns-dane, which checks what we publish; hash-slinger: tlsa,
+# whose records ours must equal). Installed when root.
+packages=(openssl prosody certbot knot knot-dnsutils unbound ldnsutils hash-slinger)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -41,6 +44,10 @@ go test -run='^$' -fuzz='^FuzzParseTSIGSecret$' -fuzztime="${fuzzexecs}x" ./inte
 go test -run='^$' -fuzz='^FuzzTSIGAlgorithm$' -fuzztime="${fuzzexecs}x" ./internal/dnsupdate
 go test -run='^$' -fuzz='^FuzzChallengeToken$' -fuzztime="${fuzzexecs}x" ./acme/challenge
 go test -run='^$' -fuzz='^FuzzHostPort$' -fuzztime="${fuzzexecs}x" ./internal/dnsupdate
+go test -run='^$' -fuzz='^FuzzStartTLS$' -fuzztime="${fuzzexecs}x" ./internal/xmpptls
+go test -run='^$' -fuzz='^FuzzParseTLSA$' -fuzztime="${fuzzexecs}x" ./pinning
+go test -run='^$' -fuzz='^FuzzParsePOSH$' -fuzztime="${fuzzexecs}x" ./pinning
+go test -run='^$' -fuzz='^FuzzVerifyRecord$' -fuzztime="${fuzzexecs}x" ./pinning
 
 # Performance target: the full check costs at most 1.3x bare crypto/x509 verification.
 bench/check-vs-x509.sh "${BENCH_RUNS:-5}"

@@ -32,6 +32,9 @@ func renewCommand() *cli.Command {
 			"or whose deploy failed, is deployed by the next run. A CA's Retry-After (a rate limit) that the CA\n" +
 			"client did not wait for is reported and kept: the CA is not asked again for that lineage before\n" +
 			"then, unless --force.\n" +
+			"Keys follow the next-key rollover of 'xmppcert pin': a renewal moves to the pre-published next key\n" +
+			"only after its pins have been public for the hold time. A lineage whose POSH documents xmppcert\n" +
+			"writes is staged: the new certificate is listed in POSH first and deployed by a later run.\n" +
 			"Exit 0 when nothing failed (nothing due is success), 1 when any lineage failed (a failed issuance\n" +
 			"leaves the deployed certificate unchanged), 2 usage error. --dry-run changes nothing, takes no lock.",
 		Flags: []cli.Flag{
@@ -55,6 +58,7 @@ const (
 	resultWouldRenew  = "would-renew"
 	resultWouldDeploy = "would-deploy"
 	resultSkipped     = "skipped" // another process holds or just renewed it
+	resultStaged      = "staged"  // a new version waits for POSH to list it (renewposh.go)
 	resultFailed      = "failed"
 )
 
@@ -341,8 +345,16 @@ func (a issuerAdvisor) RenewalWindow(ctx context.Context, leaf *x509.Certificate
 // for a short Retry-After); a failure here is final for this run, and a
 // Retry-After it carries is kept for the next runs.
 func (r *renewer) renew(ctx context.Context, cur *acme.Current, rep lineageReport) lineageReport {
+	pins, err := r.store.PinState(cur.Name)
+	if err != nil {
+		return rep.fail(err)
+	}
+	if v, ok := pins.StagedFor(cur.Version); ok {
+		return r.promoteStaged(ctx, cur, pins, v, rep)
+	}
 	req := cur.Request
 	req.Replaces = cur.Leaf
+	req.Stage = pins.POSH != nil
 	if err := r.store.SaveRenewState(cur.Name, acme.RenewState{RenewingFrom: cur.Version}); err != nil {
 		return rep.fail(fmt.Errorf("recording the renewal: %w; nothing was issued", err))
 	}
@@ -360,6 +372,9 @@ func (r *renewer) renew(ctx context.Context, cur *acme.Current, rep lineageRepor
 	rep.Result, rep.Key = resultRenewed, string(got.KeyChoice)
 	if got.KeyNote != "" {
 		rep.Notes = append(rep.Notes, "key "+string(got.KeyChoice)+": "+got.KeyNote)
+	}
+	if req.Stage {
+		return r.staged(cur, got.Lineage, pins, rep)
 	}
 	return r.checkAndDeploy(ctx, got.Lineage, roots, rep)
 }
@@ -474,6 +489,8 @@ func printRenew(w io.Writer, rep renewReport, state string) {
 			fmt.Fprintf(w, "%s: would deploy: %s\n", l.Name, l.Reason)
 		case resultSkipped:
 			fmt.Fprintf(w, "%s: skipped: %s\n", l.Name, l.Reason)
+		case resultStaged:
+			fmt.Fprintf(w, "%s: staged: %s\n", l.Name, l.Reason)
 		case resultFailed:
 			fmt.Fprintf(w, "%s: FAILED: %s\n", l.Name, l.Error)
 		}
@@ -489,7 +506,7 @@ func printRenew(w io.Writer, rep renewReport, state string) {
 		}
 	}
 	var counts []string
-	for _, res := range []string{resultRenewed, resultDeployed, resultWouldRenew, resultWouldDeploy, resultNotDue, resultSkipped, resultFailed} {
+	for _, res := range []string{resultRenewed, resultDeployed, resultStaged, resultWouldRenew, resultWouldDeploy, resultNotDue, resultSkipped, resultFailed} {
 		if n := rep.Counts[res]; n > 0 {
 			counts = append(counts, fmt.Sprintf("%d %s", n, strings.ReplaceAll(res, "-", " ")))
 		}

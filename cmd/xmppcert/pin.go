@@ -1,0 +1,422 @@
+package main
+
+import (
+	"crypto"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/pinning"
+	"github.com/xmppcert/xmppcert/xmppaddr"
+)
+
+func pinCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "pin",
+		Usage: "pin data for a lineage (TLSA, POSH, SPKI, host-meta), published and verified",
+		Description: "Every lineage keeps a next key beside its current one. Pin data always covers both, so that\n" +
+			"once it is published a renewal can switch keys without breaking a pin: renewal moves to the next\n" +
+			"key only after its pins have been public for the hold time (default 2 x the TLSA TTL).",
+		OnUsageError: onUsageError,
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usagef("unknown pin command %q; use tlsa, publish, posh, posh-redirect, spki, hostmeta or verify", c.Args().First())
+			}
+			return cli.ShowSubcommandHelp(c)
+		},
+		Subcommands: []*cli.Command{
+			pinTLSACommand(), pinPublishCommand(), pinPOSHCommand(), pinPOSHRedirectCommand(),
+			pinSPKICommand(), pinHostMetaCommand(), pinVerifyCommand(),
+		},
+	}
+}
+
+// markFlags let an operator who publishes pin output by hand say so:
+// the published time starts the next key's hold.
+func markFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "mark-published", Usage: "record that this output is now published: starts the next key's hold time"},
+		&cli.DurationFlag{Name: "hold", Usage: "how long the next key's pins must be public before a renewal switches to it (default 2 x TTL)"},
+	}
+}
+
+// tlsaFlags choose the records: parameters, ports and targets.
+func tlsaFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.UintFlag{Name: "usage", Value: uint(pinning.UsageDANEEE), Usage: "TLSA certificate usage: 0 PKIX-TA, 1 PKIX-EE, 2 DANE-TA, 3 DANE-EE"},
+		&cli.UintFlag{Name: "selector", Value: uint(pinning.SelectorSPKI), Usage: "TLSA selector: 0 full certificate, 1 SubjectPublicKeyInfo"},
+		&cli.UintFlag{Name: "mtype", Value: uint(pinning.MatchSHA256), Usage: "TLSA matching type: 0 full, 1 SHA-256, 2 SHA-512"},
+		&cli.StringSliceFlag{Name: "port", Usage: "a port to publish for (repeatable; default by role: 5222 5223 c2s, 5269 5270 s2s)"},
+		&cli.StringSliceFlag{Name: "target", Usage: "an SRV target host the records are for (repeatable; default each name of the lineage)"},
+		&cli.DurationFlag{Name: "ttl", Value: time.Hour, Usage: "TTL of the records"},
+	}
+}
+
+func pinTLSACommand() *cli.Command {
+	return &cli.Command{
+		Name: "tlsa", Usage: "TLSA records for a lineage's current and next key, as zone-file lines",
+		ArgsUsage:    "LINEAGE",
+		Flags:        append(append(tlsaFlags(), markFlags()...), jsonFlag()),
+		OnUsageError: onUsageError,
+		Action:       runPinTLSA,
+	}
+}
+
+// pinnedRecord is a TLSA record with the key or certificate it pins.
+type pinnedRecord struct {
+	pinning.TLSA
+	// Pins is "current", "next" or "ca".
+	Pins string `json:"pins"`
+}
+
+type tlsaOutput struct {
+	Lineage string         `json:"lineage"`
+	TTL     int64          `json:"ttl"`
+	Records []pinnedRecord `json:"records"`
+	Notes   []string       `json:"notes"`
+}
+
+func runPinTLSA(c *cli.Context) error {
+	store, l, err := pinLineage(c)
+	if err != nil {
+		return err
+	}
+	spec, err := tlsaSpecFrom(c, l)
+	if err != nil {
+		return err
+	}
+	out := tlsaOutput{Lineage: l.Name, TTL: int64(spec.ttl / time.Second), Notes: []string{}}
+	out.Records, out.Notes = spec.records(l)
+	if err := markIfAsked(c, store, l, spec.pinnedKeys(l)); err != nil {
+		return err
+	}
+	if flagAnywhere(c, "json") {
+		return writeJSON(c.App.Writer, out)
+	}
+	w := c.App.Writer
+	last := ""
+	for _, r := range out.Records {
+		if r.Pins != last {
+			fmt.Fprintf(w, "; %s\n", pinsLabel(r.Pins))
+			last = r.Pins
+		}
+		fmt.Fprintf(w, "%s %d IN TLSA %s\n", r.Name, out.TTL, rdata(r.TLSA))
+	}
+	for _, n := range out.Notes {
+		fmt.Fprintf(w, "; note: %s\n", n)
+	}
+	return nil
+}
+
+func rdata(r pinning.TLSA) string {
+	r.Name = ""
+	return r.String()
+}
+
+func pinsLabel(p string) string {
+	switch p {
+	case "current":
+		return "the current key (live certificate)"
+	case "next":
+		return "the next key: publish it now, renewal switches to it after the hold time"
+	}
+	return "the issuing CA"
+}
+
+// tlsaSpec is what the TLSA flags ask for.
+type tlsaSpec struct {
+	usage, selector, mtype uint8
+	endpoints              []pinning.Endpoint
+	ttl                    time.Duration
+}
+
+func tlsaSpecFrom(c *cli.Context, l *acme.Lineage) (tlsaSpec, error) {
+	s := tlsaSpec{ttl: c.Duration("ttl")}
+	for _, f := range []struct {
+		name string
+		max  uint
+		p    *uint8
+	}{{"usage", 3, &s.usage}, {"selector", 1, &s.selector}, {"mtype", 2, &s.mtype}} {
+		v := c.Uint(f.name)
+		if v > f.max {
+			return s, usagef("--%s %d: TLSA %s must be 0 to %d", f.name, v, f.name, f.max)
+		}
+		*f.p = uint8(v)
+	}
+	if s.ttl < time.Second {
+		return s, usagef("--ttl %s: give at least 1s", s.ttl)
+	}
+	var ports []uint16
+	for _, p := range c.StringSlice("port") {
+		n, err := parsePort(p)
+		if err != nil {
+			return s, err
+		}
+		ports = append(ports, n)
+	}
+	var targets []string
+	for _, t := range c.StringSlice("target") {
+		d, err := acme.CanonicalName(t)
+		if err != nil {
+			return s, usagef("--target: %v", err)
+		}
+		targets = append(targets, d)
+	}
+	s.endpoints = endpoints(l.Request, targets, ports)
+	return s, nil
+}
+
+// parsePort reads a --port value: 1 to 65535.
+func parsePort(p string) (uint16, error) {
+	var n int
+	if _, err := fmt.Sscanf(p, "%d", &n); err != nil || fmt.Sprint(n) != strings.TrimSpace(p) || n < 1 || n > 65535 {
+		return 0, usagef("--port %q: a TCP port is a number from 1 to 65535", p)
+	}
+	return uint16(n), nil
+}
+
+// Ports by service: STARTTLS, then direct TLS (XEP-0368).
+var servicePorts = map[xmppaddr.Service][]uint16{
+	xmppaddr.ServiceClient: {5222, 5223},
+	xmppaddr.ServiceServer: {5269, 5270},
+}
+
+// endpoints lists where TLSA records go: each target (by default each
+// name of the lineage) with the given ports, or by default the ports of
+// the services its role serves (every XMPP port for a given target).
+func endpoints(req acme.Request, targets []string, ports []uint16) []pinning.Endpoint {
+	var out []pinning.Endpoint
+	add := func(target string, ps []uint16) {
+		for _, p := range ps {
+			e := pinning.Endpoint{Target: target, Port: p}
+			if !slices.Contains(out, e) {
+				out = append(out, e)
+			}
+		}
+	}
+	if len(targets) > 0 {
+		if len(ports) == 0 {
+			ports = pinning.DefaultPorts
+		}
+		for _, t := range targets {
+			add(t, ports)
+		}
+		return out
+	}
+	for _, n := range req.Names {
+		ps := ports
+		if len(ps) == 0 {
+			for _, svc := range n.Role.Services() {
+				ps = append(ps, servicePorts[svc]...)
+			}
+		}
+		add(n.Domain, ps)
+	}
+	return out
+}
+
+// records are the TLSA records of the lineage for every endpoint: for
+// the end-entity usages the current and next key (a full-certificate
+// selector pins the current certificate only), for the CA usages the
+// top certificate of the chain.
+func (s tlsaSpec) records(l *acme.Lineage) ([]pinnedRecord, []string) {
+	var pins []pinnedRecord
+	var notes []string
+	add := func(label string, t pinning.TLSA, err error) {
+		if err == nil {
+			pins = append(pins, pinnedRecord{TLSA: t, Pins: label})
+		}
+	}
+	switch {
+	case s.usage == pinning.UsagePKIXTA || s.usage == pinning.UsageDANETA:
+		if len(l.Chain) < 2 {
+			notes = append(notes, "the chain has no CA certificate to pin; use --usage 3")
+			break
+		}
+		t, err := pinning.NewTLSA(l.Chain[len(l.Chain)-1], s.usage, s.selector, s.mtype)
+		add("ca", t, err)
+		notes = append(notes, "a CA pin holds across key changes while the lineage's CA stays the same")
+	case s.selector == pinning.SelectorCert:
+		t, err := pinning.NewTLSA(l.Chain[0], s.usage, s.selector, s.mtype)
+		add("current", t, err)
+		notes = append(notes, "a full-certificate pin (selector 0) changes at every renewal and cannot cover the next key; --selector 1 pins the key")
+	default:
+		t, err := pinning.NewTLSA(l.Chain[0], s.usage, s.selector, s.mtype)
+		add("current", t, err)
+		if l.NextKey != nil {
+			t, err := pinning.NewKeyTLSA(l.NextKey.Public(), s.usage, s.mtype)
+			add("next", t, err)
+		} else {
+			notes = append(notes, "this lineage version has no next key yet; the next renewal makes one")
+		}
+	}
+	var out []pinnedRecord
+	for _, p := range pins {
+		for _, r := range pinning.Records(s.endpoints, []pinning.TLSA{p.TLSA}) {
+			out = append(out, pinnedRecord{TLSA: r, Pins: p.Pins})
+		}
+	}
+	return out, notes
+}
+
+// pinnedKeys are the keys the records pin: the current and next key for
+// SPKI records of the end-entity usages, none otherwise (a CA pin or a
+// full-certificate pin does not hold a key in place).
+func (s tlsaSpec) pinnedKeys(l *acme.Lineage) []crypto.PublicKey {
+	if s.usage == pinning.UsagePKIXTA || s.usage == pinning.UsageDANETA || s.selector != pinning.SelectorSPKI {
+		return nil
+	}
+	return lineageKeys(l)
+}
+
+// lineageKeys are the current and, when there is one, the next key.
+func lineageKeys(l *acme.Lineage) []crypto.PublicKey {
+	keys := []crypto.PublicKey{l.Key.Public()}
+	if l.NextKey != nil {
+		keys = append(keys, l.NextKey.Public())
+	}
+	return keys
+}
+
+// pinLineage reads the LINEAGE argument's lineage.
+func pinLineage(c *cli.Context) (acme.Store, *acme.Lineage, error) {
+	if c.NArg() != 1 {
+		return acme.Store{}, nil, usagef("pin %s needs exactly one LINEAGE, the host a certificate was issued for", c.Command.Name)
+	}
+	state, err := stateDir(c)
+	if err != nil {
+		return acme.Store{}, nil, err
+	}
+	name, err := acme.CanonicalName(c.Args().First())
+	if err != nil {
+		return acme.Store{}, nil, usagef("LINEAGE: %v", err)
+	}
+	store := acme.Store{Dir: state}
+	l, err := store.Load(name)
+	if errors.Is(err, acme.ErrNoLineage) {
+		return store, nil, usagef("no lineage %s in %s; issue one with 'xmppcert issue %s'", name, filepath.Join(state, "live"), name)
+	}
+	if err != nil {
+		return store, nil, usagef("lineage %s: %v", name, err)
+	}
+	return store, l, nil
+}
+
+// markIfAsked records, with --mark-published, that pins for keys are
+// public from now on.
+func markIfAsked(c *cli.Context, store acme.Store, l *acme.Lineage, keys []crypto.PublicKey) error {
+	if !c.Bool("mark-published") {
+		return nil
+	}
+	if len(keys) == 0 {
+		return usagef("--mark-published: this output pins no key (a CA or full-certificate pin); renewals do not wait for it")
+	}
+	return markPublished(store, l, keys, holdTime(c))
+}
+
+// holdTime is --hold, else twice --ttl when the command has one.
+func holdTime(c *cli.Context) time.Duration {
+	if h := c.Duration("hold"); h > 0 {
+		return h
+	}
+	if ttl := c.Duration("ttl"); ttl > 0 {
+		return 2 * ttl
+	}
+	return 0
+}
+
+// markPublished takes the lineage's lock, re-reads it (a renewal may have
+// switched keys meanwhile) and records the keys that are still its own.
+func markPublished(store acme.Store, l *acme.Lineage, keys []crypto.PublicKey, hold time.Duration) error {
+	unlock, err := store.Lock(l.Name)
+	if err != nil {
+		return fmt.Errorf("marking the pins of %s published: %w", l.Name, err)
+	}
+	defer unlock()
+	now, err := store.Load(l.Name)
+	if err != nil {
+		return err
+	}
+	if now.Version != l.Version {
+		return fmt.Errorf("lineage %s changed to version %d while its pins were made; run the command again", l.Name, now.Version)
+	}
+	_, err = store.MarkPublished(now, keys, hold, time.Now())
+	return err
+}
+
+func pinSPKICommand() *cli.Command {
+	return &cli.Command{
+		Name: "spki", Usage: "base64 SHA-256 SPKI pins (RFC 7469 pin-sha256) of the current and next key",
+		ArgsUsage:    "LINEAGE",
+		Flags:        append(markFlags(), jsonFlag()),
+		OnUsageError: onUsageError,
+		Action:       runPinSPKI,
+	}
+}
+
+type spkiPin struct {
+	Pins   string `json:"pins"`
+	SHA256 string `json:"sha256"`
+}
+
+func runPinSPKI(c *cli.Context) error {
+	store, l, err := pinLineage(c)
+	if err != nil {
+		return err
+	}
+	keys := lineageKeys(l)
+	out := struct {
+		Lineage string    `json:"lineage"`
+		Pins    []spkiPin `json:"pins"`
+	}{Lineage: l.Name}
+	for i, k := range keys {
+		p, err := pinning.KeyPin(k)
+		if err != nil {
+			return err
+		}
+		out.Pins = append(out.Pins, spkiPin{Pins: []string{"current", "next"}[i], SHA256: p})
+	}
+	if err := markIfAsked(c, store, l, keys); err != nil {
+		return err
+	}
+	if flagAnywhere(c, "json") {
+		return writeJSON(c.App.Writer, out)
+	}
+	for _, p := range out.Pins {
+		fmt.Fprintf(c.App.Writer, "pin-sha256=%q ; %s key\n", p.SHA256, p.Pins)
+	}
+	return nil
+}
+
+func pinHostMetaCommand() *cli.Command {
+	return &cli.Command{
+		Name: "hostmeta", Usage: "the XEP-0487 host-meta.json \"xmpp\" object with the SPKI pins of the current and next key",
+		ArgsUsage: "LINEAGE",
+		Flags: append(markFlags(),
+			&cli.DurationFlag{Name: "ttl", Value: 24 * time.Hour, Usage: "how long clients may cache the document"}),
+		OnUsageError: onUsageError,
+		Action:       runPinHostMeta,
+	}
+}
+
+func runPinHostMeta(c *cli.Context) error {
+	store, l, err := pinLineage(c)
+	if err != nil {
+		return err
+	}
+	keys := lineageKeys(l)
+	h, err := pinning.NewHostMeta(keys, c.Duration("ttl"))
+	if err != nil {
+		return usagef("%v", err)
+	}
+	if err := markIfAsked(c, store, l, keys); err != nil {
+		return err
+	}
+	return writeJSON(c.App.Writer, h)
+}

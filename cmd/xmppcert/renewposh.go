@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/pinning"
+)
+
+// Renewal of a lineage pinned by POSH (acme/pins.go): the new version is
+// staged, the POSH documents are rewritten to list the current and the
+// staged certificate, and a later run makes the staged version current
+// once the documents have listed it for their lifetime.
+
+// staged finishes a renewal that wrote a staged version: it records the
+// staging and rewrites the POSH documents. The deployed certificate is
+// unchanged; nothing is deployed.
+func (r *renewer) staged(cur *acme.Current, staged *acme.Lineage, pins acme.PinState, rep lineageReport) lineageReport {
+	now := time.Now()
+	pins.Staged, pins.StagedAt = staged.Version, now.UTC()
+	rep.Result, rep.Version = resultStaged, cur.Version
+	rep.Reason = fmt.Sprintf("version %d is staged, valid until %s; it goes live once POSH has listed it for %s",
+		staged.Version, stamp(staged.Chain[0].NotAfter), time.Duration(pins.POSH.ExpiresSeconds)*time.Second)
+	current, err := r.store.Load(cur.Name)
+	if err == nil {
+		err = rewritePOSH(current, staged, &pins, now)
+	}
+	if err != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("rewriting the POSH documents: %v; publish them with 'xmppcert pin posh %s --out-dir WEBROOT'", err, cur.Name))
+	}
+	if err := r.store.SavePinState(cur.Name, pins); err != nil {
+		return rep.fail(fmt.Errorf("recording staged version %d: %w; the deployed certificate is unchanged", staged.Version, err))
+	}
+	if err := r.store.SaveRenewState(cur.Name, acme.RenewState{}); err != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("clearing the renewal record: %v", err))
+	}
+	return rep
+}
+
+// promoteStaged makes the staged version v current when POSH has listed
+// it long enough, deploys it and rewrites the documents to list it
+// alone; until then it says when.
+func (r *renewer) promoteStaged(ctx context.Context, cur *acme.Current, pins acme.PinState, v int, rep lineageReport) lineageReport {
+	staged, err := r.store.LoadVersion(cur.Name, v)
+	if err != nil {
+		pins.Staged = 0
+		if serr := r.store.SavePinState(cur.Name, pins); serr != nil {
+			return rep.fail(fmt.Errorf("staged version %d cannot be read (%v) nor dropped (%v); the deployed certificate is unchanged", v, err, serr))
+		}
+		return rep.fail(fmt.Errorf("staged version %d cannot be read (%v); it was dropped and the next run renews afresh; the deployed certificate is unchanged", v, err))
+	}
+	now := time.Now()
+	ready, at := pins.StagedReady(staged.Chain[0], cur.Leaf, now)
+	if !ready {
+		rep.Result = resultStaged
+		if at.IsZero() {
+			rep.Reason = fmt.Sprintf("version %d is staged, but the POSH documents do not list it yet; publish them with 'xmppcert pin posh %s --out-dir WEBROOT'", v, cur.Name)
+		} else {
+			rep.Reason = fmt.Sprintf("version %d is staged; it goes live after %s, once POSH has listed it for its lifetime", v, stamp(at))
+		}
+		return rep
+	}
+	if err := r.store.SaveRenewState(cur.Name, acme.RenewState{RenewingFrom: cur.Version}); err != nil {
+		return rep.fail(fmt.Errorf("recording the switch: %w; the deployed certificate is unchanged", err))
+	}
+	l, err := r.store.Promote(cur.Name, v)
+	if err != nil {
+		return rep.fail(fmt.Errorf("%w; the deployed certificate is unchanged", err))
+	}
+	rep.Result = resultRenewed
+	rep.Notes = append(rep.Notes, fmt.Sprintf("staged version %d went live: POSH has listed it since %s", v, stamp(pins.POSH.Written)))
+	if err := rewritePOSH(l, nil, &pins, now); err != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("rewriting the POSH documents: %v", err))
+	}
+	if err := r.store.SavePinState(cur.Name, pins); err != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("recording the POSH documents: %v", err))
+	}
+	_, roots, release, err := r.open(r.store.Dir, l.Request)
+	if err != nil {
+		return rep.fail(fmt.Errorf("%w; version %d is current but not deployed yet", err, l.Version))
+	}
+	release()
+	return r.checkAndDeploy(ctx, l, roots, rep)
+}
+
+// rewritePOSH writes the lineage's POSH documents where they were last
+// written, listing the current certificate and the staged one, if any,
+// and records that in pins (which the caller saves).
+func rewritePOSH(current, staged *acme.Lineage, pins *acme.PinState, now time.Time) error {
+	p := pins.POSH
+	certs := []*x509.Certificate{current.Chain[0]}
+	if staged != nil {
+		certs = append(certs, staged.Chain[0])
+	}
+	doc, err := pinning.NewPOSH(certs, time.Duration(p.ExpiresSeconds)*time.Second, pinning.POSHOptions{SHA512: p.SHA512})
+	if err != nil {
+		return err
+	}
+	for _, svc := range p.Services {
+		if _, err := pinning.WritePOSH(p.Dir, svc, doc); err != nil {
+			return err
+		}
+	}
+	p.Written, p.Certs = now.UTC(), certDigests(certs)
+	return nil
+}
+
+// certDigests are the hex SHA-256 of the certificates' DER, as
+// acme.POSHPublication records them.
+func certDigests(certs []*x509.Certificate) []string {
+	out := make([]string, len(certs))
+	for i, c := range certs {
+		d := sha256.Sum256(c.Raw)
+		out[i] = hex.EncodeToString(d[:])
+	}
+	return out
+}
