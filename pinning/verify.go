@@ -555,6 +555,28 @@ func (v *Verifier) verifyService(ctx context.Context, resolver, domain string, s
 	return sr
 }
 
+// Endpoints resolves the SRV records of domain's service through the
+// Verifier's resolver as Verify does (XEP-0368: STARTTLS and direct TLS
+// merged, "." meaning not offered) and returns where its TLSA records
+// belong: every SRV target and port, or the domain on the fallback port
+// when it has no SRV records. The report says what was found, including
+// whether the answers were validated.
+func (v *Verifier) Endpoints(ctx context.Context, domain string, svc xmppaddr.Service) ([]Endpoint, SRVReport, error) {
+	resolver, err := v.resolver()
+	if err != nil {
+		return nil, SRVReport{}, err
+	}
+	rep, targets := v.lookupSRV(ctx, resolver, strings.TrimSuffix(dns.CanonicalName(domain), "."), svc)
+	if rep.Error != "" {
+		return nil, rep, fmt.Errorf("SRV records of %s for %s: %s", domain, svc, rep.Error)
+	}
+	out := []Endpoint{}
+	for _, t := range targets {
+		out = append(out, Endpoint{Target: t.host, Port: t.port})
+	}
+	return out, rep, nil
+}
+
 // lookupSRV resolves the STARTTLS and direct TLS SRV records of a service
 // and returns the targets to check, in order.
 func (v *Verifier) lookupSRV(ctx context.Context, resolver, domain string, svc xmppaddr.Service) (SRVReport, []target) {

@@ -767,3 +767,30 @@ func FuzzVerifyRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestEndpoints checks where TLSA records belong: every SRV target and
+// port (STARTTLS and direct TLS), or the domain itself on
+// the fallback port without SRV records, and nowhere when "." says the
+// service is not offered.
+func TestEndpoints(t *testing.T) {
+	pki := vtNewPKI(vtDomain)
+	z := vtStartDNS(t, "signed.test.")
+	z.add(t, "_xmpp-client._tcp.signed.test. 300 IN SRV 5 0 5222 a.signed.test.",
+		"_xmpp-client._tcp.signed.test. 300 IN SRV 10 0 5222 b.signed.test.",
+		"_xmpps-client._tcp.signed.test. 300 IN SRV 0 0 443 a.signed.test.")
+	v := vtVerifier(z, pki)
+	got, rep, err := v.Endpoints(t.Context(), vtDomain, xmppaddr.ServiceClient)
+	want := []Endpoint{{"a.signed.test", 443}, {"a.signed.test", 5222}, {"b.signed.test", 5222}}
+	if err != nil || !slices.Equal(got, want) || !rep.Validated {
+		t.Errorf("xmpp-client: %v, %v, validated %v; want %v", got, err, rep.Validated, want)
+	}
+	got, rep, err = v.Endpoints(t.Context(), vtDomain, xmppaddr.ServiceServer)
+	if err != nil || !slices.Equal(got, []Endpoint{{vtDomain, 5269}}) || !rep.Fallback {
+		t.Errorf("xmpp-server without SRV: %v, %v, fallback %v; want the domain on 5269", got, err, rep.Fallback)
+	}
+	z.add(t, "_xmpp-server._tcp.signed.test. 300 IN SRV 0 0 0 .")
+	got, rep, err = v.Endpoints(t.Context(), vtDomain, xmppaddr.ServiceServer)
+	if err != nil || len(got) != 0 || !rep.NotOffered {
+		t.Errorf("xmpp-server with target \".\": %v, %v, not offered %v; want no endpoints", got, err, rep.NotOffered)
+	}
+}

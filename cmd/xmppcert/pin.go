@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto"
 	"errors"
 	"fmt"
@@ -54,6 +55,8 @@ func tlsaFlags() []cli.Flag {
 		&cli.UintFlag{Name: "mtype", Value: uint(pinning.MatchSHA256), Usage: "TLSA matching type: 0 full, 1 SHA-256, 2 SHA-512"},
 		&cli.StringSliceFlag{Name: "port", Usage: "a port to publish for (repeatable; default by role: 5222 5223 c2s, 5269 5270 s2s)"},
 		&cli.StringSliceFlag{Name: "target", Usage: "an SRV target host the records are for (repeatable; default each name of the lineage)"},
+		&cli.BoolFlag{Name: "from-srv", Usage: "take the targets and ports from each name's SRV records (XEP-0368 included), through --resolver"},
+		&cli.StringFlag{Name: "resolver", Usage: "HOST:PORT of the resolver --from-srv asks (default: the first nameserver of /etc/resolv.conf)"},
 		&cli.DurationFlag{Name: "ttl", Value: time.Hour, Usage: "TTL of the records"},
 	}
 }
@@ -137,6 +140,7 @@ type tlsaSpec struct {
 }
 
 func tlsaSpecFrom(c *cli.Context, l *acme.Lineage) (tlsaSpec, error) {
+	var err error
 	s := tlsaSpec{ttl: c.Duration("ttl")}
 	for _, f := range []struct {
 		name string
@@ -168,8 +172,45 @@ func tlsaSpecFrom(c *cli.Context, l *acme.Lineage) (tlsaSpec, error) {
 		}
 		targets = append(targets, d)
 	}
-	s.endpoints = endpoints(l.Request, targets, ports)
-	return s, nil
+	if !c.Bool("from-srv") {
+		s.endpoints = endpoints(l.Request, targets, ports)
+		return s, nil
+	}
+	if len(targets) > 0 || len(ports) > 0 {
+		return s, usagef("--from-srv takes the targets and ports from DNS; leave out --target and --port")
+	}
+	if r := c.String("resolver"); r != "" {
+		if _, _, err := splitHostPort(r); err != nil {
+			return s, usagef("--resolver %q: give HOST:PORT", r)
+		}
+	}
+	s.endpoints, err = srvEndpoints(c.Context, c.String("resolver"), l.Request)
+	return s, err
+}
+
+// srvEndpoints are the SRV targets and ports of every service of every
+// name of req, or a name itself on the fallback port when it has no SRV
+// records.
+func srvEndpoints(ctx context.Context, resolver string, req acme.Request) ([]pinning.Endpoint, error) {
+	v := &pinning.Verifier{Resolver: resolver}
+	var out []pinning.Endpoint
+	for _, n := range req.Names {
+		for _, svc := range n.Role.Services() {
+			eps, _, err := v.Endpoints(ctx, n.Domain, svc)
+			if err != nil {
+				return nil, fmt.Errorf("--from-srv: %w", err)
+			}
+			for _, e := range eps {
+				if !slices.Contains(out, e) {
+					out = append(out, e)
+				}
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--from-srv: the SRV records of %s say no XMPP service is offered; nothing to pin", strings.Join(req.Domains(), ", "))
+	}
+	return out, nil
 }
 
 // parsePort reads a --port value: 1 to 65535.

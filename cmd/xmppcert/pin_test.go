@@ -87,6 +87,7 @@ func TestPinBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(t.TempDir(), "missing.key")
+	dir := t.TempDir() // unreadable as a file, for root too
 	dns := []string{"--dns-rfc2136-server", "127.0.0.1:53", "--dns-tsig-name", "k."}
 	for _, tc := range []struct {
 		args []string
@@ -110,6 +111,8 @@ func TestPinBadInput(t *testing.T) {
 		{[]string{"pin", "posh-redirect", "hosted.example"}, `pin posh-redirect needs --to URL, .*`},
 		{append([]string{"pin", "publish", "example.org", "--dns-tsig-secret-file", secret}, dns...), `--dns-tsig-secret-file .*unreadable\.key: .*`},
 		{append([]string{"pin", "publish", "example.org", "--dns-tsig-secret-file", missing}, dns...), `--dns-tsig-secret-file .*missing\.key: .*`},
+		{append([]string{"pin", "publish", "example.org", "--dns-tsig-secret-file", dir}, dns...), `--dns-tsig-secret-file .*: .*`},
+		{[]string{"pin", "tlsa", "example.org", "--from-srv", "--port", "5222"}, `--from-srv takes the targets and ports from DNS; leave out --target and --port`},
 		{[]string{"pin", "publish", "example.org"}, `pin publish needs --dns-rfc2136-server, the primary that takes the updates`},
 		{[]string{"pin", "publish", "unknown.example", "--dns-rfc2136-server", "127.0.0.1"}, `no lineage unknown\.example .*`},
 		{[]string{"pin", "verify", "a..example"}, `DOMAIN: invalid domain "a\.\.example": .*`},
@@ -119,7 +122,7 @@ func TestPinBadInput(t *testing.T) {
 		{[]string{"pin", "frobnicate"}, `.*frobnicate.*`},
 	} {
 		if os.Getuid() == 0 && strings.Contains(strings.Join(tc.args, " "), "unreadable") {
-			continue // root reads a 0000 file; the missing file covers the case
+			continue // root reads a 0000 file; the directory covers the case
 		}
 		before := testfs.Snapshot(t, state)
 		code, stdout, stderr := runCLI(t, nil, append([]string{"--state-dir", state}, tc.args...)...)

@@ -25,7 +25,8 @@ import (
 // TestPinRollover is DANE end to end against real DNS: a DNSSEC-signed
 // zone served by knotd on loopback, a validating unbound in front of it,
 // XMPP servers (STARTTLS and direct TLS) presenting the lineage's live
-// certificate. pin publish adds the records by RFC 2136, pin verify
+// certificate. pin publish finds the endpoints in the SRV records and
+// adds the records by RFC 2136, pin verify
 // reports a match through the resolver's validation, ldns-dane verifies
 // the published TLSA against the direct TLS endpoint, and the lineage
 // rolls over through two renewals: at every step the published record
@@ -54,12 +55,11 @@ func TestPinRollover(t *testing.T) {
 	if err := os.WriteFile(secret, []byte(k.Secret+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ports := []string{"--port", fmt.Sprint(starttls.Port()), "--port", fmt.Sprint(direct.Port())}
 	owners := []string{fmt.Sprintf("_%d._tcp.example.org.", starttls.Port()), fmt.Sprintf("_%d._tcp.example.org.", direct.Port())}
 	publish := func() string {
 		t.Helper()
-		return mustRun(t, append([]string{"--state-dir", state, "pin", "publish", "example.org", "--ttl", "1s", "--hold", "2s",
-			"--dns-rfc2136-server", k.Addr, "--dns-tsig-name", k.KeyName, "--dns-tsig-secret-file", secret}, ports...)...)
+		return mustRun(t, "--state-dir", state, "pin", "publish", "example.org", "--ttl", "1s", "--hold", "2s", "--from-srv", "--resolver", u.Addr,
+			"--dns-rfc2136-server", k.Addr, "--dns-tsig-name", k.KeyName, "--dns-tsig-secret-file", secret)
 	}
 	// step checks the published record set against the deployed key
 	// and the lineage's next key, and logs it.
