@@ -169,16 +169,6 @@ func vtTLSA(owner string, r TLSA) string {
 	return r.String()
 }
 
-func vtServer(t *testing.T, cfg xmpptlstest.Config) *xmpptlstest.Server {
-	t.Helper()
-	s, err := xmpptlstest.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 func vtVerifier(z *vtDNS, p *vtPKI) *Verifier {
 	return &Verifier{
 		Resolver:    z.addr,
@@ -204,8 +194,8 @@ const vtDomain = "signed.test"
 func vtStart(t *testing.T, records ...TLSA) *vtSetup {
 	t.Helper()
 	s := &vtSetup{dns: vtStartDNS(t, "signed.test."), pki: vtNewPKI(vtDomain)}
-	s.starttls = vtServer(t, xmpptlstest.Config{Certificate: s.pki.tlsCert()})
-	s.direct = vtServer(t, xmpptlstest.Config{Certificate: s.pki.tlsCert(), DirectTLS: true})
+	s.starttls = xmpptlstest.Start(t, xmpptlstest.Config{Certificate: s.pki.tlsCert()})
+	s.direct = xmpptlstest.Start(t, xmpptlstest.Config{Certificate: s.pki.tlsCert(), DirectTLS: true})
 	s.dns.add(t,
 		fmt.Sprintf("_xmpp-client._tcp.signed.test. 300 IN SRV 5 10 %d xmpp.signed.test.", s.starttls.Port()),
 		fmt.Sprintf("_xmpps-client._tcp.signed.test. 300 IN SRV 0 10 %d xmpp.signed.test.", s.direct.Port()),
@@ -393,7 +383,7 @@ func TestVerifyUsages(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			z := vtStartDNS(t, "signed.test.")
-			srv := vtServer(t, xmpptlstest.Config{Certificate: pki.tlsCert()})
+			srv := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: pki.tlsCert()})
 			z.add(t, fmt.Sprintf("_xmpp-server._tcp.signed.test. 300 IN SRV 0 0 %d xmpp.signed.test.", srv.Port()),
 				"xmpp.signed.test. 300 IN A 127.0.0.1",
 				vtTLSA(Endpoint{Target: "xmpp.signed.test", Port: srv.Port()}.Owner(), tc.rec))
@@ -417,7 +407,7 @@ func TestVerifyUnvalidated(t *testing.T) {
 	cur := vtPin(t, pki.current)
 	t.Run("unsigned domain", func(t *testing.T) {
 		z := vtStartDNS(t, "signed.test.")
-		srv := vtServer(t, xmpptlstest.Config{Certificate: pki.tlsCert()})
+		srv := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: pki.tlsCert()})
 		z.add(t, fmt.Sprintf("_xmpp-client._tcp.unsigned.test. 300 IN SRV 0 0 %d xmpp.unsigned.test.", srv.Port()),
 			"xmpp.unsigned.test. 300 IN A 127.0.0.1",
 			vtTLSA(Endpoint{Target: "xmpp.unsigned.test", Port: srv.Port()}.Owner(), cur))
@@ -439,7 +429,7 @@ func TestVerifyUnvalidated(t *testing.T) {
 	})
 	t.Run("signed SRV, unsigned target", func(t *testing.T) {
 		z := vtStartDNS(t, "signed.test.")
-		srv := vtServer(t, xmpptlstest.Config{Certificate: pki.tlsCert()})
+		srv := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: pki.tlsCert()})
 		z.add(t, fmt.Sprintf("_xmpp-client._tcp.signed.test. 300 IN SRV 0 0 %d xmpp.unsigned.test.", srv.Port()),
 			"xmpp.unsigned.test. 300 IN A 127.0.0.1",
 			vtTLSA(Endpoint{Target: "xmpp.unsigned.test", Port: srv.Port()}.Owner(), cur))
@@ -502,7 +492,7 @@ func TestVerifySRVDot(t *testing.T) {
 	})
 	t.Run("STARTTLS not offered, direct TLS is", func(t *testing.T) {
 		z := vtStartDNS(t, "signed.test.")
-		srv := vtServer(t, xmpptlstest.Config{Certificate: pki.tlsCert(), DirectTLS: true})
+		srv := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: pki.tlsCert(), DirectTLS: true})
 		z.add(t, "_xmpp-client._tcp.signed.test. 300 IN SRV 0 0 0 .",
 			fmt.Sprintf("_xmpps-client._tcp.signed.test. 300 IN SRV 0 0 %d xmpp.signed.test.", srv.Port()),
 			"xmpp.signed.test. 300 IN A 127.0.0.1")
@@ -519,7 +509,7 @@ func TestVerifySRVDot(t *testing.T) {
 // names, with STARTTLS.
 func TestVerifyFallback(t *testing.T) {
 	pki := vtNewPKI(vtDomain)
-	srv := vtServer(t, xmpptlstest.Config{Certificate: pki.tlsCert()})
+	srv := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: pki.tlsCert()})
 	z := vtStartDNS(t, "signed.test.")
 	z.add(t, "signed.test. 300 IN A 127.0.0.1",
 		vtTLSA(Endpoint{Target: vtDomain, Port: srv.Port()}.Owner(), vtPin(t, pki.current)))
@@ -535,7 +525,7 @@ func TestVerifyFallback(t *testing.T) {
 
 func TestVerifyTLSError(t *testing.T) {
 	pki := vtNewPKI(vtDomain)
-	srv := vtServer(t, xmpptlstest.Config{Certificate: pki.tlsCert(), Features: "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"})
+	srv := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: pki.tlsCert(), Features: "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"})
 	z := vtStartDNS(t, "signed.test.")
 	z.add(t, fmt.Sprintf("_xmpp-client._tcp.signed.test. 300 IN SRV 0 0 %d xmpp.signed.test.", srv.Port()),
 		"xmpp.signed.test. 300 IN A 127.0.0.1")
@@ -549,7 +539,7 @@ func TestVerifyTLSError(t *testing.T) {
 
 func TestVerifyDNSError(t *testing.T) {
 	pki := vtNewPKI(vtDomain)
-	srv := vtServer(t, xmpptlstest.Config{Certificate: pki.tlsCert()})
+	srv := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: pki.tlsCert()})
 	z := vtStartDNS(t, "signed.test.")
 	z.setBogus("_tcp.xmpp.signed.test.")
 	z.add(t, fmt.Sprintf("_xmpp-client._tcp.signed.test. 300 IN SRV 0 0 %d xmpp.signed.test.", srv.Port()),

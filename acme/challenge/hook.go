@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/xmppcert/xmppcert/internal/oneline"
 )
 
 const (
@@ -116,7 +118,7 @@ func (s *DNSHook) run(ctx context.Context, action, name, value string) error {
 	if err == nil {
 		return nil
 	}
-	what := fmt.Sprintf("dns-01 hook %q %s for %s", oneLine(s.Command, 60), action, name)
+	what := fmt.Sprintf("dns-01 hook %q %s for %s", oneline.Clip(s.Command, 60), action, name)
 	out := stderr.String()
 	if out == "" {
 		out = stdout.String()
@@ -160,7 +162,7 @@ func (t *tail) String() string {
 	var lines []string
 	for _, l := range strings.Split(string(t.buf), "\n") {
 		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, oneLine(l, 300))
+			lines = append(lines, oneline.Clip(l, 300))
 		}
 	}
 	return strings.Join(lines, " | ")

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/xmppcert/xmppcert/internal/oneline"
 )
 
 const (
@@ -56,7 +58,7 @@ func (s *HTTP01) Validate() error {
 // it is not running yet.
 func (s *HTTP01) Present(ctx context.Context, chal acme.Challenge) error {
 	if !validToken(chal.Token) {
-		return fmt.Errorf("http-01: the CA sent an invalid token %q", oneLine(chal.Token, 80))
+		return fmt.Errorf("http-01: the CA sent an invalid token %q", oneline.Clip(chal.Token, 80))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

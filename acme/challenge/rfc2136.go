@@ -255,18 +255,3 @@ func pathErr(err error) error {
 	}
 	return err
 }
-
-// oneLine shortens s to at most n bytes on one line, for quoting
-// operator input in messages.
-func oneLine(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
-	if r := []rune(s); len(r) > n {
-		s = string(r[:n]) + "..."
-	}
-	return s
-}

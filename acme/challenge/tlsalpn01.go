@@ -13,6 +13,8 @@ import (
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
 	"github.com/miekg/dns"
+
+	"github.com/xmppcert/xmppcert/internal/oneline"
 )
 
 // TLSALPN01 solves tls-alpn-01 (RFC 8737): from the first Present to the
@@ -151,7 +153,7 @@ func (s *TLSALPN01) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate
 	cert := s.certs[strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))]
 	s.mu.Unlock()
 	if cert == nil {
-		return nil, fmt.Errorf("tls-alpn-01: no challenge for %q", oneLine(hello.ServerName, 80))
+		return nil, fmt.Errorf("tls-alpn-01: no challenge for %q", oneline.Clip(hello.ServerName, 80))
 	}
 	return cert, nil
 }
@@ -205,10 +207,10 @@ func alpnServerName(id acme.Identifier) (string, error) {
 	case "ip":
 		rev, err := dns.ReverseAddr(id.Value)
 		if err != nil {
-			return "", fmt.Errorf("tls-alpn-01: invalid IP identifier %q", oneLine(id.Value, 80))
+			return "", fmt.Errorf("tls-alpn-01: invalid IP identifier %q", oneline.Clip(id.Value, 80))
 		}
 		return strings.TrimSuffix(rev, "."), nil
 	default:
-		return "", fmt.Errorf("tls-alpn-01 cannot validate a %s identifier", oneLine(id.Type, 40))
+		return "", fmt.Errorf("tls-alpn-01 cannot validate a %s identifier", oneline.Clip(id.Type, 40))
 	}
 }

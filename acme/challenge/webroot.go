@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/xmppcert/xmppcert/internal/oneline"
 )
 
 // Webroot solves http-01 through a web server that already runs on port
@@ -49,7 +51,7 @@ func (s *Webroot) Validate() error {
 // Present writes the challenge file.
 func (s *Webroot) Present(ctx context.Context, chal acme.Challenge) error {
 	if !validToken(chal.Token) {
-		return fmt.Errorf("http-01: the CA sent an invalid token %q", oneLine(chal.Token, 80))
+		return fmt.Errorf("http-01: the CA sent an invalid token %q", oneline.Clip(chal.Token, 80))
 	}
 	if err := s.Validate(); err != nil {
 		return err

@@ -42,20 +42,14 @@ type publishOutput struct {
 	DryRun  bool   `json:"dry_run"`
 	// StaleRemoved says whether stale records were to be removed, and
 	// StaleRule why or why not.
-	StaleRemoved bool          `json:"stale_removed"`
-	StaleRule    string        `json:"stale_rule"`
-	Names        []publishName `json:"names"`
+	StaleRemoved bool   `json:"stale_removed"`
+	StaleRule    string `json:"stale_rule"`
+	// Names is what changed at each owner name (records as "3 1 1 hex").
+	Names []pinning.TLSANameReport `json:"names"`
 	// SwitchAfter is when a renewal may move to the next key.
 	SwitchAfter time.Time `json:"switch_after,omitzero"`
-}
 
-type publishName struct {
-	Name      string         `json:"name"`
-	Zone      string         `json:"zone"`
-	Added     []pinning.TLSA `json:"added"`
-	Removed   []pinning.TLSA `json:"removed"`
-	Kept      []pinning.TLSA `json:"kept"`
-	StaleKept []pinning.TLSA `json:"stale_kept"`
+	report pinning.PublishReport
 }
 
 func runPinPublish(c *cli.Context) error {
@@ -91,10 +85,9 @@ func runPinPublish(c *cli.Context) error {
 	}
 	pub := &pinning.TLSAPublisher{DNS: client, TTL: spec.ttl, Zone: c.String("dns-zone"), DryRun: c.Bool("dry-run")}
 	rep, perr := pub.Publish(c.Context, pinning.TLSAByOwner(rrs), remove)
-	out := publishOutput{Lineage: l.Name, DryRun: rep.DryRun, StaleRemoved: remove, StaleRule: rule, Names: []publishName{}}
-	for _, n := range rep.Names {
-		out.Names = append(out.Names, publishName{Name: n.Name, Zone: n.Zone,
-			Added: fromRRs(n.Added), Removed: fromRRs(n.Removed), Kept: fromRRs(n.Kept), StaleKept: fromRRs(n.StaleKept)})
+	out := publishOutput{Lineage: l.Name, DryRun: rep.DryRun, StaleRemoved: remove, StaleRule: rule, Names: rep.Names, report: rep}
+	if out.Names == nil {
+		out.Names = []pinning.TLSANameReport{}
 	}
 	if perr == nil && !rep.DryRun {
 		if keys := spec.pinnedKeys(l); len(keys) > 0 {
@@ -180,30 +173,9 @@ func staleRule(c *cli.Context, store acme.Store, l *acme.Lineage, spec tlsaSpec,
 	return true, fmt.Sprintf("the current key's records are public since %s, more than the %s hold", stamp(since), hold), nil
 }
 
-func fromRRs(rrs []*dns.TLSA) []pinning.TLSA {
-	out := []pinning.TLSA{}
-	for _, rr := range rrs {
-		out = append(out, pinning.FromRR(rr))
-	}
-	return out
-}
-
 func printPublish(c *cli.Context, out publishOutput) {
 	w := c.App.Writer
-	would := ""
-	if out.DryRun {
-		would = "would "
-	}
-	for _, n := range out.Names {
-		for _, l := range []struct {
-			verb string
-			rs   []pinning.TLSA
-		}{{would + "add", n.Added}, {would + "remove", n.Removed}, {"keep", n.Kept}, {"keep stale", n.StaleKept}} {
-			for _, r := range l.rs {
-				fmt.Fprintf(w, "%-12s %s\n", l.verb, r)
-			}
-		}
-	}
+	fmt.Fprint(w, out.report.String())
 	fmt.Fprintf(w, "stale records: %s\n", out.StaleRule)
 	if !out.SwitchAfter.IsZero() {
 		fmt.Fprintf(w, "renewal may switch %s to its next key after %s\n", out.Lineage, stamp(out.SwitchAfter))

@@ -43,8 +43,8 @@ func TestPinRollover(t *testing.T) {
 		c, err := tls.LoadX509KeyPair(filepath.Join(state, "live", "example.org", acme.FullchainFile), filepath.Join(state, "live", "example.org", acme.KeyFile))
 		return &c, err
 	}
-	starttls := startXMPP(t, xmpptlstest.Config{GetCertificate: live})
-	direct := startXMPP(t, xmpptlstest.Config{GetCertificate: live, DirectTLS: true})
+	starttls := xmpptlstest.Start(t, xmpptlstest.Config{GetCertificate: live})
+	direct := xmpptlstest.Start(t, xmpptlstest.Config{GetCertificate: live, DirectTLS: true})
 	k := testdns.StartKnot(t, testdns.KnotOptions{Zones: []testdns.Zone{{
 		Name: "example.org", Updatable: true, Signed: true,
 		Records: fmt.Sprintf("@ A 127.0.0.1\n_xmpp-client._tcp SRV 0 0 %d example.org.\n_xmpps-client._tcp SRV 0 0 %d example.org.\n",
@@ -139,7 +139,7 @@ func TestPinRollover(t *testing.T) {
 		step(fmt.Sprintf("renewal %d, before publishing", i), false)
 		verify(fmt.Sprintf("renewal %d, before publishing", i), true)
 		out = publish()
-		if !strings.Contains(out, "remove ") {
+		if !strings.Contains(out, "\nremove: ") {
 			t.Errorf("publish after renewal %d removed no stale record:\n%s", i, out)
 		}
 		set := step(fmt.Sprintf("renewal %d, published", i), true)
@@ -173,16 +173,6 @@ func ldnsDANE(t *testing.T, u *testdns.Unbound, k *testdns.Knot, port uint16) {
 		t.Fatalf("ldns-dane verify: %v\n%s", err, out)
 	}
 	t.Logf("ldns-dane: %s", strings.TrimSpace(string(out)))
-}
-
-func startXMPP(t *testing.T, cfg xmpptlstest.Config) *xmpptlstest.Server {
-	t.Helper()
-	s, err := xmpptlstest.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
 }
 
 func spkiRecord(t *testing.T, pub any) string {

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"github.com/xmppcert/xmppcert/internal/oneline"
 )
 
 // tsigKey signs a message: name and algorithm as miekg/dns spells them
@@ -41,7 +43,7 @@ func TSIGAlgorithm(name string) (string, error) {
 	if alg, ok := tsigAlgorithms[n]; ok {
 		return alg, nil
 	}
-	return "", fmt.Errorf("unknown TSIG algorithm %q: use hmac-sha256 (default), hmac-sha512, hmac-sha384, hmac-sha224 or hmac-sha1", shorten(name, 40))
+	return "", fmt.Errorf("unknown TSIG algorithm %q: use hmac-sha256 (default), hmac-sha512, hmac-sha384, hmac-sha224 or hmac-sha1", oneline.Clip(name, 40))
 }
 
 // MaxSecretFile is the largest TSIG secret file LoadTSIGSecret reads: a
@@ -122,19 +124,4 @@ func decodeSecret(s string) (string, error) {
 		return "", errors.New("empty: it should hold the base64 secret")
 	}
 	return base64.StdEncoding.EncodeToString(b), nil
-}
-
-// shorten cuts s to at most n runes with control characters replaced,
-// for quoting operator input in one-line messages.
-func shorten(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return '?'
-		}
-		return r
-	}, s)
-	if r := []rune(s); len(r) > n {
-		s = string(r[:n]) + "..."
-	}
-	return s
 }

@@ -31,16 +31,6 @@ func leaf(t testing.TB) (*x509.Certificate, tls.Certificate) {
 	return cert, tls.Certificate{Certificate: [][]byte{cert.Raw, ca.Cert.Raw}, PrivateKey: key, Leaf: cert}
 }
 
-func start(t *testing.T, cfg xmpptlstest.Config) *xmpptlstest.Server {
-	t.Helper()
-	s, err := xmpptlstest.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 // hello returns the one connection the server saw, after the client is done.
 func hello(t *testing.T, s *xmpptlstest.Server) xmpptlstest.Hello {
 	t.Helper()
@@ -62,7 +52,7 @@ func client(svc xmppaddr.Service) Config {
 
 func TestStartTLSClient(t *testing.T) {
 	cert, tc := leaf(t)
-	s := start(t, xmpptlstest.Config{Certificate: tc})
+	s := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: tc})
 	cfg := client(xmppaddr.ServiceClient)
 	cfg.From = "ignored.test" // never sent on c2s
 	res, err := Dial(t.Context(), s.Addr, cfg)
@@ -84,7 +74,7 @@ func TestStartTLSClient(t *testing.T) {
 
 func TestStartTLSServer(t *testing.T) {
 	_, tc := leaf(t)
-	s := start(t, xmpptlstest.Config{Certificate: tc})
+	s := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: tc})
 	cfg := client(xmppaddr.ServiceServer)
 	cfg.From = "us.test"
 	if _, err := Dial(t.Context(), s.Addr, cfg); err != nil {
@@ -101,7 +91,7 @@ func TestDirectTLS(t *testing.T) {
 	for _, svc := range []xmppaddr.Service{xmppaddr.ServiceClient, xmppaddr.ServiceServer} {
 		t.Run(string(svc), func(t *testing.T) {
 			cert, tc := leaf(t)
-			s := start(t, xmpptlstest.Config{Certificate: tc, DirectTLS: true})
+			s := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: tc, DirectTLS: true})
 			cfg := client(svc)
 			cfg.DirectTLS = true
 			res, err := Dial(t.Context(), s.Addr, cfg)
@@ -124,7 +114,7 @@ func TestFeaturesSplitIntoBytes(t *testing.T) {
 	_, tc := leaf(t)
 	features := " <mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms>\n\t" +
 		"<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>  <starttls xmlns='" + NSTLS + "'/> "
-	s := start(t, xmpptlstest.Config{Certificate: tc, Features: features, Split: true})
+	s := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: tc, Features: features, Split: true})
 	res, err := Dial(t.Context(), s.Addr, client(xmppaddr.ServiceServer))
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +135,7 @@ func TestFeaturesSplitIntoBytes(t *testing.T) {
 
 func TestNoStartTLS(t *testing.T) {
 	_, tc := leaf(t)
-	s := start(t, xmpptlstest.Config{Certificate: tc, Features: "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms>"})
+	s := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: tc, Features: "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms>"})
 	res, err := Dial(t.Context(), s.Addr, client(xmppaddr.ServiceClient))
 	if !errors.Is(err, ErrNoStartTLS) {
 		t.Fatalf("error %v, want ErrNoStartTLS", err)
@@ -157,7 +147,7 @@ func TestNoStartTLS(t *testing.T) {
 
 func TestStartTLSFailure(t *testing.T) {
 	_, tc := leaf(t)
-	s := start(t, xmpptlstest.Config{Certificate: tc, Answer: "<failure xmlns='" + NSTLS + "'/></stream:stream>"})
+	s := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: tc, Answer: "<failure xmlns='" + NSTLS + "'/></stream:stream>"})
 	_, err := Dial(t.Context(), s.Addr, client(xmppaddr.ServiceClient))
 	if !errors.Is(err, ErrStartTLSFailure) {
 		t.Fatalf("error %v, want ErrStartTLSFailure", err)
@@ -170,7 +160,7 @@ func TestStartTLSFailure(t *testing.T) {
 // rawServer answers every connection with script once the client's stream
 // header has arrived.
 func rawServer(t *testing.T, script func(c net.Conn)) *xmpptlstest.Server {
-	return start(t, xmpptlstest.Config{Handler: func(c net.Conn) {
+	return xmpptlstest.Start(t, xmpptlstest.Config{Handler: func(c net.Conn) {
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		buf := make([]byte, 4096)
 		var got []byte
@@ -203,7 +193,7 @@ func TestStreamError(t *testing.T) {
 	})
 	t.Run("instead of proceed", func(t *testing.T) {
 		_, tc := leaf(t)
-		s := start(t, xmpptlstest.Config{Certificate: tc, Answer: "<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"})
+		s := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: tc, Answer: "<stream:error><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"})
 		_, err := Dial(t.Context(), s.Addr, client(xmppaddr.ServiceClient))
 		var se *StreamError
 		if !errors.As(err, &se) || se.Condition != "policy-violation" || se.Text != "" {
@@ -219,7 +209,7 @@ func TestInjectionAfterProceedIgnored(t *testing.T) {
 	cert, tc := leaf(t)
 	inject := "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>" +
 		"<stream:features><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><mechanism>PLAIN</mechanism></mechanisms></stream:features>"
-	s := start(t, xmpptlstest.Config{Certificate: tc, Inject: inject})
+	s := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: tc, Inject: inject})
 	res, err := Dial(t.Context(), s.Addr, client(xmppaddr.ServiceClient))
 	if err != nil {
 		t.Fatal(err)
@@ -230,7 +220,7 @@ func TestInjectionAfterProceedIgnored(t *testing.T) {
 }
 
 func TestServerNeverAnswers(t *testing.T) {
-	s := start(t, xmpptlstest.Config{Handler: func(c net.Conn) { io.Copy(io.Discard, c) }})
+	s := xmpptlstest.Start(t, xmpptlstest.Config{Handler: func(c net.Conn) { io.Copy(io.Discard, c) }})
 	for _, direct := range []bool{false, true} {
 		cfg := client(xmppaddr.ServiceClient)
 		cfg.DirectTLS = direct
@@ -329,7 +319,7 @@ func TestUnreachable(t *testing.T) {
 
 func TestTLSError(t *testing.T) {
 	// Proceed, then answer the ClientHello with plaintext.
-	s := start(t, xmpptlstest.Config{Handler: func(c net.Conn) {
+	s := xmpptlstest.Start(t, xmpptlstest.Config{Handler: func(c net.Conn) {
 		c.SetDeadline(time.Now().Add(5 * time.Second))
 		buf := make([]byte, 4096)
 		var got []byte

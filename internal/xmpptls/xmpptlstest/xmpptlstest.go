@@ -15,6 +15,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -90,6 +91,18 @@ func NewServer(cfg Config) (*Server, error) {
 	s.wg.Add(1)
 	go s.serve()
 	return s, nil
+}
+
+// Start is NewServer for a test: the server is closed when the test ends,
+// and an error to start it fails the test.
+func Start(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	s, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
 }
 
 // Port is the port the server listens on.
