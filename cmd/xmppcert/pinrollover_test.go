@@ -114,6 +114,9 @@ func TestPinRollover(t *testing.T) {
 	}
 	first := step("published", true)
 	verify("published", false)
+	_, text, _ := runCLI(t, nil, "--state-dir", state, "pin", "verify", "example.org", "--service", "xmpp-client",
+		"--resolver", u.Addr, "--roots", root, "--no-posh")
+	t.Logf("pin verify:\n%s", text)
 	ldnsDANE(t, u, k, direct.Port())
 
 	// Inside the hold the renewal keeps the key: the next key's record

@@ -29,7 +29,7 @@ func pinVerifyCommand() *cli.Command {
 			&cli.StringFlag{Name: "resolver", Usage: "HOST:PORT of a DNSSEC-validating resolver (default: the first nameserver of /etc/resolv.conf)"},
 			&cli.StringFlag{Name: "lineage", Usage: "the lineage whose current and next key are expected (default: the lineage named DOMAIN, if any)"},
 			&cli.StringFlag{Name: "from", Usage: "own domain sent as the s2s stream's from"},
-			&cli.PathFlag{Name: "roots", Usage: "PEM roots for PKIX validation (TLSA usages 0 and 1; default the system roots)"},
+			&cli.PathFlag{Name: "roots", Usage: "PEM roots for PKIX validation of the XMPP servers (TLSA usages 0 and 1) and of the POSH web server (default the system roots)"},
 			&cli.DurationFlag{Name: "timeout", Value: pinning.DefaultVerifyTimeout, Usage: "bound on each query and connection"},
 			&cli.BoolFlag{Name: "no-posh", Usage: "do not fetch POSH documents"},
 			jsonFlag(),
@@ -73,7 +73,7 @@ func runPinVerify(c *cli.Context) error {
 		if v.Roots, err = trustPool(f); err != nil {
 			return usagef("--roots: %v", err)
 		}
-		v.POSH = &pinning.POSHFetcher{Timeout: v.Timeout}
+		v.POSH = &pinning.POSHFetcher{RootCAs: v.Roots, Timeout: v.Timeout}
 	}
 	rep := v.Verify(c.Context, domain, services, expect)
 	if lineage != "" {
@@ -182,7 +182,9 @@ func printVerify(w io.Writer, r pinning.Report) {
 				case rc.Matches:
 					mark = "matches"
 				case rc.Stale:
-					mark = "stale"
+					mark = "stale: pins neither the presented key nor an expected one"
+				case rc.Expected == "next":
+					mark = "published ahead"
 				}
 				if rc.Expected != "" {
 					mark += ", " + rc.Expected + " key"
