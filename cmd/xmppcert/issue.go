@@ -224,8 +224,34 @@ func issueOne(c *cli.Context, store acme.Store, req acme.Request, plan issuePlan
 		return issueResult{}, err
 	}
 	res := describeIssued(got, roots, time.Now())
+	if got.KeyNote != "" {
+		res.Notes = append(res.Notes, "key "+string(got.KeyChoice)+": "+got.KeyNote)
+	}
+	if note := reissuedPOSH(store, got.Lineage); note != "" {
+		res.Notes = append(res.Notes, note)
+	}
 	res.Deploy = deploy(c.Context, got.Lineage, acme.EventIssued, plan.targets)
 	return res, nil
+}
+
+// reissuedPOSH rewrites the POSH documents of a lineage that xmppcert
+// publishes after issue replaced its certificate (renew stages instead),
+// and says what that means for clients.
+func reissuedPOSH(store acme.Store, l *acme.Lineage) string {
+	pins, err := store.PinState(l.Name)
+	if err != nil || pins.POSH == nil {
+		return ""
+	}
+	pins.Staged = 0 // issue made a newer version current
+	err = rewritePOSH(l, nil, &pins, time.Now())
+	if err == nil {
+		err = store.SavePinState(l.Name, pins)
+	}
+	if err != nil {
+		return fmt.Sprintf("the POSH documents in %s still list the old certificate (%v); publish them with 'xmppcert pin posh %s --out-dir %s'", pins.POSH.Dir, err, l.Name, pins.POSH.Dir)
+	}
+	return fmt.Sprintf("the POSH documents in %s now list the new certificate; clients that cached the old ones (for up to %s) refuse it until then — renew avoids this by staging",
+		pins.POSH.Dir, time.Duration(pins.POSH.ExpiresSeconds)*time.Second)
 }
 
 // issueRequest reads and checks everything the command line says before

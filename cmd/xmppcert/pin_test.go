@@ -167,3 +167,21 @@ func poshDigest(c *x509.Certificate) string {
 	d := sha256.Sum256(c.Raw)
 	return base64.StdEncoding.EncodeToString(d[:])
 }
+
+// TestIssueRewritesPOSH: issue over a lineage whose POSH documents
+// xmppcert writes rewrites them for the new certificate and says what
+// cached documents mean.
+func TestIssueRewritesPOSH(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state")
+	www := t.TempDir()
+	mustRun(t, "--state-dir", state, "issue", "example.org", "-q")
+	mustRun(t, "--state-dir", state, "pin", "posh", "example.org", "--out-dir", www, "--expires", "1h")
+	out := mustRun(t, "--state-dir", state, "issue", "example.org")
+	if !strings.Contains(out, "note: the POSH documents in "+www+" now list the new certificate; clients that cached the old ones (for up to 1h0m0s) refuse it") {
+		t.Errorf("issue output:\n%s\nwant the POSH note", out)
+	}
+	cur := mustLoad(t, state, "example.org")
+	if got := poshListed(t, filepath.Join(www, ".well-known", "posh", "xmpp-client.json")); len(got) != 1 || got[0] != poshDigest(cur.Chain[0]) {
+		t.Errorf("documents list %q; want the new certificate", got)
+	}
+}
