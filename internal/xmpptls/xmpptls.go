@@ -1,35 +1,39 @@
 // Package xmpptls opens a TLS connection to an XMPP server the way a peer
-// does, to see the certificate chain it presents: STARTTLS (RFC 6120 §5)
-// on the classic ports, or direct TLS (XEP-0368) with SNI and ALPN.
+// does, to see what it presents and offers: STARTTLS (RFC 6120 §5) on the
+// classic ports, or direct TLS (XEP-0368) with SNI and ALPN.
+//
+// Dial and Handshake do the minimum the pinning checks need: negotiate
+// TLS and hand back the chain. Conn does the same step by step and goes
+// on where a prober needs it to: the stream restart over TLS with a fresh
+// parser, the features offered after TLS, and a SASL EXTERNAL attempt
+// with a client certificate. Stream headers and features are parsed as a
+// set (StreamHeader, Features): any order, whitespace keepalives between
+// elements, writes split anywhere.
 //
 // It does not judge the certificate. The TLS handshake runs with
-// InsecureSkipVerify and the peer chain is returned to the caller
-// (pinning's DANE/POSH checks, xmppaddr's identity checks), which decides
-// what it proves.
+// InsecureSkipVerify (and accepts TLS 1.0 and every cipher suite Go
+// implements, so that weak servers can be seen and reported) and the
+// peer chain is returned to the caller (pinning's DANE/POSH checks,
+// xmppaddr's identity checks, watcher/probe), which decides what it
+// proves.
 //
 // The server may be hostile, so everything read is bounded: at most
-// MaxPreTLS bytes before TLS, every read under the context's deadline (or
-// Config.Timeout), XML parsed strictly with no DTD, comments, processing
-// instructions or entities beyond XML's five predefined ones. Anything the
-// server sent after <proceed/> and before the TLS handshake is discarded
-// (STARTTLS command injection, CVE-2011-0411 and its XMPP relatives).
-//
-// This is the minimum the pinning checks need. A full prober (restarting
-// the stream after TLS, SASL EXTERNAL, dialback, protocol versions) is
-// meant to build on Handshake.
+// MaxPreTLS bytes before TLS and MaxPostTLS bytes after it, every read
+// under the context's deadline (or Config.Timeout), XML parsed strictly
+// with no DTD, comments, processing instructions or entities beyond
+// XML's five predefined ones. Anything the server sent after <proceed/>
+// and before the TLS handshake is discarded (STARTTLS command injection,
+// CVE-2011-0411 and its XMPP relatives).
 package xmpptls
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/xmppcert/xmppcert/xmppaddr"
@@ -40,19 +44,30 @@ import (
 // under 4 KiB; a stream that needs more is refused with ErrTooLarge.
 const MaxPreTLS = 64 << 10
 
+// MaxPostTLS is the most a server may send on the stream after TLS
+// starts, until the prober is done with it: the restarted stream's
+// header and features and the answer to SASL EXTERNAL. Real servers send
+// a few KiB; more is refused with ErrTooLarge.
+const MaxPostTLS = 64 << 10
+
 // DefaultTimeout bounds a whole connection attempt (TCP connect, XMPP
 // negotiation and TLS handshake) when Config.Timeout is zero and the
-// context has no earlier deadline.
+// context has no earlier deadline. For Conn it bounds each step.
 const DefaultTimeout = 10 * time.Second
 
 // XML namespaces of the stream.
 const (
 	NSStreams      = "http://etherx.jabber.org/streams"
 	NSTLS          = "urn:ietf:params:xml:ns:xmpp-tls"
+	NSSASL         = "urn:ietf:params:xml:ns:xmpp-sasl"
 	NSStreamErrors = "urn:ietf:params:xml:ns:xmpp-streams"
 	NSClient       = "jabber:client"
 	NSServer       = "jabber:server"
 	NSDialback     = "jabber:server:dialback"
+	// NSDialbackFeature is the stream feature by which a server says it
+	// supports Server Dialback (XEP-0220 §2.1); an <errors/> child says
+	// it also supports dialback error conditions.
+	NSDialbackFeature = "urn:xmpp:features:dialback"
 )
 
 // Config says whom to connect to and how.
@@ -68,15 +83,25 @@ type Config struct {
 	// service name) instead of STARTTLS.
 	DirectTLS bool
 	// From is this side's own domain, sent as the s2s stream's from when
-	// not empty (servers decide on SASL EXTERNAL and dialback by it). It
+	// not empty (servers decide on SASL EXTERNAL and dialback by it), and
+	// as the authorization identity of an s2s SASL EXTERNAL attempt. It
 	// is not sent for c2s.
 	From string
-	// Timeout bounds the whole attempt; zero means DefaultTimeout. A
-	// context deadline that comes earlier wins.
+	// Timeout bounds the whole attempt of Dial and Handshake, and each
+	// step of a Conn; zero means DefaultTimeout. A context deadline that
+	// comes earlier wins.
 	Timeout time.Duration
 	// Dial opens the TCP connection; nil means a net.Dialer. Tests and
 	// callers with their own proxying set it.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// ClientCert, when set, is presented as the TLS client certificate
+	// whenever the server asks for one, whatever CAs it names: what SASL
+	// EXTERNAL (XEP-0178) authenticates with. nil presents none.
+	ClientCert *tls.Certificate
+	// OmitSNI leaves the server name indication out of the ClientHello,
+	// to see which certificate a server presents to peers that send none.
+	// The stream's to is still Domain.
+	OmitSNI bool
 }
 
 // Result is what a connection showed.
@@ -100,8 +125,14 @@ var ErrNoStartTLS = errors.New("xmpptls: the server did not offer STARTTLS in it
 // usually for want of a certificate for the domain.
 var ErrStartTLSFailure = errors.New("xmpptls: the server answered <starttls/> with <failure/>")
 
-// ErrTooLarge means the server sent more than MaxPreTLS bytes before TLS.
-var ErrTooLarge = fmt.Errorf("xmpptls: the server sent more than %d bytes before TLS", MaxPreTLS)
+// ErrTooLarge means the server sent more than MaxPreTLS bytes before TLS,
+// or more than MaxPostTLS on the stream after it.
+var ErrTooLarge = fmt.Errorf("xmpptls: the server sent more than %d bytes in the stream negotiation", MaxPreTLS)
+
+// ErrNoFeatures means the server opened the stream but sent no
+// <stream:features> in time (or closed the stream instead). It wraps the
+// error that ended the wait, a deadline or a *ProtocolError.
+var ErrNoFeatures = errors.New("xmpptls: the server opened the stream but sent no <stream:features>")
 
 // StreamError is a stream error (RFC 6120 §4.9) the server sent, as it
 // sent it: the defined condition's element name and the optional text.
@@ -109,9 +140,14 @@ type StreamError struct {
 	// Condition is the local name of the condition element, such as
 	// "host-unknown" or "policy-violation".
 	Condition string
-	// Text is the content of <text/>, verbatim; empty when absent.
+	// Text is the content of <text/>, verbatim (up to MaxText bytes);
+	// empty when absent.
 	Text string
 }
+
+// MaxText is the most of a <text/> element (stream error, SASL failure)
+// that is kept; the rest is dropped.
+const MaxText = 1024
 
 // Error says which stream error the server sent, with its text quoted
 // (and cut at 200 bytes) so that it stays on one line.
@@ -130,8 +166,10 @@ func (e *StreamError) Error() string {
 // DialError means no TCP connection could be made: the endpoint is
 // unreachable, as opposed to reachable but failing XMPP or TLS.
 type DialError struct {
+	// Addr is the HOST:PORT dialled.
 	Addr string
-	Err  error
+	// Err is the dialer's error.
+	Err error
 }
 
 // Error names the address and the dialer's reason.
@@ -145,6 +183,7 @@ func (e *DialError) Unwrap() error { return e.Err }
 // TLSError means the TLS handshake failed after the XMPP negotiation (if
 // any) succeeded.
 type TLSError struct {
+	// Err is crypto/tls's error.
 	Err error
 }
 
@@ -155,14 +194,36 @@ func (e *TLSError) Error() string { return "xmpptls: TLS handshake failed: " + e
 // tls.RecordHeaderError).
 func (e *TLSError) Unwrap() error { return e.Err }
 
+// Alert returns the TLS alert the server sent, as crypto/tls names it
+// ("handshake failure", "protocol version not supported"), and whether
+// there was one. Go reports a received alert as a *net.OpError with Op
+// "remote error".
+func (e *TLSError) Alert() (string, bool) { return RemoteAlert(e.Err) }
+
+// RemoteAlert says whether err is (or wraps) a TLS alert received from
+// the peer, and returns the alert's description.
+func RemoteAlert(err error) (string, bool) {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "remote error" && oe.Err != nil {
+		msg := oe.Err.Error()
+		if len(msg) > 5 && msg[:5] == "tls: " {
+			msg = msg[5:]
+		}
+		return msg, true
+	}
+	return "", false
+}
+
 // ProtocolError means the server did not speak XMPP as expected: not XML,
 // a forbidden XML construct, or an unexpected element. It is what a
 // non-XMPP service on the port usually produces.
 type ProtocolError struct {
 	// Stage says what was being read: "stream header", "stream features"
-	// or "answer to <starttls/>".
+	// or "answer to <starttls/>", and after TLS "stream header after
+	// TLS", "stream features after TLS" or "answer to SASL EXTERNAL".
 	Stage string
-	Msg   string
+	// Msg says what was wrong.
+	Msg string
 }
 
 // Error says what was being read and what was wrong with it.
@@ -173,19 +234,15 @@ func (e *ProtocolError) Error() string {
 // Dial connects to addr (HOST:PORT), negotiates TLS as cfg says, closes
 // the connection and returns what it showed. Errors are *DialError (no
 // TCP connection), ErrNoStartTLS, ErrStartTLSFailure, *StreamError,
-// ErrTooLarge, *ProtocolError, *TLSError, or a read error wrapping
-// os.ErrDeadlineExceeded or the context's error. With ErrNoStartTLS the
-// Result (features) is returned too.
+// ErrTooLarge, ErrNoFeatures, *ProtocolError, *TLSError, or a read error
+// wrapping os.ErrDeadlineExceeded or the context's error. With
+// ErrNoStartTLS the Result (features) is returned too.
 func Dial(ctx context.Context, addr string, cfg Config) (*Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
 	defer cancel()
-	dial := cfg.Dial
-	if dial == nil {
-		dial = (&net.Dialer{}).DialContext
-	}
-	conn, err := dial(ctx, "tcp", addr)
+	conn, err := DialTCP(ctx, addr, cfg)
 	if err != nil {
-		return nil, &DialError{Addr: addr, Err: err}
+		return nil, err
 	}
 	defer conn.Close()
 	tc, res, err := Handshake(ctx, conn, cfg)
@@ -198,59 +255,95 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Result, error) {
 	return res, nil
 }
 
+// DialTCP opens the TCP connection to addr with cfg.Dial (or a
+// net.Dialer), under ctx and cfg.Timeout. Its error is a *DialError.
+func DialTCP(ctx context.Context, addr string, cfg Config) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
+	defer cancel()
+	dial := cfg.Dial
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	conn, err := dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, &DialError{Addr: addr, Err: contextual(ctx, err)}
+	}
+	return conn, nil
+}
+
 // Handshake negotiates TLS on an open connection as cfg says and returns
 // the TLS connection, which the caller owns and must close, with no
 // deadline left set on it. For STARTTLS it sends the stream header, reads
 // the features, sends <starttls/> and waits for <proceed/>, then drops
 // whatever else was read and starts TLS on conn itself. The stream is not
-// restarted over TLS; that is the caller's to do. Errors are as for Dial,
-// without *DialError.
+// restarted over TLS; that is the caller's to do (or use Conn). Errors
+// are as for Dial, without *DialError.
 func Handshake(ctx context.Context, conn net.Conn, cfg Config) (*tls.Conn, *Result, error) {
-	domain, err := cfg.check()
+	c, err := NewConn(conn, cfg)
 	if err != nil {
 		return nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
 	defer cancel()
-	if d, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(d)
-	}
-	// A cancelled context interrupts a blocked read or write at once.
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-
 	res := &Result{}
 	if !cfg.DirectTLS {
-		if err := startTLS(conn, cfg, domain, res); err != nil {
-			return nil, res, contextual(ctx, err)
+		_, f, err := c.Open(ctx)
+		if f != nil {
+			res.Features, res.StartTLSRequired = f.Names, f.StartTLSRequired
+		}
+		if err != nil {
+			return nil, res, err
+		}
+		if !f.StartTLS {
+			return nil, res, ErrNoStartTLS
+		}
+		if err := c.StartTLS(ctx); err != nil {
+			return nil, res, err
 		}
 	}
-	tcfg := &tls.Config{
-		ServerName: domain,
-		// The chain is returned for the caller to judge; verifying it here
-		// would hide exactly the certificates worth reporting.
-		InsecureSkipVerify: true,
+	st, err := c.Handshake(ctx)
+	if err != nil {
+		return nil, res, err
+	}
+	res.State = st
+	return c.tc, res, nil
+}
+
+// PrepareTLS readies an open connection for a TLS ClientHello as cfg
+// says: for STARTTLS it sends the stream header, reads the features,
+// sends <starttls/>, waits for <proceed/> and drops whatever else it
+// read, so that the next bytes on conn are the server's TLS; for direct
+// TLS it does nothing. It is the dialer of a TLS scanner that sends its
+// own hand-built ClientHellos. No deadline is left set on conn. Errors
+// are as for Handshake, without *TLSError.
+func PrepareTLS(ctx context.Context, conn net.Conn, cfg Config) error {
+	c, err := NewConn(conn, cfg)
+	if err != nil {
+		return err
 	}
 	if cfg.DirectTLS {
-		tcfg.NextProtos = []string{string(cfg.Service)}
+		return nil
 	}
-	tc := tls.Client(conn, tcfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
-		return nil, res, &TLSError{Err: contextual(ctx, err)}
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout())
+	defer cancel()
+	_, f, err := c.Open(ctx)
+	if err != nil {
+		return err
 	}
-	res.State = tc.ConnectionState()
-	if !stop() {
-		return nil, res, contextual(ctx, os.ErrDeadlineExceeded)
+	if !f.StartTLS {
+		return ErrNoStartTLS
 	}
-	conn.SetDeadline(time.Time{})
-	return tc, res, nil
+	return c.StartTLS(ctx)
 }
 
 // contextual adds the context's error to the deadline error it caused
 // (the connection's deadline is the context's), so that callers can test
 // for context.DeadlineExceeded or context.Canceled.
 func contextual(ctx context.Context, err error) error {
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
+	if err == nil || !errors.Is(err, os.ErrDeadlineExceeded) && !isTimeout(err) {
+		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return err
 	}
 	if cerr := ctx.Err(); cerr != nil {
@@ -260,6 +353,11 @@ func contextual(ctx context.Context, err error) error {
 		return fmt.Errorf("%w (%w)", err, context.DeadlineExceeded)
 	}
 	return err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (cfg Config) timeout() time.Duration {
@@ -280,301 +378,4 @@ func (cfg Config) check() (string, error) {
 		return "", fmt.Errorf("xmpptls: domain %q: %w", cfg.Domain, err)
 	}
 	return d, nil
-}
-
-// header is the opening stream header this side sends.
-func header(cfg Config, domain string) string {
-	var b strings.Builder
-	b.WriteString("<?xml version='1.0'?><stream:stream xmlns:stream='" + NSStreams + "'")
-	if cfg.Service == xmppaddr.ServiceServer {
-		b.WriteString(" xmlns='" + NSServer + "' xmlns:db='" + NSDialback + "'")
-	} else {
-		b.WriteString(" xmlns='" + NSClient + "'")
-	}
-	b.WriteString(" to='" + attr(domain) + "'")
-	if cfg.Service == xmppaddr.ServiceServer && cfg.From != "" {
-		b.WriteString(" from='" + attr(cfg.From) + "'")
-	}
-	b.WriteString(" version='1.0'>")
-	return b.String()
-}
-
-func attr(s string) string {
-	var b strings.Builder
-	xml.EscapeText(&b, []byte(s))
-	return b.String()
-}
-
-// startTLS runs the pre-TLS part of the stream and returns once the
-// server said <proceed/>. The reader it builds (and anything it buffered)
-// is dropped on return: TLS then reads conn directly.
-func startTLS(conn io.ReadWriter, cfg Config, domain string, res *Result) error {
-	if _, err := io.WriteString(conn, header(cfg, domain)); err != nil {
-		return fmt.Errorf("xmpptls: sending the stream header: %w", err)
-	}
-	s := newStream(conn)
-	if err := s.readHeader(); err != nil {
-		return err
-	}
-	if err := s.readFeatures(res); err != nil {
-		return err
-	}
-	if !hasFeature(res.Features, NSTLS, "starttls") {
-		return ErrNoStartTLS
-	}
-	if _, err := io.WriteString(conn, "<starttls xmlns='"+NSTLS+"'/>"); err != nil {
-		return fmt.Errorf("xmpptls: sending <starttls/>: %w", err)
-	}
-	return s.readProceed()
-}
-
-func hasFeature(fs []xml.Name, space, local string) bool {
-	for _, f := range fs {
-		if f.Space == space && f.Local == local {
-			return true
-		}
-	}
-	return false
-}
-
-// stream reads the server's side of the stream before TLS.
-type stream struct {
-	dec   *xml.Decoder
-	first bool // no token read yet: the XML declaration is allowed
-}
-
-func newStream(r io.Reader) *stream {
-	dec := xml.NewDecoder(bufio.NewReader(&limitedReader{r: r, n: MaxPreTLS}))
-	dec.Strict = true
-	dec.Entity = nil        // only XML's five predefined entities
-	dec.CharsetReader = nil // UTF-8 only, as RFC 6120 §11.6 wants
-	return &stream{dec: dec, first: true}
-}
-
-// token returns the next token, refusing what RFC 6120 §11.1 forbids in
-// a stream: DTDs (and so entity declarations), comments, and processing
-// instructions other than the XML declaration.
-func (s *stream) token(stage string) (xml.Token, error) {
-	tok, err := s.dec.Token()
-	first := s.first
-	s.first = false
-	if err != nil {
-		return nil, readError(stage, err)
-	}
-	switch t := tok.(type) {
-	case xml.Directive:
-		if strings.HasPrefix(strings.ToUpper(string(t)), "DOCTYPE") {
-			return nil, &ProtocolError{stage, "the server sent a <!DOCTYPE>, which XMPP forbids"}
-		}
-		return nil, &ProtocolError{stage, "the server sent an XML directive, which XMPP forbids"}
-	case xml.Comment:
-		return nil, &ProtocolError{stage, "the server sent an XML comment, which XMPP forbids"}
-	case xml.ProcInst:
-		if first && t.Target == "xml" {
-			return s.token(stage)
-		}
-		return nil, &ProtocolError{stage, fmt.Sprintf("the server sent the processing instruction <?%.40s?>, which XMPP forbids", t.Target)}
-	}
-	return tok, nil
-}
-
-// readError classifies an error from the decoder: the reader's own
-// errors (size, time, network) pass through; everything else is the
-// server not speaking XMPP.
-func readError(stage string, err error) error {
-	var syn *xml.SyntaxError
-	var ne net.Error
-	switch {
-	case errors.Is(err, ErrTooLarge):
-		return fmt.Errorf("%w (while reading the %s)", err, stage)
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return fmt.Errorf("xmpptls: no answer in time while reading the %s: %w", stage, err)
-	case errors.As(err, &ne):
-		return fmt.Errorf("xmpptls: reading the %s: %w", stage, err)
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF),
-		errors.As(err, &syn) && syn.Msg == "unexpected EOF":
-		return &ProtocolError{stage, "the server closed the connection"}
-	case errors.As(err, &syn):
-		return &ProtocolError{stage, "not XMPP: " + syn.Msg}
-	}
-	return &ProtocolError{stage, "not XMPP: " + strings.TrimPrefix(err.Error(), "xml: ")}
-}
-
-// skipSpace reports whether tok is whitespace between top-level elements
-// (keepalives); other text there is a protocol error.
-func skipSpace(stage string, tok xml.Token) (bool, error) {
-	cd, ok := tok.(xml.CharData)
-	if !ok {
-		return false, nil
-	}
-	if len(strings.TrimSpace(string(cd))) != 0 {
-		return false, &ProtocolError{stage, "text outside any element"}
-	}
-	return true, nil
-}
-
-func (s *stream) readHeader() error {
-	const stage = "stream header"
-	for {
-		tok, err := s.token(stage)
-		if err != nil {
-			return err
-		}
-		if cd, ok := tok.(xml.CharData); ok {
-			if text := strings.TrimSpace(string(cd)); text != "" {
-				return &ProtocolError{stage, fmt.Sprintf("not XMPP: the server sent %.40q", text)}
-			}
-			continue
-		}
-		se, ok := tok.(xml.StartElement)
-		if !ok || se.Name.Space != NSStreams || se.Name.Local != "stream" {
-			return &ProtocolError{stage, "the server did not open an XMPP stream"}
-		}
-		return nil
-	}
-}
-
-// next returns the next top-level element of the stream, turning stream
-// errors and the end of the stream into errors.
-func (s *stream) next(stage string) (xml.StartElement, error) {
-	for {
-		tok, err := s.token(stage)
-		if err != nil {
-			return xml.StartElement{}, err
-		}
-		if ok, err := skipSpace(stage, tok); ok || err != nil {
-			if err != nil {
-				return xml.StartElement{}, err
-			}
-			continue
-		}
-		switch t := tok.(type) {
-		case xml.EndElement:
-			return xml.StartElement{}, &ProtocolError{stage, "the server closed the stream"}
-		case xml.StartElement:
-			if t.Name.Space == NSStreams && t.Name.Local == "error" {
-				return xml.StartElement{}, s.readStreamError(stage)
-			}
-			return t, nil
-		}
-	}
-}
-
-func (s *stream) readFeatures(res *Result) error {
-	const stage = "stream features"
-	se, err := s.next(stage)
-	if err != nil {
-		return err
-	}
-	if se.Name.Space != NSStreams || se.Name.Local != "features" {
-		return &ProtocolError{stage, fmt.Sprintf("expected <stream:features>, got <%.40s>", se.Name.Local)}
-	}
-	// Each child is one feature; only <starttls/>'s own child matters here.
-	depth := 0
-	var current xml.Name
-	for {
-		tok, err := s.token(stage)
-		if err != nil {
-			return err
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			depth++
-			if depth == 1 {
-				current = t.Name
-				res.Features = append(res.Features, t.Name)
-			} else if depth == 2 && current.Space == NSTLS && current.Local == "starttls" &&
-				t.Name.Space == NSTLS && t.Name.Local == "required" {
-				res.StartTLSRequired = true
-			}
-		case xml.EndElement:
-			if depth == 0 {
-				return nil
-			}
-			depth--
-		}
-	}
-}
-
-func (s *stream) readProceed() error {
-	const stage = "answer to <starttls/>"
-	se, err := s.next(stage)
-	if err != nil {
-		return err
-	}
-	switch {
-	case se.Name.Space == NSTLS && se.Name.Local == "proceed":
-		return nil
-	case se.Name.Space == NSTLS && se.Name.Local == "failure":
-		return ErrStartTLSFailure
-	}
-	return &ProtocolError{stage, fmt.Sprintf("expected <proceed/> or <failure/>, got <%.40s>", se.Name.Local)}
-}
-
-// readStreamError reads the inside of <stream:error> and returns it as a
-// *StreamError (or the error that stopped reading it).
-func (s *stream) readStreamError(stage string) error {
-	e := &StreamError{}
-	depth := 0
-	inText := false
-	var text strings.Builder
-	for {
-		tok, err := s.token(stage)
-		if err != nil {
-			if e.Condition != "" {
-				// The error is complete enough to report; the server
-				// probably closed the connection after it.
-				e.Text = text.String()
-				return e
-			}
-			return err
-		}
-		switch t := tok.(type) {
-		case xml.StartElement:
-			depth++
-			if depth == 1 && t.Name.Space == NSStreamErrors {
-				if t.Name.Local == "text" {
-					inText = true
-				} else if e.Condition == "" {
-					e.Condition = t.Name.Local
-				}
-			}
-		case xml.CharData:
-			if inText && depth == 1 {
-				text.Write(t)
-			}
-		case xml.EndElement:
-			if depth == 0 {
-				if e.Condition == "" {
-					e.Condition = "undefined-condition"
-				}
-				e.Text = text.String()
-				return e
-			}
-			if depth == 1 {
-				inText = false
-			}
-			depth--
-		}
-	}
-}
-
-// limitedReader reads at most n bytes from r, then fails with
-// ErrTooLarge (io.LimitReader would report a clean EOF instead).
-type limitedReader struct {
-	r io.Reader
-	n int64
-}
-
-// Read reads from the underlying reader what the limit still allows.
-func (l *limitedReader) Read(p []byte) (int, error) {
-	if l.n <= 0 {
-		return 0, ErrTooLarge
-	}
-	if int64(len(p)) > l.n {
-		p = p[:l.n]
-	}
-	n, err := l.r.Read(p)
-	l.n -= int64(n)
-	return n, err
 }
