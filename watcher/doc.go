@@ -1,5 +1,8 @@
-// Package watcher will look at XMPP endpoints: SRV resolution, STARTTLS
+// Package watcher looks at XMPP endpoints: SRV resolution, STARTTLS
 // and direct-TLS probing, history in bbolt, change alerts, metrics and the
-// dashboard (DESIGN.md, "Probing and watching"). It is empty until that
-// work lands.
+// dashboard (DESIGN.md, "Probing and watching").
+//
+// Its first part is watcher/probe, which probes one domain's endpoints
+// as a peer does and grades them against the manifesto; the daemon loop,
+// history and alerts will build on it.
 package watcher
