@@ -4,19 +4,26 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# Debian packages the tests use (openssl: interop; prosody: deploy and s2s;
-# certbot: a real ACME client against ca serve, and renew beside ours; knot: a
-# real authoritative DNS server for dns-01 and TLSA publishing by RFC 2136,
-# signing its zones with DNSSEC; unbound: the validating resolver pin verify
-# asks; ldnsutils: ldns-dane, which checks what we publish; hash-slinger: tlsa,
-# whose records ours must equal). Installed when root.
-packages=(openssl prosody certbot knot knot-dnsutils unbound ldnsutils hash-slinger)
+# Debian packages the tests use (openssl: interop; prosody: deploy and s2s,
+# and probe interop; ejabberd: the other XMPP server probe is tested against;
+# testssl.sh: the scanner probe --full must agree with; certbot: a real ACME
+# client against ca serve, and renew beside ours; knot: a real authoritative
+# DNS server for dns-01 and TLSA publishing by RFC 2136, signing its zones
+# with DNSSEC; unbound: the validating resolver pin verify asks; ldnsutils:
+# ldns-dane, which checks what we publish; hash-slinger: tlsa, whose records
+# ours must equal). Installed when root. The tests start their own servers
+# (internal/testxmpp): a system ejabberd that installing the package started
+# is stopped again.
+packages=(openssl prosody ejabberd testssl.sh certbot knot knot-dnsutils unbound ldnsutils hash-slinger)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if ((${#missing[@]})) && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  if [[ " ${missing[*]} " == *" ejabberd "* ]]; then
+    { systemctl disable --now ejabberd || service ejabberd stop; } >/dev/null 2>&1 || true
+  fi
 fi
 
 export PATH="/usr/local/go/bin:$PATH"
