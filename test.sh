@@ -55,6 +55,9 @@ go test -run='^$' -fuzz='^FuzzStartTLS$' -fuzztime="${fuzzexecs}x" ./internal/xm
 go test -run='^$' -fuzz='^FuzzParseTLSA$' -fuzztime="${fuzzexecs}x" ./pinning
 go test -run='^$' -fuzz='^FuzzParsePOSH$' -fuzztime="${fuzzexecs}x" ./pinning
 go test -run='^$' -fuzz='^FuzzVerifyRecord$' -fuzztime="${fuzzexecs}x" ./pinning
+go test -run='^$' -fuzz='^FuzzFeatures$' -fuzztime="${fuzzexecs}x" ./internal/xmpptls
+go test -run='^$' -fuzz='^FuzzReadServerHello$' -fuzztime="${fuzzexecs}x" ./internal/tlsscan
+go test -run='^$' -fuzz='^FuzzProbe$' -fuzztime="${fuzzexecs}x" ./watcher/probe
 
 # Performance target: the full check costs at most 1.3x bare crypto/x509 verification.
 bench/check-vs-x509.sh "${BENCH_RUNS:-5}"
@@ -64,3 +67,6 @@ bench/issue.sh "${BENCH_RUNS_ISSUE:-11}"
 # Performance target: renew over 1,000 lineages with nothing due under 1 s and
 # 100 MB, beside certbot renew over the same lineages.
 bench/renew.sh "${BENCH_RUNS_RENEW:-5}"
+# Performance target: a plain probe of a loopback Prosody under 50 ms and
+# --full under 2 s, beside openssl s_client and testssl.sh.
+bench/probe.sh "${BENCH_RUNS_PROBE:-7}"

@@ -29,6 +29,22 @@ func (s Severity) String() string {
 // MarshalJSON writes the severity as its name, the stable form of --json.
 func (s Severity) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
 
+// UnmarshalJSON reads the name MarshalJSON writes, so that programs
+// consuming --json output (and stored results) can decode findings.
+func (s *Severity) UnmarshalJSON(b []byte) error {
+	var name string
+	if err := json.Unmarshal(b, &name); err != nil {
+		return err
+	}
+	for i, n := range severityNames {
+		if n == name {
+			*s = Severity(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown severity %q", name)
+}
+
 // Finding is one fact about a certificate that an operator should know:
 // why it is not valid, what was ignored and why, or what a peer will do.
 // Code is stable and meant for machines; Text is for people and may change.

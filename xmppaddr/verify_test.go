@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -331,5 +332,19 @@ func TestExpiryWarning(t *testing.T) {
 		if !res.Valid || hasCode(res, CodeExpiresSoon) != tc.warn {
 			t.Errorf("%d days left: valid=%v, warning=%v, want warning=%v", tc.daysLeft, res.Valid, hasCode(res, CodeExpiresSoon), tc.warn)
 		}
+	}
+}
+
+func TestSeverityJSON(t *testing.T) {
+	for _, s := range []Severity{Info, Warning, Error} {
+		b, _ := json.Marshal(s)
+		var back Severity
+		if err := json.Unmarshal(b, &back); err != nil || back != s {
+			t.Errorf("%s: round trip gave %v, %v", s, back, err)
+		}
+	}
+	var s Severity
+	if err := json.Unmarshal([]byte(`"fatal"`), &s); err == nil {
+		t.Errorf("unknown severity accepted")
 	}
 }

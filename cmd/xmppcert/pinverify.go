@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/internal/certfile"
 	"github.com/xmppcert/xmppcert/pinning"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
@@ -70,8 +71,8 @@ func runPinVerify(c *cli.Context) error {
 	}
 	v := &pinning.Verifier{Resolver: c.String("resolver"), Timeout: c.Duration("timeout"), From: c.String("from"), NoPOSH: c.Bool("no-posh")}
 	if f := c.Path("roots"); f != "" {
-		if v.Roots, err = trustPool(f); err != nil {
-			return usagef("--roots: %v", err)
+		if v.Roots, err = certfile.ReadPool(f, c.App.Reader); err != nil {
+			return usagef("--roots %v", err)
 		}
 		v.POSH = &pinning.POSHFetcher{RootCAs: v.Roots, Timeout: v.Timeout}
 	}

@@ -268,7 +268,7 @@ func DialTCP(ctx context.Context, addr string, cfg Config) (net.Conn, error) {
 	if err != nil {
 		return nil, &DialError{Addr: addr, Err: contextual(ctx, err)}
 	}
-	return conn, nil
+	return quickAck(conn), nil
 }
 
 // Handshake negotiates TLS on an open connection as cfg says and returns

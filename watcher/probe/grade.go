@@ -258,9 +258,9 @@ func gradeTLS12(e *Endpoint, scan *tlsscan.Report) (Status, []string) {
 		return StatusUnknown, []string{fmt.Sprintf("no TLS session (%s)", e.Failure)}
 	}
 	if e.TLS.VersionID >= tls.VersionTLS12 {
-		return StatusPass, []string{"negotiated " + e.TLS.Version + " (TLS 1.0 to 1.3 offered)"}
+		return StatusPass, []string{"negotiated " + e.TLS.Version + " with a client offering TLS 1.0 to 1.3"}
 	}
-	return StatusFail, []string{"negotiated " + e.TLS.Version + " although TLS 1.3 was offered"}
+	return StatusFail, []string{"negotiated " + e.TLS.Version + " although the client offered up to TLS 1.3"}
 }
 
 func gradeOldVersions(scan *tlsscan.Report) (Status, []string) {
