@@ -114,14 +114,24 @@ func TestProbeProsody(t *testing.T) {
 		r := probeJSON(t, exitOK, "required.example", "--service", "xmpp-server", "--connect", p.S2SAddr, "--from", "peer.example",
 			"--client-cert", live(state, "peer.example", "fullchain.pem"), "--client-key", live(state, "peer.example", "privkey.pem"), "--roots", root)
 		e := r.Endpoints[0]
-		if e.Dialback == nil || !e.Dialback.Offered || !e.Dialback.AfterTLS || !e.Dialback.StreamNamespace {
-			t.Errorf("dialback %+v; want offered after TLS, namespace declared (Prosody)", e.Dialback)
+		if d := e.Dialback; d == nil || !d.BeforeTLS || !d.AfterTLS || d.Errors || !d.StreamNamespace {
+			t.Errorf("dialback %+v; want offered before and after TLS, without <errors/>, namespace declared (Prosody)", d)
 		}
 		if e.External == nil || !e.External.Attempted || e.External.Result != "success" {
 			t.Errorf("EXTERNAL %+v; want attempted and successful with a certificate from the CA Prosody trusts", e.External)
 		}
 		if s := requirement(r.Grade, probe.RequirementAuthenticated).Status; s != probe.StatusPass {
 			t.Errorf("authenticated: %s; want pass", s)
+		}
+	})
+	t.Run("s2s direct TLS", func(t *testing.T) {
+		r := probeJSON(t, exitOK, "required.example", "--service", "xmpp-server", "--connect", p.S2SDirectTLSAddr, "--direct-tls", "--from", "peer.example", "--roots", root)
+		e := r.Endpoints[0]
+		if !e.OK || e.Encryption != probe.Encryption("direct-tls") || !e.Certificate.Valid || !slices.Equal(e.TLS.ALPNOffered, []string{"xmpp-server"}) {
+			t.Fatalf("endpoint %+v; want s2s direct TLS with a valid certificate", e)
+		}
+		if e.Dialback == nil || !e.Dialback.AfterTLS {
+			t.Errorf("dialback %+v; want offered on the direct TLS stream", e.Dialback)
 		}
 	})
 	t.Run("s2s EXTERNAL with an untrusted certificate", func(t *testing.T) {
