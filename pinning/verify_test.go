@@ -20,112 +20,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
-
+	"github.com/xmppcert/xmppcert/internal/testdns"
 	"github.com/xmppcert/xmppcert/internal/testpki"
 	"github.com/xmppcert/xmppcert/internal/xmpptls/xmpptlstest"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
-
-// vtDNS is an in-process recursive resolver stand-in: it answers from a
-// fixed set of records and sets the AD bit for names in signed zones, as
-// a validating resolver does for a signed zone whose chain of trust
-// holds. Names under a bogus zone get SERVFAIL, as a validating resolver
-// answers for broken signatures.
-type vtDNS struct {
-	addr string
-
-	mu      sync.Mutex
-	records map[string][]dns.RR // by canonical owner name
-	signed  []string            // zone suffixes answered with AD
-	bogus   []string            // zone suffixes answered with SERVFAIL
-	queries []dns.Question
-}
-
-func vtStartDNS(t *testing.T, signed ...string) *vtDNS {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	z := &vtDNS{addr: pc.LocalAddr().String(), records: map[string][]dns.RR{}, signed: signed}
-	started := make(chan struct{})
-	srv := &dns.Server{PacketConn: pc, Handler: z, NotifyStartedFunc: func() { close(started) }}
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
-	return z
-}
-
-// add adds records in zone-file form.
-func (z *vtDNS) add(t *testing.T, lines ...string) {
-	t.Helper()
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	for _, l := range lines {
-		rr, err := dns.NewRR(l)
-		if err != nil {
-			t.Fatalf("%q: %v", l, err)
-		}
-		name := dns.CanonicalName(rr.Header().Name)
-		z.records[name] = append(z.records[name], rr)
-	}
-}
-
-// setBogus makes the resolver answer SERVFAIL under zones (see under).
-func (z *vtDNS) setBogus(zones ...string) {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	z.bogus = zones
-}
-
-// under says whether name is at or below one of zones; a zone written
-// "=name." stands for that name alone.
-func under(name string, zones []string) bool {
-	return slices.ContainsFunc(zones, func(z string) bool {
-		if exact, ok := strings.CutPrefix(z, "="); ok {
-			return dns.CanonicalName(exact) == name
-		}
-		return dns.IsSubDomain(dns.CanonicalName(z), name)
-	})
-}
-
-func (z *vtDNS) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	m := new(dns.Msg)
-	m.SetReply(q)
-	m.RecursionAvailable = true
-	if len(q.Question) != 1 {
-		m.Rcode = dns.RcodeFormatError
-		w.WriteMsg(m)
-		return
-	}
-	qq := q.Question[0]
-	z.queries = append(z.queries, qq)
-	name := dns.CanonicalName(qq.Name)
-	switch {
-	case under(name, z.bogus):
-		m.Rcode = dns.RcodeServerFailure
-		w.WriteMsg(m)
-		return
-	case under(name, z.signed) && q.IsEdns0() != nil && q.IsEdns0().Do():
-		m.AuthenticatedData = true
-	}
-	rrs, exists := z.records[name]
-	if !exists {
-		m.Rcode = dns.RcodeNameError
-	}
-	for _, rr := range rrs {
-		if rr.Header().Rrtype == qq.Qtype {
-			m.Answer = append(m.Answer, rr)
-		}
-	}
-	if o := q.IsEdns0(); o != nil {
-		m.SetEdns0(4096, o.Do())
-	}
-	w.WriteMsg(m)
-}
 
 // vtPKI is a CA, the current and the next certificate of the domain, and
 // an old one, as a lineage would have them.
@@ -169,9 +68,9 @@ func vtTLSA(owner string, r TLSA) string {
 	return r.String()
 }
 
-func vtVerifier(z *vtDNS, p *vtPKI) *Verifier {
+func vtVerifier(z *testdns.Fake, p *vtPKI) *Verifier {
 	return &Verifier{
-		Resolver:    z.addr,
+		Resolver:    z.Addr,
 		Timeout:     3 * time.Second,
 		Deadline:    20 * time.Second,
 		Roots:       p.ca.Pool(),
@@ -184,7 +83,7 @@ func vtVerifier(z *vtDNS, p *vtPKI) *Verifier {
 // direct TLS target on xmpp.signed.test, and whose s2s service has a
 // STARTTLS target there, each with the given records at its TLSA owner.
 type vtSetup struct {
-	dns              *vtDNS
+	dns              *testdns.Fake
 	pki              *vtPKI
 	starttls, direct *xmpptlstest.Server
 }
@@ -193,10 +92,10 @@ const vtDomain = "signed.test"
 
 func vtStart(t *testing.T, records ...TLSA) *vtSetup {
 	t.Helper()
-	s := &vtSetup{dns: vtStartDNS(t, "signed.test."), pki: vtNewPKI(vtDomain)}
+	s := &vtSetup{dns: testdns.StartFake(t, "signed.test."), pki: vtNewPKI(vtDomain)}
 	s.starttls = xmpptlstest.Start(t, xmpptlstest.Config{Certificate: s.pki.tlsCert()})
 	s.direct = xmpptlstest.Start(t, xmpptlstest.Config{Certificate: s.pki.tlsCert(), DirectTLS: true})
-	s.dns.add(t,
+	s.dns.Add(t,
 		fmt.Sprintf("_xmpp-client._tcp.signed.test. 300 IN SRV 5 10 %d xmpp.signed.test.", s.starttls.Port()),
 		fmt.Sprintf("_xmpps-client._tcp.signed.test. 300 IN SRV 0 10 %d xmpp.signed.test.", s.direct.Port()),
 		fmt.Sprintf("_xmpp-server._tcp.signed.test. 300 IN SRV 5 10 %d xmpp.signed.test.", s.starttls.Port()),
@@ -205,7 +104,7 @@ func vtStart(t *testing.T, records ...TLSA) *vtSetup {
 	for _, port := range []uint16{s.starttls.Port(), s.direct.Port()} {
 		owner := Endpoint{Target: "xmpp.signed.test", Port: port}.Owner()
 		for _, r := range records {
-			s.dns.add(t, vtTLSA(owner, r))
+			s.dns.Add(t, vtTLSA(owner, r))
 		}
 	}
 	return s
@@ -235,7 +134,7 @@ func TestVerifyAllMatch(t *testing.T) {
 	cur, next := vtPin(t, s.pki.current), vtPin(t, s.pki.next)
 	for _, port := range []uint16{s.starttls.Port(), s.direct.Port()} {
 		owner := Endpoint{Target: "xmpp.signed.test", Port: port}.Owner()
-		s.dns.add(t, vtTLSA(owner, cur), vtTLSA(owner, next))
+		s.dns.Add(t, vtTLSA(owner, cur), vtTLSA(owner, next))
 	}
 	v := vtVerifier(s.dns, s.pki)
 	v.From = "us.example"
@@ -288,9 +187,7 @@ func TestVerifyAllMatch(t *testing.T) {
 		t.Error("no s2s connection seen")
 	}
 	// Every query asked for DNSSEC.
-	s.dns.mu.Lock()
-	n := len(s.dns.queries)
-	s.dns.mu.Unlock()
+	n := len(s.dns.Queries())
 	if n < 8 {
 		t.Errorf("%d DNS queries, want SRV, TLSA, A and AAAA for every target", n)
 	}
@@ -300,7 +197,7 @@ func TestVerifyStaleRecord(t *testing.T) {
 	s := vtStart(t)
 	cur, next, old := vtPin(t, s.pki.current), vtPin(t, s.pki.next), vtPin(t, s.pki.old)
 	owner := Endpoint{Target: "xmpp.signed.test", Port: s.starttls.Port()}.Owner()
-	s.dns.add(t, vtTLSA(owner, old), vtTLSA(owner, cur), vtTLSA(owner, next))
+	s.dns.Add(t, vtTLSA(owner, old), vtTLSA(owner, cur), vtTLSA(owner, next))
 	rep := vtVerifier(s.dns, s.pki).Verify(t.Context(), vtDomain, []string{"xmpp-server"}, Expectation{Current: []TLSA{cur}, Next: []TLSA{next}})
 	tr := rep.Services[0].Targets[0]
 	if tr.Status != StatusMatch || len(tr.Stale) != 1 || !tr.Stale[0].samePin(old) || tr.RenewalWouldBreak {
@@ -320,7 +217,7 @@ func TestVerifyNextKeyMissing(t *testing.T) {
 	s := vtStart(t)
 	cur, next := vtPin(t, s.pki.current), vtPin(t, s.pki.next)
 	owner := Endpoint{Target: "xmpp.signed.test", Port: s.starttls.Port()}.Owner()
-	s.dns.add(t, vtTLSA(owner, cur))
+	s.dns.Add(t, vtTLSA(owner, cur))
 	rep := vtVerifier(s.dns, s.pki).Verify(t.Context(), vtDomain, []string{"xmpp-server"}, Expectation{Current: []TLSA{cur}, Next: []TLSA{next}})
 	tr := rep.Services[0].Targets[0]
 	if tr.Status != StatusMatch || !tr.RenewalWouldBreak || len(tr.MissingNext) != 1 || !tr.MissingNext[0].samePin(next) || len(tr.MissingCurrent) != 0 {
@@ -344,7 +241,7 @@ func TestVerifyCAPinSurvivesRenewal(t *testing.T) {
 		t.Fatal(err)
 	}
 	owner := Endpoint{Target: "xmpp.signed.test", Port: s.starttls.Port()}.Owner()
-	s.dns.add(t, vtTLSA(owner, ta))
+	s.dns.Add(t, vtTLSA(owner, ta))
 	rep := vtVerifier(s.dns, s.pki).Verify(t.Context(), vtDomain, []string{"xmpp-server"}, Expectation{Next: []TLSA{next}})
 	tr := rep.Services[0].Targets[0]
 	if tr.Status != StatusMatch || tr.RenewalWouldBreak || len(tr.MissingNext) != 1 {
@@ -382,9 +279,9 @@ func TestVerifyUsages(t *testing.T) {
 		{"3 1 1 of another key", rec(pki.old, 3, 1, 1), nil, StatusNoMatch, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			z := vtStartDNS(t, "signed.test.")
+			z := testdns.StartFake(t, "signed.test.")
 			srv := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: pki.tlsCert()})
-			z.add(t, fmt.Sprintf("_xmpp-server._tcp.signed.test. 300 IN SRV 0 0 %d xmpp.signed.test.", srv.Port()),
+			z.Add(t, fmt.Sprintf("_xmpp-server._tcp.signed.test. 300 IN SRV 0 0 %d xmpp.signed.test.", srv.Port()),
 				"xmpp.signed.test. 300 IN A 127.0.0.1",
 				vtTLSA(Endpoint{Target: "xmpp.signed.test", Port: srv.Port()}.Owner(), tc.rec))
 			v := vtVerifier(z, pki)
@@ -406,9 +303,9 @@ func TestVerifyUnvalidated(t *testing.T) {
 	pki := vtNewPKI("unsigned.test")
 	cur := vtPin(t, pki.current)
 	t.Run("unsigned domain", func(t *testing.T) {
-		z := vtStartDNS(t, "signed.test.")
+		z := testdns.StartFake(t, "signed.test.")
 		srv := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: pki.tlsCert()})
-		z.add(t, fmt.Sprintf("_xmpp-client._tcp.unsigned.test. 300 IN SRV 0 0 %d xmpp.unsigned.test.", srv.Port()),
+		z.Add(t, fmt.Sprintf("_xmpp-client._tcp.unsigned.test. 300 IN SRV 0 0 %d xmpp.unsigned.test.", srv.Port()),
 			"xmpp.unsigned.test. 300 IN A 127.0.0.1",
 			vtTLSA(Endpoint{Target: "xmpp.unsigned.test", Port: srv.Port()}.Owner(), cur))
 		rep := vtVerifier(z, pki).Verify(t.Context(), "unsigned.test", []string{"xmpp-client"}, Expectation{Current: []TLSA{cur}})
@@ -428,9 +325,9 @@ func TestVerifyUnvalidated(t *testing.T) {
 		}
 	})
 	t.Run("signed SRV, unsigned target", func(t *testing.T) {
-		z := vtStartDNS(t, "signed.test.")
+		z := testdns.StartFake(t, "signed.test.")
 		srv := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: pki.tlsCert()})
-		z.add(t, fmt.Sprintf("_xmpp-client._tcp.signed.test. 300 IN SRV 0 0 %d xmpp.unsigned.test.", srv.Port()),
+		z.Add(t, fmt.Sprintf("_xmpp-client._tcp.signed.test. 300 IN SRV 0 0 %d xmpp.unsigned.test.", srv.Port()),
 			"xmpp.unsigned.test. 300 IN A 127.0.0.1",
 			vtTLSA(Endpoint{Target: "xmpp.unsigned.test", Port: srv.Port()}.Owner(), cur))
 		rep := vtVerifier(z, pki).Verify(t.Context(), vtDomain, []string{"xmpp-client"}, Expectation{})
@@ -451,8 +348,8 @@ func TestVerifyUnreachable(t *testing.T) {
 	}
 	closed := uint16(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
-	z := vtStartDNS(t, "signed.test.")
-	z.add(t, fmt.Sprintf("_xmpp-client._tcp.signed.test. 300 IN SRV 0 0 %d xmpp.signed.test.", closed),
+	z := testdns.StartFake(t, "signed.test.")
+	z.Add(t, fmt.Sprintf("_xmpp-client._tcp.signed.test. 300 IN SRV 0 0 %d xmpp.signed.test.", closed),
 		fmt.Sprintf("_xmpps-client._tcp.signed.test. 300 IN SRV 0 0 %d nowhere.signed.test.", closed),
 		"xmpp.signed.test. 300 IN A 127.0.0.1",
 		vtTLSA(Endpoint{Target: "xmpp.signed.test", Port: closed}.Owner(), vtPin(t, pki.current)))
@@ -481,8 +378,8 @@ func TestVerifyUnreachable(t *testing.T) {
 func TestVerifySRVDot(t *testing.T) {
 	pki := vtNewPKI(vtDomain)
 	t.Run("not offered", func(t *testing.T) {
-		z := vtStartDNS(t, "signed.test.")
-		z.add(t, "_xmpp-client._tcp.signed.test. 300 IN SRV 0 0 0 .")
+		z := testdns.StartFake(t, "signed.test.")
+		z.Add(t, "_xmpp-client._tcp.signed.test. 300 IN SRV 0 0 0 .")
 		rep := vtVerifier(z, pki).Verify(t.Context(), vtDomain, []string{"xmpp-client"}, Expectation{})
 		svc := rep.Services[0]
 		if !svc.SRV.NotOffered || svc.SRV.Fallback || len(svc.Targets) != 0 || !rep.OK {
@@ -491,9 +388,9 @@ func TestVerifySRVDot(t *testing.T) {
 		}
 	})
 	t.Run("STARTTLS not offered, direct TLS is", func(t *testing.T) {
-		z := vtStartDNS(t, "signed.test.")
+		z := testdns.StartFake(t, "signed.test.")
 		srv := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: pki.tlsCert(), DirectTLS: true})
-		z.add(t, "_xmpp-client._tcp.signed.test. 300 IN SRV 0 0 0 .",
+		z.Add(t, "_xmpp-client._tcp.signed.test. 300 IN SRV 0 0 0 .",
 			fmt.Sprintf("_xmpps-client._tcp.signed.test. 300 IN SRV 0 0 %d xmpp.signed.test.", srv.Port()),
 			"xmpp.signed.test. 300 IN A 127.0.0.1")
 		rep := vtVerifier(z, pki).Verify(t.Context(), vtDomain, []string{"xmpp-client"}, Expectation{})
@@ -510,8 +407,8 @@ func TestVerifySRVDot(t *testing.T) {
 func TestVerifyFallback(t *testing.T) {
 	pki := vtNewPKI(vtDomain)
 	srv := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: pki.tlsCert()})
-	z := vtStartDNS(t, "signed.test.")
-	z.add(t, "signed.test. 300 IN A 127.0.0.1",
+	z := testdns.StartFake(t, "signed.test.")
+	z.Add(t, "signed.test. 300 IN A 127.0.0.1",
 		vtTLSA(Endpoint{Target: vtDomain, Port: srv.Port()}.Owner(), vtPin(t, pki.current)))
 	v := vtVerifier(z, pki)
 	v.Ports = map[xmppaddr.Service]uint16{xmppaddr.ServiceClient: srv.Port()}
@@ -526,8 +423,8 @@ func TestVerifyFallback(t *testing.T) {
 func TestVerifyTLSError(t *testing.T) {
 	pki := vtNewPKI(vtDomain)
 	srv := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: pki.tlsCert(), Features: "<mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"})
-	z := vtStartDNS(t, "signed.test.")
-	z.add(t, fmt.Sprintf("_xmpp-client._tcp.signed.test. 300 IN SRV 0 0 %d xmpp.signed.test.", srv.Port()),
+	z := testdns.StartFake(t, "signed.test.")
+	z.Add(t, fmt.Sprintf("_xmpp-client._tcp.signed.test. 300 IN SRV 0 0 %d xmpp.signed.test.", srv.Port()),
 		"xmpp.signed.test. 300 IN A 127.0.0.1")
 	rep := vtVerifier(z, pki).Verify(t.Context(), vtDomain, []string{"xmpp-client"}, Expectation{})
 	tr := rep.Services[0].Targets[0]
@@ -540,9 +437,9 @@ func TestVerifyTLSError(t *testing.T) {
 func TestVerifyDNSError(t *testing.T) {
 	pki := vtNewPKI(vtDomain)
 	srv := xmpptlstest.Start(t, xmpptlstest.Config{Certificate: pki.tlsCert()})
-	z := vtStartDNS(t, "signed.test.")
-	z.setBogus("_tcp.xmpp.signed.test.")
-	z.add(t, fmt.Sprintf("_xmpp-client._tcp.signed.test. 300 IN SRV 0 0 %d xmpp.signed.test.", srv.Port()),
+	z := testdns.StartFake(t, "signed.test.")
+	z.ServFail("_tcp.xmpp.signed.test.")
+	z.Add(t, fmt.Sprintf("_xmpp-client._tcp.signed.test. 300 IN SRV 0 0 %d xmpp.signed.test.", srv.Port()),
 		"xmpp.signed.test. 300 IN A 127.0.0.1")
 	rep := vtVerifier(z, pki).Verify(t.Context(), vtDomain, []string{"xmpp-client"}, Expectation{})
 	tr := rep.Services[0].Targets[0]
@@ -552,7 +449,7 @@ func TestVerifyDNSError(t *testing.T) {
 	}
 
 	// So does a failing address lookup.
-	z.setBogus("=xmpp.signed.test.")
+	z.ServFail("=xmpp.signed.test.")
 	rep = vtVerifier(z, pki).Verify(t.Context(), vtDomain, []string{"xmpp-client"}, Expectation{})
 	tr = rep.Services[0].Targets[0]
 	if tr.Status != StatusDNSError || !strings.Contains(tr.Error, "xmpp.signed.test. A") || !tr.TLSAValidated || rep.OK {
@@ -561,7 +458,7 @@ func TestVerifyDNSError(t *testing.T) {
 	}
 
 	// A failing SRV lookup fails the service.
-	z.setBogus("signed.test.")
+	z.ServFail("signed.test.")
 	rep = vtVerifier(z, pki).Verify(t.Context(), vtDomain, []string{"xmpp-client"}, Expectation{})
 	if rep.OK || !strings.Contains(rep.Services[0].SRV.Error, "SERVFAIL") {
 		vtDump(t, rep)
@@ -703,7 +600,7 @@ func TestResolverFrom(t *testing.T) {
 func TestVerifyReportJSON(t *testing.T) {
 	s := vtStart(t)
 	owner := Endpoint{Target: "xmpp.signed.test", Port: s.starttls.Port()}.Owner()
-	s.dns.add(t, vtTLSA(owner, vtPin(t, s.pki.current)))
+	s.dns.Add(t, vtTLSA(owner, vtPin(t, s.pki.current)))
 	rep := vtVerifier(s.dns, s.pki).Verify(t.Context(), vtDomain, []string{"xmpp-client"}, Expectation{})
 	b, err := json.Marshal(rep)
 	if err != nil {
@@ -764,8 +661,8 @@ func FuzzVerifyRecord(f *testing.F) {
 // service is not offered.
 func TestEndpoints(t *testing.T) {
 	pki := vtNewPKI(vtDomain)
-	z := vtStartDNS(t, "signed.test.")
-	z.add(t, "_xmpp-client._tcp.signed.test. 300 IN SRV 5 0 5222 a.signed.test.",
+	z := testdns.StartFake(t, "signed.test.")
+	z.Add(t, "_xmpp-client._tcp.signed.test. 300 IN SRV 5 0 5222 a.signed.test.",
 		"_xmpp-client._tcp.signed.test. 300 IN SRV 10 0 5222 b.signed.test.",
 		"_xmpps-client._tcp.signed.test. 300 IN SRV 0 0 443 a.signed.test.")
 	v := vtVerifier(z, pki)
@@ -778,7 +675,7 @@ func TestEndpoints(t *testing.T) {
 	if err != nil || !slices.Equal(got, []Endpoint{{vtDomain, 5269}}) || !rep.Fallback {
 		t.Errorf("xmpp-server without SRV: %v, %v, fallback %v; want the domain on 5269", got, err, rep.Fallback)
 	}
-	z.add(t, "_xmpp-server._tcp.signed.test. 300 IN SRV 0 0 0 .")
+	z.Add(t, "_xmpp-server._tcp.signed.test. 300 IN SRV 0 0 0 .")
 	got, rep, err = v.Endpoints(t.Context(), vtDomain, xmppaddr.ServiceServer)
 	if err != nil || len(got) != 0 || !rep.NotOffered {
 		t.Errorf("xmpp-server with target \".\": %v, %v, not offered %v; want no endpoints", got, err, rep.NotOffered)

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
-
 	"github.com/xmppcert/xmppcert/internal/testpki"
 	"github.com/xmppcert/xmppcert/internal/xmpptls/xmpptlstest"
 )
@@ -161,99 +159,6 @@ func seen(t testing.TB, s *xmpptlstest.Server, n int) []xmpptlstest.Hello {
 	}
 	t.Fatalf("the server finished %d connections, want %d", len(s.Seen()), n)
 	return nil
-}
-
-// zone is an in-process resolver stand-in: it answers from fixed
-// records, sets the AD bit for names under signed suffixes (as a
-// validating resolver does for a signed zone), and answers SERVFAIL for
-// names under failing suffixes.
-type zone struct {
-	addr string
-
-	mu      sync.Mutex
-	records map[string][]dns.RR
-	signed  []string
-	failing []string
-}
-
-func startZone(t testing.TB, signed ...string) *zone {
-	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	z := &zone{addr: pc.LocalAddr().String(), records: map[string][]dns.RR{}, signed: signed}
-	started := make(chan struct{})
-	srv := &dns.Server{PacketConn: pc, Handler: z, NotifyStartedFunc: func() { close(started) }}
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
-	return z
-}
-
-func (z *zone) add(t testing.TB, lines ...string) {
-	t.Helper()
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	for _, l := range lines {
-		rr, err := dns.NewRR(l)
-		if err != nil {
-			t.Fatalf("%q: %v", l, err)
-		}
-		name := dns.CanonicalName(rr.Header().Name)
-		z.records[name] = append(z.records[name], rr)
-	}
-}
-
-func (z *zone) fail(suffixes ...string) {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	z.failing = suffixes
-}
-
-func under(name string, suffixes []string) bool {
-	for _, s := range suffixes {
-		if dns.IsSubDomain(dns.CanonicalName(s), name) {
-			return true
-		}
-	}
-	return false
-}
-
-func (z *zone) ServeDNS(w dns.ResponseWriter, q *dns.Msg) {
-	z.mu.Lock()
-	defer z.mu.Unlock()
-	m := new(dns.Msg)
-	m.SetReply(q)
-	m.RecursionAvailable = true
-	if len(q.Question) != 1 {
-		m.Rcode = dns.RcodeFormatError
-		w.WriteMsg(m)
-		return
-	}
-	qq := q.Question[0]
-	name := dns.CanonicalName(qq.Name)
-	if under(name, z.failing) {
-		m.Rcode = dns.RcodeServerFailure
-		w.WriteMsg(m)
-		return
-	}
-	if under(name, z.signed) && q.IsEdns0() != nil && q.IsEdns0().Do() {
-		m.AuthenticatedData = true
-	}
-	rrs, exists := z.records[name]
-	if !exists {
-		m.Rcode = dns.RcodeNameError
-	}
-	for _, rr := range rrs {
-		if rr.Header().Rrtype == qq.Qtype {
-			m.Answer = append(m.Answer, rr)
-		}
-	}
-	if o := q.IsEdns0(); o != nil {
-		m.SetEdns0(4096, o.Do())
-	}
-	w.WriteMsg(m)
 }
 
 // redirect is a Dial that sends every connection to addr, whatever was

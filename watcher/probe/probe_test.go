@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmppcert/xmppcert/internal/testdns"
 	"github.com/xmppcert/xmppcert/internal/testpki"
 	"github.com/xmppcert/xmppcert/internal/tlsscan"
 	"github.com/xmppcert/xmppcert/internal/xmpptls/xmpptlstest"
@@ -177,14 +178,14 @@ func TestProbeDirectTLS(t *testing.T) {
 func TestProbeSRV(t *testing.T) {
 	starttls := server(t, xmpptlstest.Config{})
 	direct := server(t, xmpptlstest.Config{DirectTLS: true})
-	z := startZone(t)
-	z.add(t,
+	z := testdns.StartFake(t)
+	z.Add(t,
 		fmt.Sprintf("_xmpp-client._tcp.example.test. 300 IN SRV 10 0 %d xmpp.example.test.", starttls.Port()),
 		fmt.Sprintf("_xmpps-client._tcp.example.test. 300 IN SRV 5 0 %d xmpp.example.test.", direct.Port()),
 		"xmpp.example.test. 300 IN A 127.0.0.1",
 	)
 	opts := options("")
-	opts.Resolver = z.addr
+	opts.Resolver = z.Addr
 	res := Probe(t.Context(), domain, opts)
 	if !res.OK || len(res.Endpoints) != 2 {
 		dump(t, res)
@@ -199,7 +200,7 @@ func TestProbeSRV(t *testing.T) {
 		}
 	}
 	r := res.Resolution
-	if r.SRV == nil || len(r.SRV.Records) != 2 || len(r.Targets) != 2 || r.Resolver != z.addr {
+	if r.SRV == nil || len(r.SRV.Records) != 2 || len(r.Targets) != 2 || r.Resolver != z.Addr {
 		t.Errorf("resolution %+v", r)
 	}
 	if h := seen(t, direct, 1)[0]; h.SNI != domain {
@@ -217,10 +218,10 @@ func TestProbeSRV(t *testing.T) {
 }
 
 func TestProbeSRVDot(t *testing.T) {
-	z := startZone(t)
-	z.add(t, "_xmpp-client._tcp.example.test. 300 IN SRV 0 0 0 .")
+	z := testdns.StartFake(t)
+	z.Add(t, "_xmpp-client._tcp.example.test. 300 IN SRV 0 0 0 .")
 	opts := options("")
-	opts.Resolver = z.addr
+	opts.Resolver = z.Addr
 	res := Probe(t.Context(), domain, opts)
 	if res.OK || res.Failure != CodeNotOffered || len(res.Endpoints) != 0 || !res.Resolution.SRV.NotOffered {
 		dump(t, res)
@@ -235,11 +236,11 @@ func TestProbeSRVDot(t *testing.T) {
 // s2s) with STARTTLS.
 func TestProbeFallback(t *testing.T) {
 	srv := server(t, xmpptlstest.Config{})
-	z := startZone(t)
-	z.add(t, "example.test. 300 IN A 127.0.0.1")
+	z := testdns.StartFake(t)
+	z.Add(t, "example.test. 300 IN A 127.0.0.1")
 	for _, svc := range []xmppaddr.Service{xmppaddr.ServiceClient, xmppaddr.ServiceServer} {
 		opts := options("")
-		opts.Resolver, opts.Service, opts.Dial = z.addr, svc, redirect(srv.Addr)
+		opts.Resolver, opts.Service, opts.Dial = z.Addr, svc, redirect(srv.Addr)
 		res := Probe(t.Context(), domain, opts)
 		e := one(t, res)
 		want := uint16(5222)
@@ -253,17 +254,17 @@ func TestProbeFallback(t *testing.T) {
 	}
 	// No fallback for direct TLS.
 	opts := options("")
-	opts.Resolver, opts.DirectTLS = z.addr, true
+	opts.Resolver, opts.DirectTLS = z.Addr, true
 	if res := Probe(t.Context(), domain, opts); res.Failure != CodeNotOffered {
 		t.Errorf("direct TLS without SRV: failure %q, want not-offered", res.Failure)
 	}
 }
 
 func TestProbeDNSError(t *testing.T) {
-	z := startZone(t)
-	z.fail("example.test")
+	z := testdns.StartFake(t)
+	z.ServFail("example.test")
 	opts := options("")
-	opts.Resolver = z.addr
+	opts.Resolver = z.Addr
 	res := Probe(t.Context(), domain, opts)
 	if res.OK || res.Failure != CodeDNSError || !strings.Contains(res.Error, "SERVFAIL") {
 		dump(t, res)
@@ -271,10 +272,10 @@ func TestProbeDNSError(t *testing.T) {
 	}
 
 	t.Run("target without address", func(t *testing.T) {
-		z := startZone(t)
-		z.add(t, "_xmpp-client._tcp.example.test. 300 IN SRV 0 0 5222 gone.example.test.")
+		z := testdns.StartFake(t)
+		z.Add(t, "_xmpp-client._tcp.example.test. 300 IN SRV 0 0 5222 gone.example.test.")
 		opts := options("")
-		opts.Resolver = z.addr
+		opts.Resolver = z.Addr
 		res := Probe(t.Context(), domain, opts)
 		e := one(t, res)
 		if res.Failure != CodeDNSError || e.Failure != CodeDNSError || e.Phase != "dns" || e.Error == "" {
@@ -571,14 +572,14 @@ func TestProbeFull(t *testing.T) {
 func TestProbePins(t *testing.T) {
 	p := thePKI()
 	srv := server(t, xmpptlstest.Config{})
-	z := startZone(t, "example.test.")
+	z := testdns.StartFake(t, "example.test.")
 	pin, err := pinning.NewTLSA(p.good.Leaf, pinning.UsageDANEEE, pinning.SelectorSPKI, pinning.MatchSHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
 	owner := pinning.Endpoint{Target: "xmpp.example.test", Port: srv.Port()}.Owner()
 	pin.Name = owner
-	z.add(t,
+	z.Add(t,
 		fmt.Sprintf("_xmpp-client._tcp.example.test. 300 IN SRV 0 0 %d xmpp.example.test.", srv.Port()),
 		"xmpp.example.test. 300 IN A 127.0.0.1",
 		pin.String(),
@@ -601,7 +602,7 @@ func TestProbePins(t *testing.T) {
 	webAddr := web.Listener.Addr().String()
 
 	opts := options("")
-	opts.Resolver, opts.Pins = z.addr, true
+	opts.Resolver, opts.Pins = z.Addr, true
 	opts.POSH = &pinning.POSHFetcher{RootCAs: p.ca.Pool(), DialContext: redirect(webAddr), Now: func() time.Time { return testpki.At }}
 	res := Probe(t.Context(), domain, opts)
 	e := one(t, res)
