@@ -68,10 +68,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:  "xmppcert",
-		Usage: "certificates and trust for XMPP servers: issue, ca, inspect, check",
+		Usage: "certificates and trust for XMPP servers: issue, renew, ca, pin, probe, inspect, check",
 		Description: "xmppcert issues certificates carrying every XMPP identity (DNS-ID, SRV-IDs, XmppAddr) from its\n" +
-			"embedded private CA, checks certificates the way XMPP peers do (RFC 6120 §13.7 with RFC 9525) and\n" +
-			"says what Prosody, ejabberd, Openfire, Conversations and Smack will do with them.\n" +
+			"embedded private CA or a public ACME CA, renews them, checks certificates the way XMPP peers do\n" +
+			"(RFC 6120 §13.7 with RFC 9525) and says what Prosody, ejabberd, Openfire, Conversations and Smack\n" +
+			"will do with them, publishes and verifies pin data (TLSA, POSH, SPKI) with key rollover, and probes\n" +
+			"live endpoints, grading them against the 2014 XMPP manifesto.\n" +
 			"Exit codes: 0 success, 1 the certificate is not valid or an operation failed, 2 usage or input error.",
 		Reader:         stdin,
 		Writer:         stdout,
