@@ -2,7 +2,10 @@
 // and direct-TLS probing, history in bbolt, change alerts, metrics and the
 // dashboard (DESIGN.md, "Probing and watching").
 //
-// Its first part is watcher/probe, which probes one domain's endpoints
-// as a peer does and grades them against the manifesto; the daemon loop,
-// history and alerts will build on it.
+// watcher/probe probes one domain's endpoints as a peer does and grades
+// them against the manifesto; Observation reduces a probe to what is
+// remembered; watcher/history keeps observations in bbolt when they
+// change; watcher/changes classifies what changed; watcher/alert sends
+// the changes to log, webhook and exec sinks. The daemon loop, metrics
+// and the dashboard will build on them.
 package watcher
