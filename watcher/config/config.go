@@ -1,0 +1,432 @@
+// Package config reads the daemon's configuration: one TOML file naming
+// the hosts whose certificates xmppcert keeps (with their CA, deploy
+// targets, hooks and pin publishing), the endpoints it watches, how
+// history is kept, where alerts go and how the HTTP side listens.
+// contrib/xmppcert.toml is a commented example of every setting.
+//
+// Load and Parse are strict and all-or-nothing: an unknown key (a typo,
+// or a key in the wrong table or with the wrong case), a value of the
+// wrong type, a bad duration, an invalid domain, a duplicate host, an
+// unknown service, an unreadable secret file and the like make them
+// return an ErrorList and no Config. Every Error names the file, line
+// and column of the key at fault, says what is wrong and what to do:
+//
+//	/etc/xmppcert.toml:12:1: watch.interval: "1 hour" is not a duration: write it like "90s", "15m", "1h" or "7d"
+//
+// A reload (the daemon's SIGHUP) calls Load again and keeps running on
+// the old Config unless the new one loads without error.
+//
+// # Secrets
+//
+// Secrets never appear in the file: the webhook HMAC key, the HTTP bearer
+// token, the ACME EAB HMAC key and the TSIG key are each read from a file
+// named in the configuration (hmac_secret_file, token_file,
+// eab_hmac_file, tsig_secret_file). Load reads every such file, so that
+// an unreadable or empty one is reported at start-up and on reload, not
+// when first needed; the secrets are held as alert.Secret, which never
+// prints, and no error ever quotes a secret file's content. (TSIG
+// secrets are checked but not kept: renewal and pin publishing read
+// them from the file each time, as the CLI does.)
+//
+// # Paths
+//
+// Relative paths in the file (state_dir, the secret and token files,
+// out_dir, webroot, trust_root, an exec program given with a slash) are
+// taken relative to the directory of the configuration file and stored
+// absolute, so that a configuration means the same whatever the
+// daemon's working directory. Deploy targets and hook commands are kept
+// as written, as `xmppcert issue` keeps them.
+//
+// # Positions
+//
+// BurntSushi/toml reports syntax errors with their position, but keeps
+// one position per dotted key name, shared by every element of an array
+// of tables ([[host]]), and does not export it. So once the library has
+// accepted the file, this package scans the source to find where each
+// key, header and array element starts (see position.go), and decodes
+// each array-of-tables element on its own (toml.Primitive), so that an
+// error in the third [[host]] is reported at the third [[host]]'s line.
+// Unknown keys come from MetaData.Undecoded; because the library matches
+// field names case-insensitively, keys are also checked for exact case.
+package config
+
+import (
+	"time"
+
+	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/watcher/alert"
+	"github.com/xmppcert/xmppcert/watcher/changes"
+	"github.com/xmppcert/xmppcert/xmppaddr"
+)
+
+// Defaults, applied where the file says nothing.
+const (
+	// DefaultCA is who signs a host's certificate: the embedded CA.
+	DefaultCA = "local"
+	// DefaultInterval is how often each watched endpoint is probed.
+	DefaultInterval = time.Hour
+	// DefaultJitter spreads probes over this fraction of the interval,
+	// so that endpoints are not all probed at the same instant.
+	DefaultJitter = 0.1
+	// DefaultConcurrency is how many domains are probed at once.
+	DefaultConcurrency = 8
+	// MaxConcurrency bounds watch.concurrency: each probe holds a few
+	// connections and goroutines.
+	MaxConcurrency = 1024
+	// DefaultProbeTimeout bounds a whole probe of one domain (every
+	// endpoint), as probe.DefaultDeadline.
+	DefaultProbeTimeout = 5 * time.Second
+	// MinInterval is the shortest watch.interval accepted.
+	MinInterval = time.Second
+	// DefaultRetention is how long history keeps superseded
+	// observations.
+	DefaultRetention = 90 * 24 * time.Hour
+	// DefaultListen is where the dashboard, API and /metrics listen:
+	// loopback only, so no token is needed.
+	DefaultListen = "127.0.0.1:8787"
+	// DefaultTLSATTL is the TTL of published TLSA records.
+	DefaultTLSATTL = time.Hour
+	// DefaultPOSHExpires is how long clients may cache a POSH document.
+	DefaultPOSHExpires = 24 * time.Hour
+	// DefaultMinSeverity is the least severity each alert sink gets:
+	// every alert.
+	DefaultMinSeverity = changes.Info
+)
+
+// Config is a loaded, checked configuration. Every field holds its
+// default when the file leaves it out; durations are positive and
+// domains canonical (IDNA A-labels, lower case, no trailing dot).
+type Config struct {
+	// File is the path the configuration was read from (Parse's name).
+	File string
+	// StateDir is state_dir, made absolute; empty means the CLI's default
+	// (--state-dir, $XMPPCERT_STATE_DIR, /var/lib/xmppcert for root,
+	// else $XDG_STATE_HOME/xmppcert).
+	StateDir string
+	// Hosts are the [[host]] entries, in file order.
+	Hosts []Host
+	// Watch says what is probed and how often ([watch]).
+	Watch Watch
+	// History says how long observations are kept ([history]).
+	History History
+	// Alert says where alerts go ([alert]).
+	Alert Alert
+	// HTTP says where the dashboard, API and /metrics listen ([http]).
+	HTTP HTTP
+}
+
+// Host is one [[host]]: an XMPP host and its components, certified
+// together in one lineage named after the host (as `xmppcert issue`).
+type Host struct {
+	// Domain is the host (domain), canonical.
+	Domain string
+	// Components are the component domains (components), canonical;
+	// they get no _xmpp-client SRV-ID.
+	Components []string
+	// Anonymous marks an anonymous-login host that does not federate
+	// (anonymous): no _xmpp-server SRV-ID, and only c2s is watched.
+	Anonymous bool
+	// CA is "local" (the embedded CA, the default) or an ACME directory
+	// URL; a known name in the file (letsencrypt, letsencrypt-staging,
+	// zerossl) is turned into its URL, as `issue --ca` does.
+	CA string
+	// KeyType is key_type (default ecdsa-p256).
+	KeyType acme.KeyType
+	// ReuseKey keeps the lineage's key on renewal (reuse_key), so that
+	// DANE 3 1 1 records stay valid.
+	ReuseKey bool
+	// Days is the validity asked of the local CA (days; default 90);
+	// zero for an ACME CA, which chooses.
+	Days int
+	// Deploy are the deploy targets (deploy), as `issue --deploy` takes
+	// them: prosody[:CERTDIR] or ejabberd[:FILE].
+	Deploy []string
+	// Hooks are shell commands run after deploying (hooks), with
+	// certbot's environment, as `issue --hook`.
+	Hooks []string
+	// ACME is how to reach an ACME CA ([host.acme]); nil for the local CA.
+	ACME *acme.ACMESettings
+	// AgreeTOS is agree_tos in [host.acme]: agreement to the CA's terms,
+	// needed to register an account the first time.
+	AgreeTOS bool
+	// EABHMAC is the External Account Binding HMAC key read from
+	// eab_hmac_file in [host.acme]; empty without one.
+	EABHMAC alert.Secret
+	// TLSA publishes TLSA records by RFC 2136 ([host.pins.tlsa]); nil
+	// when not configured.
+	TLSA *TLSA
+	// POSH writes POSH documents ([host.pins.posh]); nil when not
+	// configured.
+	POSH *POSH
+	// Line is the line of the host's [[host]] header, for messages.
+	Line int
+}
+
+// TLSA is [host.pins.tlsa]: how the host's TLSA records are published,
+// as `xmppcert pin publish` does.
+type TLSA struct {
+	// Server is the primary taking RFC 2136 updates, HOST[:PORT] (server).
+	Server string
+	// Zone holds the records (zone); empty means asked of the server by SOA.
+	Zone string
+	// TSIGName, TSIGAlgorithm and TSIGSecretFile are the TSIG key
+	// (tsig_name, tsig_algorithm default hmac-sha256, tsig_secret_file,
+	// absolute). The file was read and checked at load.
+	TSIGName       string
+	TSIGAlgorithm  string
+	TSIGSecretFile string
+	// TTL of the records (ttl, default 1h).
+	TTL time.Duration
+	// Hold is how long the next key's records must be public before a
+	// renewal switches to it (hold, default 2 x TTL).
+	Hold time.Duration
+	// Usage, Selector and MatchingType are the record parameters (usage,
+	// selector, matching_type; default 3 1 1: DANE-EE, SPKI, SHA-256).
+	Usage, Selector, MatchingType uint8
+	// Ports to publish for (ports); empty means by role: 5222 5223 c2s,
+	// 5269 5270 s2s.
+	Ports []uint16
+	// Targets are the SRV target hosts the records are for (targets),
+	// canonical; empty means each name of the lineage.
+	Targets []string
+	// FromSRV takes targets and ports from the names' SRV records
+	// (from_srv); Ports and Targets are then empty.
+	FromSRV bool
+	// Resolver is the HOST:PORT FromSRV asks (resolver); empty means the
+	// first nameserver of /etc/resolv.conf.
+	Resolver string
+}
+
+// POSH is [host.pins.posh]: where the host's POSH documents (RFC 7711)
+// are written.
+type POSH struct {
+	// OutDir is the web root .well-known/posh/SERVICE.json is written
+	// into (out_dir, absolute); empty means only the daemon's HTTP server
+	// serves them.
+	OutDir string
+	// Expires is how long clients may cache a document (expires, default
+	// 24h).
+	Expires time.Duration
+	// Services are the documents published (services); default the
+	// services of the host's role.
+	Services []xmppaddr.Service
+}
+
+// Watch is [watch]: which endpoints are probed and how.
+type Watch struct {
+	// Interval between two probes of one endpoint (interval, default 1h).
+	Interval time.Duration
+	// Jitter spreads the probes (jitter: a fraction of the interval such
+	// as 0.1, or a duration such as "5m"; default 0.1).
+	Jitter Jitter
+	// Concurrency is how many domains are probed at once (concurrency,
+	// 1 to MaxConcurrency, default 8).
+	Concurrency int
+	// Timeout bounds a whole probe of one domain (timeout, default 5s);
+	// it is probe.Options.Deadline.
+	Timeout time.Duration
+	// OwnHosts watches c2s and s2s of every host and component of
+	// Hosts, as their roles serve them (own_hosts, default true).
+	OwnHosts bool
+	// From is the own domain sent in s2s probes' stream from (from,
+	// canonical); default the first host's domain.
+	From string
+	// Resolver is the DNS resolver probes ask, HOST:PORT (resolver); for
+	// DANE a DNSSEC-validating one. Empty means the system's.
+	Resolver string
+	// Peers are the [[watch.peer]] entries.
+	Peers []Peer
+}
+
+// Jitter is a random delay added to each probe's schedule: either a
+// fraction of the interval or a fixed duration.
+type Jitter struct {
+	// Fraction of the interval, in [0, 1); used when Duration is 0.
+	Fraction float64
+	// Duration, less than the interval, when given as one.
+	Duration time.Duration
+}
+
+// Max is the largest delay the jitter adds to interval.
+func (j Jitter) Max(interval time.Duration) time.Duration {
+	if j.Duration > 0 {
+		return j.Duration
+	}
+	return time.Duration(j.Fraction * float64(interval))
+}
+
+// Peer is one [[watch.peer]]: a domain someone else runs that is watched.
+type Peer struct {
+	// Domain is the peer's domain, canonical.
+	Domain string
+	// Services are probed (service or services; default xmpp-server,
+	// since peers are what one federates with).
+	Services []xmppaddr.Service
+	// Connect is a HOST:PORT probed instead of what SRV says (connect).
+	Connect string
+	// DirectTLS speaks XEP-0368 direct TLS at Connect (direct_tls).
+	DirectTLS bool
+	// Line is the line of the peer's [[watch.peer]] header.
+	Line int
+}
+
+// Target is one (domain, service) the daemon watches.
+type Target struct {
+	// Domain is the XMPP domain probed, canonical.
+	Domain string
+	// Service is xmpp-client or xmpp-server.
+	Service xmppaddr.Service
+	// Connect and DirectTLS are a peer's; empty for own hosts.
+	Connect   string
+	DirectTLS bool
+	// Own is true for the hosts and components of Hosts.
+	Own bool
+}
+
+// Targets lists what the daemon probes: with own_hosts every host and
+// component for the services its role serves (c2s and s2s for a host,
+// s2s for a component, c2s for an anonymous host), then every peer's
+// services, without duplicates, in file order.
+func (c *Config) Targets() []Target {
+	var out []Target
+	seen := map[Target]bool{}
+	add := func(t Target) {
+		k := t
+		k.Own = false
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, t)
+		}
+	}
+	if c.Watch.OwnHosts {
+		for _, h := range c.Hosts {
+			for _, n := range h.names() {
+				for _, svc := range n.Role.Services() {
+					add(Target{Domain: n.Domain, Service: svc, Own: true})
+				}
+			}
+		}
+	}
+	for _, p := range c.Watch.Peers {
+		for _, svc := range p.Services {
+			add(Target{Domain: p.Domain, Service: svc, Connect: p.Connect, DirectTLS: p.DirectTLS})
+		}
+	}
+	return out
+}
+
+func (h Host) role() xmppaddr.Role {
+	if h.Anonymous {
+		return xmppaddr.RoleAnonymousHost
+	}
+	return xmppaddr.RoleHost
+}
+
+func (h Host) names() []xmppaddr.Name {
+	out := []xmppaddr.Name{{Domain: h.Domain, Role: h.role()}}
+	for _, c := range h.Components {
+		out = append(out, xmppaddr.Name{Domain: c, Role: xmppaddr.RoleComponent})
+	}
+	return out
+}
+
+// Request is the issuance request for the host, as `xmppcert issue`
+// builds it from the same settings.
+func (h Host) Request() (acme.Request, error) {
+	req, err := acme.NewRequest(h.Domain, h.role(), h.Components, h.KeyType)
+	if err != nil {
+		return acme.Request{}, err
+	}
+	req.ReuseKey = h.ReuseKey
+	req.CA = h.CA
+	req.Days = h.Days
+	req.Deploy = append([]string(nil), h.Deploy...)
+	req.Hooks = append([]string(nil), h.Hooks...)
+	if h.ACME != nil {
+		a := *h.ACME
+		if a.Challenges.RFC2136 != nil {
+			r := *a.Challenges.RFC2136
+			a.Challenges.RFC2136 = &r
+		}
+		req.ACME = &a
+	}
+	return req, nil
+}
+
+// History is [history].
+type History struct {
+	// Retention is how long superseded observations are kept (retention,
+	// default 90 days); the current observation of an endpoint is
+	// always kept.
+	Retention time.Duration
+}
+
+// Alert is [alert]: the sinks and how often a persisting condition is
+// re-sent.
+type Alert struct {
+	// MinSeverity is the least severity the log sink logs (min_severity,
+	// default info).
+	MinSeverity changes.Severity
+	// ResendInterval is how long a persisting condition stays quiet
+	// after being sent (resend_interval, default 24h); negative, from
+	// "never", means never re-sent while it persists.
+	ResendInterval time.Duration
+	// Webhooks are the [[alert.webhook]] entries.
+	Webhooks []Webhook
+	// Execs are the [[alert.exec]] entries.
+	Execs []Exec
+}
+
+// Webhook is one [[alert.webhook]].
+type Webhook struct {
+	// URL receives the POSTs (url): https, or http to a loopback host.
+	URL string
+	// HMACSecretFile is the file the signing key was read from
+	// (hmac_secret_file, absolute); empty for unsigned posts.
+	HMACSecretFile string
+	// HMACSecret is that file's content without surrounding white space.
+	HMACSecret alert.Secret
+	// MinSeverity is the least severity sent (min_severity, default info).
+	MinSeverity changes.Severity
+	// Timeout bounds each attempt (timeout; default
+	// alert.DefaultWebhookTimeout).
+	Timeout time.Duration
+	// MaxAttempts is the retry budget per alert (max_attempts; default
+	// alert.DefaultWebhookMaxAttempts).
+	MaxAttempts int
+}
+
+// Options are the webhook's alert.WebhookOptions.
+func (w Webhook) Options() alert.WebhookOptions {
+	return alert.WebhookOptions{URL: w.URL, Secret: w.HMACSecret, Timeout: w.Timeout, MaxAttempts: w.MaxAttempts}
+}
+
+// Exec is one [[alert.exec]].
+type Exec struct {
+	// Command is the program and its arguments (command, an array; no
+	// shell). A relative program path is taken relative to the
+	// configuration's directory; a bare name is looked up in $PATH at load.
+	Command []string
+	// Timeout bounds each run (timeout; default alert.DefaultExecTimeout).
+	Timeout time.Duration
+	// MinSeverity is the least severity run for (min_severity, default
+	// info).
+	MinSeverity changes.Severity
+}
+
+// Options are the hook's alert.ExecOptions.
+func (e Exec) Options() alert.ExecOptions {
+	return alert.ExecOptions{Command: append([]string(nil), e.Command...), Timeout: e.Timeout}
+}
+
+// HTTP is [http].
+type HTTP struct {
+	// Listen is the HOST:PORT of the dashboard, API and /metrics (listen,
+	// default 127.0.0.1:8787).
+	Listen string
+	// TokenFile holds the bearer token (token_file, absolute); required
+	// when Listen is not a loopback address.
+	TokenFile string
+	// Token is that file's content without surrounding white space.
+	Token alert.Secret
+}

@@ -1,0 +1,699 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/acmeca"
+	"github.com/xmppcert/xmppcert/acme/challenge"
+	"github.com/xmppcert/xmppcert/acme/localca"
+	"github.com/xmppcert/xmppcert/internal/certfile"
+	"github.com/xmppcert/xmppcert/internal/dnsupdate"
+	"github.com/xmppcert/xmppcert/watcher/alert"
+	"github.com/xmppcert/xmppcert/watcher/changes"
+	"github.com/xmppcert/xmppcert/xmppaddr"
+)
+
+// MaxSecretFile is the largest secret or token file read: a secret is a
+// line, so anything bigger is the wrong file.
+const MaxSecretFile = 64 << 10
+
+// MinTokenLength is the shortest bearer token accepted for a
+// non-loopback listener.
+const MinTokenLength = 16
+
+// validate checks the decoded file and builds the Config.
+func (p *parser) validate(d *decoded) *Config {
+	cfg := &Config{File: p.file}
+	if d.top.StateDir != nil {
+		if *d.top.StateDir == "" {
+			p.errAt("state_dir", "is empty; leave it out for the default, or give a directory")
+		} else {
+			cfg.StateDir = p.abs(*d.top.StateDir)
+		}
+	}
+	names := map[string]string{} // canonical name -> indexed path where first named
+	for i := range d.hosts {
+		if h, ok := p.host(fmt.Sprintf("host[%d]", i), &d.hosts[i], names); ok {
+			cfg.Hosts = append(cfg.Hosts, h)
+		}
+	}
+	cfg.Watch = p.watch(&d.top.Watch, d.peers, cfg.Hosts)
+	cfg.History.Retention = p.duration("history.retention", d.top.History.Retention, DefaultRetention, time.Hour, false)
+	if cfg.History.Retention > 0 && cfg.Watch.Interval > 0 && cfg.History.Retention < cfg.Watch.Interval {
+		p.errAt("history.retention", "%s is shorter than watch.interval %s: history would forget what it just saw; keep at least one interval", cfg.History.Retention, cfg.Watch.Interval)
+	}
+	cfg.Alert = p.alert(&d.top.Alert, d.webhooks, d.execs)
+	cfg.HTTP = p.http(&d.top.HTTP)
+	if len(d.hosts) == 0 && len(d.peers) == 0 && len(p.errs) == 0 {
+		p.errs = append(p.errs, &Error{File: p.file, Msg: "nothing to do: add a [[host]] whose certificate xmppcert keeps, or a [[watch.peer]] to watch (see contrib/xmppcert.toml)"})
+	}
+	return cfg
+}
+
+// abs makes a path from the file absolute, relative to the file's
+// directory.
+func (p *parser) abs(path string) string {
+	if filepath.IsAbs(path) {
+		return filepath.Clean(path)
+	}
+	a, err := filepath.Abs(filepath.Join(filepath.Dir(p.file), path))
+	if err != nil {
+		return filepath.Join(filepath.Dir(p.file), path)
+	}
+	return a
+}
+
+// duration checks an optional duration: def when unset, at least min,
+// "never" only where allowed (returned as -1).
+func (p *parser) duration(path string, d *duration, def, min time.Duration, neverOK bool) time.Duration {
+	switch {
+	case d == nil:
+		return def
+	case d.never && neverOK:
+		return -1
+	case d.never:
+		p.errAt(path, "\"never\" is not allowed here; give a duration such as \"1h\"")
+	case d.d <= 0:
+		p.errAt(path, "%s is not positive; give a duration such as \"1h\"", d.d)
+	case d.d < min:
+		p.errAt(path, "%s is too short; give at least %s", d.d, min)
+	default:
+		return d.d
+	}
+	return 0
+}
+
+// readSecret reads a secret file named at path, relative to the
+// configuration. Errors never show the content.
+func (p *parser) readSecret(path, file, what string) (string, []byte, bool) {
+	abs := p.abs(file)
+	f, err := os.Open(abs)
+	if err != nil {
+		p.errAt(path, "cannot read %s %s: %v; check the path and that the daemon's user may read it", what, abs, pathErr(err))
+		return abs, nil, false
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxSecretFile+1))
+	if err != nil {
+		p.errAt(path, "cannot read %s %s: %v", what, abs, pathErr(err))
+		return abs, nil, false
+	}
+	if len(data) > MaxSecretFile {
+		p.errAt(path, "%s %s is larger than %d KiB; is it the right file?", what, abs, MaxSecretFile>>10)
+		return abs, nil, false
+	}
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 {
+		p.errAt(path, "%s %s is empty; put the secret in it", what, abs)
+		return abs, nil, false
+	}
+	return abs, data, true
+}
+
+func (p *parser) domain(path, d string) (string, bool) {
+	c, err := acme.CanonicalName(d)
+	if err != nil {
+		p.errAt(path, "%v", err)
+		return "", false
+	}
+	return c, true
+}
+
+func (p *parser) host(path string, r *rawHost, names map[string]string) (Host, bool) {
+	h := Host{Line: p.lineOf(path), ReuseKey: r.ReuseKey, Anonymous: r.Anonymous}
+	n := len(p.errs)
+	claim := func(at, name string) {
+		if first, dup := names[name]; dup {
+			p.errAt(at, "%s is already named at line %d: each name belongs to one host (one certificate, one lineage); remove one", name, p.lineOf(first))
+			return
+		}
+		names[name] = at
+	}
+	if r.Domain == nil {
+		p.errAt(path, "this [[host]] has no domain; add domain = \"example.org\"")
+	} else if d, ok := p.domain(path+".domain", *r.Domain); ok {
+		h.Domain = d
+		claim(path+".domain", d)
+	}
+	for i, c := range r.Components {
+		at := fmt.Sprintf("%s.components[%d]", path, i)
+		if d, ok := p.domain(at, c); ok {
+			h.Components = append(h.Components, d)
+			claim(at, d)
+		}
+	}
+	if len(r.Components)+1 > acme.MaxNames {
+		p.errAt(path+".components", "%d names in one certificate; at most %d", len(r.Components)+1, acme.MaxNames)
+	}
+	h.KeyType = acme.KeyECDSAP256
+	if r.KeyType != nil {
+		k, err := acme.ParseKeyType(*r.KeyType)
+		if err != nil || *r.KeyType == "" {
+			p.errAt(path+".key_type", "unknown key type %q; use ecdsa-p256, rsa2048 or rsa3072", clip(*r.KeyType))
+		}
+		h.KeyType = k
+	}
+	h.CA = DefaultCA
+	if r.CA != nil {
+		h.CA = *r.CA
+	}
+	if h.CA == "local" {
+		h.Days = int(localca.DefaultLifetime / (24 * time.Hour))
+		maxDays := int(localca.MaxLifetime / (24 * time.Hour))
+		if r.Days != nil {
+			h.Days = *r.Days
+			if h.Days < 1 || h.Days > maxDays {
+				p.errAt(path+".days", "%d is out of range: give 1 to %d", h.Days, maxDays)
+			}
+		}
+		if r.ACME != nil {
+			p.errAt(path+".acme", "[host.acme] is for ACME CAs, but this host's ca is local (the embedded CA signs offline, without account or challenges); remove it or set ca")
+		}
+	} else {
+		dir, err := acmeca.ParseDirectory(h.CA)
+		if err != nil {
+			p.errAt(path+".ca", "%v", err)
+		}
+		h.CA = dir
+		if r.Days != nil {
+			p.errAt(path+".days", "days is for ca = \"local\"; an ACME CA sets the validity itself (choose a profile if it offers several)")
+		}
+		if err == nil {
+			h.ACME, h.AgreeTOS, h.EABHMAC = p.acmeSettings(path, dir, r.ACME)
+		}
+	}
+	for i, spec := range r.Deploy {
+		if _, err := acme.ParseTarget(spec); err != nil {
+			p.errAt(fmt.Sprintf("%s.deploy[%d]", path, i), "%v", err)
+		}
+	}
+	h.Deploy = r.Deploy
+	for i, cmd := range r.Hooks {
+		if strings.TrimSpace(cmd) == "" {
+			p.errAt(fmt.Sprintf("%s.hooks[%d]", path, i), "empty hook command; give a shell command or remove it")
+		}
+	}
+	h.Hooks = r.Hooks
+	if r.Pins.TLSA != nil {
+		h.TLSA = p.tlsa(path+".pins.tlsa", r.Pins.TLSA)
+	}
+	if r.Pins.POSH != nil {
+		h.POSH = p.posh(path+".pins.posh", r.Pins.POSH, h.role())
+	}
+	return h, len(p.errs) == n
+}
+
+func (p *parser) acmeSettings(path, dir string, r *rawACME) (*acme.ACMESettings, bool, alert.Secret) {
+	at := path + ".acme"
+	if r == nil {
+		p.errAt(path+".ca", "an ACME CA needs [host.acme] with a way to prove control of the names: http_listen, webroot, tls_alpn_listen, dns_rfc2136 or dns_hook")
+		return nil, false, nil
+	}
+	a := &acme.ACMESettings{Directory: dir, Email: r.Email, Profile: r.Profile, EABKeyID: r.EABKeyID, RequireXMPPIDs: r.RequireXMPPIDs}
+	if err := acmeca.CheckEmail(r.Email); err != nil {
+		p.errAt(at+".email", "%v", err)
+	}
+	var hmac alert.Secret
+	switch {
+	case r.EABKeyID != "" && r.EABHMACFile == "":
+		p.errAt(at+".eab_kid", "eab_kid needs eab_hmac_file, the file holding the CA's HMAC key")
+	case r.EABKeyID == "" && r.EABHMACFile != "":
+		p.errAt(at+".eab_hmac_file", "eab_hmac_file needs eab_kid, the key ID from the CA's account page")
+	case r.EABHMACFile != "":
+		if file, data, ok := p.readSecret(at+".eab_hmac_file", r.EABHMACFile, "EAB HMAC key file"); ok {
+			if acmeca.CheckEAB(r.EABKeyID, string(data)) != nil {
+				p.errAt(at+".eab_hmac_file", "%s does not hold a base64url HMAC key (as the CA's account page shows it)", file)
+			} else {
+				hmac = alert.Secret(data)
+			}
+		}
+	}
+	if r.RequireXMPPIDs && acmeca.IsPublic(dir) {
+		p.errAt(at+".require_xmpp_ids", "%s certifies DNS names only (no SRV-ID or XmppAddr in public certificates); use ca = \"local\" or a private ACME CA, or remove require_xmpp_ids", acmeca.DisplayName(dir))
+	}
+	if r.TrustRoot != "" {
+		a.TrustRoot = p.abs(r.TrustRoot)
+		if _, err := certfile.Read(a.TrustRoot, nil); err != nil {
+			p.errAt(at+".trust_root", "%v", err)
+		}
+	}
+	ch := acme.ChallengeSettings{HTTPListen: r.HTTPListen, TLSALPNListen: r.TLSALPNListen, DNSHook: r.DNSHook}
+	if r.HTTPListen != "" {
+		if err := (&challenge.HTTP01{Addr: r.HTTPListen}).Validate(); err != nil {
+			p.errAt(at+".http_listen", "%v", err)
+		}
+	}
+	if r.Webroot != "" {
+		ch.Webroot = p.abs(r.Webroot)
+		if r.HTTPListen != "" {
+			p.errAt(at+".webroot", "http_listen and webroot both solve http-01; choose one")
+		} else if err := (&challenge.Webroot{Dir: ch.Webroot}).Validate(); err != nil {
+			p.errAt(at+".webroot", "%v", err)
+		}
+	}
+	if r.TLSALPNListen != "" {
+		if err := (&challenge.TLSALPN01{Addr: r.TLSALPNListen}).Validate(); err != nil {
+			p.errAt(at+".tls_alpn_listen", "%v", err)
+		}
+	}
+	if r.DNSHook != "" && strings.TrimSpace(r.DNSHook) == "" {
+		p.errAt(at+".dns_hook", "empty command; give a shell command or remove it")
+	}
+	if d := r.RFC2136; d != nil {
+		rp := at + ".dns_rfc2136"
+		s := &acme.RFC2136Settings{Server: d.Server, TSIGName: d.TSIGName, TSIGAlgorithm: d.TSIGAlgorithm}
+		if d.TSIGSecretFile != "" {
+			s.TSIGSecretFile = p.abs(d.TSIGSecretFile)
+		}
+		p.dnsUpdate(rp, d.Server, d.TSIGName, d.TSIGAlgorithm, d.TSIGSecretFile)
+		if r.DNSHook != "" {
+			p.errAt(rp, "dns_rfc2136 and dns_hook both solve dns-01; choose one")
+		}
+		ch.RFC2136 = s
+	}
+	if ch.Empty() {
+		p.errAt(at, "no way to prove control of the names: set http_listen, webroot, tls_alpn_listen, dns_rfc2136 or dns_hook")
+	}
+	a.Challenges = ch
+	return a, r.AgreeTOS, hmac
+}
+
+// dnsUpdate checks RFC 2136 settings at path: the server, the algorithm
+// and the TSIG key, whose secret file is read and checked (not kept).
+func (p *parser) dnsUpdate(path, server, keyName, alg, secretFile string) {
+	if server == "" {
+		p.errAt(path, "no server: give server = \"HOST[:PORT]\", the primary taking dynamic updates")
+	} else if _, err := dnsupdate.HostPort(server); err != nil {
+		p.errAt(path+".server", "%v", err)
+	}
+	if _, err := dnsupdate.TSIGAlgorithm(alg); err != nil {
+		p.errAt(path+".tsig_algorithm", "%v", err)
+	}
+	switch {
+	case keyName != "" && secretFile == "":
+		p.errAt(path+".tsig_name", "tsig_name %s needs tsig_secret_file, the file holding its secret", keyName)
+	case keyName == "" && secretFile != "":
+		p.errAt(path+".tsig_secret_file", "tsig_secret_file needs tsig_name, the key's name on the server")
+	case secretFile != "":
+		c := &dnsupdate.Client{Server: server, KeyName: keyName, Algorithm: alg}
+		secret, err := dnsupdate.LoadTSIGSecret(p.abs(secretFile))
+		if err != nil {
+			p.errAt(path+".tsig_secret_file", "%v", err)
+			return
+		}
+		c.Secret = secret
+		if err := c.Validate(); err != nil && server != "" {
+			p.errAt(path+".tsig_name", "%v", err)
+		}
+	}
+}
+
+func (p *parser) tlsa(path string, r *rawTLSA) *TLSA {
+	t := &TLSA{Server: r.Server, TSIGName: r.TSIGName, TSIGAlgorithm: r.TSIGAlgorithm, FromSRV: r.FromSRV, Resolver: r.Resolver}
+	p.dnsUpdate(path, r.Server, r.TSIGName, r.TSIGAlgorithm, r.TSIGSecretFile)
+	if r.TSIGSecretFile != "" {
+		t.TSIGSecretFile = p.abs(r.TSIGSecretFile)
+	}
+	if r.Zone != "" {
+		z, err := xmppaddr.CanonicalDomain(r.Zone)
+		if err != nil {
+			p.errAt(path+".zone", "%v", err)
+		}
+		t.Zone = z
+	}
+	t.TTL = p.duration(path+".ttl", r.TTL, DefaultTLSATTL, time.Second, false)
+	t.Hold = p.duration(path+".hold", r.Hold, 2*t.TTL, time.Second, false)
+	for _, f := range []struct {
+		key  string
+		v    *int
+		def  uint8
+		max  int
+		dest *uint8
+		what string
+	}{
+		{"usage", r.Usage, 3, 3, &t.Usage, "0 PKIX-TA, 1 PKIX-EE, 2 DANE-TA, 3 DANE-EE"},
+		{"selector", r.Selector, 1, 1, &t.Selector, "0 full certificate, 1 SubjectPublicKeyInfo"},
+		{"matching_type", r.MatchingType, 1, 2, &t.MatchingType, "0 full, 1 SHA-256, 2 SHA-512"},
+	} {
+		*f.dest = f.def
+		if f.v != nil {
+			if *f.v < 0 || *f.v > f.max {
+				p.errAt(path+"."+f.key, "%d is out of range: %s", *f.v, f.what)
+			} else {
+				*f.dest = uint8(*f.v)
+			}
+		}
+	}
+	for i, port := range r.Ports {
+		if port < 1 || port > 65535 {
+			p.errAt(fmt.Sprintf("%s.ports[%d]", path, i), "%d is not a TCP port: give 1 to 65535", port)
+			continue
+		}
+		t.Ports = append(t.Ports, uint16(port))
+	}
+	for i, target := range r.Targets {
+		if d, ok := p.domain(fmt.Sprintf("%s.targets[%d]", path, i), target); ok {
+			t.Targets = append(t.Targets, d)
+		}
+	}
+	if r.FromSRV && (len(r.Ports) > 0 || len(r.Targets) > 0) {
+		p.errAt(path+".from_srv", "from_srv takes the targets and ports from DNS; remove ports and targets")
+	}
+	if r.Resolver != "" {
+		if err := hostPort(r.Resolver); err != nil {
+			p.errAt(path+".resolver", "%q: %v (give HOST:PORT, e.g. 127.0.0.1:53)", clip(r.Resolver), err)
+		}
+		if !r.FromSRV {
+			p.errAt(path+".resolver", "resolver is only asked with from_srv = true; remove it or set from_srv")
+		}
+	}
+	return t
+}
+
+func (p *parser) posh(path string, r *rawPOSH, role xmppaddr.Role) *POSH {
+	o := &POSH{}
+	if r.OutDir != "" {
+		o.OutDir = p.abs(r.OutDir)
+		if fi, err := os.Stat(o.OutDir); err != nil {
+			p.errAt(path+".out_dir", "%s: %v; create the web root or fix the path", o.OutDir, pathErr(err))
+		} else if !fi.IsDir() {
+			p.errAt(path+".out_dir", "%s is not a directory", o.OutDir)
+		}
+	}
+	o.Expires = p.duration(path+".expires", r.Expires, DefaultPOSHExpires, time.Second, false)
+	serves := role.Services()
+	for i, s := range r.Services {
+		at := fmt.Sprintf("%s.services[%d]", path, i)
+		svc, ok := p.service(at, s)
+		switch {
+		case !ok:
+		case !containsService(serves, svc):
+			p.errAt(at, "this host does not serve %s (an anonymous host is c2s only); remove it", svc)
+		case containsService(o.Services, svc):
+			p.errAt(at, "%s is named twice", svc)
+		default:
+			o.Services = append(o.Services, svc)
+		}
+	}
+	if len(r.Services) == 0 {
+		o.Services = serves
+	}
+	return o
+}
+
+// service reads a watchable service name.
+func (p *parser) service(path, s string) (xmppaddr.Service, bool) {
+	switch xmppaddr.Service(s) {
+	case xmppaddr.ServiceClient, xmppaddr.ServiceServer:
+		return xmppaddr.Service(s), true
+	}
+	hint := ""
+	switch strings.ToLower(s) {
+	case "c2s", "client", "_xmpp-client":
+		hint = "; for c2s write \"xmpp-client\""
+	case "s2s", "server", "_xmpp-server":
+		hint = "; for s2s write \"xmpp-server\""
+	}
+	p.errAt(path, "unknown service %q: use \"xmpp-client\" or \"xmpp-server\"%s", clip(s), hint)
+	return "", false
+}
+
+func containsService(list []xmppaddr.Service, s xmppaddr.Service) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// hostPort checks HOST:PORT with a host and a port from 1 to 65535.
+func hostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("not HOST:PORT")
+	}
+	if host == "" {
+		return fmt.Errorf("no host")
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return fmt.Errorf("port %q is not a number from 1 to 65535", port)
+	}
+	return nil
+}
+
+func (p *parser) watch(r *rawWatch, peers []rawPeer, hosts []Host) Watch {
+	w := Watch{OwnHosts: true, Resolver: r.Resolver}
+	w.Interval = p.duration("watch.interval", r.Interval, DefaultInterval, MinInterval, false)
+	w.Jitter.Fraction = DefaultJitter
+	if j := r.Jitter; j != nil {
+		switch {
+		case j.isDur && (j.d < 0 || (w.Interval > 0 && j.d >= w.Interval)):
+			p.errAt("watch.jitter", "%s is out of range: give a duration from 0 up to (not including) the interval %s, or a fraction such as 0.1", j.d, w.Interval)
+		case j.isDur:
+			w.Jitter = Jitter{Duration: j.d}
+		case j.fraction < 0 || j.fraction >= 1:
+			p.errAt("watch.jitter", "%g is out of range: a fraction of the interval is from 0 up to (not including) 1, such as 0.1", j.fraction)
+		default:
+			w.Jitter = Jitter{Fraction: j.fraction}
+		}
+	}
+	w.Concurrency = DefaultConcurrency
+	if r.Concurrency != nil {
+		w.Concurrency = *r.Concurrency
+		if w.Concurrency < 1 || w.Concurrency > MaxConcurrency {
+			p.errAt("watch.concurrency", "%d is out of range: give 1 to %d", w.Concurrency, MaxConcurrency)
+		}
+	}
+	w.Timeout = p.duration("watch.timeout", r.Timeout, DefaultProbeTimeout, time.Millisecond, false)
+	if w.Timeout > 0 && w.Interval > 0 && w.Timeout > w.Interval {
+		p.errAt("watch.timeout", "%s is longer than the interval %s; a probe must end before the next is due", w.Timeout, w.Interval)
+	}
+	if r.OwnHosts != nil {
+		w.OwnHosts = *r.OwnHosts
+	}
+	if r.From != nil {
+		if d, ok := p.domain("watch.from", *r.From); ok {
+			w.From = d
+		}
+	} else if len(hosts) > 0 {
+		w.From = hosts[0].Domain
+	}
+	if r.Resolver != "" {
+		if err := hostPort(r.Resolver); err != nil {
+			p.errAt("watch.resolver", "%q: %v (give HOST:PORT, e.g. 127.0.0.1:53)", clip(r.Resolver), err)
+		}
+	}
+	own := map[Target]bool{}
+	if w.OwnHosts {
+		for _, h := range hosts {
+			for _, n := range h.names() {
+				for _, svc := range n.Role.Services() {
+					own[Target{Domain: n.Domain, Service: svc}] = true
+				}
+			}
+		}
+	}
+	seen := map[Target]string{}
+	for i := range peers {
+		path := fmt.Sprintf("watch.peer[%d]", i)
+		if pe, ok := p.peer(path, &peers[i], own, seen); ok {
+			w.Peers = append(w.Peers, pe)
+		}
+	}
+	return w
+}
+
+func (p *parser) peer(path string, r *rawPeer, own map[Target]bool, seen map[Target]string) (Peer, bool) {
+	n := len(p.errs)
+	pe := Peer{Line: p.lineOf(path), Connect: r.Connect, DirectTLS: r.DirectTLS}
+	if r.Domain == nil {
+		p.errAt(path, "this [[watch.peer]] has no domain; add domain = \"example.net\"")
+	} else if d, err := xmppaddr.CanonicalDomain(*r.Domain); err != nil {
+		p.errAt(path+".domain", "%q is not a valid XMPP domain: %v", clip(*r.Domain), err)
+	} else {
+		pe.Domain = d
+	}
+	var names []string
+	switch {
+	case r.Service != nil && r.Services != nil:
+		p.errAt(path+".service", "give service or services, not both")
+	case r.Service != nil:
+		names = []string{*r.Service}
+	case r.Services != nil:
+		names = r.Services
+		if len(names) == 0 {
+			p.errAt(path+".services", "is empty; name xmpp-client, xmpp-server or both, or leave it out for xmpp-server")
+		}
+	default:
+		pe.Services = []xmppaddr.Service{xmppaddr.ServiceServer}
+	}
+	for i, s := range names {
+		at := path + ".service"
+		if r.Service == nil {
+			at = fmt.Sprintf("%s.services[%d]", path, i)
+		}
+		if svc, ok := p.service(at, s); ok {
+			if containsService(pe.Services, svc) {
+				p.errAt(at, "%s is named twice", svc)
+				continue
+			}
+			pe.Services = append(pe.Services, svc)
+		}
+	}
+	if r.Connect != "" {
+		if err := hostPort(r.Connect); err != nil {
+			p.errAt(path+".connect", "%q: %v (give HOST:PORT, e.g. xmpp.example.net:5269)", clip(r.Connect), err)
+		}
+	}
+	if pe.Domain != "" {
+		for _, svc := range pe.Services {
+			k := Target{Domain: pe.Domain, Service: svc, Connect: pe.Connect, DirectTLS: pe.DirectTLS}
+			if first, dup := seen[k]; dup {
+				p.errAt(path, "%s %s is already watched by the peer at line %d; remove one", pe.Domain, svc, p.lineOf(first))
+			} else if own[k] {
+				p.errAt(path+".domain", "%s %s is one of the [[host]] names, watched already (own_hosts); remove this peer, give it a connect address, or set own_hosts = false", pe.Domain, svc)
+			}
+			seen[k] = path
+		}
+	}
+	return pe, len(p.errs) == n
+}
+
+// severity reads an optional min_severity.
+func (p *parser) severity(path string, s *string) changes.Severity {
+	if s == nil {
+		return DefaultMinSeverity
+	}
+	sev := changes.Severity(*s)
+	if sev.Rank() == 0 {
+		p.errAt(path, "unknown severity %q: use \"info\", \"warning\" or \"critical\"", clip(*s))
+		return DefaultMinSeverity
+	}
+	return sev
+}
+
+func (p *parser) alert(r *rawAlert, hooks []rawWebhook, execs []rawExec) Alert {
+	a := Alert{MinSeverity: p.severity("alert.min_severity", r.MinSeverity)}
+	a.ResendInterval = p.duration("alert.resend_interval", r.ResendInterval, alert.DefaultResendInterval, time.Second, true)
+	for i := range hooks {
+		if w, ok := p.webhook(fmt.Sprintf("alert.webhook[%d]", i), &hooks[i]); ok {
+			a.Webhooks = append(a.Webhooks, w)
+		}
+	}
+	for i := range execs {
+		if e, ok := p.exec(fmt.Sprintf("alert.exec[%d]", i), &execs[i]); ok {
+			a.Execs = append(a.Execs, e)
+		}
+	}
+	return a
+}
+
+func (p *parser) webhook(path string, r *rawWebhook) (Webhook, bool) {
+	n := len(p.errs)
+	w := Webhook{MinSeverity: p.severity(path+".min_severity", r.MinSeverity)}
+	if r.URL == nil {
+		p.errAt(path, "this [[alert.webhook]] has no url; add url = \"https://...\"")
+	} else {
+		w.URL = *r.URL
+		// Only scheme and host are ever shown: paths and queries of
+		// webhook URLs often hold tokens.
+		u, err := url.Parse(w.URL)
+		switch {
+		case err != nil || u.Host == "" || u.Hostname() == "":
+			p.errAt(path+".url", "not a URL with a host; give the receiver's URL, such as https://hooks.example.org/xmppcert")
+		case u.Scheme == "https":
+		case u.Scheme == "http" && acmeca.IsLoopback(u.Hostname()):
+		case u.Scheme == "http":
+			p.errAt(path+".url", "http://%s is not loopback: alerts (and the signature) would cross the network in plain text; use https://", u.Host)
+		default:
+			p.errAt(path+".url", "scheme %q: use https:// (or http:// to a loopback receiver)", clip(u.Scheme))
+		}
+	}
+	if r.HMACSecretFile != "" {
+		file, data, ok := p.readSecret(path+".hmac_secret_file", r.HMACSecretFile, "webhook HMAC secret file")
+		w.HMACSecretFile = file
+		if ok {
+			w.HMACSecret = alert.Secret(data)
+		}
+	}
+	w.Timeout = p.duration(path+".timeout", r.Timeout, alert.DefaultWebhookTimeout, time.Millisecond, false)
+	w.MaxAttempts = alert.DefaultWebhookMaxAttempts
+	if r.MaxAttempts != nil {
+		w.MaxAttempts = *r.MaxAttempts
+		if w.MaxAttempts < 1 || w.MaxAttempts > 100 {
+			p.errAt(path+".max_attempts", "%d is out of range: give 1 to 100", w.MaxAttempts)
+		}
+	}
+	return w, len(p.errs) == n
+}
+
+func (p *parser) exec(path string, r *rawExec) (Exec, bool) {
+	n := len(p.errs)
+	e := Exec{MinSeverity: p.severity(path+".min_severity", r.MinSeverity)}
+	switch {
+	case r.Command == nil:
+		p.errAt(path, "this [[alert.exec]] has no command; add command = [\"/path/to/program\", \"arg\"]")
+	case len(r.Command) == 0 || strings.TrimSpace(r.Command[0]) == "":
+		p.errAt(path+".command", "is empty; give the program and its arguments, such as [\"/usr/local/bin/page\", \"--team\", \"xmpp\"]")
+	default:
+		e.Command = append([]string(nil), r.Command...)
+		prog := e.Command[0]
+		if strings.ContainsRune(prog, '/') {
+			prog = p.abs(prog)
+			e.Command[0] = prog
+		}
+		if _, err := exec.LookPath(prog); err != nil {
+			var ee *exec.Error
+			if errors.As(err, &ee) {
+				err = ee.Err
+			}
+			p.errAt(path+".command", "%s: %v; give the path of an executable program", prog, pathErr(err))
+		}
+	}
+	e.Timeout = p.duration(path+".timeout", r.Timeout, alert.DefaultExecTimeout, time.Millisecond, false)
+	return e, len(p.errs) == n
+}
+
+func (p *parser) http(r *rawHTTP) HTTP {
+	h := HTTP{Listen: DefaultListen}
+	if r.Listen != nil {
+		h.Listen = *r.Listen
+	}
+	host, port, err := net.SplitHostPort(h.Listen)
+	if n, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil || (n == 0 && port != "0") {
+		p.errAt("http.listen", "%q is not HOST:PORT; give an address such as 127.0.0.1:8787", clip(h.Listen))
+		return h
+	}
+	loopback := host != "" && acmeca.IsLoopback(host)
+	if r.TokenFile != "" {
+		file, data, ok := p.readSecret("http.token_file", r.TokenFile, "token file")
+		h.TokenFile = file
+		if ok {
+			if len(data) < MinTokenLength {
+				p.errAt("http.token_file", "the token in %s is shorter than %d characters and could be guessed; put a long random one in it (e.g. openssl rand -hex 32)", file, MinTokenLength)
+			} else {
+				h.Token = alert.Secret(data)
+			}
+		}
+	} else if !loopback {
+		shown := host
+		if shown == "" {
+			shown = "every address"
+		}
+		p.errAt("http.listen", "%s is not a loopback address, so clients must send a bearer token: set token_file to a file holding one, or listen on 127.0.0.1", shown)
+	}
+	return h
+}
