@@ -11,10 +11,11 @@ cd "$(dirname "$0")"
 # DNS server for dns-01 and TLSA publishing by RFC 2136, signing its zones
 # with DNSSEC; unbound: the validating resolver pin verify asks; ldnsutils:
 # ldns-dane, which checks what we publish; hash-slinger: tlsa, whose records
-# ours must equal). Installed when root. The tests start their own servers
+# ours must equal; chromium: the dashboard tested in a real browser).
+# Installed when root. The tests start their own servers
 # (internal/testxmpp): a system ejabberd that installing the package started
 # is stopped again.
-packages=(openssl prosody ejabberd testssl.sh certbot knot knot-dnsutils unbound ldnsutils hash-slinger)
+packages=(openssl prosody ejabberd testssl.sh certbot knot knot-dnsutils unbound ldnsutils hash-slinger chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -58,6 +59,7 @@ go test -run='^$' -fuzz='^FuzzVerifyRecord$' -fuzztime="${fuzzexecs}x" ./pinning
 go test -run='^$' -fuzz='^FuzzFeatures$' -fuzztime="${fuzzexecs}x" ./internal/xmpptls
 go test -run='^$' -fuzz='^FuzzReadServerHello$' -fuzztime="${fuzzexecs}x" ./internal/tlsscan
 go test -run='^$' -fuzz='^FuzzProbe$' -fuzztime="${fuzzexecs}x" ./watcher/probe
+go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="${fuzzexecs}x" ./watcher/config
 
 # Performance target: the full check costs at most 1.3x bare crypto/x509 verification.
 bench/check-vs-x509.sh "${BENCH_RUNS:-5}"

@@ -1,0 +1,106 @@
+// Package web is the daemon's HTTP side (issue 7, deliverable 6): the
+// dashboard, the JSON API, Prometheus metrics, a health check and the
+// POSH documents of our own hosts. It reads what the watcher recorded
+// (watcher/history), judges what changed with watcher/changes, and lets an
+// operator acknowledge changes. It renders everything on the server with
+// html/template: no JavaScript, no CDN, one embedded stylesheet.
+//
+// # Routes
+//
+//	GET  /healthz                    "ok" (public)
+//	GET  /.well-known/posh/NAME.json POSH documents from Options.POSHDir (public)
+//	GET  /metrics                    Prometheus text (client_golang)
+//	GET  /                           dashboard: every endpoint in a table
+//	GET  /endpoint/ID                one endpoint: history, newest first, and what changed
+//	GET  /api/endpoints              JSON: every endpoint (EndpointStatus)
+//	GET  /api/endpoints/ID           JSON: one endpoint with its history (EndpointDetail)
+//	POST /api/endpoints/ID/ack       acknowledge its changes up to an entry
+//	GET  /static/style.css           the stylesheet
+//
+// ID is the endpoint's ID: the first 12 bytes of the SHA-256 of
+// watcher.EndpointKey.String(), in hex (24 characters). A hash rather
+// than the escaped key, because keys contain spaces, colons and
+// peer-supplied names: a fixed alphabet cannot be mangled by path
+// cleaning, proxies or shells. The API lists each endpoint's id and key.
+//
+// # Metrics
+//
+// Read from the store at scrape time, for each endpoint's latest
+// observation, with the labels domain, service, host, port, address and
+// transport (starttls or direct-tls; address and transport are needed
+// because one host:port has several addresses, and each is its own
+// endpoint):
+//
+//	probe_success                       1 when TLS was established and nothing failed
+//	probe_ssl_earliest_cert_expiry      earliest notAfter in the chain, Unix seconds
+//	probe_tls_version_info{version}     1, with the negotiated version ("TLS 1.3")
+//	probe_dialback_offered              1 when dialback is offered after TLS (xmpp-server only)
+//	xmppcert_certificate_days_left      days until the leaf expires (negative when expired)
+//	xmppcert_starttls_required          1 when plaintext streams are refused
+//	xmppcert_forward_secret             1 when the negotiated suite is forward secret
+//	xmppcert_changes_unacknowledged{severity} unacknowledged changes (info, warning, critical)
+//	xmppcert_last_seen_timestamp_seconds when the endpoint was last probed
+//
+// The probe_ names are blackbox_exporter's and xmpp-blackbox-exporter's
+// (DESIGN.md, "Probing and watching").
+//
+// # Security
+//
+//   - Without Options.Token the server answers loopback clients only
+//     (127.0.0.0/8, ::1, by the connection's address; X-Forwarded-For is
+//     never trusted); others get 403. It also refuses (403) a Host header
+//     that is not localhost, a loopback IP or one of Options.AllowedHosts,
+//     so that a web page cannot reach the dashboard through DNS
+//     rebinding.
+//   - With Options.Token every request needs it, from loopback too: a
+//     reverse proxy on the same machine would otherwise make every
+//     remote client look local. The token is accepted as
+//     "Authorization: Bearer TOKEN", or as the password of HTTP Basic
+//     authentication (any user name) so that a browser can log in; a
+//     missing or wrong token gets 401 with a WWW-Authenticate challenge.
+//     Comparison is constant-time (over SHA-256 digests, so the length
+//     does not leak either). Serve the port behind TLS when it leaves the
+//     machine: the token travels in every request.
+//   - /healthz and /.well-known/posh/ need no token: they say "ok" and
+//     publish documents that are public by design (RFC 7711).
+//   - POST (acknowledge) additionally passes Go's
+//     http.CrossOriginProtection (Sec-Fetch-Site, Origin against Host),
+//     and then needs either a Bearer header (browsers do not add one on
+//     their own), a JSON body (cross-origin JSON needs a CORS preflight
+//     this server never grants), or the form's CSRF token, an HMAC of the
+//     endpoint ID under a random per-server key.
+//   - The token and the CSRF key never appear in pages, the API, metrics
+//     or logs; refusals are logged with the client address, method, path
+//     and reason, never with headers.
+//   - Every response has Content-Security-Policy default-src 'self' (plus
+//     frame-ancestors, form-action and base-uri limits),
+//     X-Content-Type-Options nosniff, Referrer-Policy no-referrer and
+//     X-Frame-Options DENY; dynamic responses have Cache-Control
+//     no-store.
+//   - Everything a peer sends (subjects, issuers, identities, failure
+//     texts) is data: html/template escapes it, encoding/json escapes <,
+//     > and &.
+//   - POSH files are read through os.Root (no "..", no symlinks out of
+//     POSHDir), only names of the form SERVICE.json, never a listing.
+//
+// # Acknowledgements
+//
+// An acknowledgement names an endpoint and a history entry (Seq): every
+// change up to that entry is acknowledged, later ones are not, so a
+// change that arrives while the operator reads the page is not swept
+// away by the button. The Acks interface is the seam: MemoryAcks keeps
+// them in memory (lost at restart, so changes are shown again, which errs
+// on the side of showing); a persistent implementation can be given in
+// Options.Acks.
+//
+// # What is unacknowledged
+//
+// Changes are computed between consecutive history entries with
+// changes.Classify and the Context from Options.Context (without Now, so
+// that only transitions are reported); an entry whose predecessor is
+// unreachable is compared with the last reachable one before it. The
+// first observation of an endpoint is not a change. Conditions (expiry
+// within 30/7/1 days) come from classifying the latest entry against
+// itself with Now set; they are shown, but they go away by renewing, not
+// by acknowledging.
+package web
