@@ -1,0 +1,258 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xmppcert/xmppcert/internal/testpki"
+	"github.com/xmppcert/xmppcert/internal/xmpptls/xmpptlstest"
+	"github.com/xmppcert/xmppcert/watcher/alert"
+	"github.com/xmppcert/xmppcert/xmppaddr"
+)
+
+// lockedBuffer collects output written while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// waitFor polls cond for up to 15 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// freeAddr returns a loopback address nothing listens on (briefly).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	return fmt.Sprintf("127.0.0.1:%d", freePort(t))
+}
+
+// peerLeaf is a certificate for peer.example with a fresh key.
+func peerLeaf(ca *testpki.CA) *tls.Certificate {
+	c, k := ca.Leaf(func(c *x509.Certificate) {
+		c.ExtraExtensions = append(c.ExtraExtensions, testpki.SAN(false, testpki.DNS("peer.example")))
+	})
+	return &tls.Certificate{Certificate: [][]byte{c.Raw, ca.Cert.Raw}, PrivateKey: k, Leaf: c}
+}
+
+// TestDaemonCommand runs `xmppcert daemon` in-process against a fake XMPP
+// server and a webhook receiver: the first sweep alerts first-seen, the
+// renewal seam runs over the state directory's lineage, `status` shows the
+// endpoint from the daemon's API, a new key at the server arrives as a
+// key-changed alert, a SIGHUP with a broken file keeps the daemon running,
+// SIGTERM stops it with exit 0, and `status` then reads the history.
+func TestDaemonCommand(t *testing.T) {
+	state := t.TempDir()
+	agedLineage(t, state, localRequest(t, "example.org", xmppaddr.RoleHost), 0)
+
+	ca := testpki.NewRoot("Peer Root", nil)
+	var cert atomic.Pointer[tls.Certificate]
+	cert.Store(peerLeaf(ca))
+	xmpp := xmpptlstest.Start(t, xmpptlstest.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		return cert.Load(), nil
+	}})
+
+	var mu sync.Mutex
+	var kinds []string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev alert.Event
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		kinds = append(kinds, string(ev.Kind))
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	got := func(kind string) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return strings.Contains(" "+strings.Join(kinds, " ")+" ", " "+kind+" ")
+		}
+	}
+
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "xmppcert.toml")
+	good := fmt.Sprintf(`[[host]]
+domain = "example.org"
+[watch]
+interval = "1s"
+jitter = 0
+timeout = "1s"
+own_hosts = false
+[[watch.peer]]
+domain = "peer.example"
+service = "xmpp-client"
+connect = %q
+[[alert.webhook]]
+url = %q
+`, xmpp.Addr, hook.URL+"/hook")
+	if err := os.WriteFile(cfgFile, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	listen := freeAddr(t)
+	var stdout, stderr lockedBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run([]string{"xmppcert", "--state-dir", state, "--config", cfgFile, "daemon", "--listen", listen},
+			strings.NewReader(""), &stdout, &stderr)
+	}()
+	stopped := false
+	defer func() {
+		if !stopped {
+			syscall.Kill(os.Getpid(), syscall.SIGTERM)
+			<-done
+		}
+	}()
+
+	waitFor(t, "a first-seen alert", got("first-seen"))
+	waitFor(t, "the renewal summary", func() bool { return strings.Contains(stderr.String(), "renew run finished") })
+	if s := stderr.String(); !strings.Contains(s, "not-due=1") {
+		t.Errorf("renewal summary does not count the lineage as not due:\n%s", s)
+	}
+
+	code, out, errOut := runCLI(t, nil, "--state-dir", state, "--config", cfgFile, "status", "--json", "--listen", listen)
+	if code != 0 {
+		t.Fatalf("status exit %d: %s", code, errOut)
+	}
+	var rep statusReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, out)
+	}
+	if !strings.HasPrefix(rep.Source, "daemon ") || len(rep.Endpoints) != 1 || len(rep.Lineages) != 1 || rep.Lineages[0].Name != "example.org" {
+		t.Errorf("status from the daemon: %+v", rep)
+	}
+
+	cert.Store(peerLeaf(ca))
+	waitFor(t, "a key-changed alert", got("key-changed"))
+	code, out, _ = runCLI(t, nil, "--state-dir", state, "--config", cfgFile, "status", "--listen", listen)
+	if code != 0 || !strings.Contains(out, "key-changed") || !strings.Contains(out, "peer.example") {
+		t.Errorf("status table (exit %d) lacks the endpoint or its key change:\n%s", code, out)
+	}
+
+	// A broken file on SIGHUP: refused with file:line, the daemon goes on.
+	if err := os.WriteFile(cfgFile, []byte(good+"[watch]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	waitFor(t, "the refusal in the log", func() bool { return strings.Contains(stderr.String(), "configuration refused") })
+	if !strings.Contains(stderr.String(), cfgFile+":") {
+		t.Errorf("refusal without file:line:\n%s", stderr.String())
+	}
+	resp, err := http.Get("http://" + listen + "/healthz")
+	if err != nil {
+		t.Fatalf("the daemon stopped serving after a refused reload: %v", err)
+	}
+	resp.Body.Close()
+
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	select {
+	case code := <-done:
+		stopped = true
+		if code != 0 {
+			t.Fatalf("daemon exit %d after SIGTERM:\n%s", code, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the daemon did not stop after SIGTERM")
+	}
+	if !strings.Contains(stderr.String(), "daemon stopped") {
+		t.Errorf("no clean stop in the log:\n%s", stderr.String())
+	}
+
+	// No daemon now: status reads the history itself and says so.
+	code, out, errOut = runCLI(t, nil, "--state-dir", state, "status", "--json", "--listen", listen)
+	if code != 0 {
+		t.Fatalf("status without a daemon: exit %d: %s", code, errOut)
+	}
+	rep = statusReport{}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(rep.Source, "history ") || len(rep.Endpoints) != 1 {
+		t.Fatalf("status from the history: %+v", rep)
+	}
+	var unacked []string
+	for _, c := range rep.Endpoints[0].Unacknowledged {
+		unacked = append(unacked, string(c.Kind))
+	}
+	if !strings.Contains(strings.Join(unacked, " "), "key-changed") {
+		t.Errorf("unacknowledged changes from the history: %v", unacked)
+	}
+}
+
+// TestDaemonBadUsage: an invalid configuration exits 2 with each problem
+// on its own line, naming file and line; --listen off loopback without a
+// token exits 2; status with nothing to show exits 0.
+func TestDaemonBadUsage(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.toml")
+	if err := os.WriteFile(bad, []byte("[watch]\nconcurrency = 0\njitter = 2.0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, nil, "--state-dir", dir, "--config", bad, "daemon")
+	if code != 2 || out != "" {
+		t.Fatalf("invalid configuration: exit %d, stdout %q", code, out)
+	}
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	if len(lines) < 2 {
+		t.Errorf("want one line per problem, got:\n%s", errOut)
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "xmppcert: "+bad+":") {
+			t.Errorf("line without xmppcert: FILE:LINE: %q", l)
+		}
+	}
+
+	good := filepath.Join(dir, "good.toml")
+	if err := os.WriteFile(good, []byte("[[watch.peer]]\ndomain = \"peer.example\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runCLI(t, nil, "--state-dir", dir, "--config", good, "daemon", "--listen", "0.0.0.0:8787")
+	if code != 2 || !strings.Contains(errOut, "token") {
+		t.Errorf("--listen off loopback without a token: exit %d: %s", code, errOut)
+	}
+	code, _, errOut = runCLI(t, nil, "--state-dir", dir, "daemon")
+	if code != 2 || !strings.Contains(errOut, "--config") {
+		t.Errorf("daemon without --config: exit %d: %s", code, errOut)
+	}
+
+	code, out, errOut = runCLI(t, nil, "--state-dir", filepath.Join(dir, "empty"), "status", "--listen", freeAddr(t))
+	if code != 0 || !strings.Contains(out, "no history yet") || !strings.Contains(out, "no lineages") {
+		t.Errorf("status with nothing: exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -1,0 +1,440 @@
+package daemon
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/xmppcert/xmppcert/watcher"
+	"github.com/xmppcert/xmppcert/watcher/alert"
+	"github.com/xmppcert/xmppcert/watcher/changes"
+	"github.com/xmppcert/xmppcert/watcher/config"
+	"github.com/xmppcert/xmppcert/watcher/history"
+	"github.com/xmppcert/xmppcert/watcher/probe"
+	"github.com/xmppcert/xmppcert/watcher/web"
+)
+
+// HistoryFile is the name of the history file in the state directory.
+const HistoryFile = "history.db"
+
+// Defaults for the zero values of Deps.
+const (
+	// DefaultRenewInterval is how often Deps.Renew runs.
+	DefaultRenewInterval = time.Hour
+	// DefaultShutdownGrace bounds the work in flight at shutdown and the
+	// flushing of alert queues.
+	DefaultShutdownGrace = 20 * time.Second
+	// DefaultHistoryTimeout is how long New waits for the history's lock
+	// (another daemon holding it).
+	DefaultHistoryTimeout = 10 * time.Second
+)
+
+// Deps is what the daemon gets from its caller rather than importing:
+// the renewal code (which lives in the command), the logger, the clock,
+// and hooks for tests. Every field may be left zero.
+type Deps struct {
+	// Renew renews every lineage that is due, as `xmppcert renew` does,
+	// and returns an error when any lineage failed. Nil disables
+	// renewal.
+	Renew func(ctx context.Context) error
+	// RenewInterval is how often Renew runs (DefaultRenewInterval).
+	RenewInterval time.Duration
+	// Logger receives the daemon's records; nil means slog.Default().
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Dial replaces the probes' TCP dialer (tests send every connection
+	// to a fake server).
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Resolver is the DNS resolver the probes ask, HOST:PORT; empty means
+	// the configuration's watch.resolver.
+	Resolver string
+	// Roots are the trust anchors certificates are judged against; nil
+	// means the system roots.
+	Roots *x509.CertPool
+	// Registry is where /metrics collectors are registered; nil means a
+	// new registry.
+	Registry *prometheus.Registry
+	// ShutdownGrace bounds the work in flight and the alert flush at
+	// shutdown (DefaultShutdownGrace).
+	ShutdownGrace time.Duration
+	// HistoryTimeout bounds the wait for the history's lock
+	// (DefaultHistoryTimeout).
+	HistoryTimeout time.Duration
+	// NoSignals keeps Run from handling SIGHUP itself (the caller then
+	// calls Reload).
+	NoSignals bool
+}
+
+// Daemon watches, records, alerts, renews and serves. Create it with New,
+// run it with Run.
+type Daemon struct {
+	deps  Deps
+	log   *slog.Logger
+	store *history.Store
+	web   *web.Server
+
+	mu        sync.Mutex
+	cfg       *config.Config
+	disp      *alert.Dispatcher
+	expect    map[string]changes.Context // by domain, from the last sweep
+	probes    map[string]*probe.Endpoint // by endpoint key, from the last sweep
+	lastPrune time.Time
+
+	sweepMu sync.Mutex // one sweep at a time
+	closed  sync.Once
+}
+
+// SweepResult says what one sweep did.
+type SweepResult struct {
+	// Targets is how many (domain, service) pairs were probed.
+	Targets int
+	// Observations is how many endpoints were observed and recorded.
+	Observations int
+	// Changed is how many observations differed from their endpoint's
+	// previous one (new endpoints included).
+	Changed int
+	// Alerts is how many alerts the dispatcher sent.
+	Alerts int
+	// Failed lists the targets whose probe found no endpoint at all
+	// (DNS failures), as "DOMAIN SERVICE: ERROR"; they are not recorded.
+	Failed []string
+	// Duration is how long the sweep took.
+	Duration time.Duration
+}
+
+// New checks cfg, opens the history (StateDir/HistoryFile, created 0600),
+// builds the alert sinks and the HTTP handler. The caller must call Run
+// or Close. cfg.StateDir must be set.
+func New(cfg *config.Config, deps Deps) (*Daemon, error) {
+	if cfg == nil {
+		return nil, errors.New("daemon: no configuration")
+	}
+	if cfg.StateDir == "" {
+		return nil, errors.New("daemon: no state directory: set state_dir in the configuration or give --state-dir")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.RenewInterval <= 0 {
+		deps.RenewInterval = DefaultRenewInterval
+	}
+	if deps.ShutdownGrace <= 0 {
+		deps.ShutdownGrace = DefaultShutdownGrace
+	}
+	if deps.HistoryTimeout == 0 {
+		deps.HistoryTimeout = DefaultHistoryTimeout
+	}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
+	d := &Daemon{deps: deps, log: deps.Logger, cfg: cfg, expect: map[string]changes.Context{}, probes: map[string]*probe.Endpoint{}}
+	disp, err := d.dispatcher(cfg)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(cfg.StateDir, HistoryFile)
+	store, err := history.Open(path, history.Options{Timeout: deps.HistoryTimeout})
+	if err != nil {
+		closeDispatcher(disp, time.Second)
+		return nil, err
+	}
+	srv, err := web.New(web.Options{
+		Store:    store,
+		Context:  d.contextFor,
+		Probe:    d.probeFor,
+		Token:    string(cfg.HTTP.Token),
+		Registry: deps.Registry,
+		Logger:   d.log,
+		Now:      deps.Now,
+	})
+	if err != nil {
+		store.Close()
+		closeDispatcher(disp, time.Second)
+		return nil, err
+	}
+	d.store, d.web, d.disp = store, srv, disp
+	return d, nil
+}
+
+// dispatcher builds the sinks of cfg.Alert behind a new Dispatcher.
+func (d *Daemon) dispatcher(cfg *config.Config) (*alert.Dispatcher, error) {
+	sinks := []alert.Sink{alert.MinSeverity(alert.NewLog(d.log), cfg.Alert.MinSeverity)}
+	for _, w := range cfg.Alert.Webhooks {
+		o := w.Options()
+		o.Logger = d.log
+		q, err := alert.NewWebhookSink(o)
+		if err != nil {
+			closeSinks(sinks)
+			return nil, fmt.Errorf("alert webhook: %w", err)
+		}
+		sinks = append(sinks, alert.MinSeverity(q, w.MinSeverity))
+	}
+	for _, e := range cfg.Alert.Execs {
+		o := e.Options()
+		o.Logger = d.log
+		q, err := alert.NewExecSink(o)
+		if err != nil {
+			closeSinks(sinks)
+			return nil, fmt.Errorf("alert exec hook: %w", err)
+		}
+		sinks = append(sinks, alert.MinSeverity(q, e.MinSeverity))
+	}
+	return alert.NewDispatcher(alert.DispatcherOptions{ResendInterval: cfg.Alert.ResendInterval, Now: d.deps.Now, Logger: d.log}, sinks...), nil
+}
+
+func closeSinks(sinks []alert.Sink) {
+	for _, s := range sinks {
+		s.Close(context.Background())
+	}
+}
+
+func closeDispatcher(disp *alert.Dispatcher, grace time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	return disp.Close(ctx)
+}
+
+// Handler is the dashboard, API, /metrics and POSH handler that Run
+// serves; tests may serve it themselves.
+func (d *Daemon) Handler() http.Handler { return d.web }
+
+// Store is the history the daemon records into.
+func (d *Daemon) Store() *history.Store { return d.store }
+
+// Config is the configuration in force.
+func (d *Daemon) Config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+func (d *Daemon) contextFor(k watcher.EndpointKey) changes.Context {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.expect[k.Domain]
+}
+
+func (d *Daemon) probeFor(key string) *probe.Endpoint {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.probes[key]
+}
+
+// Reload reads the configuration file again. On error it logs every
+// problem with its file:line, keeps the configuration in force and returns
+// the error; on success it applies the new one (see the package
+// documentation for what a reload can change).
+func (d *Daemon) Reload() error {
+	old := d.Config()
+	cfg, err := config.Load(old.File)
+	if err != nil {
+		var list config.ErrorList
+		if errors.As(err, &list) {
+			for _, e := range list {
+				d.log.Error("configuration refused; keeping the old one", "problem", e.Error())
+			}
+		} else {
+			d.log.Error("configuration refused; keeping the old one", "problem", err.Error())
+		}
+		return err
+	}
+	if cfg.StateDir == "" {
+		cfg.StateDir = old.StateDir
+	} else if cfg.StateDir != old.StateDir {
+		d.log.Warn("state_dir changed; restart the daemon to use it", "old", old.StateDir, "new", cfg.StateDir)
+		cfg.StateDir = old.StateDir
+	}
+	// The listener and token stay; old.HTTP.Listen may also be a
+	// --listen override, so only a token change is worth a warning.
+	if cfg.HTTP.TokenFile != old.HTTP.TokenFile || string(cfg.HTTP.Token) != string(old.HTTP.Token) {
+		d.log.Warn("[http] token changed; restart the daemon to apply it")
+	}
+	cfg.HTTP = old.HTTP
+	var oldDisp *alert.Dispatcher
+	if !reflect.DeepEqual(cfg.Alert, old.Alert) {
+		disp, err := d.dispatcher(cfg)
+		if err != nil {
+			d.log.Error("alert sinks refused; keeping the old configuration", "error", err.Error())
+			return err
+		}
+		d.mu.Lock()
+		oldDisp, d.disp = d.disp, disp
+		d.mu.Unlock()
+	}
+	d.mu.Lock()
+	d.cfg = cfg
+	d.mu.Unlock()
+	if oldDisp != nil {
+		go func() {
+			// A sweep in flight still reports to the old dispatcher.
+			d.sweepMu.Lock()
+			d.sweepMu.Unlock()
+			if err := closeDispatcher(oldDisp, d.deps.ShutdownGrace); err != nil {
+				d.log.Warn("old alert sinks did not drain", "error", err.Error())
+			}
+		}()
+	}
+	d.log.Info("configuration reloaded", "file", cfg.File, "targets", len(cfg.Targets()), "interval", cfg.Watch.Interval.String())
+	return nil
+}
+
+// Run serves HTTP on the configured address and sweeps and renews on
+// schedule until ctx is cancelled; then it shuts down (see the package
+// documentation) and returns nil. It returns an error only when it cannot
+// start (the address is taken). Run closes the Daemon.
+func (d *Daemon) Run(ctx context.Context) error {
+	cfg := d.Config()
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		d.Close(context.Background())
+		return fmt.Errorf("listening on %s: %w; choose another with --listen or http.listen", cfg.HTTP.Listen, err)
+	}
+	return d.serve(ctx, ln)
+}
+
+// serve is Run with a listener.
+func (d *Daemon) serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: d.web, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("HTTP server stopped", "error", err.Error())
+		}
+	}()
+	cfg := d.Config()
+	d.log.Info("daemon started", "listen", ln.Addr().String(), "history", d.store.Path(), "targets", len(cfg.Targets()), "interval", cfg.Watch.Interval.String())
+
+	// work is cancelled ShutdownGrace after ctx: in-flight work finishes,
+	// bounded.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopGrace := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(d.deps.ShutdownGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelWork()
+		case <-work.Done():
+		}
+	})
+	defer stopGrace()
+
+	var hup chan os.Signal
+	if !d.deps.NoSignals {
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
+
+	var wg sync.WaitGroup
+	if d.deps.Renew != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.renewLoop(ctx, work)
+		}()
+	}
+
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-hup:
+			d.log.Info("SIGHUP: reloading the configuration")
+			if d.Reload() == nil {
+				timer.Reset(d.nextDelay())
+			}
+		case <-timer.C:
+			if _, err := d.SweepOnce(work); err != nil {
+				d.log.Error("sweep failed; the next one runs on schedule", "error", err.Error())
+			}
+			timer.Reset(d.nextDelay())
+		}
+	}
+	d.log.Info("shutting down")
+	wg.Wait()
+	shut, cancel := context.WithTimeout(context.Background(), d.deps.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shut); err != nil {
+		srv.Close()
+	}
+	<-served
+	d.Close(shut)
+	d.log.Info("daemon stopped")
+	return nil
+}
+
+// nextDelay is the interval plus a random jitter.
+func (d *Daemon) nextDelay() time.Duration {
+	cfg := d.Config()
+	iv := cfg.Watch.Interval
+	if m := cfg.Watch.Jitter.Max(iv); m > 0 {
+		iv += rand.N(m)
+	}
+	return iv
+}
+
+// renewLoop runs Deps.Renew at start and every RenewInterval until ctx is
+// done; work is the context the renewal itself runs with.
+func (d *Daemon) renewLoop(ctx, work context.Context) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		if err := d.deps.Renew(work); err != nil {
+			d.log.Error("renewal failed; retried on schedule", "error", err.Error(), "next_in", d.deps.RenewInterval.String())
+		} else {
+			d.log.Debug("renewal run finished", "took", time.Since(start).String())
+		}
+		t.Reset(d.deps.RenewInterval)
+	}
+}
+
+// Close flushes the alert queues (until ctx is done) and closes the
+// history. Run calls it; call it yourself only after New without Run.
+func (d *Daemon) Close(ctx context.Context) error {
+	var err error
+	d.closed.Do(func() {
+		d.sweepMu.Lock()
+		defer d.sweepMu.Unlock()
+		d.mu.Lock()
+		disp := d.disp
+		d.mu.Unlock()
+		if e := disp.Close(ctx); e != nil {
+			d.log.Warn("alerts not delivered before shutdown", "error", e.Error())
+			err = e
+		}
+		if e := d.store.Close(); e != nil {
+			d.log.Error("closing the history", "error", e.Error())
+			err = errors.Join(err, e)
+		}
+	})
+	return err
+}

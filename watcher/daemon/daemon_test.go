@@ -1,0 +1,320 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xmppcert/xmppcert/internal/testpki"
+	"github.com/xmppcert/xmppcert/internal/xmpptls/xmpptlstest"
+	"github.com/xmppcert/xmppcert/watcher/alert"
+	"github.com/xmppcert/xmppcert/watcher/changes"
+	"github.com/xmppcert/xmppcert/watcher/config"
+	"github.com/xmppcert/xmppcert/watcher/history"
+	"github.com/xmppcert/xmppcert/watcher/web"
+)
+
+const domain = "example.org"
+
+// leaf makes a certificate for domain signed by ca, with a fresh key.
+func leaf(ca *testpki.CA) *tls.Certificate {
+	c, k := ca.Leaf(func(c *x509.Certificate) {
+		c.ExtraExtensions = append(c.ExtraExtensions, testpki.SAN(false, testpki.DNS(domain)))
+	})
+	return &tls.Certificate{Certificate: [][]byte{c.Raw, ca.Cert.Raw}, PrivateKey: k, Leaf: c}
+}
+
+// fixture is a fake XMPP server whose certificate can be swapped, and a
+// webhook receiver.
+type fixture struct {
+	ca     *testpki.CA
+	cert   atomic.Pointer[tls.Certificate]
+	server *xmpptlstest.Server
+	hook   *httptest.Server
+	dir    string
+	cfg    string // configuration file
+
+	mu     sync.Mutex
+	events []alert.Event
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{ca: testpki.NewRoot("Test Root", nil), dir: t.TempDir()}
+	f.cert.Store(leaf(f.ca))
+	f.server = xmpptlstest.Start(t, xmpptlstest.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		return f.cert.Load(), nil
+	}})
+	f.hook = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev alert.Event
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		f.mu.Lock()
+		f.events = append(f.events, ev)
+		f.mu.Unlock()
+	}))
+	t.Cleanup(f.hook.Close)
+	f.cfg = filepath.Join(f.dir, "xmppcert.toml")
+	f.writeConfig(t, "1s")
+	return f
+}
+
+func (f *fixture) config(interval string) string {
+	return fmt.Sprintf(`state_dir = %q
+[watch]
+interval = %q
+jitter = 0
+timeout = "1s"
+own_hosts = false
+[[watch.peer]]
+domain = %q
+service = "xmpp-client"
+connect = %q
+[[alert.webhook]]
+url = %q
+max_attempts = 2
+[http]
+listen = "127.0.0.1:0"
+`, filepath.Join(f.dir, "state"), interval, domain, f.server.Addr, f.hook.URL+"/hook")
+}
+
+func (f *fixture) writeConfig(t *testing.T, interval string) {
+	t.Helper()
+	if err := os.WriteFile(f.cfg, []byte(f.config(interval)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitKind waits for an alert of kind at the webhook.
+func (f *fixture) waitKind(t *testing.T, kind changes.Kind) alert.Event {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		f.mu.Lock()
+		for _, ev := range f.events {
+			if ev.Kind == kind {
+				f.mu.Unlock()
+				return ev
+			}
+		}
+		f.mu.Unlock()
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	t.Fatalf("no %s alert at the webhook; got %+v", kind, f.events)
+	return alert.Event{}
+}
+
+// syncBuffer is a log destination safe for concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (f *fixture) newDaemon(t *testing.T, logs *syncBuffer, noSignals bool) *Daemon {
+	t.Helper()
+	cfg, err := config.Load(f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	d, err := New(cfg, Deps{
+		Roots:         f.ca.Pool(),
+		Now:           func() time.Time { return testpki.At.Add(time.Since(start)) },
+		Logger:        slog.New(slog.NewTextHandler(logs, nil)),
+		NoSignals:     noSignals,
+		ShutdownGrace: 3 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// endpoints is GET /api/endpoints on h.
+func endpoints(t *testing.T, h http.Handler) []web.EndpointStatus {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/api/endpoints")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /api/endpoints: %s", resp.Status)
+	}
+	var body struct {
+		Endpoints []web.EndpointStatus `json:"endpoints"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		t.Fatal(err)
+	}
+	return body.Endpoints
+}
+
+// TestSweepKeyChange: the first sweep records the endpoint as first seen,
+// an unchanged sweep records nothing new, a new key at the server is a
+// key-changed alert at the webhook, and the API shows it unacknowledged.
+func TestSweepKeyChange(t *testing.T) {
+	f := newFixture(t)
+	var logs syncBuffer
+	d := f.newDaemon(t, &logs, true)
+	defer d.Close(context.Background())
+	ctx := context.Background()
+
+	res, err := d.SweepOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Observations != 1 || res.Changed != 1 {
+		t.Fatalf("first sweep: %+v", res)
+	}
+	f.waitKind(t, changes.FirstSeen)
+
+	res, err = d.SweepOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed != 0 {
+		t.Fatalf("unchanged sweep: %+v", res)
+	}
+
+	f.cert.Store(leaf(f.ca))
+	res, err = d.SweepOnce(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Changed != 1 {
+		t.Fatalf("sweep after the key change: %+v", res)
+	}
+	ev := f.waitKind(t, changes.KeyChanged)
+	if ev.Severity == changes.Info || ev.Endpoint.Domain != domain {
+		t.Errorf("key-changed alert: %+v", ev)
+	}
+
+	eps := endpoints(t, d.Handler())
+	if len(eps) != 1 {
+		t.Fatalf("API lists %d endpoints, want 1", len(eps))
+	}
+	var kinds []string
+	for _, c := range eps[0].Unacknowledged {
+		kinds = append(kinds, string(c.Kind))
+	}
+	if !strings.Contains(strings.Join(kinds, " "), string(changes.KeyChanged)) {
+		t.Errorf("unacknowledged changes %v lack %s", kinds, changes.KeyChanged)
+	}
+	if eps[0].Latest.TLSVersion == "" {
+		t.Errorf("latest observation has no TLS version: %+v", eps[0].Latest)
+	}
+}
+
+// TestRunReloadShutdown: Run sweeps at once, survives a SIGHUP with a
+// broken configuration (logging file:line), takes a good one, and shuts
+// down cleanly when its context is cancelled, leaving the history
+// readable.
+func TestRunReloadShutdown(t *testing.T) {
+	f := newFixture(t)
+	var logs syncBuffer
+	d := f.newDaemon(t, &logs, false)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.serve(ctx, ln) }()
+	f.waitKind(t, changes.FirstSeen)
+
+	// A broken configuration, by signal: refused, logged with its line.
+	if err := os.WriteFile(f.cfg, []byte(f.config("1s")+"[watch]\nbogus = 1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(logs.String(), "configuration refused") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "configuration refused") || !strings.Contains(logs.String(), f.cfg+":") {
+		t.Fatalf("no refusal with file:line in the log:\n%s", logs.String())
+	}
+	if got := d.Config().Watch.Interval; got != time.Second {
+		t.Errorf("interval after a refused reload = %s, want the old 1s", got)
+	}
+	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatalf("daemon stopped serving after a bad reload: %v", err)
+	}
+	resp.Body.Close()
+
+	// A good one, directly.
+	f.writeConfig(t, "2s")
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Config().Watch.Interval; got != 2*time.Second {
+		t.Errorf("interval after reload = %s, want 2s", got)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	st, err := history.Open(filepath.Join(f.dir, "state", HistoryFile), history.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("history not released: %v", err)
+	}
+	defer st.Close()
+	if err := st.Check(); err != nil {
+		t.Errorf("history check: %v", err)
+	}
+	if eps, _ := st.Endpoints(); len(eps) != 1 {
+		t.Errorf("history has %d endpoints, want 1", len(eps))
+	}
+}
+
+// TestNewNeedsStateDir: a configuration without a state directory is
+// refused before anything is opened.
+func TestNewNeedsStateDir(t *testing.T) {
+	if _, err := New(&config.Config{}, Deps{}); err == nil {
+		t.Fatal("New accepted a configuration without a state directory")
+	}
+}

@@ -1,0 +1,231 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/watcher"
+	"github.com/xmppcert/xmppcert/watcher/changes"
+	"github.com/xmppcert/xmppcert/watcher/config"
+	"github.com/xmppcert/xmppcert/watcher/probe"
+	"github.com/xmppcert/xmppcert/xmppaddr"
+)
+
+// pruneEvery is how often a sweep also prunes the history.
+const pruneEvery = time.Hour
+
+// lastReachableDepth bounds how far back a sweep looks for the last
+// reachable observation of an endpoint that was unreachable.
+const lastReachableDepth = 32
+
+// SweepOnce probes every target of the configuration in force, records
+// the observations in one history commit, classifies each against the
+// endpoint's previous observation and reports the changes to the alert
+// sinks. Unreachable endpoints are observations like any other; an error
+// is returned only when the history could not be written (nothing of the
+// sweep is then recorded or alerted).
+func (d *Daemon) SweepOnce(ctx context.Context) (SweepResult, error) {
+	d.sweepMu.Lock()
+	defer d.sweepMu.Unlock()
+	start := time.Now()
+	d.mu.Lock()
+	cfg, disp := d.cfg, d.disp
+	d.mu.Unlock()
+
+	targets := cfg.Targets()
+	res := SweepResult{Targets: len(targets)}
+	expect := d.expectations(cfg)
+	d.mu.Lock()
+	d.expect = expect
+	d.mu.Unlock()
+
+	jobs := make([]probe.Job, len(targets))
+	now := d.deps.Now()
+	for i, t := range targets {
+		o := probe.Options{
+			Service:   t.Service,
+			Connect:   t.Connect,
+			DirectTLS: t.DirectTLS,
+			Resolver:  cfg.Watch.Resolver,
+			Deadline:  cfg.Watch.Timeout,
+			Roots:     d.deps.Roots,
+			Dial:      d.deps.Dial,
+			Now:       now,
+		}
+		if d.deps.Resolver != "" {
+			o.Resolver = d.deps.Resolver
+		}
+		if t.Service == xmppaddr.ServiceServer {
+			o.From = cfg.Watch.From
+		}
+		jobs[i] = probe.Job{Domain: t.Domain, Options: o}
+	}
+	results := probe.ProbeAll(ctx, jobs, cfg.Watch.Concurrency)
+
+	var obs []watcher.Observation
+	probes := make(map[string]*probe.Endpoint, len(results))
+	for _, r := range results {
+		eps := watcher.Observations(r)
+		if len(eps) == 0 {
+			msg := r.Error
+			if msg == "" {
+				msg = string(r.Failure)
+			}
+			res.Failed = append(res.Failed, fmt.Sprintf("%s %s: %s", r.Domain, r.Service, msg))
+			d.log.Warn("probe found no endpoint", "domain", r.Domain, "service", string(r.Service), "failure", string(r.Failure), "error", r.Error)
+			continue
+		}
+		for i, o := range eps {
+			ep := r.Endpoints[i]
+			probes[o.Endpoint.String()] = &ep
+		}
+		obs = append(obs, eps...)
+	}
+	res.Observations = len(obs)
+	d.mu.Lock()
+	for k, v := range probes {
+		d.probes[k] = v
+	}
+	d.mu.Unlock()
+	if len(obs) == 0 {
+		res.Duration = time.Since(start)
+		return res, nil
+	}
+
+	recorded, err := d.store.RecordAll(obs)
+	if err != nil {
+		res.Duration = time.Since(start)
+		return res, fmt.Errorf("recording %d observations in %s: %w", len(obs), d.store.Path(), err)
+	}
+	judged := now
+	for i, o := range obs {
+		rec := recorded[i]
+		cctx := expect[o.Endpoint.Domain]
+		cctx.Now = judged
+		prev := rec.Prev
+		switch {
+		case rec.Changed:
+			res.Changed++
+		default:
+			// Unchanged: only conditions (expiry) are judged.
+			same := o
+			prev = &same
+		}
+		if prev != nil && !prev.Reachable {
+			cctx.LastReachable = d.lastReachable(o.Endpoint.String())
+		}
+		cs := changes.Classify(prev, o, cctx)
+		res.Alerts += disp.Report(o.Endpoint, o.At, cs)
+	}
+	if cfg.History.Retention > 0 && judged.Sub(d.lastPrune) >= pruneEvery {
+		d.lastPrune = judged
+		if n, err := d.store.Prune(judged.Add(-cfg.History.Retention)); err != nil {
+			d.log.Error("pruning the history", "error", err.Error())
+		} else if n > 0 {
+			d.log.Info("history pruned", "entries", n, "retention", cfg.History.Retention.String())
+		}
+	}
+	res.Duration = time.Since(start)
+	d.log.Info("sweep done", "targets", res.Targets, "observations", res.Observations, "changed", res.Changed,
+		"alerts", res.Alerts, "failed", len(res.Failed), "took", res.Duration.Round(time.Millisecond).String())
+	return res, nil
+}
+
+// lastReachable is the newest reachable entry of the endpoint, looking
+// back a bounded number of entries; nil when there is none.
+func (d *Daemon) lastReachable(key string) *watcher.Observation {
+	hist, err := d.store.History(key, lastReachableDepth)
+	if err != nil {
+		return nil
+	}
+	for _, e := range hist {
+		if e.Reachable {
+			o := e.Observation
+			return &o
+		}
+	}
+	return nil
+}
+
+// expectations builds, for every domain of the configured hosts, what the
+// operator expects to see: the lineage's current and next keys, the
+// certificates we issued (the current version, a few before it and a
+// staged one) and the keys whose pins are published. A host without a
+// lineage yet expects nothing.
+func (d *Daemon) expectations(cfg *config.Config) map[string]changes.Context {
+	out := map[string]changes.Context{}
+	store := acme.Store{Dir: cfg.StateDir}
+	for _, h := range cfg.Hosts {
+		c, err := lineageContext(store, h.Domain)
+		if err != nil {
+			if !errors.Is(err, errNoLineage) {
+				d.log.Warn("reading the lineage for expected keys", "lineage", h.Domain, "error", err.Error())
+			}
+		}
+		out[h.Domain] = c
+		for _, comp := range h.Components {
+			out[comp] = c
+		}
+	}
+	return out
+}
+
+var errNoLineage = errors.New("no lineage")
+
+// lineageContext reads one lineage into a changes.Context.
+func lineageContext(store acme.Store, name string) (changes.Context, error) {
+	var c changes.Context
+	l, err := store.Load(name)
+	if err != nil {
+		if names, nerr := store.Names(); nerr == nil && !contains(names, name) {
+			return c, errNoLineage
+		}
+		return c, err
+	}
+	addCert := func(l *acme.Lineage) {
+		if len(l.Chain) > 0 {
+			sum := sha256.Sum256(l.Chain[0].Raw)
+			c.IssuedCerts = append(c.IssuedCerts, hex.EncodeToString(sum[:]))
+		}
+	}
+	if len(l.Chain) > 0 {
+		c.CurrentSPKI = append(c.CurrentSPKI, acme.SPKIDigest(l.Chain[0].PublicKey))
+	}
+	if l.NextKey != nil {
+		c.NextSPKI = append(c.NextSPKI, acme.SPKIDigest(l.NextKey.Public()))
+	}
+	addCert(l)
+	for n := l.Version - 1; n >= 1 && n >= l.Version-3; n-- {
+		if old, err := store.LoadVersion(name, n); err == nil {
+			addCert(old)
+		}
+	}
+	if ps, err := store.PinState(name); err == nil {
+		for spki := range ps.Published {
+			c.PinnedSPKI = append(c.PinnedSPKI, spki)
+		}
+		if n, ok := ps.StagedFor(l.Version); ok {
+			if st, err := store.LoadVersion(name, n); err == nil {
+				addCert(st)
+				if len(st.Chain) > 0 {
+					c.NextSPKI = append(c.NextSPKI, acme.SPKIDigest(st.Chain[0].PublicKey))
+				}
+			}
+		}
+	}
+	return c, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
