@@ -30,7 +30,6 @@ import (
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
 
-	"github.com/xmppcert/xmppcert/internal/testdns"
 	"github.com/xmppcert/xmppcert/internal/testtool"
 )
 
@@ -40,7 +39,7 @@ import (
 // for dns-01) through the given DNS server: our Knot.
 type pebbleCA struct {
 	client *acme.Client
-	log    *testdns.LockedBuffer
+	log    *testtool.LockedBuffer
 }
 
 func startPebble(t *testing.T, httpPort, tlsPort int, resolver string) *pebbleCA {
@@ -48,7 +47,7 @@ func startPebble(t *testing.T, httpPort, tlsPort int, resolver string) *pebbleCA
 	t.Setenv("PEBBLE_VA_NOSLEEP", "1")      // validate at once
 	t.Setenv("PEBBLE_WFE_NONCEREJECT", "0") // acmez retries bad nonces, but keep runs deterministic
 	t.Setenv("PEBBLE_AUTHZREUSE", "0")      // every order validates afresh
-	logs := &testdns.LockedBuffer{}
+	logs := &testtool.LockedBuffer{}
 	logger := log.New(logs, "pebble ", log.Lmicroseconds)
 	store := db.NewMemoryStore()
 	profiles := map[string]ca.Profile{"default": {Description: "default"}}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -18,28 +17,11 @@ import (
 	"time"
 
 	"github.com/xmppcert/xmppcert/internal/testpki"
+	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/internal/xmpptls/xmpptlstest"
 	"github.com/xmppcert/xmppcert/watcher/alert"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
-
-// lockedBuffer collects output written while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // waitFor polls cond for up to 15 seconds.
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -126,7 +108,7 @@ url = %q
 		t.Fatal(err)
 	}
 	listen := freeAddr(t)
-	var stdout, stderr lockedBuffer
+	var stdout, stderr testtool.LockedBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run([]string{"xmppcert", "--state-dir", state, "--config", cfgFile, "daemon", "--listen", listen},

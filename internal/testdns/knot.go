@@ -69,7 +69,7 @@ type Knot struct {
 	// (fully qualified, lower case).
 	Anchors map[string]Anchor
 
-	log *LockedBuffer
+	log *testtool.LockedBuffer
 }
 
 // Anchor is the trust anchor of a zone that knotd signs: its key-signing
@@ -158,7 +158,7 @@ func StartKnot(t testing.TB, opts KnotOptions) *Knot {
 		if err := os.WriteFile(confPath, []byte(k.config(port)), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		k.log = &LockedBuffer{}
+		k.log = &testtool.LockedBuffer{}
 		p, err := startProcess(k.log, knotd, "-c", confPath)
 		if err != nil {
 			t.Fatalf("starting knotd: %v", err)

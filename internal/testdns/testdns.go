@@ -15,16 +15,16 @@
 package testdns
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/xmppcert/xmppcert/internal/testtool"
 )
 
 // FreePort returns a port that is free for both TCP and UDP on
@@ -52,28 +52,6 @@ func freePortOn(host string) (int, error) {
 	return 0, fmt.Errorf("no port free for both TCP and UDP on %s", host)
 }
 
-// LockedBuffer is a bytes.Buffer that a child process's stdout and
-// stderr (or several goroutines) may write concurrently: the log of a
-// server under test, printed when the test fails.
-type LockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-// Write appends p.
-func (l *LockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// String returns everything written so far.
-func (l *LockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // process is a started server: stop ends it (SIGTERM, then SIGKILL after
 // 5 s) and waits for it.
 type process struct {
@@ -81,7 +59,7 @@ type process struct {
 	exited chan struct{}
 }
 
-func startProcess(log *LockedBuffer, name string, args ...string) (*process, error) {
+func startProcess(log *testtool.LockedBuffer, name string, args ...string) (*process, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {

@@ -56,7 +56,7 @@ type Unbound struct {
 	// Dir holds unbound.conf.
 	Dir string
 
-	log *LockedBuffer
+	log *testtool.LockedBuffer
 }
 
 // StartUnbound starts unbound in the foreground (-d) with its own
@@ -93,7 +93,7 @@ func StartUnbound(t testing.TB, opts UnboundOptions) *Unbound {
 		if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		u.log = &LockedBuffer{}
+		u.log = &testtool.LockedBuffer{}
 		p, err := startProcess(u.log, bin, "-d", "-c", confPath)
 		if err != nil {
 			t.Fatalf("starting unbound: %v", err)

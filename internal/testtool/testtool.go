@@ -7,9 +7,11 @@
 package testtool
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 )
 
@@ -32,4 +34,26 @@ func Require(t testing.TB, name, debianPackage string) string {
 	}
 	t.Skipf("%s not found: install Debian package %s (./test.sh does so when run as root)", name, debianPackage)
 	return ""
+}
+
+// LockedBuffer is a bytes.Buffer that a child process's stdout and
+// stderr (or several goroutines) may write concurrently: the log of a
+// server under test, printed when the test fails.
+type LockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (l *LockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns everything written so far.
+func (l *LockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

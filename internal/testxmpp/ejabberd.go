@@ -80,7 +80,7 @@ type Ejabberd struct {
 
 	ctl    string
 	user   *serviceUser
-	output *lockedBuffer
+	output *testtool.LockedBuffer
 	proc   *process
 }
 
@@ -300,7 +300,7 @@ func (e *Ejabberd) start(t testing.TB) error {
 		os.Mkdir(filepath.Join(e.Dir, d), 0o750)
 		e.user.chown(t, filepath.Join(e.Dir, d))
 	}
-	e.output = &lockedBuffer{}
+	e.output = &testtool.LockedBuffer{}
 	d := e.Dir
 	cmd := exec.Command(e.ctl, "--config-dir", d, "--config", e.ConfigFile, "--spool", filepath.Join(d, "db"),
 		"--logs", filepath.Join(d, "log"), "--node", e.Node, "foreground")

@@ -117,7 +117,7 @@ type Prosody struct {
 	prosody, prosodyctl string
 	user                *serviceUser
 	run                 string // Dir/run: pid, log, data
-	output              *lockedBuffer
+	output              *testtool.LockedBuffer
 	proc                *process
 }
 
@@ -311,7 +311,7 @@ func (p *Prosody) Start(t testing.TB) {
 			p.writeConfig(t)
 		}
 		os.Remove(filepath.Join(p.run, "prosody.log"))
-		p.output = &lockedBuffer{}
+		p.output = &testtool.LockedBuffer{}
 		cmd := exec.Command(p.prosody, "-F", "--config", p.Config)
 		cmd.Dir = p.run
 		cmd.Stdout, cmd.Stderr = p.output, p.output

@@ -114,25 +114,6 @@ func freePorts(n int) ([]int, error) {
 
 func addr(port int) string { return net.JoinHostPort(Loopback, strconv.Itoa(port)) }
 
-// lockedBuffer collects a child process's stdout and stderr, which may
-// be written concurrently.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // serviceUser is the system user a server runs as when the test runs
 // as root, or nil (run as the current user).
 type serviceUser struct {

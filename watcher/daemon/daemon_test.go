@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/xmppcert/xmppcert/internal/testpki"
+	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/internal/xmpptls/xmpptlstest"
 	"github.com/xmppcert/xmppcert/watcher/alert"
 	"github.com/xmppcert/xmppcert/watcher/changes"
@@ -123,25 +123,7 @@ func (f *fixture) waitKind(t *testing.T, kind changes.Kind) alert.Event {
 	return alert.Event{}
 }
 
-// syncBuffer is a log destination safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (f *fixture) newDaemon(t *testing.T, logs *syncBuffer, noSignals bool) *Daemon {
+func (f *fixture) newDaemon(t *testing.T, logs *testtool.LockedBuffer, noSignals bool) *Daemon {
 	t.Helper()
 	cfg, err := config.Load(f.cfg)
 	if err != nil {
@@ -188,7 +170,7 @@ func endpoints(t *testing.T, h http.Handler) []web.EndpointStatus {
 // key-changed alert at the webhook, and the API shows it unacknowledged.
 func TestSweepKeyChange(t *testing.T) {
 	f := newFixture(t)
-	var logs syncBuffer
+	var logs testtool.LockedBuffer
 	d := f.newDaemon(t, &logs, true)
 	defer d.Close(context.Background())
 	ctx := context.Background()
@@ -245,7 +227,7 @@ func TestSweepKeyChange(t *testing.T) {
 // readable.
 func TestRunReloadShutdown(t *testing.T) {
 	f := newFixture(t)
-	var logs syncBuffer
+	var logs testtool.LockedBuffer
 	d := f.newDaemon(t, &logs, false)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
