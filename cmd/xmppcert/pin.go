@@ -180,7 +180,7 @@ func tlsaSpecFrom(c *cli.Context, l *acme.Lineage) (tlsaSpec, error) {
 		return s, usagef("--from-srv takes the targets and ports from DNS; leave out --target and --port")
 	}
 	if r := c.String("resolver"); r != "" {
-		if _, _, err := splitHostPort(r); err != nil {
+		if !validHostPort(r) {
 			return s, usagef("--resolver %q: give HOST:PORT", r)
 		}
 	}

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
+	"net"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -58,7 +58,7 @@ func runPinVerify(c *cli.Context) error {
 		}
 	}
 	if r := c.String("resolver"); r != "" {
-		if _, _, err := splitHostPort(r); err != nil {
+		if !validHostPort(r) {
 			return usagef("--resolver %q: give HOST:PORT of a validating resolver", r)
 		}
 	}
@@ -93,15 +93,15 @@ func runPinVerify(c *cli.Context) error {
 	return nil
 }
 
-func splitHostPort(s string) (string, string, error) {
-	i := strings.LastIndexByte(s, ':')
-	if i <= 0 || i == len(s)-1 {
-		return "", "", errors.New("no port")
+// validHostPort reports whether s is HOST:PORT with a host and a port
+// from 1 to 65535 ("[::1]:53" for IPv6), as --resolver takes it.
+func validHostPort(s string) bool {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" {
+		return false
 	}
-	if _, err := parsePort(s[i+1:]); err != nil {
-		return "", "", err
-	}
-	return s[:i], s[i+1:], nil
+	_, err = parsePort(port)
+	return err == nil
 }
 
 // expectation reads the expected 3 1 1 pins of --lineage, or of the
