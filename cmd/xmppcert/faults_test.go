@@ -266,13 +266,17 @@ func parseCerts(t *testing.T, path string) []*x509.Certificate {
 
 // testKill kills `issue` with SIGKILL at a random moment between process
 // start and exit, 200 times into one lineage, starting with no lineage.
-// The first ten kills come before a run's typical end, so that several
-// land before the lineage exists; after that every other delay falls in
-// the second half of a run, where the lineage is written. After each kill the state must be consistent (temporaries
-// allowed). Half the kills, and none of the first ten (so that several
-// land before the lineage exists and leftovers pile up), are followed by
-// an issuance that is not killed. Every run that exits must exit 0, and
-// then a new version is current and no temporaries are left.
+// The kill window follows how long a run takes now: the median of the
+// last full runs observed (timed issuances and runs that exited before
+// their kill), so that a machine whose load changes during the test still
+// sees most kills land. The first ten kills come before a run's typical
+// end, so that several land before the lineage exists; after that every
+// other delay falls in the second half of a run, where the lineage is
+// written. After each kill the state must be consistent (temporaries
+// allowed). Half the kills, and none of the first ten (so that leftovers
+// pile up), are followed by an issuance that is not killed. Every run that
+// exits must exit 0, and then a new version is current and no temporaries
+// are left.
 func testKill(t *testing.T, bin string) {
 	start := time.Now()
 	state := filepath.Join(t.TempDir(), "state")
@@ -281,27 +285,35 @@ func testKill(t *testing.T, bin string) {
 	if r := runBin(t, bin, "--state-dir", state, "ca", "init", "-q"); r.code != 0 {
 		t.Fatalf("ca init: exit %d: %s", r.code, r.stderr)
 	}
-	// The window for the kill: a little longer than a whole run, measured
-	// on another lineage so that example.org starts from nothing.
-	var durs []time.Duration
+	// recent holds the durations of the last full runs; the first five are
+	// measured on another lineage so that example.org starts from nothing.
+	var recent []time.Duration
+	observe := func(d time.Duration) {
+		recent = append(recent, d)
+		if len(recent) > 9 {
+			recent = recent[1:]
+		}
+	}
+	typical := func() time.Duration {
+		s := slices.Clone(recent)
+		slices.Sort(s)
+		return s[len(s)/2]
+	}
 	for range 5 {
 		s := time.Now()
 		if r := runBin(t, bin, "--state-dir", state, "issue", "measure.example.org", "-q"); r.code != 0 {
 			t.Fatalf("issue: exit %d: %s", r.code, r.stderr)
 		}
-		durs = append(durs, time.Since(s))
+		observe(time.Since(s))
 	}
 	for _, d := range []string{"archive/measure.example.org", "live/measure.example.org", "locks/measure.example.org.lock"} {
 		if err := os.RemoveAll(filepath.Join(state, d)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	slices.Sort(durs)
-	median := durs[len(durs)/2]
-	window := median * 5 / 4
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 0))
-	t.Logf("an issuance takes %v (median of 5); kills fall in [0, %v); seed %d", median.Round(time.Millisecond), window.Round(time.Millisecond), seed)
+	t.Logf("an issuance takes %v (median of 5) at first; seed %d", typical().Round(time.Millisecond), seed)
 
 	const runs = 200
 	verified := map[string]bool{}
@@ -321,7 +333,8 @@ func testKill(t *testing.T, bin string) {
 		prev = st.live
 	}
 	for i := range runs {
-		lo, hi := time.Duration(0), window
+		median := typical()
+		lo, hi := time.Duration(0), median*5/4
 		switch {
 		case i < 10:
 			hi = median // mostly before the first version is live
@@ -332,12 +345,21 @@ func testKill(t *testing.T, bin string) {
 		cmd := exec.Command(bin, args...)
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
+		began := time.Now()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(delay)
-		cmd.Process.Kill()
-		cmd.Wait()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		timer := time.NewTimer(delay)
+		select {
+		case <-done:
+			observe(time.Since(began))
+		case <-timer.C:
+			cmd.Process.Kill()
+			<-done
+		}
+		timer.Stop()
 		ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
 		switch {
 		case ws.Signaled() && ws.Signal() == syscall.SIGKILL:
@@ -366,13 +388,15 @@ func testKill(t *testing.T, bin string) {
 			t.Fatalf("run %d (kill after %v): %v: %s", i, delay, cmd.ProcessState, stderr.String())
 		}
 		if i >= 10 && rng.IntN(2) == 0 {
+			s := time.Now()
 			mustIssue(t, bin, state)
+			observe(time.Since(s))
 			clean++
 			exited(i, "the next issuance")
 		}
 	}
-	t.Logf("%d runs: %d killed mid-run (%d before the lineage existed, %d leaving temporaries, %d leaving a complete version that never went live), %d finished first; %d issuances not killed; %v in all",
-		runs, killed, beforeFirst, leftTemps, leftOrphan, finished, clean, time.Since(start).Round(time.Millisecond))
+	t.Logf("%d runs: %d killed mid-run (%d before the lineage existed, %d leaving temporaries, %d leaving a complete version that never went live), %d finished first; %d issuances not killed; an issuance took %v at the end; %v in all",
+		runs, killed, beforeFirst, leftTemps, leftOrphan, finished, clean, typical().Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	if killed < runs/4 {
 		t.Errorf("only %d of %d kills landed before the process exited; the window is too short", killed, runs)
 	}
