@@ -139,11 +139,23 @@ type Job struct {
 // order of jobs. Each probe keeps its own deadline; cancelling ctx ends
 // them all.
 func ProbeAll(ctx context.Context, jobs []Job, concurrency int) []Result {
+	out := make([]Result, len(jobs))
+	ProbeEach(ctx, jobs, concurrency, func(i int, r Result) { out[i] = r })
+	return out
+}
+
+// ProbeEach probes every job as ProbeAll does, but hands each result to
+// fn (with the job's index) as soon as it is complete, instead of keeping
+// them all: a sweep of many endpoints then holds at most concurrency
+// results at a time. Calls of fn never overlap; a slow fn holds up the
+// probes that have finished, not those in flight. ProbeEach returns when
+// every job has been handed over.
+func ProbeEach(ctx context.Context, jobs []Job, concurrency int, fn func(i int, r Result)) {
 	if concurrency <= 0 {
 		concurrency = DefaultConcurrency
 	}
-	out := make([]Result, len(jobs))
 	sem := make(chan struct{}, concurrency)
+	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for i, j := range jobs {
 		wg.Add(1)
@@ -151,11 +163,13 @@ func ProbeAll(ctx context.Context, jobs []Job, concurrency int) []Result {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			out[i] = Probe(ctx, j.Domain, j.Options)
+			r := Probe(ctx, j.Domain, j.Options)
+			mu.Lock()
+			defer mu.Unlock()
+			fn(i, r)
 		}()
 	}
 	wg.Wait()
-	return out
 }
 
 // prober is one Probe in progress.

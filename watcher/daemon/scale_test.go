@@ -1,0 +1,400 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xmppcert/xmppcert/internal/xmppsim"
+	"github.com/xmppcert/xmppcert/watcher/config"
+)
+
+// The issue's budgets for the scale benchmark.
+const (
+	budgetSweep = 60 * time.Second
+	budgetRSS   = 300_000_000
+	budgetGrow  = 200.0
+)
+
+// simChildEnv marks the re-executed test binary that runs the simulator.
+const simChildEnv = "XMPPCERT_SIM_CHILD"
+
+// TestSimulatorProcess is not a test: re-executed by the scale tests with
+// $XMPPCERT_SIM_CHILD set, it runs an internal/xmppsim simulator (with
+// dialback) in its own process, so that the daemon's process holds only
+// the daemon. It prints "sim ADDR" and the simulator's CA as PEM, then
+// obeys one command per line of stdin, answering each with "ok" or
+// "error: ...": "prepare N" issues the certificates of the first N
+// domains and prints their names, one per line, before the "ok"; "rekey
+// DOMAIN" and "renew DOMAIN" change a domain's certificate (new key, same
+// key). It exits when stdin closes.
+func TestSimulatorProcess(t *testing.T) {
+	if os.Getenv(simChildEnv) == "" {
+		t.Skip("helper process for the scale tests")
+	}
+	sim, err := xmppsim.New(xmppsim.Config{Dialback: true})
+	if err != nil {
+		fmt.Println("error:", err)
+		os.Exit(3)
+	}
+	defer sim.Close()
+	out := bufio.NewWriter(os.Stdout)
+	fmt.Fprintf(out, "sim %s\n", sim.Addr())
+	pem.Encode(out, &pem.Block{Type: "CERTIFICATE", Bytes: sim.CA().Raw})
+	out.Flush()
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		cmd, arg, _ := strings.Cut(in.Text(), " ")
+		var err error
+		switch cmd {
+		case "prepare":
+			n, perr := strconv.Atoi(arg)
+			if perr != nil {
+				err = perr
+				break
+			}
+			domains := make([]string, n)
+			for i := range domains {
+				domains[i] = sim.Domain(i + 1)
+			}
+			if err = sim.Prepare(context.Background(), domains, 0); err == nil {
+				for _, d := range domains {
+					fmt.Fprintln(out, d)
+				}
+			}
+		case "rekey":
+			err = sim.Rekey(arg)
+		case "renew":
+			err = sim.Renew(arg)
+		default:
+			err = fmt.Errorf("unknown command %q", cmd)
+		}
+		if err != nil {
+			fmt.Fprintln(out, "error:", err)
+		} else {
+			fmt.Fprintln(out, "ok")
+		}
+		out.Flush()
+	}
+}
+
+// simProcess is the parent's end of a TestSimulatorProcess child.
+type simProcess struct {
+	cmd   *exec.Cmd
+	in    io.WriteCloser
+	out   *bufio.Scanner
+	addr  string
+	roots *x509.CertPool
+	caPEM []byte
+}
+
+// startSim starts the simulator child and reads its address and CA.
+func startSim(t testing.TB) *simProcess {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestSimulatorProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), simChildEnv+"=1")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &simProcess{cmd: cmd, in: in, out: bufio.NewScanner(stdout)}
+	t.Cleanup(func() {
+		p.in.Close()
+		p.cmd.Wait()
+	})
+	var caPEM strings.Builder
+	for p.out.Scan() {
+		line := p.out.Text()
+		if addr, ok := strings.CutPrefix(line, "sim "); ok {
+			p.addr = addr
+			continue
+		}
+		if p.addr == "" {
+			t.Fatalf("simulator: %s", line)
+		}
+		caPEM.WriteString(line + "\n")
+		if line == "-----END CERTIFICATE-----" {
+			break
+		}
+	}
+	p.caPEM = []byte(caPEM.String())
+	p.roots = x509.NewCertPool()
+	if !p.roots.AppendCertsFromPEM(p.caPEM) {
+		t.Fatalf("simulator: no CA certificate in %q", caPEM.String())
+	}
+	return p
+}
+
+// do sends one command and returns the lines printed before its "ok".
+func (p *simProcess) do(t testing.TB, command string) []string {
+	t.Helper()
+	if _, err := fmt.Fprintln(p.in, command); err != nil {
+		t.Fatalf("simulator %s: %v", command, err)
+	}
+	var lines []string
+	for p.out.Scan() {
+		line := p.out.Text()
+		switch {
+		case line == "ok":
+			return lines
+		case strings.HasPrefix(line, "error: "):
+			t.Fatalf("simulator %s: %s", command, line)
+		}
+		lines = append(lines, line)
+	}
+	t.Fatalf("simulator %s: no answer (%v)", command, p.out.Err())
+	return nil
+}
+
+// peakRSS is the VmHWM (peak resident set size) of /proc/PID/status, in
+// bytes; pid "self" is this process.
+func peakRSS(t testing.TB, pid string) int64 {
+	b, err := os.ReadFile(filepath.Join("/proc", pid, "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no VmHWM in /proc/%s/status", pid)
+	return 0
+}
+
+// scaleConfig says how runScale sweeps.
+type scaleConfig struct {
+	// N endpoints (domains; odd ones c2s, even ones s2s with dialback).
+	N int
+	// Concurrency is watch.concurrency.
+	Concurrency int
+	// Unchanged is how many unchanged sweeps follow the first.
+	Unchanged int
+	// Log receives the figures.
+	Log func(format string, args ...any)
+}
+
+// scaleFigures are runScale's measurements.
+type scaleFigures struct {
+	First, Changed             time.Duration
+	Unchanged                  []time.Duration
+	ChangedEndpoints           int
+	FileBytesPerObs, HWMPerObs float64
+	DaemonPeakRSS, SimPeakRSS  int64
+	FirstAlerts, ChangedAlerts int
+	HistoryFile, HistoryHWM    int64
+}
+
+// runScale is the daemon at scale: a simulator child serving cfg.N
+// domains, a configuration watching every one of them as a peer
+// (connect = the simulator), and daemon.SweepOnce, which probes, records
+// in one history commit, classifies and dispatches to the log sink, run
+// for a first sweep, cfg.Unchanged unchanged sweeps, and a sweep after 1%
+// of the domains were rekeyed and 1% renewed. It checks that every probe
+// succeeded and that the history and classification saw exactly the
+// changes made.
+func runScale(t testing.TB, cfg scaleConfig) scaleFigures {
+	var fig scaleFigures
+	sim := startSim(t)
+	begin := time.Now()
+	domains := sim.do(t, fmt.Sprintf("prepare %d", cfg.N))
+	if len(domains) != cfg.N {
+		t.Fatalf("simulator prepared %d domains, want %d", len(domains), cfg.N)
+	}
+	cfg.Log("prepare: %d certificates issued by the simulator in %v (excluded from the sweeps)", cfg.N, time.Since(begin).Round(time.Millisecond))
+
+	dir := t.TempDir()
+	var file strings.Builder
+	fmt.Fprintf(&file, "state_dir = %q\n[watch]\ninterval = \"1h\"\ntimeout = \"20s\"\nconcurrency = %d\nown_hosts = false\nfrom = \"watcher.example\"\n", filepath.Join(dir, "state"), cfg.Concurrency)
+	for i, d := range domains {
+		svc := "xmpp-client"
+		if i%2 == 1 {
+			svc = "xmpp-server"
+		}
+		fmt.Fprintf(&file, "[[watch.peer]]\ndomain = %q\nservice = %q\nconnect = %q\n", d, svc, sim.addr)
+	}
+	path := filepath.Join(dir, "xmppcert.toml")
+	if err := os.WriteFile(path, []byte(file.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(c, Deps{Roots: sim.roots, Logger: slog.New(slog.DiscardHandler), NoSignals: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	// size is the history file's size and bbolt's high-water mark (what
+	// a consistent copy of the file writes).
+	size := func() (fileBytes, hwm int64) {
+		fi, err := os.Stat(d.Store().Path())
+		if err != nil {
+			t.Fatal(err)
+		}
+		hwm, err = d.Store().Backup(io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size(), hwm
+	}
+	sweep := func(name string, wantChanged int) (time.Duration, int) {
+		res, err := d.SweepOnce(context.Background())
+		if err != nil {
+			t.Fatalf("%s sweep: %v", name, err)
+		}
+		if len(res.Failed) > 0 || res.Observations != cfg.N {
+			t.Fatalf("%s sweep: %d observations of %d endpoints; failed: %.5q", name, res.Observations, cfg.N, res.Failed)
+		}
+		if res.Changed != wantChanged {
+			t.Errorf("%s sweep: %d observations changed, want %d", name, res.Changed, wantChanged)
+		}
+		cfg.Log("%-10s sweep: %6d endpoints in %8v, %d changed, %d alerts", name, res.Observations, res.Duration.Round(time.Millisecond), res.Changed, res.Alerts)
+		return res.Duration, res.Alerts
+	}
+
+	fig.First, fig.FirstAlerts = sweep("first", cfg.N)
+	if fig.FirstAlerts != cfg.N {
+		t.Errorf("first sweep: %d alerts, want one first-seen per endpoint (%d)", fig.FirstAlerts, cfg.N)
+	}
+	file0, hwm0 := size()
+	for i := range cfg.Unchanged {
+		dur, alerts := sweep(fmt.Sprintf("unchanged%d", i+1), 0)
+		if alerts != 0 {
+			t.Errorf("unchanged sweep %d: %d alerts", i+1, alerts)
+		}
+		fig.Unchanged = append(fig.Unchanged, dur)
+		f, h := size()
+		cfg.Log("history after unchanged%d: file %d bytes, bbolt high-water mark %d bytes (+%d since the first sweep)", i+1, f, h, h-hwm0)
+	}
+	file1, hwm1 := size()
+	if n := float64(cfg.N * cfg.Unchanged); n > 0 {
+		fig.FileBytesPerObs = float64(file1-file0) / n
+		fig.HWMPerObs = float64(hwm1-hwm0) / n
+	}
+	cfg.Log("history: file %d -> %d bytes, bbolt high-water mark %d -> %d bytes over %d unchanged observations: %.2f / %.2f bytes each",
+		file0, file1, hwm0, hwm1, cfg.N*cfg.Unchanged, fig.FileBytesPerObs, fig.HWMPerObs)
+
+	// 1% rekeyed (an unexpected key change for a peer), 1% renewed with
+	// the same key.
+	step := 100
+	if cfg.N < 200 {
+		step = 4
+	}
+	for i := 0; i < cfg.N; i += step {
+		sim.do(t, "rekey "+domains[i])
+		fig.ChangedEndpoints++
+		if i+1 < cfg.N {
+			sim.do(t, "renew "+domains[i+1])
+			fig.ChangedEndpoints++
+		}
+	}
+	fig.Changed, fig.ChangedAlerts = sweep("changed", fig.ChangedEndpoints)
+	if fig.ChangedAlerts != fig.ChangedEndpoints {
+		t.Errorf("changed sweep: %d alerts, want one per changed endpoint (%d)", fig.ChangedAlerts, fig.ChangedEndpoints)
+	}
+	fig.HistoryFile, fig.HistoryHWM = size()
+	if err := d.Store().Check(); err != nil {
+		t.Fatal(err)
+	}
+	fig.DaemonPeakRSS = peakRSS(t, "self")
+	fig.SimPeakRSS = peakRSS(t, strconv.Itoa(sim.cmd.Process.Pid))
+	cfg.Log("peak RSS (VmHWM): daemon process %.1f MiB; simulator process (%d certificates) %.1f MiB",
+		float64(fig.DaemonPeakRSS)/(1<<20), cfg.N+fig.ChangedEndpoints, float64(fig.SimPeakRSS)/(1<<20))
+	return fig
+}
+
+// TestSweepSmall runs the scale machinery on a few endpoints (fit for
+// -race): every probe succeeds, and the history and the alerts see
+// exactly the changes made.
+func TestSweepSmall(t *testing.T) {
+	runScale(t, scaleConfig{N: 48, Concurrency: 8, Unchanged: 2, Log: t.Logf})
+}
+
+// TestSweepScale is the issue's scale benchmark, run by bench/sweep.sh:
+// $XMPPCERT_SWEEP endpoints (10000 there) watched by the daemon and swept
+// with SweepOnce against a simulator in another process. It fails when a
+// sweep takes 60 s or more, the daemon process's peak RSS reaches 300 MB,
+// or history grows by 200 bytes or more per unchanged observation.
+// Knobs: XMPPCERT_SWEEP_CONCURRENCY (64), XMPPCERT_SWEEP_UNCHANGED (3).
+func TestSweepScale(t *testing.T) {
+	n := envInt(t, "XMPPCERT_SWEEP", 0)
+	if n == 0 {
+		t.Skip("set XMPPCERT_SWEEP=10000 (bench/sweep.sh does)")
+	}
+	cfg := scaleConfig{
+		N:           n,
+		Concurrency: envInt(t, "XMPPCERT_SWEEP_CONCURRENCY", 64),
+		Unchanged:   envInt(t, "XMPPCERT_SWEEP_UNCHANGED", 3),
+		Log: func(format string, args ...any) {
+			fmt.Printf("sweep: "+format+"\n", args...)
+		},
+	}
+	cfg.Log("%d endpoints (half c2s, half s2s), concurrency %d, GOMAXPROCS %d, %d CPUs", n, cfg.Concurrency, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	fig := runScale(t, cfg)
+	worst := max(fig.First, fig.Changed)
+	for _, d := range fig.Unchanged {
+		worst = max(worst, d)
+	}
+	fmt.Printf("FIGURES endpoints=%d first_sweep_s=%.2f unchanged_sweep_median_s=%.2f changed_sweep_s=%.2f changed_endpoints=%d daemon_peak_rss_mib=%.1f sim_peak_rss_mib=%.1f file_bytes_per_unchanged_obs=%.2f bbolt_bytes_per_unchanged_obs=%.2f history_file_bytes=%d\n",
+		n, fig.First.Seconds(), median(fig.Unchanged).Seconds(), fig.Changed.Seconds(), fig.ChangedEndpoints,
+		float64(fig.DaemonPeakRSS)/(1<<20), float64(fig.SimPeakRSS)/(1<<20), fig.FileBytesPerObs, fig.HWMPerObs, fig.HistoryFile)
+	if worst >= budgetSweep {
+		t.Errorf("slowest sweep took %v; budget %v", worst, budgetSweep)
+	}
+	if fig.DaemonPeakRSS >= budgetRSS {
+		t.Errorf("daemon peak RSS %.1f MiB; budget %d MB", float64(fig.DaemonPeakRSS)/(1<<20), budgetRSS/1_000_000)
+	}
+	if fig.FileBytesPerObs >= budgetGrow || fig.HWMPerObs >= budgetGrow {
+		t.Errorf("history grew %.2f (file) / %.2f (bbolt) bytes per unchanged observation; budget %.0f", fig.FileBytesPerObs, fig.HWMPerObs, budgetGrow)
+	}
+}
+
+// median of ds (0 for none).
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// envInt reads a non-negative integer from the environment.
+func envInt(t testing.TB, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		t.Fatalf("%s=%q: want a number", name, v)
+	}
+	return n
+}
