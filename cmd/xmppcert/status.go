@@ -40,8 +40,8 @@ func statusCommand() *cli.Command {
 		Usage: "what the daemon knows: endpoints, unacknowledged changes, lineages",
 		Description: "status asks the running daemon's JSON API (GET /api/endpoints on --listen, else the configuration's\n" +
 			"http.listen, else 127.0.0.1:8787, with the configured token). When no daemon answers it reads\n" +
-			"STATE_DIR/history.db itself, read-only, and says so: acknowledgements live in the daemon, so every\n" +
-			"recorded change then counts as unacknowledged. It also lists the lineages in the state directory.\n" +
+			"STATE_DIR/history.db itself, read-only, and says so (acknowledgements are kept in the same file, so\n" +
+			"both ways show the same unacknowledged changes). It also lists the lineages in the state directory.\n" +
 			"Exit 0 (also when there is nothing to show), 2 for an invalid configuration or flags.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Usage: "HOST:PORT of the daemon's API (default: the configuration's http.listen)"},
@@ -180,7 +180,7 @@ func readHistory(path string) ([]web.EndpointStatus, error) {
 		return nil, err
 	}
 	defer st.Close()
-	srv, err := web.New(web.Options{Store: st, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	srv, err := web.New(web.Options{Store: st, Acks: st, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, err
 	}

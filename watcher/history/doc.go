@@ -21,11 +21,21 @@
 //	meta     "format" -> "1"
 //	current  KEY -> seq (8 bytes, big endian) | last_seen (8 bytes, Unix ns)
 //	entries  KEY 0x00 seq -> format byte | first_seen | last_seen | JSON
+//	acks     KEY -> seq (8 bytes, big endian)
 //
 // KEY is watcher.EndpointKey.String(). seq counts an endpoint's entries
 // from 1; the current entry is the one named in "current", and its
 // last_seen there is authoritative (the copy inside the entry is written
 // when the entry is superseded).
+//
+// "acks" holds the operator's acknowledgements (the dashboard's
+// web.Acks): per endpoint the newest entry whose changes are
+// acknowledged. Ack writes it in a short transaction of its own and never
+// moves it back, so acknowledgements survive a restart of the daemon.
+// Prune keeps them: it never removes an endpoint, and a Seq is never
+// reused, so an acknowledgement of a pruned entry still means "every
+// change up to here". A file written before the bucket existed gets it
+// at the next read-write Open; until then Acked reports 0.
 //
 // # Encoding
 //

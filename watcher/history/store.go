@@ -124,6 +124,7 @@ var (
 	bucketMeta    = []byte("meta")
 	bucketCurrent = []byte("current")
 	bucketEntries = []byte("entries")
+	bucketAcks    = []byte("acks")
 	keyFormat     = []byte("format")
 )
 
@@ -204,11 +205,12 @@ func (s *Store) init() error {
 				return err
 			}
 		}
-		if _, err := tx.CreateBucketIfNotExists(bucketCurrent); err != nil {
-			return err
+		for _, name := range [][]byte{bucketCurrent, bucketEntries, bucketAcks} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return err
+			}
 		}
-		_, err = tx.CreateBucketIfNotExists(bucketEntries)
-		return err
+		return nil
 	})
 }
 
@@ -397,7 +399,9 @@ func (s *Store) Endpoints() ([]string, error) {
 // endpoint's current entry, which is kept however old so that the next
 // probe is still compared with what the endpoint showed last. It returns
 // how many entries it deleted. bbolt reuses the freed pages; the file
-// does not shrink.
+// does not shrink. Acknowledgements are left alone: Prune never removes
+// an endpoint, and an acknowledged Seq keeps its meaning after the entry
+// it names is deleted (Seqs are never reused).
 func (s *Store) Prune(olderThan time.Time) (int, error) {
 	if s.readOnly {
 		return 0, fmt.Errorf("history %s: %w", s.path, ErrReadOnly)

@@ -1,14 +1,19 @@
 package web
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/xmppcert/xmppcert/watcher/history"
+)
 
 // Acks records which changes an operator has acknowledged. For each
 // endpoint (by watcher.EndpointKey.String()) it keeps the newest history
 // entry (history.Entry.Seq) whose changes are acknowledged: every change
-// up to and including that entry is, later ones are not. It is the seam
-// for persistence: the daemon may pass an implementation that stores
-// acknowledgements on disk; MemoryAcks keeps them in memory.
-// Implementations must be safe for concurrent use.
+// up to and including that entry is, later ones are not. The daemon
+// passes its *history.Store, which keeps them in the history file so that
+// they survive a restart; MemoryAcks keeps them in memory (tests, and the
+// default when Options.Acks is nil). Implementations must be safe for
+// concurrent use.
 type Acks interface {
 	// Acked returns the newest acknowledged Seq of the endpoint, 0 when
 	// nothing was acknowledged.
@@ -18,6 +23,9 @@ type Acks interface {
 	// no-op.
 	Ack(key string, seq uint64) error
 }
+
+// The daemon's persistent acknowledgements.
+var _ Acks = (*history.Store)(nil)
 
 // MemoryAcks is an Acks kept in memory: acknowledgements are lost when
 // the process exits, after which every change is shown again. The zero
