@@ -1,19 +1,18 @@
 package main
 
 import (
-	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/acmeca"
+	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/watcher/config"
 	"github.com/xmppcert/xmppcert/watcher/daemon"
 )
@@ -24,11 +23,14 @@ func daemonCommand() *cli.Command {
 		Usage: "renew, probe, record and alert on a schedule; serve the dashboard, JSON API and /metrics",
 		Description: "The daemon reads the configuration given with the global --config (TOML; see contrib/xmppcert.toml),\n" +
 			"probes every watched endpoint each watch.interval (plus jitter) with bounded concurrency, records what\n" +
-			"each showed in STATE_DIR/history.db, alerts on changes (log, webhooks, exec hooks), renews every\n" +
-			"lineage that is due once an hour with the same code and locks as 'xmppcert renew', and serves the\n" +
-			"dashboard, the JSON API and /metrics on http.listen (--listen overrides it; an address that is not\n" +
-			"loopback needs http.token_file). SIGHUP reloads the configuration: a refused one is logged with its\n" +
-			"file:line and the old one stays. SIGTERM or SIGINT finish the work in flight, flush queued alerts and\n" +
+			"each showed in STATE_DIR/history.db, alerts on changes (log, webhooks, exec hooks), and once an hour\n" +
+			"issues every [[host]] that has no lineage yet and renews every lineage that is due (the same code and\n" +
+			"locks as 'xmppcert issue' and 'xmppcert renew'), publishes [host.pins.tlsa] records by RFC 2136 as\n" +
+			"'xmppcert pin publish' does (the next key first, stale records after the hold) and writes the POSH\n" +
+			"documents into [host.pins.posh] out_dir. It serves the dashboard, the JSON API and /metrics on\n" +
+			"http.listen (--listen overrides it; an address that is not loopback needs http.token_file).\n" +
+			"SIGHUP reloads the configuration (hosts included): a refused one is logged with its file:line and the\n" +
+			"old one stays. SIGTERM or SIGINT finish the work in flight, flush queued alerts and\n" +
 			"exit 0. The state directory is --state-dir or $XMPPCERT_STATE_DIR when given, else the file's state_dir,\n" +
 			"else the default. Exit 2 for an invalid configuration (one line per problem), 1 when the daemon cannot\n" +
 			"run (history locked by another daemon, address in use).",
@@ -108,7 +110,23 @@ func runDaemon(c *cli.Context) error {
 	}
 	cfg.StateDir = state
 	logger := newLogger(c.App.ErrWriter, flagAnywhere(c, "json"), flagAnywhere(c, "quiet"))
-	d, err := daemon.New(cfg, daemon.Deps{Renew: daemonRenew(state, logger), Logger: logger})
+	// Probes trust the system roots and the embedded CA's root (our own
+	// hosts' certificates), read now; each sweep adds watch.trust_roots.
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		logger.Warn("no system roots; probes trust the embedded CA and watch.trust_roots only", "error", err.Error())
+		roots = x509.NewCertPool()
+	}
+	if rootPEM, err := localca.RootPEM(caDir(state)); err == nil {
+		if !roots.AppendCertsFromPEM(rootPEM) {
+			return fmt.Errorf("the embedded CA's root in %s holds no certificate; check the state directory", caDir(state))
+		}
+	} else if !errors.Is(err, localca.ErrNotInitialized) {
+		return fmt.Errorf("reading the embedded CA's root: %w", err)
+	}
+	var d *daemon.Daemon
+	hosts := func() []config.Host { return d.Config().Hosts } // the configuration in force, after reloads too
+	d, err = daemon.New(cfg, daemon.Deps{Renew: daemonRenew(state, hosts, logger), Logger: logger, Roots: roots})
 	if err != nil {
 		return fmt.Errorf("starting the daemon: %w", err)
 	}
@@ -126,42 +144,4 @@ func newLogger(w io.Writer, asJSON, quiet bool) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, o))
 	}
 	return slog.New(slog.NewTextHandler(w, o))
-}
-
-// daemonRenew is the daemon's renewal seam: one `xmppcert renew` run over
-// every lineage in state (renewer.lineage, with its locks, deploys, hooks
-// and pin rollover), logged as one record per lineage that did something
-// and a summary. It fails when any lineage failed.
-func daemonRenew(state string, logger *slog.Logger) func(ctx context.Context) error {
-	return func(ctx context.Context) error {
-		r := &renewer{store: acme.Store{Dir: state}, ariFailed: map[string]error{}, open: openIssuer}
-		names, err := r.store.Names()
-		if err != nil {
-			return fmt.Errorf("listing the lineages in %s: %w", filepath.Join(state, "live"), err)
-		}
-		counts := map[string]int{}
-		for _, name := range names {
-			if ctx.Err() != nil {
-				break
-			}
-			l := r.lineage(ctx, name)
-			counts[l.Result]++
-			switch l.Result {
-			case resultFailed:
-				logger.Error("renewal failed", "lineage", name, "error", l.Error)
-			case resultNotDue:
-			default:
-				logger.Info("renewal", "lineage", name, "result", l.Result, "version", l.Version, "reason", l.Reason)
-			}
-		}
-		attrs := []any{"lineages", len(names)}
-		for k, v := range counts {
-			attrs = append(attrs, k, v)
-		}
-		logger.Info("renew run finished", attrs...)
-		if n := counts[resultFailed]; n > 0 {
-			return fmt.Errorf("%d of %d lineages failed", n, len(names))
-		}
-		return nil
-	}
 }

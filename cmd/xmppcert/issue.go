@@ -146,7 +146,7 @@ func runIssue(c *cli.Context) error {
 	var results []issueResult
 	failed := false
 	for _, req := range plan.reqs {
-		res, err := issueOne(c, store, req, plan)
+		res, err := issueOne(c.Context, store, req, plan)
 		if err != nil {
 			if len(plan.reqs) == 1 {
 				return err
@@ -201,12 +201,18 @@ func runIssue(c *cli.Context) error {
 }
 
 // issueOne issues one lineage under its lock and deploys it.
-func issueOne(c *cli.Context, store acme.Store, req acme.Request, plan issuePlan) (issueResult, error) {
+func issueOne(ctx context.Context, store acme.Store, req acme.Request, plan issuePlan) (issueResult, error) {
 	unlock, err := store.Lock(req.Host())
 	if err != nil {
 		return issueResult{}, err
 	}
 	defer unlock()
+	return issueLocked(ctx, store, req, plan)
+}
+
+// issueLocked is issueOne for a caller that holds the lineage's lock
+// (the daemon, which first looks again whether the lineage exists).
+func issueLocked(ctx context.Context, store acme.Store, req acme.Request, plan issuePlan) (issueResult, error) {
 	// Reissuing an ACME lineage from the same CA replaces its
 	// certificate: say so to the CA (ARI "replaces", RFC 9773).
 	if req.ACME != nil {
@@ -218,7 +224,7 @@ func issueOne(c *cli.Context, store acme.Store, req acme.Request, plan issuePlan
 	if err != nil {
 		return issueResult{}, err
 	}
-	got, err := acme.Obtain(c.Context, store, iss, req)
+	got, err := acme.Obtain(ctx, store, iss, req)
 	release() // the local CA's database is free before deploy hooks run
 	if err != nil {
 		return issueResult{}, err
@@ -230,7 +236,7 @@ func issueOne(c *cli.Context, store acme.Store, req acme.Request, plan issuePlan
 	if note := reissuedPOSH(store, got.Lineage); note != "" {
 		res.Notes = append(res.Notes, note)
 	}
-	res.Deploy = deploy(c.Context, got.Lineage, acme.EventIssued, plan.targets)
+	res.Deploy = deploy(ctx, got.Lineage, acme.EventIssued, plan.targets)
 	return res, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -90,12 +91,41 @@ func runPinPOSH(c *cli.Context) error {
 	if c.Duration("expires") < time.Second {
 		return usagef("--expires %s: give at least 1s; clients refuse a document with expires <= 0", c.Duration("expires"))
 	}
-	unlock, err := store.Lock(l.Name)
+	err = publishPOSH(store, l.Name, acme.POSHPublication{Dir: abs, Services: services,
+		ExpiresSeconds: int64(c.Duration("expires") / time.Second), SHA512: c.Bool("sha512")})
+	var wr webRootError
+	if errors.As(err, &wr) {
+		return usagef("--out-dir: %v", wr.err)
+	}
 	if err != nil {
-		return fmt.Errorf("writing the POSH documents of %s: %w", l.Name, err)
+		return err
+	}
+	return reportPOSH(c, l.Name, services, abs)
+}
+
+// webRootError is a failure to write POSH documents into the web root,
+// as opposed to one of the state directory.
+type webRootError struct{ err error }
+
+// Error is the underlying error's text.
+func (e webRootError) Error() string { return e.err.Error() }
+
+// Unwrap returns the underlying error.
+func (e webRootError) Unwrap() error { return e.err }
+
+// publishPOSH is pin posh --out-dir without its command line: under the
+// lineage's lock it writes the documents pub describes, listing the
+// current certificate and a staged one, and records the publication, so
+// that renewals stage new certificates for POSH and rewrite the
+// documents there.
+func publishPOSH(store acme.Store, name string, pub acme.POSHPublication) error {
+	unlock, err := store.Lock(name)
+	if err != nil {
+		return fmt.Errorf("writing the POSH documents of %s: %w", name, err)
 	}
 	defer unlock()
-	if l, err = store.Load(l.Name); err != nil {
+	l, err := store.Load(name)
+	if err != nil {
 		return err
 	}
 	pins, err := store.PinState(l.Name)
@@ -108,15 +138,11 @@ func runPinPOSH(c *cli.Context) error {
 			return fmt.Errorf("staged version %d of %s: %w", v, l.Name, err)
 		}
 	}
-	pins.POSH = &acme.POSHPublication{Dir: abs, Services: services,
-		ExpiresSeconds: int64(c.Duration("expires") / time.Second), SHA512: c.Bool("sha512")}
+	pins.POSH = &pub
 	if err := rewritePOSH(l, staged, &pins, time.Now()); err != nil {
-		return usagef("--out-dir: %v", err)
+		return webRootError{err}
 	}
-	if err := store.SavePinState(l.Name, pins); err != nil {
-		return err
-	}
-	return reportPOSH(c, l.Name, services, abs)
+	return store.SavePinState(l.Name, pins)
 }
 
 // poshCerts are the certificates a lineage's POSH documents list: the

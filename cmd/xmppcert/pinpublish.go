@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -70,21 +71,42 @@ func runPinPublish(c *cli.Context) error {
 			return usagef("--dns-zone %q is not a domain name", z)
 		}
 	}
+	pub := &pinning.TLSAPublisher{DNS: client, TTL: spec.ttl, Zone: c.String("dns-zone"), DryRun: c.Bool("dry-run")}
+	out, perr := publishTLSA(c.Context, store, l, spec, pub, holdTime(c), c.Bool("remove-stale"))
+	if out.Lineage == "" {
+		return perr
+	}
+	if flagAnywhere(c, "json") {
+		if err := writeJSON(c.App.Writer, out); err != nil {
+			return err
+		}
+	} else {
+		printPublish(c, out)
+	}
+	return perr
+}
+
+// publishTLSA is pin publish without its command line: it publishes the
+// records spec asks for (current and next key) through pub, removes
+// stale records when staleRule says so (removeStale forces it), and
+// marks the pinned keys published with hold, which starts the next
+// key's hold time. An error before anything was sent comes with an
+// output whose Lineage is empty; after that the output says what was
+// done, and the error what failed.
+func publishTLSA(ctx context.Context, store acme.Store, l *acme.Lineage, spec tlsaSpec, pub *pinning.TLSAPublisher, hold time.Duration, removeStale bool) (publishOutput, error) {
 	records, _ := spec.records(l)
 	if len(records) == 0 {
-		return usagef("no TLSA records to publish for %s with these parameters; see 'xmppcert pin tlsa %s'", l.Name, l.Name)
+		return publishOutput{}, usagef("no TLSA records to publish for %s with these parameters; see 'xmppcert pin tlsa %s'", l.Name, l.Name)
 	}
 	var rrs []*dns.TLSA
 	for _, r := range records {
 		rrs = append(rrs, r.RR(uint32(spec.ttl/time.Second)))
 	}
-	hold := holdTime(c)
-	remove, rule, err := staleRule(c, store, l, spec, hold)
+	remove, rule, err := staleRule(removeStale, store, l, spec, hold)
 	if err != nil {
-		return err
+		return publishOutput{}, err
 	}
-	pub := &pinning.TLSAPublisher{DNS: client, TTL: spec.ttl, Zone: c.String("dns-zone"), DryRun: c.Bool("dry-run")}
-	rep, perr := pub.Publish(c.Context, pinning.TLSAByOwner(rrs), remove)
+	rep, perr := pub.Publish(ctx, pinning.TLSAByOwner(rrs), remove)
 	out := publishOutput{Lineage: l.Name, DryRun: rep.DryRun, StaleRemoved: remove, StaleRule: rule, Names: rep.Names, report: rep}
 	if out.Names == nil {
 		out.Names = []pinning.TLSANameReport{}
@@ -100,17 +122,10 @@ func runPinPublish(c *cli.Context) error {
 			}
 		}
 	}
-	if flagAnywhere(c, "json") {
-		if err := writeJSON(c.App.Writer, out); err != nil {
-			return err
-		}
-	} else {
-		printPublish(c, out)
-	}
 	if perr != nil {
-		return fmt.Errorf("publishing the TLSA records of %s: %w", l.Name, perr)
+		return out, fmt.Errorf("publishing the TLSA records of %s: %w", l.Name, perr)
 	}
-	return nil
+	return out, nil
 }
 
 // dnsClient reads the RFC 2136 flags; the TSIG secret is read from its
@@ -138,12 +153,12 @@ func dnsClient(c *cli.Context) (*dnsupdate.Client, error) {
 	return cl, nil
 }
 
-// staleRule decides whether this run removes stale records: with
-// --remove-stale; for key pins once the current key's records have been
+// staleRule decides whether this run removes stale records: when force
+// (--remove-stale); for key pins once the current key's records have been
 // public for the hold time and its certificate is deployed; never
 // otherwise (a CA or full-certificate pin is the operator's to retire).
-func staleRule(c *cli.Context, store acme.Store, l *acme.Lineage, spec tlsaSpec, hold time.Duration) (bool, string, error) {
-	if c.Bool("remove-stale") {
+func staleRule(force bool, store acme.Store, l *acme.Lineage, spec tlsaSpec, hold time.Duration) (bool, string, error) {
+	if force {
 		return true, "--remove-stale", nil
 	}
 	if len(spec.pinnedKeys(l)) == 0 {
