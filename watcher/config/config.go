@@ -31,9 +31,10 @@
 // # Paths
 //
 // Relative paths in the file (state_dir, the secret and token files,
-// out_dir, webroot, trust_root, an exec program given with a slash) are
-// taken relative to the directory of the configuration file and stored
-// absolute, so that a configuration means the same whatever the
+// out_dir, webroot, trust_root, watch.trust_roots, an exec program given
+// with a slash) are taken relative to the directory of the configuration
+// file and stored absolute (the trust_roots files are read at load
+// instead), so that a configuration means the same whatever the
 // daemon's working directory. Deploy targets and hook commands are kept
 // as written, as `xmppcert issue` keeps them.
 //
@@ -51,6 +52,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
@@ -229,11 +231,19 @@ type Watch struct {
 	// Hosts, as their roles serve them (own_hosts, default true).
 	OwnHosts bool
 	// From is the own domain sent in s2s probes' stream from (from,
-	// canonical); default the first host's domain.
+	// canonical); default the first host's domain. It is sent to peers
+	// only when it is one of the hosts' names: our own servers refuse
+	// a stream from a domain they serve, so they are probed without one.
 	From string
 	// Resolver is the DNS resolver probes ask, HOST:PORT (resolver); for
 	// DANE a DNSSEC-validating one. Empty means the system's.
 	Resolver string
+	// TrustRoots are the certificates of the PEM files in trust_roots
+	// (paths relative to the configuration file), read and checked at
+	// load: trust anchors the probes accept besides the system roots and
+	// the embedded CA's root, for peers and hosts certified by a private
+	// CA. Empty when trust_roots is left out.
+	TrustRoots []*x509.Certificate
 	// Peers are the [[watch.peer]] entries.
 	Peers []Peer
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmppcert/xmppcert/internal/testpki"
 	"github.com/xmppcert/xmppcert/watcher/changes"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
@@ -48,7 +49,38 @@ func testDir(t *testing.T) string {
 	if err := os.Mkdir(filepath.Join(dir, "www"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "root.pem"), testpki.PEM(testRoot.Cert), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	return dir
+}
+
+// testRoot is the CA in testDir's root.pem.
+var testRoot = testpki.NewRoot("Config Test Root", nil)
+
+// TestTrustRoots: watch.trust_roots are read at load, relative to the
+// file, every certificate of every file.
+func TestTrustRoots(t *testing.T) {
+	dir := testDir(t)
+	other := testpki.NewRoot("Other Root", nil)
+	inter := other.Intermediate("Other Intermediate", nil)
+	if err := os.WriteFile(filepath.Join(dir, "www", "two.pem"), testpki.PEM(other.Cert, inter.Cert), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parseIn(t, dir, oneHost+"[watch]\ntrust_roots = [\"root.pem\", \""+filepath.Join(dir, "www", "two.pem")+"\"]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Watch.TrustRoots
+	if len(got) != 3 || !got[0].Equal(testRoot.Cert) || !got[1].Equal(other.Cert) || !got[2].Equal(inter.Cert) {
+		t.Errorf("trust roots: %d certificates, want the three of the files in order", len(got))
+	}
+	if cfg, err = parseIn(t, dir, oneHost); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Watch.TrustRoots != nil {
+		t.Errorf("without trust_roots: %d roots, want none", len(cfg.Watch.TrustRoots))
+	}
 }
 
 // parseIn parses text as DIR/xmppcert.toml.
@@ -131,6 +163,10 @@ func TestBadConfigs(t *testing.T) {
 		{"bad connect", oneHost + "[[watch.peer]]\ndomain = \"jabber.org\"\nconnect = \"jabber.org\" #<\n", "give HOST:PORT"},
 		{"peer in inline table array", oneHost + "[watch]\npeer = [\n  {domain = \"a.example\"},\n  {domain = \"b.example\", service = \"bogus\"}, #<\n]\n", `unknown service "bogus"`},
 		{"bad from", oneHost + "[watch]\nfrom = \"not a domain\" #<\n", "watch.from: "},
+		{"trust root missing", oneHost + "[watch]\ntrust_roots = [\n  \"root.pem\",\n  \"missing.pem\", #<\n]\n", "watch.trust_roots: " + dir + "/missing.pem: cannot read: no such file or directory; give a PEM file of CA certificates"},
+		{"trust root not a certificate", oneHost + "[watch]\ntrust_roots = [\"webhook.secret\"] #<\n", "watch.trust_roots: " + dir + "/webhook.secret: "},
+		{"trust root empty path", oneHost + "[watch]\ntrust_roots = [\"\"] #<\n", "watch.trust_roots: is empty"},
+		{"trust roots not a list", oneHost + "[watch]\ntrust_roots = \"root.pem\" #<\n", "watch.trust_roots: must be an array, not a string"},
 		{"http webhook to remote host", oneHost + "[[alert.webhook]]\nurl = \"http://hooks.example.org/x\" #<\n", "http://hooks.example.org is not loopback"},
 		{"webhook other scheme", oneHost + "[[alert.webhook]]\nurl = \"ftp://hooks.example.org/x\" #<\n", `scheme "ftp"`},
 		{"webhook without url", oneHost + "[[alert.webhook]] #<\nmin_severity = \"warning\"\n", "has no url"},

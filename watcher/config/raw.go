@@ -90,6 +90,7 @@ type rawWatch struct {
 	OwnHosts    *bool            `toml:"own_hosts"`
 	From        *string          `toml:"from"`
 	Resolver    string           `toml:"resolver"`
+	TrustRoots  []string         `toml:"trust_roots"`
 	Peer        []toml.Primitive `toml:"peer"`
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -496,6 +497,9 @@ func (p *parser) watch(r *rawWatch, peers []rawPeer, hosts []Host) Watch {
 			p.errAt("watch.resolver", "%q: %v (give HOST:PORT, e.g. 127.0.0.1:53)", clip(r.Resolver), err)
 		}
 	}
+	for i, f := range r.TrustRoots {
+		w.TrustRoots = append(w.TrustRoots, p.trustRoots(fmt.Sprintf("watch.trust_roots[%d]", i), f)...)
+	}
 	own := map[Target]bool{}
 	if w.OwnHosts {
 		for _, h := range hosts {
@@ -514,6 +518,21 @@ func (p *parser) watch(r *rawWatch, peers []rawPeer, hosts []Host) Watch {
 		}
 	}
 	return w
+}
+
+// trustRoots reads one file of watch.trust_roots: PEM (or DER)
+// certificates, each of them a trust anchor.
+func (p *parser) trustRoots(path, file string) []*x509.Certificate {
+	if file == "" {
+		p.errAt(path, "is empty; give the path of a PEM file of CA certificates")
+		return nil
+	}
+	certs, err := certfile.Read(p.abs(file), nil)
+	if err != nil {
+		p.errAt(path, "%v; give a PEM file of CA certificates", err)
+		return nil
+	}
+	return certs
 }
 
 func (p *parser) peer(path string, r *rawPeer, own map[Target]bool, seen map[Target]string) (Peer, bool) {

@@ -63,7 +63,8 @@ type Deps struct {
 	// Resolver is the DNS resolver the probes ask, HOST:PORT; empty means
 	// the configuration's watch.resolver.
 	Resolver string
-	// Roots are the trust anchors certificates are judged against; nil
+	// Roots are the trust anchors certificates are judged against, to
+	// which each sweep adds the configuration's watch.trust_roots; nil
 	// means the system roots.
 	Roots *x509.CertPool
 	// Registry is where /metrics collectors are registered; nil means a
@@ -99,22 +100,23 @@ type Daemon struct {
 	closed  sync.Once
 }
 
-// SweepResult says what one sweep did.
+// SweepResult says what one sweep did. POST /api/sweep answers it as
+// JSON.
 type SweepResult struct {
 	// Targets is how many (domain, service) pairs were probed.
-	Targets int
+	Targets int `json:"targets"`
 	// Observations is how many endpoints were observed and recorded.
-	Observations int
+	Observations int `json:"observations"`
 	// Changed is how many observations differed from their endpoint's
 	// previous one (new endpoints included).
-	Changed int
+	Changed int `json:"changed"`
 	// Alerts is how many alerts the dispatcher sent.
-	Alerts int
+	Alerts int `json:"alerts"`
 	// Failed lists the targets whose probe found no endpoint at all
 	// (DNS failures), as "DOMAIN SERVICE: ERROR"; they are not recorded.
-	Failed []string
-	// Duration is how long the sweep took.
-	Duration time.Duration
+	Failed []string `json:"failed,omitempty"`
+	// Duration is how long the sweep took (in JSON, nanoseconds).
+	Duration time.Duration `json:"duration_ns"`
 }
 
 // New checks cfg, opens the history (StateDir/HistoryFile, created 0600),
@@ -160,10 +162,12 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 		Store:    store,
 		Context:  d.contextFor,
 		Probe:    d.probeFor,
+		Acks:     store, // acknowledgements survive a restart
 		Token:    string(cfg.HTTP.Token),
 		Registry: deps.Registry,
 		Logger:   d.log,
 		Now:      deps.Now,
+		Sweep:    func(ctx context.Context) (any, error) { return d.SweepOnce(ctx) },
 	})
 	if err != nil {
 		store.Close()
@@ -306,6 +310,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		d.Close(context.Background())
 		return fmt.Errorf("listening on %s: %w; choose another with --listen or http.listen", cfg.HTTP.Listen, err)
+	}
+	// A name such as x.localhost passes the configuration's loopback
+	// check but may resolve elsewhere: what counts is the address bound.
+	if a, ok := ln.Addr().(*net.TCPAddr); len(cfg.HTTP.Token) == 0 && (!ok || !a.IP.IsLoopback()) {
+		ln.Close()
+		d.Close(context.Background())
+		return fmt.Errorf("%s is bound to %s, which is not a loopback address, and no token is configured: set http.token_file, or listen on 127.0.0.1", cfg.HTTP.Listen, ln.Addr())
 	}
 	return d.serve(ctx, ln)
 }

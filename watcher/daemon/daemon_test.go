@@ -300,3 +300,17 @@ func TestNewNeedsStateDir(t *testing.T) {
 		t.Fatal("New accepted a configuration without a state directory")
 	}
 }
+
+// TestRunRefusesNonLoopbackBind: whatever passed the configuration's
+// check (a *.localhost name may resolve anywhere), Run refuses to serve
+// without a token on an address that is not loopback.
+func TestRunRefusesNonLoopbackBind(t *testing.T) {
+	f := newFixture(t)
+	var logs testtool.LockedBuffer
+	d := f.newDaemon(t, &logs, true)
+	d.Config().HTTP.Listen = "0.0.0.0:0"
+	err := d.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "not a loopback address") {
+		t.Fatalf("Run on 0.0.0.0 without a token: %v", err)
+	}
+}

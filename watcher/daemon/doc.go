@@ -26,6 +26,8 @@
 // (default one hour) in its own goroutine; it never overlaps itself and a
 // slow renewal never delays probing. A sweep's failures (a history write
 // that fails, an unreachable endpoint) are logged and never stop the loop.
+// POST /api/sweep (watcher/web) runs a sweep at once, between the
+// scheduled ones, without moving them; sweeps never overlap.
 //
 // # Reload and shutdown
 //

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -46,6 +47,17 @@ func (d *Daemon) SweepOnce(ctx context.Context) (SweepResult, error) {
 
 	jobs := make([]probe.Job, len(targets))
 	now := d.deps.Now()
+	roots := d.roots(cfg)
+	// Our own servers refuse an s2s stream from a domain they serve
+	// (Prosody: "Attempt to connect from a host we serve"), so they are
+	// probed without a from when watch.from is one of our names.
+	own := map[string]bool{}
+	for _, h := range cfg.Hosts {
+		own[h.Domain] = true
+		for _, c := range h.Components {
+			own[c] = true
+		}
+	}
 	for i, t := range targets {
 		o := probe.Options{
 			Service:   t.Service,
@@ -53,23 +65,23 @@ func (d *Daemon) SweepOnce(ctx context.Context) (SweepResult, error) {
 			DirectTLS: t.DirectTLS,
 			Resolver:  cfg.Watch.Resolver,
 			Deadline:  cfg.Watch.Timeout,
-			Roots:     d.deps.Roots,
+			Roots:     roots,
 			Dial:      d.deps.Dial,
 			Now:       now,
 		}
 		if d.deps.Resolver != "" {
 			o.Resolver = d.deps.Resolver
 		}
-		if t.Service == xmppaddr.ServiceServer {
+		if t.Service == xmppaddr.ServiceServer && !(t.Own && own[cfg.Watch.From]) {
 			o.From = cfg.Watch.From
 		}
 		jobs[i] = probe.Job{Domain: t.Domain, Options: o}
 	}
-	results := probe.ProbeAll(ctx, jobs, cfg.Watch.Concurrency)
-
-	var obs []watcher.Observation
-	probes := make(map[string]*probe.Endpoint, len(results))
-	for _, r := range results {
+	// Each result is reduced as soon as it is complete, so that a sweep
+	// holds the observations and not every probe's whole result.
+	perJob := make([][]watcher.Observation, len(jobs))
+	probes := make(map[string]*probe.Endpoint, len(jobs))
+	probe.ProbeEach(ctx, jobs, cfg.Watch.Concurrency, func(i int, r probe.Result) {
 		eps := watcher.Observations(r)
 		if len(eps) == 0 {
 			msg := r.Error
@@ -78,14 +90,18 @@ func (d *Daemon) SweepOnce(ctx context.Context) (SweepResult, error) {
 			}
 			res.Failed = append(res.Failed, fmt.Sprintf("%s %s: %s", r.Domain, r.Service, msg))
 			d.log.Warn("probe found no endpoint", "domain", r.Domain, "service", string(r.Service), "failure", string(r.Failure), "error", r.Error)
-			continue
+			return
 		}
-		for i, o := range eps {
-			ep := r.Endpoints[i]
-			probes[o.Endpoint.String()] = &ep
+		for k, o := range eps {
+			probes[o.Endpoint.String()] = verdicts(r.Endpoints[k])
 		}
+		perJob[i] = eps
+	})
+	var obs []watcher.Observation
+	for _, eps := range perJob {
 		obs = append(obs, eps...)
 	}
+	perJob = nil
 	res.Observations = len(obs)
 	d.mu.Lock()
 	for k, v := range probes {
@@ -136,6 +152,34 @@ func (d *Daemon) SweepOnce(ctx context.Context) (SweepResult, error) {
 	return res, nil
 }
 
+// roots is the pool the sweep's probes judge certificates against:
+// Deps.Roots (nil: the system roots) plus the configuration's
+// watch.trust_roots.
+func (d *Daemon) roots(cfg *config.Config) *x509.CertPool {
+	if len(cfg.Watch.TrustRoots) == 0 {
+		return d.deps.Roots
+	}
+	pool := x509.NewCertPool()
+	if d.deps.Roots != nil {
+		pool = d.deps.Roots.Clone()
+	} else if sys, err := x509.SystemCertPool(); err == nil {
+		pool = sys
+	} else {
+		d.log.Warn("no system roots; trusting watch.trust_roots alone", "error", err.Error())
+	}
+	for _, c := range cfg.Watch.TrustRoots {
+		pool.AddCert(c)
+	}
+	return pool
+}
+
+// verdicts keeps of a probed endpoint what the dashboard shows beside
+// its observation (the manifesto grade, the DANE and POSH verdicts), and
+// drops the rest: the daemon holds one per watched endpoint.
+func verdicts(ep probe.Endpoint) *probe.Endpoint {
+	return &probe.Endpoint{Grade: ep.Grade, DANE: ep.DANE, POSH: ep.POSH}
+}
+
 // lastReachable is the newest reachable entry of the endpoint, looking
 // back a bounded number of entries; nil when there is none.
 func (d *Daemon) lastReachable(key string) *watcher.Observation {
@@ -153,9 +197,10 @@ func (d *Daemon) lastReachable(key string) *watcher.Observation {
 }
 
 // expectations builds, for every domain of the configured hosts, what the
-// operator expects to see: the lineage's current and next keys, the
-// certificates we issued (the current version, a few before it and a
-// staged one) and the keys whose pins are published. A host without a
+// operator expects to see: the lineage's current and next keys (and the
+// next keys a few versions before it announced), the certificates we
+// issued (the current version, a few before it and a staged one) and the
+// keys whose pins are published. A host without a
 // lineage yet expects nothing.
 func (d *Daemon) expectations(cfg *config.Config) map[string]changes.Context {
 	out := map[string]changes.Context{}
@@ -203,6 +248,12 @@ func lineageContext(store acme.Store, name string) (changes.Context, error) {
 	for n := l.Version - 1; n >= 1 && n >= l.Version-3; n-- {
 		if old, err := store.LoadVersion(name, n); err == nil {
 			addCert(old)
+			// The key an earlier version announced as its next one
+			// (usually the current key, since a renewal moves to it)
+			// stays pre-announced: seeing it arrive is that rotation.
+			if old.NextKey != nil {
+				c.NextSPKI = append(c.NextSPKI, acme.SPKIDigest(old.NextKey.Public()))
+			}
 		}
 	}
 	if ps, err := store.PinState(name); err == nil {

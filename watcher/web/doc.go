@@ -15,6 +15,7 @@
 //	GET  /api/endpoints              JSON: every endpoint (EndpointStatus)
 //	GET  /api/endpoints/ID           JSON: one endpoint with its history (EndpointDetail)
 //	POST /api/endpoints/ID/ack       acknowledge its changes up to an entry
+//	POST /api/sweep                  probe every watched endpoint now (Options.Sweep); JSON result
 //	GET  /static/style.css           the stylesheet
 //
 // ID is the endpoint's ID: the first 12 bytes of the SHA-256 of
@@ -63,12 +64,14 @@
 //     machine: the token travels in every request.
 //   - /healthz and /.well-known/posh/ need no token: they say "ok" and
 //     publish documents that are public by design (RFC 7711).
-//   - POST (acknowledge) additionally passes Go's
+//   - POST (acknowledge, sweep) additionally passes Go's
 //     http.CrossOriginProtection (Sec-Fetch-Site, Origin against Host),
 //     and then needs either a Bearer header (browsers do not add one on
 //     their own), a JSON body (cross-origin JSON needs a CORS preflight
-//     this server never grants), or the form's CSRF token, an HMAC of the
-//     endpoint ID under a random per-server key.
+//     this server never grants), or, to acknowledge, the form's CSRF
+//     token, an HMAC of the endpoint ID under a random per-server key.
+//     A sweep has no form: it needs the Bearer header or
+//     Content-Type: application/json.
 //   - The token and the CSRF key never appear in pages, the API, metrics
 //     or logs; refusals are logged with the client address, method, path
 //     and reason, never with headers.
@@ -88,10 +91,12 @@
 // An acknowledgement names an endpoint and a history entry (Seq): every
 // change up to that entry is acknowledged, later ones are not, so a
 // change that arrives while the operator reads the page is not swept
-// away by the button. The Acks interface is the seam: MemoryAcks keeps
-// them in memory (lost at restart, so changes are shown again, which errs
-// on the side of showing); a persistent implementation can be given in
-// Options.Acks.
+// away by the button. Options.Acks keeps them: the daemon gives its
+// *history.Store, which writes each acknowledgement to the history file
+// ("acks" bucket, one short transaction, never moved back), so they
+// survive a restart of the daemon.
+// Without Options.Acks a MemoryAcks keeps them in memory, lost at exit
+// (changes are then shown again, which errs on the side of showing).
 //
 // # What is unacknowledged
 //
@@ -103,4 +108,20 @@
 // within 30/7/1 days) come from classifying the latest entry against
 // itself with Now set; they are shown, but they go away by renewing, not
 // by acknowledging.
+//
+// # Probing now
+//
+// POST /api/sweep runs one sweep of every watched endpoint at once
+// (Options.Sweep; the daemon's SweepOnce), waits for it, and answers what
+// it did: {"targets", "observations", "changed", "alerts", "failed",
+// "duration_ns"}. The observations are recorded and alerted exactly as a
+// scheduled sweep's; the schedule is not moved. It is for an operator who
+// just changed a server ("did my new certificate arrive?") and for
+// scripts and tests that must not wait for watch.interval:
+//
+//	curl -X POST -H 'Content-Type: application/json' http://127.0.0.1:8787/api/sweep
+//
+// Sweeps never overlap: one requested during another waits for it, then
+// runs. A failed sweep (the history could not be written) is answered
+// 500 with a pointer to the daemon's log.
 package web

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -83,6 +84,10 @@ type Options struct {
 	// HistoryLimit bounds the entries an endpoint page shows and the API
 	// returns; zero means 200.
 	HistoryLimit int
+	// Sweep, when set, probes every watched endpoint now and returns
+	// what it did (the daemon's SweepResult), for POST /api/sweep; its
+	// result is answered as JSON. Nil means no such route (404).
+	Sweep func(ctx context.Context) (any, error)
 }
 
 // Server is the daemon's HTTP handler. It is safe for concurrent use.
@@ -159,6 +164,9 @@ func New(opts Options) (*Server, error) {
 	m.HandleFunc("GET /api/endpoints", s.handleAPIList)
 	m.HandleFunc("GET /api/endpoints/{id}", s.handleAPIEndpoint)
 	m.HandleFunc("POST /api/endpoints/{id}/ack", s.handleAck)
+	if opts.Sweep != nil {
+		m.HandleFunc("POST /api/sweep", s.handleSweep)
+	}
 	m.HandleFunc("GET /static/style.css", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
 		w.Header().Set("Cache-Control", "max-age=3600")
@@ -546,6 +554,32 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 	}
 	acked, _ := s.opts.Acks.Acked(d.Key)
 	writeJSON(w, http.StatusOK, map[string]any{"id": d.ID, "key": d.Key, "acked_seq": acked})
+}
+
+// handleSweep is POST /api/sweep: one sweep at once, answered with
+// Options.Sweep's result. Like an acknowledgement it passes the
+// cross-origin check and needs a JSON content type or a Bearer header, so
+// that a form on another site cannot start probes; the body is ignored.
+// The sweep runs to its end even when the client goes away: probes cut
+// short would be recorded as unreachable endpoints.
+func (s *Server) handleSweep(w http.ResponseWriter, r *http.Request) {
+	if err := s.cop.Check(r); err != nil {
+		s.refuse(w, r, http.StatusForbidden, "cross-origin request")
+		return
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if _, hasBearer := bearer(r); ct != "application/json" && !hasBearer {
+		s.refuse(w, r, http.StatusForbidden, "start a sweep with Content-Type: application/json")
+		return
+	}
+	s.log.Info("web: sweep requested", "remote", r.RemoteAddr)
+	res, err := s.opts.Sweep(context.WithoutCancel(r.Context()))
+	if err != nil {
+		s.log.Error("web: requested sweep failed", "err", err)
+		jsonError(w, http.StatusInternalServerError, "the sweep failed: see the daemon's log")
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 // slogPrinter adapts a slog.Logger to promhttp's ErrorLog.
