@@ -27,7 +27,8 @@ func daemonCommand() *cli.Command {
 			"issues every [[host]] that has no lineage yet and renews every lineage that is due (the same code and\n" +
 			"locks as 'xmppcert issue' and 'xmppcert renew'), publishes [host.pins.tlsa] records by RFC 2136 as\n" +
 			"'xmppcert pin publish' does (the next key first, stale records after the hold) and writes the POSH\n" +
-			"documents into [host.pins.posh] out_dir. It serves the dashboard, the JSON API and /metrics on\n" +
+			"documents of [host.pins.posh] (into out_dir, else STATE_DIR/posh/DOMAIN). It serves the dashboard, the\n" +
+			"JSON API, /metrics and those POSH documents (/.well-known/posh/, by Host) on\n" +
 			"http.listen (--listen overrides it; an address that is not loopback needs http.token_file).\n" +
 			"SIGHUP reloads the configuration (hosts included): a refused one is logged with its file:line and the\n" +
 			"old one stays. SIGTERM or SIGINT finish the work in flight, flush queued alerts and\n" +

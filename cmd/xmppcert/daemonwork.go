@@ -118,8 +118,8 @@ func (w *daemonRun) host(ctx context.Context, h config.Host, exists bool) {
 	if h.TLSA != nil {
 		w.publishTLSA(ctx, h.Domain, h.TLSA)
 	}
-	if h.POSH != nil && h.POSH.OutDir != "" {
-		w.writePOSH(h.Domain, h.POSH)
+	if h.POSH != nil {
+		w.writePOSH(h.Domain, h.POSH, h.POSHRoot(w.r.store.Dir))
 	}
 }
 
@@ -243,24 +243,31 @@ func (w *daemonRun) publishTLSA(ctx context.Context, name string, t *config.TLSA
 	}
 }
 
-// writePOSH writes the lineage's POSH documents into [host.pins.posh]
-// out_dir, as `xmppcert pin posh --out-dir` does, unless they are
+// writePOSH writes the lineage's POSH documents into the web root dir
+// (Host.POSHRoot), as `xmppcert pin posh --out-dir` does, unless they are
 // written there already with these settings: issue and renew keep
 // recorded documents up to date themselves, and rewriting them would
 // restart the time a staged certificate waits for.
-func (w *daemonRun) writePOSH(name string, p *config.POSH) {
+func (w *daemonRun) writePOSH(name string, p *config.POSH, dir string) {
 	pins, err := w.r.store.PinState(name)
 	if err != nil {
 		w.fail(name, "writing POSH documents failed", err, "next", "retried at the next renewal run")
 		return
 	}
-	pub := acme.POSHPublication{Dir: p.OutDir, ExpiresSeconds: int64(p.Expires / time.Second)}
+	pub := acme.POSHPublication{Dir: dir, ExpiresSeconds: int64(p.Expires / time.Second)}
 	for _, s := range p.Services {
 		pub.Services = append(pub.Services, string(s))
 	}
 	if cur := pins.POSH; cur != nil {
 		pub.SHA512 = cur.SHA512 // set by pin posh --sha512; the file has no such key
 		if cur.Dir == pub.Dir && cur.ExpiresSeconds == pub.ExpiresSeconds && slices.Equal(cur.Services, pub.Services) && poshWritten(pub) {
+			return
+		}
+	}
+	if p.OutDir == "" {
+		// The web root in the state directory is ours to make.
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			w.fail(name, "writing POSH documents failed", err, "dir", dir, "next", "retried at the next renewal run")
 			return
 		}
 	}

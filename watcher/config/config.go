@@ -53,6 +53,7 @@ package config
 
 import (
 	"crypto/x509"
+	"path/filepath"
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
@@ -203,8 +204,8 @@ type TLSA struct {
 // are written.
 type POSH struct {
 	// OutDir is the web root .well-known/posh/SERVICE.json is written
-	// into (out_dir, absolute); empty means only the daemon's HTTP server
-	// serves them.
+	// into (out_dir, absolute); empty means STATE_DIR/posh/DOMAIN (see
+	// Host.POSHRoot). The daemon's HTTP server serves them either way.
 	OutDir string
 	// Expires is how long clients may cache a document (expires, default
 	// 24h).
@@ -439,4 +440,22 @@ type HTTP struct {
 	TokenFile string
 	// Token is that file's content without surrounding white space.
 	Token alert.Secret
+}
+
+// POSHDir is the directory under the state directory that holds the POSH
+// web roots of hosts whose [host.pins.posh] has no out_dir.
+const POSHDir = "posh"
+
+// POSHRoot is the web root the host's POSH documents are written into
+// and served from: out_dir when given, else STATE_DIR/posh/DOMAIN; ""
+// when the host publishes no POSH.
+func (h Host) POSHRoot(stateDir string) string {
+	switch {
+	case h.POSH == nil:
+		return ""
+	case h.POSH.OutDir != "":
+		return h.POSH.OutDir
+	default:
+		return filepath.Join(stateDir, POSHDir, h.Domain)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -168,6 +169,7 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 		Logger:   d.log,
 		Now:      deps.Now,
 		Sweep:    func(ctx context.Context) (any, error) { return d.SweepOnce(ctx) },
+		POSHRoot: d.poshRoot,
 	})
 	if err != nil {
 		store.Close()
@@ -234,6 +236,19 @@ func (d *Daemon) contextFor(k watcher.EndpointKey) changes.Context {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.expect[k.Domain]
+}
+
+// poshRoot is the web root of the POSH documents served for host: that
+// of the configured [[host]] whose domain or component host is, when it
+// publishes POSH (config.Host.POSHRoot).
+func (d *Daemon) poshRoot(host string) string {
+	cfg := d.Config()
+	for _, h := range cfg.Hosts {
+		if h.Domain == host || slices.Contains(h.Components, host) {
+			return h.POSHRoot(cfg.StateDir)
+		}
+	}
+	return ""
 }
 
 func (d *Daemon) probeFor(key string) *probe.Endpoint {

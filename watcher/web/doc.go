@@ -8,7 +8,7 @@
 // # Routes
 //
 //	GET  /healthz                    "ok" (public)
-//	GET  /.well-known/posh/NAME.json POSH documents from Options.POSHDir (public)
+//	GET  /.well-known/posh/NAME.json POSH documents from Options.POSHRoot (public)
 //	GET  /metrics                    Prometheus text (client_golang)
 //	GET  /                           dashboard: every endpoint in a table
 //	GET  /endpoint/ID                one endpoint: history, newest first, and what changed
@@ -84,7 +84,8 @@
 //     texts) is data: html/template escapes it, encoding/json escapes <,
 //     > and &.
 //   - POSH files are read through os.Root (no "..", no symlinks out of
-//     POSHDir), only names of the form SERVICE.json, never a listing.
+//     the host's POSHRoot), only names of the form SERVICE.json, never a
+//     listing.
 //
 // # Acknowledgements
 //

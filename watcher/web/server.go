@@ -59,11 +59,11 @@ type Options struct {
 	Probe func(key string) *probe.Endpoint
 	// Acks records acknowledgements; nil means a new MemoryAcks.
 	Acks Acks
-	// POSHDir holds the POSH documents served at
-	// /.well-known/posh/SERVICE.json: a file DIR/HOST/SERVICE.json is
-	// served to requests whose Host is HOST, DIR/SERVICE.json to any
-	// other. Empty means no POSH documents (404).
-	POSHDir string
+	// POSHRoot returns the web root whose .well-known/posh/SERVICE.json
+	// documents are served to requests for host (the Host header, lower
+	// case, without port), or "" for none. Nil serves no POSH documents
+	// (404).
+	POSHRoot func(host string) string
 	// Token, when set, is required of every request except /healthz and
 	// POSH documents (as a Bearer token or the Basic password); when
 	// empty only loopback clients are answered. Never logged or shown.

@@ -578,26 +578,27 @@ func TestConditions(t *testing.T) {
 
 func TestPOSH(t *testing.T) {
 	dir := t.TempDir()
-	posh := filepath.Join(dir, "posh")
-	os.MkdirAll(filepath.Join(posh, "example.org"), 0o755)
-	os.MkdirAll(filepath.Join(posh, "sub.json"), 0o755)
-	os.WriteFile(filepath.Join(posh, "xmpp-server.json"), []byte(`{"fingerprints":[{"sha-256":"default"}],"expires":3600}`), 0o644)
-	os.WriteFile(filepath.Join(posh, "example.org", "xmpp-server.json"), []byte(`{"fingerprints":[{"sha-256":"org"}],"expires":3600}`), 0o644)
+	// Two hosts with web roots of their own; other hosts have none.
+	roots := map[string]string{"example.org": filepath.Join(dir, "org"), "conference.example.org": filepath.Join(dir, "org"), "example.net": filepath.Join(dir, "net")}
+	for _, r := range roots {
+		os.MkdirAll(filepath.Join(r, ".well-known", "posh", "sub.json"), 0o755)
+	}
+	os.WriteFile(filepath.Join(dir, "org", ".well-known", "posh", "xmpp-server.json"), []byte(`{"fingerprints":[{"sha-256":"org"}],"expires":3600}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "net", ".well-known", "posh", "xmpp-server.json"), []byte(`{"fingerprints":[{"sha-256":"net"}],"expires":3600}`), 0o644)
 	os.WriteFile(filepath.Join(dir, "secret.json"), []byte(`SECRET`), 0o600)
-	os.Symlink(filepath.Join(dir, "secret.json"), filepath.Join(posh, "xmpp-client.json"))
+	os.Symlink(filepath.Join(dir, "secret.json"), filepath.Join(dir, "org", ".well-known", "posh", "xmpp-client.json"))
 
-	s, _ := newServer(t, newFixture(t), func(o *Options) { o.POSHDir = posh; o.Token = "tok" })
+	s, _ := newServer(t, newFixture(t), func(o *Options) { o.POSHRoot = func(h string) string { return roots[h] }; o.Token = "tok" })
 	get := func(path, host string) (int, string) {
 		r := req(t, s, "GET", path, nil, map[string]string{"RemoteAddr": "198.51.100.1:4", "Host": host})
 		return r.StatusCode, bodyOf(t, r)
 	}
-	if c, b := get("/.well-known/posh/xmpp-server.json", "other.example"); c != 200 || !strings.Contains(b, "default") {
-		t.Errorf("default document: %d %s", c, b)
+	for host, want := range map[string]string{"Example.org:443": `"org"`, "conference.example.org": `"org"`, "example.net.": `"net"`} {
+		if c, b := get("/.well-known/posh/xmpp-server.json", host); c != 200 || !strings.Contains(b, want) {
+			t.Errorf("%s: %d %s", host, c, b)
+		}
 	}
-	if c, b := get("/.well-known/posh/xmpp-server.json", "Example.org:443"); c != 200 || !strings.Contains(b, `"org"`) {
-		t.Errorf("per-host document: %d %s", c, b)
-	}
-	r := req(t, s, "GET", "/.well-known/posh/xmpp-server.json", nil, nil)
+	r := req(t, s, "GET", "/.well-known/posh/xmpp-server.json", nil, map[string]string{"Host": "example.org"})
 	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("content type %q", ct)
 	}
@@ -613,17 +614,20 @@ func TestPOSH(t *testing.T) {
 		"/.well-known/posh/nothere.json",
 		"/.well-known/posh/Xmpp-Server.json",
 	} {
-		if c, b := get(p, "127.0.0.1"); c == 200 || strings.Contains(b, "SECRET") || strings.Contains(b, "fingerprints") {
+		if c, b := get(p, "example.org"); c == 200 || strings.Contains(b, "SECRET") || strings.Contains(b, "fingerprints") {
 			t.Errorf("%s: %d %q", p, c, b)
 		}
 	}
-	if c, b := get("/.well-known/posh/xmpp-server.json", "..:80"); c != 200 || !strings.Contains(b, "default") {
-		t.Errorf("Host \"..\": %d %s", c, b)
+	// A host without a web root, and hosts that try to climb out.
+	for _, host := range []string{"other.example", "127.0.0.1", "..:80", "../secret"} {
+		if c, b := get("/.well-known/posh/xmpp-server.json", host); c != 404 || strings.Contains(b, "fingerprints") {
+			t.Errorf("Host %q: %d %s", host, c, b)
+		}
 	}
-	// Without POSHDir nothing is served.
+	// Without POSHRoot nothing is served.
 	s2, _ := newServer(t, newFixture(t), nil)
-	if r := req(t, s2, "GET", "/.well-known/posh/xmpp-server.json", nil, nil); r.StatusCode != 404 {
-		t.Errorf("no POSHDir: %d", r.StatusCode)
+	if r := req(t, s2, "GET", "/.well-known/posh/xmpp-server.json", nil, map[string]string{"Host": "example.org"}); r.StatusCode != 404 {
+		t.Errorf("no POSHRoot: %d", r.StatusCode)
 	}
 }
 
