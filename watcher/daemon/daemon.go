@@ -97,6 +97,7 @@ type Daemon struct {
 	probes    map[string]*probe.Endpoint // by endpoint key, from the last sweep
 	lastPrune time.Time
 
+	health  *health
 	sweepMu sync.Mutex // one sweep at a time
 	closed  sync.Once
 }
@@ -149,6 +150,11 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 		deps.Registry = prometheus.NewRegistry()
 	}
 	d := &Daemon{deps: deps, log: deps.Logger, cfg: cfg, expect: map[string]changes.Context{}, probes: map[string]*probe.Endpoint{}}
+	h, err := newHealth(deps.Registry)
+	if err != nil {
+		return nil, err
+	}
+	d.health = h
 	disp, err := d.dispatcher(cfg)
 	if err != nil {
 		return nil, err
@@ -170,6 +176,7 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 		Now:      deps.Now,
 		Sweep:    func(ctx context.Context) (any, error) { return d.SweepOnce(ctx) },
 		POSHRoot: d.poshRoot,
+		Health:   d.health.check,
 	})
 	if err != nil {
 		store.Close()
@@ -434,7 +441,9 @@ func (d *Daemon) renewLoop(ctx, work context.Context) {
 		case <-t.C:
 		}
 		start := time.Now()
-		if err := d.deps.Renew(work); err != nil {
+		err := d.deps.Renew(work)
+		d.health.renewDone(err, d.deps.Now())
+		if err != nil {
 			d.log.Error("renewal failed; retried on schedule", "error", err.Error(), "next_in", d.deps.RenewInterval.String())
 		} else {
 			d.log.Debug("renewal run finished", "took", time.Since(start).String())

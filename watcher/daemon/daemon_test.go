@@ -5,13 +5,16 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -313,4 +316,66 @@ func TestRunRefusesNonLoopbackBind(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not a loopback address") {
 		t.Fatalf("Run on 0.0.0.0 without a token: %v", err)
 	}
+}
+
+// TestRenewalMetrics: a failing renewal run is counted in /metrics, a
+// good one sets the last-success time, and a sweep sets its own.
+func TestRenewalMetrics(t *testing.T) {
+	f := newFixture(t)
+	var logs testtool.LockedBuffer
+	cfg, err := config.Load(f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	d, err := New(cfg, Deps{
+		Roots:         f.ca.Pool(),
+		Logger:        slog.New(slog.NewTextHandler(&logs, nil)),
+		NoSignals:     true,
+		RenewInterval: 100 * time.Millisecond,
+		Renew: func(context.Context) error {
+			if calls.Add(1) == 1 {
+				return errors.New("1 of 1 lineages failed")
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.serve(ctx, ln) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	want := []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^xmppcert_renewal_runs_failed_total 1$`),
+		regexp.MustCompile(`(?m)^xmppcert_renewal_last_success_timestamp_seconds [1-9]`),
+		regexp.MustCompile(`(?m)^xmppcert_sweep_last_success_timestamp_seconds [1-9]`),
+		regexp.MustCompile(`(?m)^xmppcert_sweeps_failed_total 0$`),
+		regexp.MustCompile(`(?m)^xmppcert_sweep_duration_seconds [0-9]`),
+	}
+	var body []byte
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		missing := false
+		for _, re := range want {
+			missing = missing || !re.Match(body)
+		}
+		if !missing {
+			return
+		}
+	}
+	t.Errorf("/metrics after a failed and a good renewal run and a sweep lacks one of %q:\n%s", want, body)
 }

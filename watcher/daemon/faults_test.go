@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -249,6 +250,12 @@ func serveDaemon(t *testing.T, d *Daemon) (base string, stop func()) {
 // unless the answer is 200 within that time; it returns the body.
 func getOK(t *testing.T, base, path string) []byte {
 	t.Helper()
+	return getStatus(t, base, path, http.StatusOK)
+}
+
+// getStatus is GET base+path answered within a second with status code.
+func getStatus(t *testing.T, base, path string, code int) []byte {
+	t.Helper()
 	c := &http.Client{Timeout: 2 * time.Second}
 	start := time.Now()
 	resp, err := c.Get(base + path)
@@ -257,13 +264,25 @@ func getOK(t *testing.T, base, path string) []byte {
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s, %v", path, resp.Status, err)
+	if err != nil || resp.StatusCode != code {
+		t.Fatalf("GET %s: %s %q, %v; want %d", path, resp.Status, body, err, code)
 	}
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("GET %s took %v", path, took)
 	}
 	return body
+}
+
+// wantUnhealthy: /healthz says 503 and that the history cannot be
+// written, and /metrics counts failed sweeps.
+func wantUnhealthy(t *testing.T, base string) {
+	t.Helper()
+	if b := getStatus(t, base, "/healthz", http.StatusServiceUnavailable); !strings.Contains(string(b), "the history cannot be written") {
+		t.Errorf("/healthz on a full disk: %q", b)
+	}
+	if m := getOK(t, base, "/metrics"); !regexp.MustCompile(`(?m)^xmppcert_sweeps_failed_total [1-9]`).Match(m) {
+		t.Errorf("/metrics on a full disk counts no failed sweep:\n%s", m)
+	}
 }
 
 // apiEndpoints is GET /api/endpoints through the daemon's HTTP server,
@@ -797,8 +816,9 @@ func TestFaultDiskFull(t *testing.T) {
 				t.Errorf("sweep failed with %q; want ENOSPC", r.err)
 			}
 		}
-		// Still serving, and the history still holds the first sweep only.
-		getOK(t, base, "/healthz")
+		// Still serving, saying it is unhealthy, and the history still
+		// holds the first sweep only.
+		wantUnhealthy(t, base)
 		eps := apiEndpoints(t, base)
 		if len(eps) != n {
 			t.Errorf("the API lists %d endpoints on a full disk; want %d", len(eps), n)
@@ -822,10 +842,10 @@ func TestFaultDiskFull(t *testing.T) {
 	restart := time.Now()
 	d = faultDaemon(t, cfg, sim, &logs, &sw)
 	base, stop = serveDaemon(t, d)
-	getOK(t, base, "/healthz")
 	sw.waitFor(t, &logs, "a sweep failing after the restart", restart, 15*time.Second, func(rs []sweepRecord) bool {
 		return len(rs) > 0 && rs[0].err != ""
 	})
+	wantUnhealthy(t, base)
 	if eps := apiEndpoints(t, base); len(eps) != n {
 		t.Errorf("the API of the restarted daemon lists %d endpoints on a full disk; want %d", len(eps), n)
 	}

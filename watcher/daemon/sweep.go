@@ -33,6 +33,13 @@ const lastReachableDepth = 32
 func (d *Daemon) SweepOnce(ctx context.Context) (SweepResult, error) {
 	d.sweepMu.Lock()
 	defer d.sweepMu.Unlock()
+	res, err := d.sweep(ctx)
+	d.health.sweepDone(res.Duration, err, d.deps.Now())
+	return res, err
+}
+
+// sweep is SweepOnce under its lock.
+func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 	start := time.Now()
 	d.mu.Lock()
 	cfg, disp := d.cfg, d.disp
@@ -116,7 +123,7 @@ func (d *Daemon) SweepOnce(ctx context.Context) (SweepResult, error) {
 	recorded, err := d.store.RecordAll(obs)
 	if err != nil {
 		res.Duration = time.Since(start)
-		return res, fmt.Errorf("recording %d observations in %s: %w", len(obs), d.store.Path(), err)
+		return res, fmt.Errorf("recording %d observations: %w", len(obs), err)
 	}
 	judged := now
 	for i, o := range obs {

@@ -7,7 +7,7 @@
 //
 // # Routes
 //
-//	GET  /healthz                    "ok" (public)
+//	GET  /healthz                    "ok", or 503 and why (Options.Health) (public)
 //	GET  /.well-known/posh/NAME.json POSH documents from Options.POSHRoot (public)
 //	GET  /metrics                    Prometheus text (client_golang)
 //	GET  /                           dashboard: every endpoint in a table

@@ -59,6 +59,10 @@ type Options struct {
 	Probe func(key string) *probe.Endpoint
 	// Acks records acknowledgements; nil means a new MemoryAcks.
 	Acks Acks
+	// Health says whether the daemon is doing its work: an error turns
+	// /healthz into 503 with the error's text, which anyone may read (so
+	// it holds no path or secret). Nil means always healthy.
+	Health func() error
 	// POSHRoot returns the web root whose .well-known/posh/SERVICE.json
 	// documents are served to requests for host (the Host header, lower
 	// case, without port), or "" for none. Nil serves no POSH documents
@@ -155,6 +159,13 @@ func New(opts Options) (*Server, error) {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if s.opts.Health != nil {
+			if err := s.opts.Health(); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				io.WriteString(w, "unhealthy: "+err.Error()+"\n")
+				return
+			}
+		}
 		io.WriteString(w, "ok\n")
 	})
 	m.HandleFunc("GET /.well-known/posh/{name}", s.handlePOSH)

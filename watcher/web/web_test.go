@@ -3,6 +3,7 @@ package web
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -147,12 +148,21 @@ func bodyOf(t testing.TB, r *http.Response) string {
 }
 
 func TestHealthz(t *testing.T) {
-	s, _ := newServer(t, newFixture(t), func(o *Options) { o.Token = "tok" })
+	var unhealthy error
+	s, _ := newServer(t, newFixture(t), func(o *Options) {
+		o.Token = "tok"
+		o.Health = func() error { return unhealthy }
+	})
 	for _, remote := range []string{"127.0.0.1:1", "198.51.100.7:1"} {
 		r := req(t, s, "GET", "/healthz", nil, map[string]string{"RemoteAddr": remote})
 		if b := bodyOf(t, r); r.StatusCode != 200 || b != "ok\n" {
 			t.Errorf("%s: /healthz = %d %q", remote, r.StatusCode, b)
 		}
+	}
+	unhealthy = errors.New("the history cannot be written")
+	r := req(t, s, "GET", "/healthz", nil, map[string]string{"RemoteAddr": "198.51.100.7:1"})
+	if b := bodyOf(t, r); r.StatusCode != 503 || b != "unhealthy: the history cannot be written\n" {
+		t.Errorf("unhealthy: /healthz = %d %q", r.StatusCode, b)
 	}
 }
 
