@@ -11,18 +11,12 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"maps"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,7 +24,6 @@ import (
 	"github.com/xmppcert/xmppcert/internal/certfile"
 	"github.com/xmppcert/xmppcert/internal/testdns"
 	"github.com/xmppcert/xmppcert/internal/testpki"
-	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/internal/testxmpp"
 	"github.com/xmppcert/xmppcert/watcher/alert"
 	"github.com/xmppcert/xmppcert/watcher/changes"
@@ -111,7 +104,7 @@ func TestDaemonE2E(t *testing.T) {
 
 	const secret = "e2e-webhook-hmac-secret-0123456789"
 	writeFile(t, filepath.Join(dir, "webhook.secret"), []byte(secret+"\n"), 0o600)
-	hook := newAlertReceiver(t, []byte(secret))
+	hook := newWebhookReceiver(t, []byte(secret))
 
 	cfgFile := filepath.Join(dir, "xmppcert.toml")
 	writeFile(t, cfgFile, []byte(fmt.Sprintf(`[[host]]
@@ -129,7 +122,7 @@ hmac_secret_file = "webhook.secret"
 `, e2eHost, dns.Addr, hook.URL+"/xmppcert")), 0o600)
 
 	listen := freeAddr(t)
-	d := startDaemon(t, bin, listen, "--state-dir", state, "--config", cfgFile, "daemon", "--listen", listen)
+	d := startDaemonProc(t, bin, daemonOptions{listen: listen}, "--state-dir", state, "--config", cfgFile, "daemon")
 
 	// The daemon sweeps once at start.
 	first := d.waitLog(t, regexp.MustCompile(`msg="sweep done" targets=2 observations=2 changed=2 alerts=(\d+) failed=0`))
@@ -365,51 +358,9 @@ func startTLSLeaf(t *testing.T, addr string, server bool) *x509.Certificate {
 	return st.TLS.PeerCertificates[0]
 }
 
-// alertReceiver is a webhook endpoint that checks each delivery's HMAC
-// signature and keeps the events, once per alert ID (a retried delivery
-// has the ID of the first).
-type alertReceiver struct {
-	*httptest.Server
-	mu     sync.Mutex
-	events []alert.Event
-	ids    map[string]bool
-	taken  int // events handed to expect so far
-}
-
-func newAlertReceiver(t *testing.T, secret []byte) *alertReceiver {
-	t.Helper()
-	a := &alertReceiver{ids: map[string]bool{}}
-	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		if got := r.Header.Get(alert.SignatureHeader); got != alert.Sign(secret, body) {
-			t.Errorf("webhook delivery with a bad %s %q", alert.SignatureHeader, got)
-			http.Error(w, "bad signature", http.StatusUnauthorized)
-			return
-		}
-		var ev alert.Event
-		if err := json.Unmarshal(body, &ev); err != nil || ev.Schema != alert.Schema {
-			t.Errorf("webhook body is not an %s event (%v): %s", alert.Schema, err, body)
-			http.Error(w, "bad event", http.StatusBadRequest)
-			return
-		}
-		a.mu.Lock()
-		if !a.ids[ev.ID] {
-			a.ids[ev.ID] = true
-			a.events = append(a.events, ev)
-		}
-		a.mu.Unlock()
-	}))
-	t.Cleanup(a.Close)
-	return a
-}
-
 // expect waits (for up to 20 s) until n more alerts have arrived and
 // fails unless they are exactly want, in any order.
-func (a *alertReceiver) expect(t *testing.T, step string, n int, want []wantAlert) {
+func (a *webhookReceiver) expect(t *testing.T, step string, n int, want []wantAlert) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	var got []alert.Event
@@ -425,7 +376,9 @@ func (a *alertReceiver) expect(t *testing.T, step string, n int, want []wantAler
 		}
 		if time.Now().After(deadline) {
 			a.mu.Lock()
-			t.Fatalf("%s: %d of %d alerts arrived within 20s: %v", step, len(a.events)-a.taken, n, a.events[a.taken:])
+			arrived := slices.Clone(a.events[a.taken:])
+			a.mu.Unlock()
+			t.Fatalf("%s: %d of %d alerts arrived within 20s: %v", step, len(arrived), n, arrived)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -455,7 +408,7 @@ func (a *alertReceiver) expect(t *testing.T, step string, n int, want []wantAler
 }
 
 // expectNoMore fails when alerts arrived that no step expected.
-func (a *alertReceiver) expectNoMore(t *testing.T) {
+func (a *webhookReceiver) expectNoMore(t *testing.T) {
 	t.Helper()
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -464,111 +417,7 @@ func (a *alertReceiver) expectNoMore(t *testing.T) {
 	}
 }
 
-// daemonProcess is a running `xmppcert daemon`.
-type daemonProcess struct {
-	cmd    *exec.Cmd
-	listen string
-	logs   testtool.LockedBuffer
-	done   chan struct{}
-}
-
-// startDaemon runs bin with args and waits until it serves /healthz on
-// listen. It is killed when the test ends, unless stopped.
-func startDaemon(t *testing.T, bin, listen string, args ...string) *daemonProcess {
-	t.Helper()
-	d := &daemonProcess{listen: listen, done: make(chan struct{})}
-	d.cmd = exec.Command(bin, args...)
-	d.cmd.Stdout, d.cmd.Stderr = &d.logs, &d.logs
-	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		d.cmd.Wait()
-		close(d.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-d.done:
-		default:
-			d.cmd.Process.Kill()
-			<-d.done
-		}
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", d.logs.String())
-		}
-	})
-	waitFor(t, "the daemon's /healthz", func() bool {
-		resp, err := http.Get("http://" + listen + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == http.StatusOK
-	})
-	return d
-}
-
-// waitLog waits for a line of the daemon's log matching re and returns
-// the submatches.
-func (d *daemonProcess) waitLog(t *testing.T, re *regexp.Regexp) []string {
-	t.Helper()
-	var m []string
-	waitFor(t, "the daemon's log to match "+re.String(), func() bool {
-		m = re.FindStringSubmatch(d.logs.String())
-		return m != nil
-	})
-	return m
-}
-
-// sweepResult is the JSON of POST /api/sweep (daemon.SweepResult).
-type sweepResult struct {
-	Targets, Observations, Changed, Alerts int
-	Failed                                 []string
-}
-
-// sweep has the daemon probe every endpoint now.
-func (d *daemonProcess) sweep(t *testing.T) sweepResult {
-	t.Helper()
-	resp, err := http.Post("http://"+d.listen+"/api/sweep", "application/json", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var res sweepResult
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &res) != nil {
-		t.Fatalf("POST /api/sweep: %s %s", resp.Status, body)
-	}
-	return res
-}
-
-// stop sends SIGTERM and wants a clean exit within 20 s.
-func (d *daemonProcess) stop(t *testing.T) {
-	t.Helper()
-	d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the daemon did not exit within 20s of SIGTERM")
-	}
-	if code := d.cmd.ProcessState.ExitCode(); code != 0 || !strings.Contains(d.logs.String(), "daemon stopped") {
-		t.Errorf("the daemon exited %d after SIGTERM, want 0 and a clean stop", code)
-	}
-}
-
-func httpGet(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s %s", url, resp.Status, body)
-	}
-	return string(body)
-}
-
+// leafOf returns the first certificate of a PEM file.
 func leafOf(t *testing.T, file string) *x509.Certificate {
 	t.Helper()
 	certs, err := certfile.Read(file, nil)
@@ -578,13 +427,7 @@ func leafOf(t *testing.T, file string) *x509.Certificate {
 	return certs[0]
 }
 
-func writeFile(t *testing.T, path string, data []byte, mode os.FileMode) {
-	t.Helper()
-	if err := os.WriteFile(path, data, mode); err != nil {
-		t.Fatal(err)
-	}
-}
-
+// newKey returns a fresh ECDSA P-256 key.
 func newKey(t *testing.T) crypto.Signer {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -594,6 +437,7 @@ func newKey(t *testing.T) crypto.Signer {
 	return k
 }
 
+// atoi parses a decimal number or fails the test.
 func atoi(t *testing.T, s string) int {
 	t.Helper()
 	var n int

@@ -6,16 +6,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/internal/xmppsim"
 	"github.com/xmppcert/xmppcert/watcher/daemon"
 	"github.com/xmppcert/xmppcert/watcher/history"
@@ -123,9 +120,7 @@ func TestDaemonKill9(t *testing.T) {
 	state := filepath.Join(dir, "state")
 	cfgFile := filepath.Join(dir, "xmppcert.toml")
 	cfg := fmt.Sprintf("[watch]\ninterval = %q\njitter = 0\ntimeout = \"1s\"\nconcurrency = 32\nown_hosts = false\n%s", interval, peers.String())
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, cfgFile, []byte(cfg), 0o600)
 	listen := freeAddr(t)
 	path := filepath.Join(state, daemon.HistoryFile)
 
@@ -162,47 +157,26 @@ func TestDaemonKill9(t *testing.T) {
 	}()
 
 	// start starts a daemon and waits for its first sweep; it returns the
-	// process, its log, when the first sweep was logged done and how long
-	// it took.
-	start := func(round int) (*exec.Cmd, *testtool.LockedBuffer, chan error, time.Time, time.Duration) {
+	// daemon, when the first sweep was logged done and how long it took.
+	start := func() (*daemonProc, time.Time, time.Duration) {
 		t.Helper()
-		var logs testtool.LockedBuffer
-		cmd := exec.Command(bin, "--state-dir", state, "--config", cfgFile, "daemon", "--listen", listen)
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
+		d := startDaemonProc(t, bin, daemonOptions{listen: listen}, "--state-dir", state, "--config", cfgFile, "daemon")
+		m := d.waitLog(t, firstSweep)
+		at, err := time.Parse(time.RFC3339Nano, m[1])
+		if err != nil {
 			t.Fatal(err)
 		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		deadline := time.After(20 * time.Second)
-		for {
-			if m := firstSweep.FindStringSubmatch(logs.String()); m != nil {
-				at, err := time.Parse(time.RFC3339Nano, m[1])
-				if err != nil {
-					t.Fatal(err)
-				}
-				took, err := time.ParseDuration(m[2])
-				if err != nil {
-					t.Fatal(err)
-				}
-				return cmd, &logs, exited, at, took
-			}
-			select {
-			case err := <-exited:
-				t.Fatalf("round %d: the daemon exited before its first sweep: %v\n%s", round, err, logs.String())
-			case <-deadline:
-				cmd.Process.Kill()
-				<-exited
-				t.Fatalf("round %d: no sweep within 20 s:\n%s", round, logs.String())
-			case <-time.After(10 * time.Millisecond):
-			}
+		took, err := time.ParseDuration(m[2])
+		if err != nil {
+			t.Fatal(err)
 		}
+		return d, at, took
 	}
 
 	var prev killedDaemon
 	torn, wrote := 0, 0
 	for round := range rounds {
-		cmd, logs, exited, first, took := start(round)
+		d, first, took := start()
 		// The second sweep starts an interval after the first ended.
 		how := "at random in the sweep"
 		if round%2 == 0 {
@@ -210,20 +184,14 @@ func TestDaemonKill9(t *testing.T) {
 		} else {
 			how = "inside the commit"
 			if !waitWrite(t, path, interval+3*took) {
-				t.Fatalf("round %d: the second sweep wrote nothing to the history:\n%s", round, logs.String())
+				t.Fatalf("round %d: the second sweep wrote nothing to the history", round)
 			}
 			wrote++
 			time.Sleep(time.Duration(rng.Int64N(int64(2 * time.Millisecond))))
 		}
 		killed := time.Since(first)
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-			t.Fatalf("round %d: %v\n%s", round, err, logs.String())
-		}
-		<-exited
-		if ws := cmd.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-			t.Fatalf("round %d: the daemon ended with %v, not by the kill:\n%s", round, cmd.ProcessState, logs.String())
-		}
-		done := strings.Count(logs.String(), `msg="sweep done"`)
+		d.kill(t)
+		done := strings.Count(d.logs.String(), `msg="sweep done"`)
 
 		k := checkKilledHistory(t, path)
 		if k.endpoints != n {
@@ -250,17 +218,8 @@ func TestDaemonKill9(t *testing.T) {
 		}
 	}
 
-	cmd, logs, exited, _, _ := start(rounds)
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("the last daemon did not exit 0 on SIGTERM: %v\n%s", err, logs.String())
-		}
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("the last daemon did not stop on SIGTERM:\n%s", logs.String())
-	}
+	d, _, _ := start()
+	d.stop(t)
 	k := checkKilledHistory(t, path)
 	if !k.lastSeen.After(prev.lastSeen) {
 		t.Errorf("the last daemon recorded nothing after the kills")

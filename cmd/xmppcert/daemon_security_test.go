@@ -8,26 +8,22 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme/acmeca/acmecatest"
 	"github.com/xmppcert/xmppcert/internal/testpki"
-	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/internal/xmpptls/xmpptlstest"
-	"github.com/xmppcert/xmppcert/watcher/alert"
+	"github.com/xmppcert/xmppcert/watcher/changes"
 )
 
 // secret is one secret of the test: the content of a secret file, or a
@@ -87,94 +83,6 @@ func (l *leaks) check(where, data string) {
 	}
 }
 
-// daemonProc is the built command running in the background.
-type daemonProc struct {
-	cmd            *exec.Cmd
-	stdout, stderr testtool.LockedBuffer
-	done           chan struct{}
-	code           int
-}
-
-// umask0 runs bin with umask 0, so that a file whose mode comes from the
-// umask rather than from the code shows up as world-writable.
-func umask0(bin string, args ...string) *exec.Cmd {
-	return exec.Command("/bin/sh", append([]string{"-c", `umask 000; exec "$0" "$@"`, bin}, args...)...)
-}
-
-func startDaemonProc(t *testing.T, bin string, args ...string) *daemonProc {
-	t.Helper()
-	p := &daemonProc{cmd: umask0(bin, args...), done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.cmd.Wait()
-		p.code = p.cmd.ProcessState.ExitCode()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
-}
-
-// stop sends SIGTERM and wants exit 0.
-func (p *daemonProc) stop(t *testing.T) {
-	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("the daemon did not stop after SIGTERM:\n%s", p.stderr.String())
-	}
-	if p.code != 0 {
-		t.Fatalf("daemon exit %d after SIGTERM:\n%s", p.code, p.stderr.String())
-	}
-}
-
-// reload sends SIGHUP and waits for the n-th record containing what.
-func (p *daemonProc) reload(t *testing.T, what string, n int) {
-	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, fmt.Sprintf("%q #%d in the log", what, n), func() bool { return strings.Count(p.stderr.String(), what) >= n })
-}
-
-// direct is a client that never goes through a proxy from the
-// environment: the test talks to this machine's own addresses.
-var direct = &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 10 * time.Second}
-
-// fetch sends a request with an optional Authorization header and
-// returns the status and body.
-func fetch(t *testing.T, method, url, auth, body string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := direct.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
-}
-
 // nonLoopbackIP is an address of this machine that is not loopback
 // (IPv4 preferred), or nil.
 func nonLoopbackIP(t *testing.T) net.IP {
@@ -198,54 +106,6 @@ func nonLoopbackIP(t *testing.T) net.IP {
 		}
 	}
 	return v6
-}
-
-// hooks are the webhook receivers: one that accepts and checks the
-// signature, one that always fails.
-type hooks struct {
-	good, failing *httptest.Server
-	mu            sync.Mutex
-	kinds         []string
-	bodies        []string
-	badSignatures int
-}
-
-func startHooks(t *testing.T, hmacKey string) *hooks {
-	h := &hooks{}
-	h.good = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		var ev alert.Event
-		if err := json.Unmarshal(body, &ev); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		h.mu.Lock()
-		defer h.mu.Unlock()
-		if r.Header.Get(alert.SignatureHeader) != alert.Sign([]byte(hmacKey), body) {
-			h.badSignatures++
-		}
-		h.kinds = append(h.kinds, string(ev.Kind))
-		h.bodies = append(h.bodies, string(body)+"\n"+fmt.Sprint(r.Header))
-	}))
-	t.Cleanup(h.good.Close)
-	h.failing = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "receiver broken", http.StatusInternalServerError)
-	}))
-	t.Cleanup(h.failing.Close)
-	return h
-}
-
-// count is how many alerts of kind the good receiver got.
-func (h *hooks) count(kind string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, k := range h.kinds {
-		if k == kind {
-			n++
-		}
-	}
-	return n
 }
 
 // TestDaemonSecurity runs the built command as an operator does, with
@@ -299,9 +159,7 @@ func TestDaemonSecurity(t *testing.T) {
 	}}
 	file := func(name, content string) string {
 		path := filepath.Join(work, name)
-		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, path, []byte(content), 0o600)
 		return path
 	}
 	file("webhook.secret", webhookKey+"\n")
@@ -347,7 +205,11 @@ func TestDaemonSecurity(t *testing.T) {
 	xmpp := xmpptlstest.Start(t, xmpptlstest.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 		return cert.Load(), nil
 	}})
-	h := startHooks(t, webhookKey)
+	h := newWebhookReceiver(t, []byte(webhookKey))
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "receiver broken", http.StatusInternalServerError)
+	}))
+	t.Cleanup(failing.Close)
 	config := func(failingMin string) string {
 		return fmt.Sprintf(`[[host]]
 domain = "example.org"
@@ -391,7 +253,7 @@ max_attempts = 2
 [http]
 listen = "127.0.0.1:8787"
 token_file = "http.token"
-`, refusing, peb.Directory, peb.trustRoot, peb.listen, xmpp.Addr, h.good.URL+"/hook", h.failing.URL+"/hook", failingMin)
+`, refusing, peb.Directory, peb.trustRoot, peb.listen, xmpp.Addr, h.URL+"/hook", failing.URL+"/hook", failingMin)
 	}
 	cfgFile := file("xmppcert.toml", config("info"))
 
@@ -438,9 +300,9 @@ token_file = "http.token"
 
 	// Run 1: JSON logs, on every address, with the token.
 	port := freePort(t)
-	d := startDaemonProc(t, bin, "--state-dir", state, "--config", cfgFile, "daemon", "--json", "--listen", fmt.Sprintf("0.0.0.0:%d", port))
-	waitFor(t, "a first-seen alert", func() bool { return h.count("first-seen") > 0 })
-	loop := fmt.Sprintf("http://127.0.0.1:%d", port)
+	d := startDaemonProc(t, bin, daemonOptions{listen: fmt.Sprintf("0.0.0.0:%d", port), umask0: true}, "--state-dir", state, "--config", cfgFile, "daemon", "--json")
+	h.waitKind(t, changes.FirstSeen, 1)
+	loop := d.url
 
 	// Who may ask: the token is needed from everywhere but /healthz.
 	if ip := nonLoopbackIP(t); ip != nil {
@@ -477,8 +339,8 @@ token_file = "http.token"
 	// A key change: alerted (signed with the configured key), shown, and
 	// the failing receiver's give-up logged.
 	cert.Store(peerLeaf(ca))
-	waitFor(t, "a key-changed alert", func() bool { return h.count("key-changed") > 0 })
-	waitFor(t, "the failing webhook in the log", func() bool { return strings.Contains(d.stderr.String(), "alert not delivered") })
+	h.waitKind(t, changes.KeyChanged, 1)
+	d.waitLog(t, regexp.MustCompile("alert not delivered"))
 	dash, id := pages(loop, bearer, "run 1")
 	if !strings.Contains(dash, warning) {
 		t.Errorf("run 1: the dashboard does not warn of the key change")
@@ -501,59 +363,46 @@ token_file = "http.token"
 	file("tsig.key", badTSIG+"\n")
 	file("eab.hmac", badEAB+"\n")
 	d.reload(t, "configuration refused", 2)
-	if s := d.stderr.String(); !strings.Contains(s, tsigFile) || !strings.Contains(s, eabFile) {
+	if s := d.logs.String(); !strings.Contains(s, tsigFile) || !strings.Contains(s, eabFile) {
 		t.Errorf("the refusal does not name the secret files")
 	}
 	file("eab.hmac", eab+"\n")
 	file("tsig.key", fmt.Sprintf("secret %q;\n", tsig))
 	d.reload(t, "configuration reloaded", 2)
 	d.stop(t)
-	for _, line := range strings.Split(strings.TrimSpace(d.stderr.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(d.logs.String()), "\n") {
 		if !json.Valid([]byte(line)) {
 			t.Errorf("--json: a log line is not JSON: %s", line)
 		}
 	}
-	l.check("daemon --json stdout", d.stdout.String())
-	l.check("daemon --json stderr", d.stderr.String())
+	l.check("daemon --json stdout and stderr", d.logs.String())
 
 	// Run 2: text logs, loopback. The acknowledgement survived; a new
 	// change is shown and its failed delivery logged.
-	port = freePort(t)
-	loop = fmt.Sprintf("http://127.0.0.1:%d", port)
-	d = startDaemonProc(t, bin, "--state-dir", state, "--config", cfgFile, "daemon", "--listen", fmt.Sprintf("127.0.0.1:%d", port))
-	waitFor(t, "the daemon's HTTP", func() bool {
-		resp, err := direct.Get(loop + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil
-	})
+	d = startDaemonProc(t, bin, daemonOptions{listen: freeAddr(t), umask0: true}, "--state-dir", state, "--config", cfgFile, "daemon")
+	loop = d.url
 	if dash, _ := pages(loop, bearer, "run 2"); strings.Contains(dash, warning) {
 		t.Errorf("run 2: the acknowledgement did not survive the restart")
 	}
 	cert.Store(peerLeaf(ca))
-	waitFor(t, "a second key-changed alert", func() bool { return h.count("key-changed") > 1 })
-	waitFor(t, "the failing webhook in the log", func() bool { return strings.Contains(d.stderr.String(), "alert not delivered") })
+	h.waitKind(t, changes.KeyChanged, 2)
+	d.waitLog(t, regexp.MustCompile("alert not delivered"))
 	if dash, _ := pages(loop, bearer, "run 2 after a change"); !strings.Contains(dash, warning) {
 		t.Errorf("run 2: a change after the acknowledgement is not shown")
 	}
 	file("xmppcert.toml", config("info"))
 	d.reload(t, "configuration reloaded", 1)
 	d.stop(t)
-	l.check("daemon stdout", d.stdout.String())
-	l.check("daemon stderr", d.stderr.String())
+	l.check("daemon stdout and stderr", d.logs.String())
 
 	// status without a daemon reads the history itself.
 	cli(0, "--state-dir", state, "--config", cfgFile, "status", "--json", "--listen", freeAddr(t))
 
-	h.mu.Lock()
-	for i, b := range h.bodies {
+	// The receiver failed the test for any alert not signed with the
+	// configured key.
+	for i, b := range h.all() {
 		l.check(fmt.Sprintf("alert %d at the webhook", i), b)
 	}
-	if h.badSignatures != 0 {
-		t.Errorf("%d alerts not signed with the configured key", h.badSignatures)
-	}
-	h.mu.Unlock()
 
 	checkStateDir(t, state, l)
 	t.Logf("%d outputs checked for %d secrets in %v", l.checked, len(l.secrets), time.Since(start).Round(time.Millisecond))

@@ -6,11 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -19,28 +17,9 @@ import (
 	"github.com/xmppcert/xmppcert/internal/testpki"
 	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/internal/xmpptls/xmpptlstest"
-	"github.com/xmppcert/xmppcert/watcher/alert"
+	"github.com/xmppcert/xmppcert/watcher/changes"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
-
-// waitFor polls cond for up to 15 seconds.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s", what)
-}
-
-// freeAddr returns a loopback address nothing listens on (briefly).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	return fmt.Sprintf("127.0.0.1:%d", freePort(t))
-}
 
 // peerLeaf is a certificate for peer.example with a fresh key.
 func peerLeaf(ca *testpki.CA) *tls.Certificate {
@@ -67,26 +46,7 @@ func TestDaemonCommand(t *testing.T) {
 		return cert.Load(), nil
 	}})
 
-	var mu sync.Mutex
-	var kinds []string
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev alert.Event
-		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		mu.Lock()
-		kinds = append(kinds, string(ev.Kind))
-		mu.Unlock()
-	}))
-	defer hook.Close()
-	got := func(kind string) func() bool {
-		return func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return strings.Contains(" "+strings.Join(kinds, " ")+" ", " "+kind+" ")
-		}
-	}
+	hook := newWebhookReceiver(t, nil)
 
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "xmppcert.toml")
@@ -104,9 +64,7 @@ connect = %q
 [[alert.webhook]]
 url = %q
 `, xmpp.Addr, hook.URL+"/hook")
-	if err := os.WriteFile(cfgFile, []byte(good), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, cfgFile, []byte(good), 0o600)
 	listen := freeAddr(t)
 	var stdout, stderr testtool.LockedBuffer
 	done := make(chan int, 1)
@@ -122,7 +80,7 @@ url = %q
 		}
 	}()
 
-	waitFor(t, "a first-seen alert", got("first-seen"))
+	hook.waitKind(t, changes.FirstSeen, 1)
 	waitFor(t, "the renewal summary", func() bool { return strings.Contains(stderr.String(), "renew run finished") })
 	if s := stderr.String(); !strings.Contains(s, "not-due=1") {
 		t.Errorf("renewal summary does not count the lineage as not due:\n%s", s)
@@ -141,26 +99,22 @@ url = %q
 	}
 
 	cert.Store(peerLeaf(ca))
-	waitFor(t, "a key-changed alert", got("key-changed"))
+	hook.waitKind(t, changes.KeyChanged, 1)
 	code, out, _ = runCLI(t, nil, "--state-dir", state, "--config", cfgFile, "status", "--listen", listen)
 	if code != 0 || !strings.Contains(out, "key-changed") || !strings.Contains(out, "peer.example") {
 		t.Errorf("status table (exit %d) lacks the endpoint or its key change:\n%s", code, out)
 	}
 
 	// A broken file on SIGHUP: refused with file:line, the daemon goes on.
-	if err := os.WriteFile(cfgFile, []byte(good+"[watch]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, cfgFile, []byte(good+"[watch]\n"), 0o600)
 	syscall.Kill(os.Getpid(), syscall.SIGHUP)
 	waitFor(t, "the refusal in the log", func() bool { return strings.Contains(stderr.String(), "configuration refused") })
 	if !strings.Contains(stderr.String(), cfgFile+":") {
 		t.Errorf("refusal without file:line:\n%s", stderr.String())
 	}
-	resp, err := http.Get("http://" + listen + "/healthz")
-	if err != nil {
-		t.Fatalf("the daemon stopped serving after a refused reload: %v", err)
+	if code, _ := fetch(t, "GET", "http://"+listen+"/healthz", "", ""); code != http.StatusOK {
+		t.Fatalf("the daemon stopped serving after a refused reload: /healthz %d", code)
 	}
-	resp.Body.Close()
 
 	syscall.Kill(os.Getpid(), syscall.SIGTERM)
 	select {
@@ -203,9 +157,7 @@ url = %q
 func TestDaemonBadUsage(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.toml")
-	if err := os.WriteFile(bad, []byte("[watch]\nconcurrency = 0\njitter = 2.0\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, bad, []byte("[watch]\nconcurrency = 0\njitter = 2.0\n"), 0o600)
 	code, out, errOut := runCLI(t, nil, "--state-dir", dir, "--config", bad, "daemon")
 	if code != 2 || out != "" {
 		t.Fatalf("invalid configuration: exit %d, stdout %q", code, out)
@@ -221,9 +173,7 @@ func TestDaemonBadUsage(t *testing.T) {
 	}
 
 	good := filepath.Join(dir, "good.toml")
-	if err := os.WriteFile(good, []byte("[[watch.peer]]\ndomain = \"peer.example\"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, good, []byte("[[watch.peer]]\ndomain = \"peer.example\"\n"), 0o600)
 	code, _, errOut = runCLI(t, nil, "--state-dir", dir, "--config", good, "daemon", "--listen", "0.0.0.0:8787")
 	if code != 2 || !strings.Contains(errOut, "token") {
 		t.Errorf("--listen off loopback without a token: exit %d: %s", code, errOut)

@@ -54,9 +54,7 @@ func TestDaemonWork(t *testing.T) {
 		t.Fatal(err)
 	}
 	secret := filepath.Join(dir, "tsig.key")
-	if err := os.WriteFile(secret, []byte(k.Secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, secret, []byte(k.Secret+"\n"), 0o600)
 	mustRun(t, "--state-dir", state, "issue", "other.example", "-q")
 
 	// The hook appends the event, then the TLSA records knotd holds at
@@ -86,9 +84,7 @@ ttl = "1s"
 hold = "4s"
 ports = [5222, 5269]
 `, www, hook, k.Addr, k.KeyName, secret)
-	if err := os.WriteFile(cfgFile, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, cfgFile, []byte(cfgText), 0o600)
 	cfg, err := config.Load(cfgFile)
 	if err != nil {
 		t.Fatal(err)
@@ -302,11 +298,9 @@ func TestDaemonWorkIssueFailure(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	hmac := "c2VjcmV0LWhtYWMta2V5LWZvci10ZXN0cw"
-	if err := os.WriteFile(filepath.Join(dir, "eab.key"), []byte(hmac+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, filepath.Join(dir, "eab.key"), []byte(hmac+"\n"), 0o600)
 	cfgFile := filepath.Join(dir, "xmppcert.toml")
-	if err := os.WriteFile(cfgFile, []byte(`[[host]]
+	writeFile(t, cfgFile, []byte(`[[host]]
 domain = "acme.example"
 ca = "https://127.0.0.1:1/directory"
 [host.acme]
@@ -317,9 +311,7 @@ http_listen = "127.0.0.1:0"
 
 [[host]]
 domain = "local.example"
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`), 0o600)
 	cfg, err := config.Load(cfgFile)
 	if err != nil {
 		t.Fatal(err)
