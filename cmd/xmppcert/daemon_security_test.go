@@ -186,7 +186,7 @@ func TestDaemonSecurity(t *testing.T) {
 	cli(0, "--state-dir", state, "issue", "example.org", "--component", "conference.example.org")
 	peb := startPublicPebble(t, acmecatest.PebbleOptions{EABKeys: map[string]string{"kid-1": eab}})
 	cli(0, append([]string{"--state-dir", state, "issue", "acme.example"},
-		peb.args("--email", "admin@example.org", "--agree-tos", "--eab-kid", "kid-1", "--eab-hmac", eab)...)...)
+		peb.args("--email", "admin@example.org", "--agree-tos", "--eab-kid", "kid-1", "--eab-hmac-file", eabFile)...)...)
 	poshDir := filepath.Join(work, "www")
 	if err := os.Mkdir(poshDir, 0o755); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/acmeca"
 	"github.com/xmppcert/xmppcert/acme/localca"
+	"github.com/xmppcert/xmppcert/internal/secretfile"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
 
@@ -47,7 +48,8 @@ func issueCommand() *cli.Command {
 			&cli.StringFlag{Name: "email", Usage: "ACME: the account's contact address (expiry and policy mail from the CA)"},
 			&cli.BoolFlag{Name: "agree-tos", Usage: "ACME: agree to the CA's terms of service; needed to register a new account (there is no prompt)"},
 			&cli.StringFlag{Name: "eab-kid", Usage: "ACME: External Account Binding key ID (ZeroSSL, Google, step-ca --require-eab)"},
-			&cli.StringFlag{Name: "eab-hmac", Usage: "ACME: External Account Binding HMAC key, base64url (used once, never stored)"},
+			&cli.StringFlag{Name: "eab-hmac", Usage: "ACME: External Account Binding HMAC key, base64url (used once, never stored; ps shows it: prefer --eab-hmac-file)"},
+			&cli.PathFlag{Name: "eab-hmac-file", Usage: "ACME: file holding the External Account Binding HMAC key"},
 			&cli.StringFlag{Name: "profile", Usage: "ACME: certificate profile the CA offers (Let's Encrypt: classic, tlsserver, shortlived)"},
 			&cli.PathFlag{Name: "trust-root", Usage: "ACME: PEM roots of a private CA (ca serve, step-ca, pebble), trusted for its HTTPS and the check"},
 			&cli.BoolFlag{Name: "require-xmpp-ids", Usage: "fail unless the certificate carries SRV-IDs and XmppAddr (private CAs only; refused for public ones)"},
@@ -310,7 +312,7 @@ func issueRequest(c *cli.Context) (issuePlan, error) {
 }
 
 // acmeOnlyFlags are the flags that only mean something for an ACME CA.
-var acmeOnlyFlags = []string{"email", "agree-tos", "eab-kid", "eab-hmac", "profile", "trust-root", "timeout",
+var acmeOnlyFlags = []string{"email", "agree-tos", "eab-kid", "eab-hmac", "eab-hmac-file", "profile", "trust-root", "timeout",
 	"http-listen", "webroot", "tls-alpn-listen", "dns-rfc2136-server", "dns-tsig-name", "dns-tsig-alg", "dns-tsig-secret-file", "dns-hook"}
 
 // localOnly refuses ACME flags with the embedded CA, which validates
@@ -339,6 +341,16 @@ func acmeRequest(c *cli.Context, req *acme.Request) (issueOptions, error) {
 		return o, usagef("--email: %v", err)
 	}
 	kid, hmac := c.String("eab-kid"), c.String("eab-hmac")
+	if f := c.Path("eab-hmac-file"); f != "" {
+		if hmac != "" {
+			return o, usagef("give the EAB HMAC key once: --eab-hmac or --eab-hmac-file, not both")
+		}
+		key, err := secretfile.Read(f, "--eab-hmac-file")
+		if err != nil {
+			return o, usagef("%v", err)
+		}
+		hmac = string(key)
+	}
 	if kid != "" || hmac != "" {
 		if err := acmeca.CheckEAB(kid, hmac); err != nil {
 			return o, usagef("%v", err)

@@ -16,6 +16,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/xmppcert/xmppcert/internal/dnsupdate"
+	"github.com/xmppcert/xmppcert/internal/secretfile"
 	"github.com/xmppcert/xmppcert/internal/testdns"
 )
 
@@ -355,7 +356,7 @@ func TestLoadTSIGSecret(t *testing.T) {
 	mustContain(t, load(write("empty", " \n", 0o600)), "empty")
 	mustContain(t, load(write("junk", "hunter2 is my password!\nline2", 0o600)), "not base64")
 	mustContain(t, load(write("two", "secret: "+secret+"\nsecret: "+secret, 0o600)), "holds 2 secrets")
-	mustContain(t, load(write("big", strings.Repeat("A", dnsupdate.MaxSecretFile+1), 0o600)), "too large")
+	mustContain(t, load(write("big", strings.Repeat("A", secretfile.MaxSize+1), 0o600)), "larger than 64 KiB")
 	if os.Geteuid() != 0 { // root reads anything
 		mustContain(t, load(write("noperm", secret, 0o000)), "permission denied")
 	}

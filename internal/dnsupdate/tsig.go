@@ -4,14 +4,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"regexp"
 	"strings"
 
 	"github.com/miekg/dns"
 
 	"github.com/xmppcert/xmppcert/internal/oneline"
+	"github.com/xmppcert/xmppcert/internal/secretfile"
 )
 
 // tsigKey signs a message: name and algorithm as miekg/dns spells them
@@ -46,44 +45,22 @@ func TSIGAlgorithm(name string) (string, error) {
 	return "", fmt.Errorf("unknown TSIG algorithm %q: use hmac-sha256 (default), hmac-sha512, hmac-sha384, hmac-sha224 or hmac-sha1", oneline.Clip(name, 40))
 }
 
-// MaxSecretFile is the largest TSIG secret file LoadTSIGSecret reads: a
-// key file is a few lines, so anything bigger is the wrong file.
-const MaxSecretFile = 64 << 10
-
-// LoadTSIGSecret reads a TSIG secret from a file and returns it in
-// base64, ready for Client.Secret, so that the secret never has to be
-// on a command line. The file holds the secret alone (as printed by
-// "tsig-keygen" or "keymgr -t" after "secret"), a BIND key clause, or a
-// Knot "key:" section, each with exactly one secret. Every error is one
-// line and never shows the file's content.
+// LoadTSIGSecret reads a TSIG secret from a file (secretfile.Read) and
+// returns it in base64, ready for Client.Secret, so that the secret never
+// has to be on a command line. The file holds the secret alone (as
+// printed by "tsig-keygen" or "keymgr -t" after "secret"), a BIND key
+// clause, or a Knot "key:" section, each with exactly one secret. Every
+// error is one line and never shows the file's content.
 func LoadTSIGSecret(path string) (string, error) {
-	f, err := os.Open(path)
+	data, err := secretfile.Read(path, "TSIG secret file")
 	if err != nil {
-		return "", fmt.Errorf("cannot read TSIG secret file %s: %v", path, pathErr(err))
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxSecretFile+1))
-	if err != nil {
-		return "", fmt.Errorf("cannot read TSIG secret file %s: %v", path, pathErr(err))
-	}
-	if len(data) > MaxSecretFile {
-		return "", fmt.Errorf("TSIG secret file %s is too large to hold a key", path)
+		return "", err
 	}
 	secret, err := ParseTSIGSecret(data)
 	if err != nil {
 		return "", fmt.Errorf("TSIG secret file %s: %w", path, err)
 	}
 	return secret, nil
-}
-
-// pathErr drops the operation and path from an *os.PathError: the
-// messages name the file themselves.
-func pathErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 var secretRE = regexp.MustCompile(`(?m)(?:^|[\s{;])secret(?:\s*:\s*|\s+)"?([^"\s;]*)`)

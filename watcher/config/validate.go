@@ -1,11 +1,9 @@
 package config
 
 import (
-	"bytes"
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/url"
 	"os"
@@ -21,14 +19,11 @@ import (
 	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/certfile"
 	"github.com/xmppcert/xmppcert/internal/dnsupdate"
+	"github.com/xmppcert/xmppcert/internal/secretfile"
 	"github.com/xmppcert/xmppcert/watcher/alert"
 	"github.com/xmppcert/xmppcert/watcher/changes"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
-
-// MaxSecretFile is the largest secret or token file read: a secret is a
-// line, so anything bigger is the wrong file.
-const MaxSecretFile = 64 << 10
 
 // MinTokenLength is the shortest bearer token accepted for a
 // non-loopback listener.
@@ -97,27 +92,12 @@ func (p *parser) duration(path string, d *duration, def, min time.Duration, neve
 }
 
 // readSecret reads a secret file named at path, relative to the
-// configuration. Errors never show the content.
+// configuration (secretfile.Read). Errors never show the content.
 func (p *parser) readSecret(path, file, what string) (string, []byte, bool) {
 	abs := p.abs(file)
-	f, err := os.Open(abs)
+	data, err := secretfile.Read(abs, what)
 	if err != nil {
-		p.errAt(path, "cannot read %s %s: %v; check the path and that the daemon's user may read it", what, abs, pathErr(err))
-		return abs, nil, false
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxSecretFile+1))
-	if err != nil {
-		p.errAt(path, "cannot read %s %s: %v", what, abs, pathErr(err))
-		return abs, nil, false
-	}
-	if len(data) > MaxSecretFile {
-		p.errAt(path, "%s %s is larger than %d KiB; is it the right file?", what, abs, MaxSecretFile>>10)
-		return abs, nil, false
-	}
-	data = bytes.TrimSpace(data)
-	if len(data) == 0 {
-		p.errAt(path, "%s %s is empty; put the secret in it", what, abs)
+		p.errAt(path, "%v", err)
 		return abs, nil, false
 	}
 	return abs, data, true
