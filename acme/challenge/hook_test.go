@@ -65,13 +65,13 @@ func TestDNSHookArguments(t *testing.T) {
 // stderr is empty), on one line.
 func TestDNSHookFailure(t *testing.T) {
 	s := &DNSHook{Command: writeScript(t, "hook", "echo 'progress...'\necho 'API said: 403 forbidden' >&2\necho 'token expired' >&2\nexit 3\n")}
-	mustContain(t, s.Present(t.Context(), dnsChallenge("example.org")),
+	testtool.OneLineError(t, s.Present(t.Context(), dnsChallenge("example.org")),
 		"present for _acme-challenge.example.org", "exit status 3", "API said: 403 forbidden | token expired")
 	s = &DNSHook{Command: writeScript(t, "hook", "echo 'only stdout'\nexit 1\n")}
-	mustContain(t, s.CleanUp(t.Context(), dnsChallenge("example.org")), "cleanup", "exit status 1", "only stdout")
+	testtool.OneLineError(t, s.CleanUp(t.Context(), dnsChallenge("example.org")), "cleanup", "exit status 1", "only stdout")
 	s = &DNSHook{Command: filepath.Join(t.TempDir(), "missing")}
-	mustContain(t, s.Present(t.Context(), dnsChallenge("example.org")), "exit status 127", "not found")
-	mustContain(t, (&DNSHook{Command: " "}).Validate(), "no command")
+	testtool.OneLineError(t, s.Present(t.Context(), dnsChallenge("example.org")), "exit status 127", "not found")
+	testtool.OneLineError(t, (&DNSHook{Command: " "}).Validate(), "no command")
 }
 
 // A hung hook is killed at its timeout, with the processes it started.
@@ -82,7 +82,7 @@ func TestDNSHookTimeout(t *testing.T) {
 		Timeout: 300 * time.Millisecond,
 	}
 	start := time.Now()
-	mustContain(t, s.Present(t.Context(), dnsChallenge("example.org")), "did not finish within 300ms and was killed", "waiting for the API")
+	testtool.OneLineError(t, s.Present(t.Context(), dnsChallenge("example.org")), "did not finish within 300ms and was killed", "waiting for the API")
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("Present took %s with a 300ms timeout", d)
 	} else {
@@ -150,12 +150,12 @@ printf 'server %s %s\nzone example.org\nupdate %%s %%s. 60 TXT "%%s"\nsend\n' "$
 	if err := liar.Present(t.Context(), c); err != nil {
 		t.Fatal(err)
 	}
-	mustContain(t, liar.Wait(t.Context(), c), "not visible after 200ms on "+k.Addr+": ", "hook really publishes")
+	testtool.OneLineError(t, liar.Wait(t.Context(), c), "not visible after 200ms on "+k.Addr+": ", "hook really publishes")
 
 	// Discovery through a resolver that does not know the zone fails
 	// clearly.
 	d.Propagation.Timeout = 2 * time.Second
-	mustContain(t, d.Wait(t.Context(), dnsChallenge("xmpp.nothere.test")), "REFUSED")
+	testtool.OneLineError(t, d.Wait(t.Context(), dnsChallenge("xmpp.nothere.test")), "REFUSED")
 }
 
 // alive reports whether pid runs; a zombie (killed, not yet reaped by a

@@ -15,6 +15,7 @@ import (
 	"github.com/mholt/acmez/v3/acme"
 
 	"github.com/xmppcert/xmppcert/internal/testdns"
+	"github.com/xmppcert/xmppcert/internal/testtool"
 )
 
 func httpChallenge(name string) acme.Challenge {
@@ -131,17 +132,17 @@ func TestHTTP01Errors(t *testing.T) {
 	}
 	defer ln.Close()
 	s := &HTTP01{Addr: ln.Addr().String()}
-	mustContain(t, s.Present(t.Context(), httpChallenge("example.org")), "address in use", "is a web server on "+ln.Addr().String()+"?", "use --webroot")
+	testtool.OneLineError(t, s.Present(t.Context(), httpChallenge("example.org")), "address in use", "is a web server on "+ln.Addr().String()+"?", "use --webroot")
 
 	s = &HTTP01{Addr: freeAddr(t)}
 	c := httpChallenge("example.org")
 	c.Token = "../../etc/passwd"
-	mustContain(t, s.Present(t.Context(), c), "invalid token")
+	testtool.OneLineError(t, s.Present(t.Context(), c), "invalid token")
 
 	for _, addr := range []string{"80", "127.0.0.1", "host:port", ":99999"} {
 		s := &HTTP01{Addr: addr}
-		mustContain(t, s.Validate(), "listen address")
-		mustContain(t, s.Present(t.Context(), httpChallenge("example.org")), "listen address")
+		testtool.OneLineError(t, s.Validate(), "listen address")
+		testtool.OneLineError(t, s.Present(t.Context(), httpChallenge("example.org")), "listen address")
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/xmppcert/xmppcert/internal/testtool"
 )
 
 // The solvers are what acmez expects.
@@ -50,21 +52,6 @@ func (k *knot) rfc2136() *RFC2136 {
 		KeyName:     k.KeyName,
 		Secret:      k.Secret,
 		Propagation: Propagation{Timeout: 10 * time.Second, Interval: 20 * time.Millisecond},
-	}
-}
-
-func mustContain(t *testing.T, err error, wants ...string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("no error, want one containing %q", wants)
-	}
-	for _, w := range wants {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("error %q lacks %q", err, w)
-		}
-	}
-	if strings.Contains(err.Error(), "\n") {
-		t.Errorf("error is not one line: %q", err)
 	}
 }
 
@@ -159,7 +146,7 @@ func TestRFC2136WaitTimeout(t *testing.T) {
 	c := dnsChallenge("www.example.org")
 	start := time.Now()
 	err := s.Wait(t.Context(), c)
-	mustContain(t, err, "_acme-challenge.www.example.org.", c.DNS01KeyAuthorization(), "not visible after 300ms on "+k.Addr+": ", "propagation timeout")
+	testtool.OneLineError(t, err, "_acme-challenge.www.example.org.", c.DNS01KeyAuthorization(), "not visible after 300ms on "+k.Addr+": ", "propagation timeout")
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Wait took %s with a 300ms timeout", d)
 	}
@@ -190,7 +177,7 @@ func TestRFC2136WaitTimeout(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	s.Propagation.Timeout = time.Minute
 	time.AfterFunc(100*time.Millisecond, cancel)
-	mustContain(t, s.Wait(ctx, c), "context canceled")
+	testtool.OneLineError(t, s.Wait(ctx, c), "context canceled")
 }
 
 // A wrong secret is refused with BADSIG, a key the server does not know
@@ -203,15 +190,15 @@ func TestRFC2136BadKey(t *testing.T) {
 	wrong := make([]byte, 32)
 	rand.Read(wrong)
 	s.Secret = base64.StdEncoding.EncodeToString(wrong)
-	mustContain(t, s.Present(t.Context(), c), "NOTAUTH/BADSIG", "check the secret of TSIG key acme-update")
+	testtool.OneLineError(t, s.Present(t.Context(), c), "NOTAUTH/BADSIG", "check the secret of TSIG key acme-update")
 
 	s = k.rfc2136()
 	s.KeyName = "nobody."
-	mustContain(t, s.Present(t.Context(), c), "NOTAUTH/BADKEY", "check the key name and algorithm")
+	testtool.OneLineError(t, s.Present(t.Context(), c), "NOTAUTH/BADKEY", "check the key name and algorithm")
 
 	s = k.rfc2136()
 	s.Algorithm = "hmac-sha512"
-	mustContain(t, s.Present(t.Context(), c), "BADKEY")
+	testtool.OneLineError(t, s.Present(t.Context(), c), "BADKEY")
 
 	if got := k.TXT(t, "_acme-challenge.www.example.org"); len(got) != 0 {
 		t.Fatalf("refused updates added %q", got)
@@ -225,31 +212,31 @@ func TestRFC2136Refused(t *testing.T) {
 
 	// Zone looked up: the server refuses the SOA query.
 	s := k.rfc2136()
-	mustContain(t, s.Present(t.Context(), dnsChallenge("xmpp.nothere.test")), "REFUSED", "does not serve a zone", "give the zone")
+	testtool.OneLineError(t, s.Present(t.Context(), dnsChallenge("xmpp.nothere.test")), "REFUSED", "does not serve a zone", "give the zone")
 
 	// Zone given: the server refuses the update itself.
 	s = k.rfc2136()
 	s.Zone = "nothere.test"
-	mustContain(t, s.Present(t.Context(), dnsChallenge("xmpp.nothere.test")), "refused (NOTAUTH)", "not authoritative for zone nothere.test.")
+	testtool.OneLineError(t, s.Present(t.Context(), dnsChallenge("xmpp.nothere.test")), "refused (NOTAUTH)", "not authoritative for zone nothere.test.")
 
 	// Served, but no update ACL for the key: Knot answers BADKEY.
 	s = k.rfc2136()
-	mustContain(t, s.Present(t.Context(), dnsChallenge("xmpp.locked.example")), "zone locked.example.", "refused (NOTAUTH/BADKEY)", "update ACL")
+	testtool.OneLineError(t, s.Present(t.Context(), dnsChallenge("xmpp.locked.example")), "zone locked.example.", "refused (NOTAUTH/BADKEY)", "update ACL")
 
 	// The key may update the zone, but not TXT records: Knot answers
 	// BADKEY too (it never answers an update with REFUSED; BIND does).
 	s = k.rfc2136()
-	mustContain(t, s.Present(t.Context(), dnsChallenge("xmpp.restricted.example")), "zone restricted.example.", "refused (NOTAUTH/BADKEY)", "update ACL")
+	testtool.OneLineError(t, s.Present(t.Context(), dnsChallenge("xmpp.restricted.example")), "zone restricted.example.", "refused (NOTAUTH/BADKEY)", "update ACL")
 
 	// Unsigned: NOTAUTH without a TSIG error.
 	s = k.rfc2136()
 	s.KeyName, s.Secret = "", ""
-	mustContain(t, s.Present(t.Context(), dnsChallenge("www.example.org")), "refused (NOTAUTH)", "wants a TSIG key")
+	testtool.OneLineError(t, s.Present(t.Context(), dnsChallenge("www.example.org")), "refused (NOTAUTH)", "wants a TSIG key")
 
 	// A name outside the given zone is not sent at all.
 	s = k.rfc2136()
 	s.Zone = "example.org"
-	mustContain(t, s.Present(t.Context(), dnsChallenge("xmpp.locked.example")), "not inside zone example.org.")
+	testtool.OneLineError(t, s.Present(t.Context(), dnsChallenge("xmpp.locked.example")), "not inside zone example.org.")
 }
 
 // A server that does not answer ends Present within Timeout.
@@ -261,7 +248,7 @@ func TestRFC2136Unreachable(t *testing.T) {
 	defer pc.Close() // swallows queries, never answers
 	s := &RFC2136{Server: pc.LocalAddr().String(), Zone: "example.org", KeyName: "k.", Secret: "c2VjcmV0", Timeout: 300 * time.Millisecond}
 	start := time.Now()
-	mustContain(t, s.Present(t.Context(), dnsChallenge("www.example.org")), "timed out")
+	testtool.OneLineError(t, s.Present(t.Context(), dnsChallenge("www.example.org")), "timed out")
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("Present took %s with a 300ms timeout", d)
 	}
@@ -284,7 +271,7 @@ func TestRFC2136WaitDiscoversNS(t *testing.T) {
 	}
 	s.Propagation.Timeout = 300 * time.Millisecond
 	c2 := dnsChallenge("www.example.org")
-	mustContain(t, s.Wait(t.Context(), c2), "on "+k.Addr+": ", "; ns1.example.org: ")
+	testtool.OneLineError(t, s.Wait(t.Context(), c2), "on "+k.Addr+": ", "; ns1.example.org: ")
 }
 
 func TestRFC2136Validate(t *testing.T) {
@@ -307,7 +294,7 @@ func TestRFC2136Validate(t *testing.T) {
 	} {
 		s := ok()
 		tc.mod(s)
-		mustContain(t, s.Validate(), tc.want)
+		testtool.OneLineError(t, s.Validate(), tc.want)
 	}
 }
 
@@ -319,7 +306,7 @@ func TestTSIGAlgorithm(t *testing.T) {
 		t.Errorf("TSIGAlgorithm = %q, %v", got, err)
 	}
 	_, err := TSIGAlgorithm("hmac-md5")
-	mustContain(t, err, "unknown TSIG algorithm")
+	testtool.OneLineError(t, err, "unknown TSIG algorithm")
 }
 
 func TestLoadTSIGSecret(t *testing.T) {
@@ -335,7 +322,7 @@ func TestLoadTSIGSecret(t *testing.T) {
 		t.Errorf("ParseTSIGSecret = %q, %v", got, err)
 	}
 	_, err := LoadTSIGSecret(p + ".missing")
-	mustContain(t, err, "cannot read TSIG secret file", "no such file")
+	testtool.OneLineError(t, err, "cannot read TSIG secret file", "no such file")
 }
 
 // A refused update names the dns-01 record it was about.
@@ -343,8 +330,8 @@ func TestRFC2136UpdateMessage(t *testing.T) {
 	k := startKnot(t)
 	s := k.rfc2136()
 	c := dnsChallenge("xmpp.locked.example")
-	mustContain(t, s.Present(t.Context(), c), "dns-01: adding TXT _acme-challenge.xmpp.locked.example. in zone locked.example. on "+k.Addr+": refused (NOTAUTH/BADKEY)")
-	mustContain(t, s.CleanUp(t.Context(), c), "dns-01: deleting TXT _acme-challenge.xmpp.locked.example. in zone locked.example. on "+k.Addr+": refused (NOTAUTH/BADKEY)")
+	testtool.OneLineError(t, s.Present(t.Context(), c), "dns-01: adding TXT _acme-challenge.xmpp.locked.example. in zone locked.example. on "+k.Addr+": refused (NOTAUTH/BADKEY)")
+	testtool.OneLineError(t, s.CleanUp(t.Context(), c), "dns-01: deleting TXT _acme-challenge.xmpp.locked.example. in zone locked.example. on "+k.Addr+": refused (NOTAUTH/BADKEY)")
 }
 
 // A challenge name that is a CNAME (a delegation to another zone) is
@@ -352,6 +339,6 @@ func TestRFC2136UpdateMessage(t *testing.T) {
 func TestRFC2136CNAME(t *testing.T) {
 	k := startKnot(t)
 	s := k.rfc2136()
-	mustContain(t, s.Present(t.Context(), dnsChallenge("delegated.example.org")),
+	testtool.OneLineError(t, s.Present(t.Context(), dnsChallenge("delegated.example.org")),
 		"dns-01: _acme-challenge.delegated.example.org. is a CNAME to _acme-challenge.delegated.other.example.", "remove the CNAME or update the target's zone yourself (DNS hook)")
 }

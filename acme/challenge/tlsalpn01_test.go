@@ -13,6 +13,8 @@ import (
 
 	"github.com/mholt/acmez/v3"
 	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/xmppcert/xmppcert/internal/testtool"
 )
 
 var idPeAcmeIdentifier = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 31}
@@ -153,10 +155,10 @@ func TestTLSALPN01Errors(t *testing.T) {
 	}
 	defer ln.Close()
 	s := &TLSALPN01{Addr: ln.Addr().String()}
-	mustContain(t, s.Present(t.Context(), alpnChallenge("dns", "example.org")), "address in use", "use http-01 or dns-01")
-	mustContain(t, s.Present(t.Context(), alpnChallenge("ip", "not-an-ip")), "invalid IP identifier")
-	mustContain(t, s.Present(t.Context(), alpnChallenge("email", "a@b")), "cannot validate a email identifier")
-	mustContain(t, (&TLSALPN01{Addr: "443"}).Validate(), "listen address")
+	testtool.OneLineError(t, s.Present(t.Context(), alpnChallenge("dns", "example.org")), "address in use", "use http-01 or dns-01")
+	testtool.OneLineError(t, s.Present(t.Context(), alpnChallenge("ip", "not-an-ip")), "invalid IP identifier")
+	testtool.OneLineError(t, s.Present(t.Context(), alpnChallenge("email", "a@b")), "cannot validate a email identifier")
+	testtool.OneLineError(t, (&TLSALPN01{Addr: "443"}).Validate(), "listen address")
 }
 
 // A client that connects and never says hello does not hold up CleanUp:

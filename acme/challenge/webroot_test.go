@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/mholt/acmez/v3/acme"
+
+	"github.com/xmppcert/xmppcert/internal/testtool"
 )
 
 // Webroot files are served by a real web server over the document root,
@@ -89,16 +91,16 @@ func TestWebroot(t *testing.T) {
 
 func TestWebrootErrors(t *testing.T) {
 	root := t.TempDir()
-	mustContain(t, (&Webroot{Dir: filepath.Join(root, "missing")}).Present(t.Context(), httpChallenge("example.org")), "webroot", "no such file or directory")
+	testtool.OneLineError(t, (&Webroot{Dir: filepath.Join(root, "missing")}).Present(t.Context(), httpChallenge("example.org")), "webroot", "no such file or directory")
 	file := filepath.Join(root, "file")
 	os.WriteFile(file, nil, 0o644)
-	mustContain(t, (&Webroot{Dir: file}).Validate(), "not a directory")
-	mustContain(t, (&Webroot{}).Validate(), "no directory given")
+	testtool.OneLineError(t, (&Webroot{Dir: file}).Validate(), "not a directory")
+	testtool.OneLineError(t, (&Webroot{}).Validate(), "no directory given")
 
 	s := &Webroot{Dir: root}
 	c := httpChallenge("example.org")
 	c.Token = "../../escape"
-	mustContain(t, s.Present(t.Context(), c), "invalid token")
+	testtool.OneLineError(t, s.Present(t.Context(), c), "invalid token")
 	if err := s.CleanUp(t.Context(), c); err != nil {
 		t.Fatal(err)
 	}

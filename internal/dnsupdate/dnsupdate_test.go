@@ -18,22 +18,8 @@ import (
 	"github.com/xmppcert/xmppcert/internal/dnsupdate"
 	"github.com/xmppcert/xmppcert/internal/secretfile"
 	"github.com/xmppcert/xmppcert/internal/testdns"
+	"github.com/xmppcert/xmppcert/internal/testtool"
 )
-
-func mustContain(t *testing.T, err error, wants ...string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("no error, want one containing %q", wants)
-	}
-	for _, w := range wants {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("error %q lacks %q", err, w)
-		}
-	}
-	if strings.Contains(err.Error(), "\n") {
-		t.Errorf("error is not one line: %q", err)
-	}
-}
 
 func rr(t *testing.T, s string) dns.RR {
 	t.Helper()
@@ -138,7 +124,7 @@ func TestQuery(t *testing.T) {
 		t.Errorf("CNAME not to be followed: %v, %v", got, err)
 	}
 	_, err = c.Query(t.Context(), "x.nothere.test", dns.TypeA)
-	mustContain(t, err, "querying A x.nothere.test. on "+k.Addr, "REFUSED", "does not serve a zone")
+	testtool.OneLineError(t, err, "querying A x.nothere.test. on "+k.Addr, "REFUSED", "does not serve a zone")
 
 	// Unsigned: it works in a zone whose ACL does not name the key.
 	if got, err := c.Query(t.Context(), "ns1.locked.example", dns.TypeA); err != nil || len(got) != 1 {
@@ -161,9 +147,9 @@ func TestZone(t *testing.T) {
 	if !errors.As(err, &ce) || ce.Target != "target.example.net." {
 		t.Errorf("CNAME: %v", err)
 	}
-	mustContain(t, err, "alias.example.org. is a CNAME to target.example.net.")
+	testtool.OneLineError(t, err, "alias.example.org. is a CNAME to target.example.net.")
 	_, err = c.Zone(t.Context(), "x.nothere.test")
-	mustContain(t, err, "finding the zone of x.nothere.test.", "REFUSED", "does not serve a zone")
+	testtool.OneLineError(t, err, "finding the zone of x.nothere.test.", "REFUSED", "does not serve a zone")
 }
 
 // The server's refusals come back as *UpdateError with the facts and a
@@ -176,33 +162,33 @@ func TestUpdateRefused(t *testing.T) {
 	where := " on " + k.Addr + ": "
 
 	err := k.Client().Update(ctx, "locked.example", txt("x.locked.example."), nil)
-	mustContain(t, err, "updating TXT x.locked.example. in zone locked.example."+where+"refused (NOTAUTH/BADKEY)", "TSIG key xmppcert", "update ACL")
+	testtool.OneLineError(t, err, "updating TXT x.locked.example. in zone locked.example."+where+"refused (NOTAUTH/BADKEY)", "TSIG key xmppcert", "update ACL")
 	var ue *dnsupdate.UpdateError
 	if !errors.As(err, &ue) || !ue.Refused() || ue.Rcode != dns.RcodeNotAuth || ue.TSIGError != dns.RcodeBadKey || ue.Zone != "locked.example." || ue.Server != k.Addr {
 		t.Errorf("UpdateError = %+v", ue)
 	}
 
-	mustContain(t, k.Client().Update(ctx, "restricted.example", txt("x.restricted.example."), nil), "zone restricted.example.", "BADKEY")
+	testtool.OneLineError(t, k.Client().Update(ctx, "restricted.example", txt("x.restricted.example."), nil), "zone restricted.example.", "BADKEY")
 
 	wrong := k.Client()
 	s := make([]byte, 32)
 	rand.Read(s)
 	wrong.Secret = base64.StdEncoding.EncodeToString(s)
-	mustContain(t, wrong.Update(ctx, "example.org", txt("x.example.org."), nil), "NOTAUTH/BADSIG", "check the secret of TSIG key xmppcert")
+	testtool.OneLineError(t, wrong.Update(ctx, "example.org", txt("x.example.org."), nil), "NOTAUTH/BADSIG", "check the secret of TSIG key xmppcert")
 
 	unknown := k.Client()
 	unknown.KeyName = "nobody."
-	mustContain(t, unknown.Update(ctx, "example.org", txt("x.example.org."), nil), "NOTAUTH/BADKEY", "TSIG key nobody", "check the key name and algorithm")
+	testtool.OneLineError(t, unknown.Update(ctx, "example.org", txt("x.example.org."), nil), "NOTAUTH/BADKEY", "TSIG key nobody", "check the key name and algorithm")
 
 	unsigned := k.Client()
 	unsigned.KeyName, unsigned.Secret = "", ""
-	mustContain(t, unsigned.Update(ctx, "example.org", txt("x.example.org."), nil), "refused (NOTAUTH)", "wants a TSIG key")
+	testtool.OneLineError(t, unsigned.Update(ctx, "example.org", txt("x.example.org."), nil), "refused (NOTAUTH)", "wants a TSIG key")
 
-	mustContain(t, k.Client().Update(ctx, "nothere.test", txt("x.nothere.test."), nil), "zone nothere.test.", "refused (NOTAUTH)", "not authoritative for zone nothere.test.")
+	testtool.OneLineError(t, k.Client().Update(ctx, "nothere.test", txt("x.nothere.test."), nil), "zone nothere.test.", "refused (NOTAUTH)", "not authoritative for zone nothere.test.")
 
 	// Not sent at all: a record outside the zone.
 	err = k.Client().Update(ctx, "example.org", txt("x.locked.example."), nil)
-	mustContain(t, err, "x.locked.example. is not inside zone example.org.: nothing sent")
+	testtool.OneLineError(t, err, "x.locked.example. is not inside zone example.org.: nothing sent")
 	if !errors.As(err, &ue) || ue.Refused() {
 		t.Errorf("UpdateError = %+v", ue)
 	}
@@ -223,7 +209,7 @@ func TestUpdateUnreachable(t *testing.T) {
 	c := &dnsupdate.Client{Server: pc.LocalAddr().String(), KeyName: "k.", Secret: "c2VjcmV0", Timeout: 300 * time.Millisecond}
 	start := time.Now()
 	err = c.Update(t.Context(), "example.org", []dns.RR{rr(t, "a.example.org. 60 IN A 192.0.2.1")}, nil)
-	mustContain(t, err, "updating A a.example.org. in zone example.org. on "+pc.LocalAddr().String()+": timed out")
+	testtool.OneLineError(t, err, "updating A a.example.org. in zone example.org. on "+pc.LocalAddr().String()+": timed out")
 	var ue *dnsupdate.UpdateError
 	if !errors.As(err, &ue) || ue.Refused() || ue.Rcode != -1 {
 		t.Errorf("UpdateError = %+v", ue)
@@ -254,14 +240,14 @@ func TestUpdateErrorMessages(t *testing.T) {
 	} {
 		e := base
 		e.Rcode, e.TSIGError, e.Err = tc.rcode, tc.tsig, tc.err
-		mustContain(t, &e, tc.want...)
+		testtool.OneLineError(t, &e, tc.want...)
 	}
 	e := base
 	e.Rcode = dns.RcodeRefused
 	e.Names = []string{"a.", "b.", "c.", "d."}
 	e.Types = []string{"TLSA"}
 	e.What = "publishing TLSA"
-	mustContain(t, &e, "publishing TLSA in zone", "TLSA records at a., b. and 2 more names included")
+	testtool.OneLineError(t, &e, "publishing TLSA in zone", "TLSA records at a., b. and 2 more names included")
 }
 
 func TestValidate(t *testing.T) {
@@ -285,7 +271,7 @@ func TestValidate(t *testing.T) {
 	} {
 		c := ok()
 		tc.mod(c)
-		mustContain(t, c.Validate(), tc.want)
+		testtool.OneLineError(t, c.Validate(), tc.want)
 	}
 	unsigned := &dnsupdate.Client{Server: "[::1]:5353"}
 	if err := unsigned.Validate(); err != nil {
@@ -306,7 +292,7 @@ func TestHostPort(t *testing.T) {
 		"": "empty", ":53": "no host", "ns1:0": "invalid port", "ns1:x": "invalid port", "a:b:c": "not host or host:port", "[::1": "not host",
 	} {
 		_, err := dnsupdate.HostPort(in)
-		mustContain(t, err, want)
+		testtool.OneLineError(t, err, want)
 	}
 }
 
@@ -322,7 +308,7 @@ func TestTSIGAlgorithm(t *testing.T) {
 	}
 	for _, in := range []string{"hmac-md5", "sha256", "hmac-sha256\nx", "gss-tsig"} {
 		_, err := dnsupdate.TSIGAlgorithm(in)
-		mustContain(t, err, "unknown TSIG algorithm")
+		testtool.OneLineError(t, err, "unknown TSIG algorithm")
 	}
 }
 
@@ -351,14 +337,14 @@ func TestLoadTSIGSecret(t *testing.T) {
 		}
 	}
 	load := func(p string) error { _, err := dnsupdate.LoadTSIGSecret(p); return err }
-	mustContain(t, load(filepath.Join(dir, "missing")), "cannot read TSIG secret file", "no such file")
-	mustContain(t, load(dir), "cannot read TSIG secret file", "is a directory")
-	mustContain(t, load(write("empty", " \n", 0o600)), "empty")
-	mustContain(t, load(write("junk", "hunter2 is my password!\nline2", 0o600)), "not base64")
-	mustContain(t, load(write("two", "secret: "+secret+"\nsecret: "+secret, 0o600)), "holds 2 secrets")
-	mustContain(t, load(write("big", strings.Repeat("A", secretfile.MaxSize+1), 0o600)), "larger than 64 KiB")
+	testtool.OneLineError(t, load(filepath.Join(dir, "missing")), "cannot read TSIG secret file", "no such file")
+	testtool.OneLineError(t, load(dir), "cannot read TSIG secret file", "is a directory")
+	testtool.OneLineError(t, load(write("empty", " \n", 0o600)), "empty")
+	testtool.OneLineError(t, load(write("junk", "hunter2 is my password!\nline2", 0o600)), "not base64")
+	testtool.OneLineError(t, load(write("two", "secret: "+secret+"\nsecret: "+secret, 0o600)), "holds 2 secrets")
+	testtool.OneLineError(t, load(write("big", strings.Repeat("A", secretfile.MaxSize+1), 0o600)), "larger than 64 KiB")
 	if os.Geteuid() != 0 { // root reads anything
-		mustContain(t, load(write("noperm", secret, 0o000)), "permission denied")
+		testtool.OneLineError(t, load(write("noperm", secret, 0o000)), "permission denied")
 	}
 	if err := load(write("leak", "hunter2 is my password!", 0o600)); strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("error shows the file's content: %v", err)

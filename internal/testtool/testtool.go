@@ -3,7 +3,9 @@
 // ldns-dane). A missing program skips the test with the Debian package
 // to install, except in CI (CI set), where it fails: the test command
 // installs the packages there, and a silent skip would hide that it did
-// not. The package is only for tests.
+// not. It also holds small helpers every package's tests share (a
+// concurrent-safe log buffer, the one-line error check). The package is
+// only for tests.
 package testtool
 
 import (
@@ -11,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -56,4 +59,21 @@ func (l *LockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// OneLineError fails the test unless err is a one-line error containing
+// every one of wants: the shape xmppcert gives every error a user reads.
+func OneLineError(t testing.TB, err error, wants ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("no error, want one containing %q", wants)
+	}
+	for _, w := range wants {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("error is not one line: %q", err)
+	}
 }
