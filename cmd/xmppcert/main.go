@@ -75,13 +75,14 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			"will do with them, publishes and verifies pin data (TLSA, POSH, SPKI) with key rollover, and probes\n" +
 			"live endpoints, grading them against the 2014 XMPP manifesto.\n" +
 			"Exit codes: 0 success, 1 the certificate is not valid or an operation failed, 2 usage or input error.",
+		Version:        buildVersion().Version,
 		Reader:         stdin,
 		Writer:         stdout,
 		ErrWriter:      stderr,
 		Flags:          globalFlags(),
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   onUsageError,
-		Commands:       []*cli.Command{issueCommand(), renewCommand(), caCommand(), pinCommand(), probeCommand(), inspectCommand(), checkCommand(), daemonCommand(), statusCommand()},
+		Commands:       []*cli.Command{issueCommand(), renewCommand(), caCommand(), pinCommand(), probeCommand(), inspectCommand(), checkCommand(), daemonCommand(), statusCommand(), versionCommand()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usagef("unknown command %q; run 'xmppcert help' for the list", c.Args().First())
@@ -91,14 +92,15 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	}
 }
 
-// globalFlags are the flags of DESIGN.md's command-line contract. --json
-// and --quiet are also accepted after the command name.
+// globalFlags are the flags every command takes (README, "Commands").
+// They are accepted after the command name too: permuteArgs moves them
+// in front of it.
 func globalFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.PathFlag{Name: "state-dir", EnvVars: []string{"XMPPCERT_STATE_DIR"}, Value: defaultStateDir(),
 			Usage: "where xmppcert keeps its CA, lineages and history"},
 		&cli.PathFlag{Name: "config", EnvVars: []string{"XMPPCERT_CONFIG"}, Usage: "TOML configuration file"},
-		jsonFlag(), quietFlag(),
+		jsonFlag(), quietFlag(), cli.VersionFlag,
 	}
 }
 
@@ -138,7 +140,7 @@ func defaultStateDir() string {
 
 func onUsageError(c *cli.Context, err error, _ bool) error {
 	name := "xmppcert"
-	if c.Command != nil && c.Command.Name != "" {
+	if c.Command != nil && c.Command.Name != "" && c.Command.Name != c.App.Name {
 		name += " " + c.Command.Name
 	}
 	return usagef("%s: %v; see '%s --help'", name, err, name)
