@@ -42,16 +42,26 @@ const (
 )
 
 // ParseTarget reads a --deploy value: prosody[:CERTDIR] or
-// ejabberd[:FILE].
+// ejabberd[:FILE]. Plain prosody and ejabberd deploy to the default
+// locations, but a colon with nothing after it is refused: it is what
+// `--deploy prosody:$DIR` becomes when DIR is unset, and quietly
+// deploying to the default directory instead would put the
+// certificate where the operator did not ask for it.
 func ParseTarget(spec string) (Target, error) {
-	kind, arg, _ := strings.Cut(spec, ":")
+	kind, arg, colon := strings.Cut(spec, ":")
 	switch kind {
 	case "prosody":
+		if colon && arg == "" {
+			return nil, fmt.Errorf("deploy target %q has an empty path after the colon; give prosody:CERTDIR, or plain prosody for %s", spec, DefaultProsodyDir)
+		}
 		if arg == "" {
 			arg = DefaultProsodyDir
 		}
 		return &ProsodyTarget{Dir: arg}, nil
 	case "ejabberd":
+		if colon && arg == "" {
+			return nil, fmt.Errorf("deploy target %q has an empty path after the colon; give ejabberd:FILE, or plain ejabberd for %s", spec, filepath.Join(DefaultEjabberdDir, "HOST.pem"))
+		}
 		return &EjabberdTarget{File: arg}, nil
 	}
 	return nil, fmt.Errorf("unknown deploy target %q; use prosody[:CERTDIR] or ejabberd[:FILE]", spec)

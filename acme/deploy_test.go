@@ -196,10 +196,10 @@ func TestParseTarget(t *testing.T) {
 		str  string
 	}{
 		{"prosody", &acme.ProsodyTarget{Dir: acme.DefaultProsodyDir}, "prosody /etc/prosody/certs"},
-		{"prosody:", &acme.ProsodyTarget{Dir: acme.DefaultProsodyDir}, "prosody /etc/prosody/certs"},
 		{"prosody:/srv/xmpp/certs", &acme.ProsodyTarget{Dir: "/srv/xmpp/certs"}, "prosody /srv/xmpp/certs"},
 		{"ejabberd", &acme.EjabberdTarget{}, "ejabberd /etc/ejabberd/HOST.pem"},
-		{"ejabberd:", &acme.EjabberdTarget{}, "ejabberd /etc/ejabberd/HOST.pem"},
+		{"prosody:certs", &acme.ProsodyTarget{Dir: "certs"}, "prosody certs"},
+		{"ejabberd:xmpp.pem", &acme.EjabberdTarget{File: "xmpp.pem"}, "ejabberd xmpp.pem"},
 		{"ejabberd:/etc/ejabberd/xmpp.pem", &acme.EjabberdTarget{File: "/etc/ejabberd/xmpp.pem"}, "ejabberd /etc/ejabberd/xmpp.pem"},
 	}
 	for _, c := range good {
@@ -223,6 +223,22 @@ func TestParseTarget(t *testing.T) {
 		}
 		if msg := err.Error(); !strings.Contains(msg, fmt.Sprintf("%q", spec)) || !strings.Contains(msg, "prosody[:CERTDIR]") || !strings.Contains(msg, "ejabberd[:FILE]") {
 			t.Errorf("ParseTarget(%q): error %q does not name the spec and the accepted forms", spec, msg)
+		}
+	}
+	// A colon with nothing after it is what `--deploy prosody:$DIR` gives
+	// when DIR is unset: an error naming the value and both ways out,
+	// never the default location.
+	for _, c := range []struct{ spec, want string }{
+		{"prosody:", `deploy target "prosody:" has an empty path after the colon; give prosody:CERTDIR, or plain prosody for /etc/prosody/certs`},
+		{"ejabberd:", `deploy target "ejabberd:" has an empty path after the colon; give ejabberd:FILE, or plain ejabberd for /etc/ejabberd/HOST.pem`},
+	} {
+		got, err := acme.ParseTarget(c.spec)
+		if err == nil {
+			t.Errorf("ParseTarget(%q) = %v, want an error", c.spec, got)
+			continue
+		}
+		if err.Error() != c.want {
+			t.Errorf("ParseTarget(%q): error %q, want %q", c.spec, err, c.want)
 		}
 	}
 }
