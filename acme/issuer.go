@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -290,4 +291,18 @@ func (k KeyType) Matches(key crypto.Signer) bool {
 		return (k == KeyRSA2048 && pub.N.BitLen() == 2048) || (k == KeyRSA3072 && pub.N.BitLen() == 3072)
 	}
 	return false
+}
+
+// KeyDescription names a public key's algorithm and size, for output:
+// "ECDSA P-256", "RSA 2048", "Ed25519".
+func KeyDescription(pub crypto.PublicKey) string {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		return "ECDSA " + k.Curve.Params().Name
+	case *rsa.PublicKey:
+		return fmt.Sprintf("RSA %d", k.N.BitLen())
+	case ed25519.PublicKey:
+		return "Ed25519"
+	}
+	return fmt.Sprintf("%T", pub)
 }

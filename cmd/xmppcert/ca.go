@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/certfile"
 )
@@ -156,17 +157,12 @@ func runCAEAB(c *cli.Context) error {
 }
 
 // openCA opens the embedded CA, creating it first when create is true.
+// openCA opens the state directory's embedded CA; a missing one is
+// created when create is set, else an error that says how to create it.
 func openCA(state string, opts localca.Options, create bool) (*localca.CA, error) {
-	dir := caDir(state)
-	ca, err := localca.Open(dir, opts)
-	if errors.Is(err, localca.ErrNotInitialized) && create {
-		if err := localca.Init(dir); err != nil && !errors.Is(err, localca.ErrExists) {
-			return nil, fmt.Errorf("creating the CA in %s: %w", dir, err)
-		}
-		ca, err = localca.Open(dir, opts)
-	}
+	ca, err := lifecycle.OpenCA(state, opts, create)
 	if errors.Is(err, localca.ErrNotInitialized) {
-		return nil, fmt.Errorf("no CA in %s; create one with 'xmppcert ca init'", dir)
+		return nil, fmt.Errorf("no CA in %s; create one with 'xmppcert ca init'", caDir(state))
 	}
 	return ca, err
 }

@@ -11,7 +11,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/acmeca"
+	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/watcher/config"
 	"github.com/xmppcert/xmppcert/watcher/daemon"
@@ -125,9 +127,8 @@ func runDaemon(c *cli.Context) error {
 	} else if !errors.Is(err, localca.ErrNotInitialized) {
 		return fmt.Errorf("reading the embedded CA's root: %w", err)
 	}
-	var d *daemon.Daemon
-	hosts := func() []config.Host { return d.Config().Hosts } // the configuration in force, after reloads too
-	d, err = daemon.New(cfg, daemon.Deps{Renew: daemonRenew(state, hosts, logger), Logger: logger, Roots: roots})
+	engine := &lifecycle.Engine{Store: acme.Store{Dir: state}}
+	d, err := daemon.New(cfg, daemon.Deps{Engine: engine, Logger: logger, Roots: roots})
 	if err != nil {
 		return fmt.Errorf("starting the daemon: %w", err)
 	}

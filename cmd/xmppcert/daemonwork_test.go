@@ -16,10 +16,12 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/internal/testdns"
 	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/pinning"
 	"github.com/xmppcert/xmppcert/watcher/config"
+	"github.com/xmppcert/xmppcert/watcher/daemon"
 )
 
 // TestDaemonWork runs the daemon's renewal work over a configuration
@@ -97,12 +99,9 @@ ports = [5222, 5269]
 		}
 	}()
 	ctx := context.Background()
-	hosts := func() []config.Host { return cfg.Hosts }
 	forced := func(name string) {
 		t.Helper()
-		w := newDaemonRun(state, logger)
-		w.r.force = true
-		if err := w.run(ctx, hosts()); err != nil {
+		if err := reconcile(state, cfg, true, logger)(ctx); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
@@ -166,7 +165,7 @@ ports = [5222, 5269]
 	}
 
 	// 1. Issue, publish, write POSH.
-	if err := daemonRenew(state, hosts, logger)(ctx); err != nil {
+	if err := reconcile(state, cfg, false, logger)(ctx); err != nil {
 		t.Fatalf("first run: %v", err)
 	}
 	l1 := mustLoad(t, state, "example.org")
@@ -231,7 +230,7 @@ ports = [5222, 5269]
 	t.Logf("3. renewed after the hold onto the next key; published: %.12q", third)
 
 	// 4. Nothing due: nothing changes.
-	if err := daemonRenew(state, hosts, logger)(ctx); err != nil {
+	if err := reconcile(state, cfg, false, logger)(ctx); err != nil {
 		t.Fatalf("fourth run: %v", err)
 	}
 	if l := mustLoad(t, state, "example.org"); l.Version != 3 {
@@ -318,7 +317,7 @@ domain = "local.example"
 	}
 	var logs testtool.LockedBuffer
 	logger := slog.New(slog.NewJSONHandler(&logs, nil))
-	err = daemonRenew(state, func() []config.Host { return cfg.Hosts }, logger)(context.Background())
+	err = reconcile(state, cfg, false, logger)(context.Background())
 	if err == nil || err.Error() != "1 of 2 lineages failed" {
 		t.Errorf("run: %v; want 1 of 2 lineages failed", err)
 	}
@@ -345,4 +344,16 @@ domain = "local.example"
 func jsonString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// reconcile is one renewal run of the daemon over cfg's hosts and the
+// lineages in state, as the daemon runs it.
+func reconcile(state string, cfg *config.Config, force bool, logger *slog.Logger) func(context.Context) error {
+	return func(ctx context.Context) error {
+		hosts, err := daemon.DesiredHosts(cfg)
+		if err != nil {
+			return err
+		}
+		return (&lifecycle.Engine{Store: acme.Store{Dir: state}}).Reconcile(ctx, hosts, force, logger)
+	}
 }

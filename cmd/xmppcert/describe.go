@@ -1,9 +1,6 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -13,6 +10,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/xmppcert/xmppcert/acme"
 )
 
 // certSummary is what inspect shows of a certificate and check shows of
@@ -40,7 +39,7 @@ func summarize(c *x509.Certificate) certSummary {
 		Serial:           strings.ToUpper(c.SerialNumber.Text(16)),
 		NotBefore:        c.NotBefore.UTC(),
 		NotAfter:         c.NotAfter.UTC(),
-		Key:              keyDescription(c.PublicKey),
+		Key:              acme.KeyDescription(c.PublicKey),
 		SignatureAlg:     c.SignatureAlgorithm.String(),
 		EKU:              ekuNames(c),
 		IsCA:             c.IsCA,
@@ -48,18 +47,6 @@ func summarize(c *x509.Certificate) certSummary {
 		SPKISHA256:       hex.EncodeToString(spki[:]),
 		SPKISHA256Base64: base64.StdEncoding.EncodeToString(spki[:]),
 	}
-}
-
-func keyDescription(pub any) string {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		return "ECDSA " + k.Curve.Params().Name
-	case *rsa.PublicKey:
-		return fmt.Sprintf("RSA %d", k.N.BitLen())
-	case ed25519.PublicKey:
-		return "Ed25519"
-	}
-	return fmt.Sprintf("%T", pub)
 }
 
 var ekuLabels = map[x509.ExtKeyUsage]string{

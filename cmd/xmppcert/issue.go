@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/acmeca"
+	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/secretfile"
 	"github.com/xmppcert/xmppcert/xmppaddr"
@@ -69,47 +68,6 @@ func issueCommand() *cli.Command {
 	}
 }
 
-// issueResult is the --json form of issue.
-type issueResult struct {
-	Lineage   string        `json:"lineage"`
-	Version   int           `json:"version"`
-	Issuer    string        `json:"issuer"`
-	NotBefore time.Time     `json:"not_before"`
-	NotAfter  time.Time     `json:"not_after"`
-	Key       string        `json:"key"`
-	KeyReused bool          `json:"key_reused"`
-	KeyChoice string        `json:"key_choice"`
-	KeyNote   string        `json:"key_note,omitempty"`
-	Names     []issuedName  `json:"names"`
-	Notes     []string      `json:"notes"`
-	Deploy    []deployState `json:"deploy"`
-	Valid     bool          `json:"valid"`
-
-	// privateRoot is set when peers must be given the CA's root: the
-	// embedded CA, or an ACME CA trusted through trustRoot.
-	privateRoot bool
-	trustRoot   string
-}
-
-type issuedName struct {
-	Domain     string          `json:"domain"`
-	Role       xmppaddr.Role   `json:"role"`
-	Identities []string        `json:"identities"`
-	Checks     []serviceVerdit `json:"checks"`
-}
-
-type serviceVerdit struct {
-	Service  xmppaddr.Service   `json:"service"`
-	Valid    bool               `json:"valid"`
-	Findings []xmppaddr.Finding `json:"findings"`
-}
-
-type deployState struct {
-	Target string `json:"target"`
-	OK     bool   `json:"ok"`
-	Error  string `json:"error,omitempty"`
-}
-
 // errDeploy reports that the certificate was issued but a deploy target
 // or hook failed (exit 1); the output already says which and why.
 var errDeploy = errors.New("a deploy target or hook failed")
@@ -124,9 +82,7 @@ type issuePlan struct {
 	// reqs holds one request, or one per name with --split.
 	reqs    []acme.Request
 	targets []acme.Target
-	opts    issueOptions
-	// directory is the ACME CA's directory URL; empty for --ca local.
-	directory string
+	opts    lifecycle.IssueOptions
 }
 
 func runIssue(c *cli.Context) error {
@@ -141,14 +97,17 @@ func runIssue(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := checkAccount(state, plan); err != nil {
-		return err
+	if err := lifecycle.CheckAccount(state, plan.reqs[0], plan.opts); err != nil {
+		return accountUsage(err)
 	}
-	store := acme.Store{Dir: state}
-	var results []issueResult
+	engine := &lifecycle.Engine{Store: acme.Store{Dir: state}}
+	var results []lifecycle.IssueReport
 	failed := false
 	for _, req := range plan.reqs {
-		res, err := issueOne(c.Context, store, req, plan)
+		res, err := engine.Issue(c.Context, req, plan.opts, plan.targets)
+		if err == nil {
+			res.Notes = append(res.Notes, issueNotes(res, req)...)
+		}
 		if err != nil {
 			if len(plan.reqs) == 1 {
 				return err
@@ -171,7 +130,7 @@ func runIssue(c *cli.Context) error {
 		}
 	case flagAnywhere(c, "json"):
 		if results == nil {
-			results = []issueResult{}
+			results = []lifecycle.IssueReport{}
 		}
 		if err := writeJSON(out, results); err != nil {
 			return err
@@ -200,66 +159,6 @@ func runIssue(c *cli.Context) error {
 		return errDeploy
 	}
 	return nil
-}
-
-// issueOne issues one lineage under its lock and deploys it.
-func issueOne(ctx context.Context, store acme.Store, req acme.Request, plan issuePlan) (issueResult, error) {
-	unlock, err := store.Lock(req.Host())
-	if err != nil {
-		return issueResult{}, err
-	}
-	defer unlock()
-	return issueLocked(ctx, store, req, plan)
-}
-
-// issueLocked is issueOne for a caller that holds the lineage's lock
-// (the daemon, which first looks again whether the lineage exists).
-func issueLocked(ctx context.Context, store acme.Store, req acme.Request, plan issuePlan) (issueResult, error) {
-	// Reissuing an ACME lineage from the same CA replaces its
-	// certificate: say so to the CA (ARI "replaces", RFC 9773).
-	if req.ACME != nil {
-		if cur, err := store.Load(req.Host()); err == nil && cur.Request.CA == req.CA {
-			req.Replaces = cur.Chain[0]
-		}
-	}
-	iss, roots, release, err := openIssuerWith(store.Dir, req, plan.opts)
-	if err != nil {
-		return issueResult{}, err
-	}
-	got, err := acme.Obtain(ctx, store, iss, req)
-	release() // the local CA's database is free before deploy hooks run
-	if err != nil {
-		return issueResult{}, err
-	}
-	res := describeIssued(got, roots, time.Now())
-	if got.KeyNote != "" {
-		res.Notes = append(res.Notes, "key "+string(got.KeyChoice)+": "+got.KeyNote)
-	}
-	if note := reissuedPOSH(store, got.Lineage); note != "" {
-		res.Notes = append(res.Notes, note)
-	}
-	res.Deploy = deploy(ctx, got.Lineage, acme.EventIssued, plan.targets)
-	return res, nil
-}
-
-// reissuedPOSH rewrites the POSH documents of a lineage that xmppcert
-// publishes after issue replaced its certificate (renew stages instead),
-// and says what that means for clients.
-func reissuedPOSH(store acme.Store, l *acme.Lineage) string {
-	pins, err := store.PinState(l.Name)
-	if err != nil || pins.POSH == nil {
-		return ""
-	}
-	pins.Staged = 0 // issue made a newer version current
-	err = rewritePOSH(l, nil, &pins, time.Now())
-	if err == nil {
-		err = store.SavePinState(l.Name, pins)
-	}
-	if err != nil {
-		return fmt.Sprintf("the POSH documents in %s still list the old certificate (%v); publish them with 'xmppcert pin posh %s --out-dir %s'", pins.POSH.Dir, err, l.Name, pins.POSH.Dir)
-	}
-	return fmt.Sprintf("the POSH documents in %s now list the new certificate; clients that cached the old ones (for up to %s) refuse it until then — renew avoids this by staging",
-		pins.POSH.Dir, time.Duration(pins.POSH.ExpiresSeconds)*time.Second)
 }
 
 // issueRequest reads and checks everything the command line says before
@@ -293,7 +192,6 @@ func issueRequest(c *cli.Context) (issuePlan, error) {
 		if plan.opts, err = acmeRequest(c, &req); err != nil {
 			return plan, err
 		}
-		plan.directory = req.CA
 	}
 	req.Deploy, req.Hooks = c.StringSlice("deploy"), c.StringSlice("hook")
 	if plan.targets, err = deployTargets(c); err != nil {
@@ -327,8 +225,8 @@ func localOnly(c *cli.Context) error {
 }
 
 // acmeRequest fills in req for an ACME CA from the command line.
-func acmeRequest(c *cli.Context, req *acme.Request) (issueOptions, error) {
-	var o issueOptions
+func acmeRequest(c *cli.Context, req *acme.Request) (lifecycle.IssueOptions, error) {
+	var o lifecycle.IssueOptions
 	dir, err := acmeca.ParseDirectory(c.String("ca"))
 	if err != nil {
 		return o, usagef("--ca: %v", err)
@@ -367,8 +265,8 @@ func acmeRequest(c *cli.Context, req *acme.Request) (issueOptions, error) {
 		if a.TrustRoot, err = filepath.Abs(f); err != nil {
 			return o, usagef("--trust-root %s: %v", f, err)
 		}
-		if _, err := trustPool(a.TrustRoot); err != nil {
-			return o, usagef("%v", err)
+		if _, err := lifecycle.TrustPool(a.TrustRoot); err != nil {
+			return o, usagef("--trust-root %s: %v", a.TrustRoot, errors.Unwrap(err))
 		}
 	}
 	ch := acme.ChallengeSettings{HTTPListen: c.String("http-listen"), TLSALPNListen: c.String("tls-alpn-listen"), DNSHook: c.String("dns-hook")}
@@ -398,8 +296,8 @@ func acmeRequest(c *cli.Context, req *acme.Request) (issueOptions, error) {
 			}
 		}
 	}
-	if _, err := challengeSolvers(ch); err != nil {
-		return o, usagef("%v", err)
+	if _, err := lifecycle.ChallengeSolvers(ch); err != nil {
+		return o, solverUsage(err)
 	}
 	a.Challenges = ch
 	req.CA = dir
@@ -410,112 +308,50 @@ func acmeRequest(c *cli.Context, req *acme.Request) (issueOptions, error) {
 	return o, nil
 }
 
-// checkAccount refuses, before anything is written, to go on with an
-// ACME CA for which no account is kept and none may be registered.
-func checkAccount(state string, plan issuePlan) error {
-	if plan.directory == "" || acmeca.HasAccount(state, plan.directory) {
-		return nil
+// issueNotes are the notes about an issuance that name what to do on
+// the command line.
+func issueNotes(res lifecycle.IssueReport, req acme.Request) []string {
+	var notes []string
+	if res.DNSOnly {
+		notes = append(notes, "the CA certified DNS names only (no SRV-ID, no XmppAddr), as every public CA does: peers match the DNS-IDs; "+
+			"for a domain whose XMPP service is delegated to another host by SRV, peers accept this certificate only with POSH or DANE published; "+
+			"SRV-IDs and XmppAddr come from a private CA (--ca local, xmppcert ca serve)")
 	}
-	name := acmeca.DisplayName(plan.directory)
-	if !plan.opts.AgreeTOS {
-		return usagef("no account with %s yet: registering one needs --agree-tos, your agreement to its terms of service (xmppcert never prompts)", name)
+	if req.ACME != nil && req.ACME.Directory == acmeca.LetsEncryptStaging {
+		notes = append(notes, "Let's Encrypt staging certificates chain to a test root that no peer trusts: test the set-up with them, then issue with --ca letsencrypt")
 	}
-	if plan.directory == acmeca.ZeroSSL && plan.opts.EABHMAC == "" {
+	return notes
+}
+
+// accountUsage phrases a missing ACME account's requirements in flags.
+func accountUsage(err error) error {
+	var ae *lifecycle.AccountError
+	switch {
+	case !errors.As(err, &ae):
+		return err
+	case ae.NeedAgreeTOS:
+		return usagef("no account with %s yet: registering one needs --agree-tos, your agreement to its terms of service (xmppcert never prompts)", acmeca.DisplayName(ae.Directory))
+	case ae.Directory == acmeca.ZeroSSL:
 		return usagef("no account with ZeroSSL yet: it needs External Account Binding; give --eab-kid and --eab-hmac from the Developer section of your ZeroSSL dashboard")
 	}
-	return nil
+	return usagef("%v: give --eab-kid and --eab-hmac-file", err)
 }
 
-// describeIssued checks the new certificate for every service each
-// name's role serves and lists its identities.
-func describeIssued(got *acme.Obtained, roots *x509.CertPool, now time.Time) issueResult {
-	leaf := got.Chain[0]
-	res := issueResult{
-		Lineage: got.Path, Version: got.Version, Issuer: got.Issuer,
-		NotBefore: leaf.NotBefore.UTC(), NotAfter: leaf.NotAfter.UTC(),
-		Key: keyDescription(leaf.PublicKey), KeyReused: got.KeyReused,
-		KeyChoice: string(got.KeyChoice), KeyNote: got.KeyNote,
-		Notes: []string{}, Deploy: []deployState{}, Valid: true,
+// solverUsage phrases a challenge-settings error in flags.
+func solverUsage(err error) error {
+	var conflict *lifecycle.SolverConflictError
+	switch {
+	case errors.Is(err, lifecycle.ErrNoSolver):
+		return usagef("no way to prove control of the names is configured: give --http-listen, --webroot, --tls-alpn-listen, --dns-rfc2136-server or --dns-hook")
+	case errors.As(err, &conflict) && conflict.Type == "http-01":
+		return usagef("--http-listen and --webroot: choose one way to solve http-01")
+	case errors.As(err, &conflict):
+		return usagef("--dns-rfc2136-server and --dns-hook: choose one way to solve %s", conflict.Type)
 	}
-	presented := xmppaddr.Identities(leaf).Identifiers
-	for _, n := range got.Request.Names {
-		in := issuedName{Domain: n.Domain, Role: n.Role, Identities: identitiesOf(presented, n.Domain)}
-		for _, svc := range n.Role.Services() {
-			v := serviceVerdit{Service: svc}
-			r, err := xmppaddr.Verify(got.Chain, xmppaddr.Options{Domain: n.Domain, Service: svc, Roots: roots, CurrentTime: now})
-			if err != nil {
-				v.Findings = []xmppaddr.Finding{{Code: "check-failed", Severity: xmppaddr.Error, Text: err.Error()}}
-			} else {
-				v.Valid, v.Findings = r.Valid, r.Findings
-			}
-			res.Valid = res.Valid && v.Valid
-			in.Checks = append(in.Checks, v)
-		}
-		res.Names = append(res.Names, in)
-	}
-	for _, d := range got.Request.Unrelated() {
-		res.Notes = append(res.Notes, fmt.Sprintf("%s is not under %s or its parent domain; it is in the certificate as asked, but check that it belongs to this host", d, got.Request.Host()))
-	}
-	res.privateRoot = got.Request.CA == "local" || got.Request.CA == ""
-	if a := got.Request.ACME; a != nil {
-		if !hasXMPPIDs(presented) {
-			res.Notes = append(res.Notes, "the CA certified DNS names only (no SRV-ID, no XmppAddr), as every public CA does: peers match the DNS-IDs; "+
-				"for a domain whose XMPP service is delegated to another host by SRV, peers accept this certificate only with POSH or DANE published; "+
-				"SRV-IDs and XmppAddr come from a private CA (--ca local, xmppcert ca serve)")
-		}
-		if a.Directory == acmeca.LetsEncryptStaging {
-			res.Notes = append(res.Notes, "Let's Encrypt staging certificates chain to a test root that no peer trusts: test the set-up with them, then issue with --ca letsencrypt")
-		}
-		res.privateRoot = a.TrustRoot != ""
-		res.trustRoot = a.TrustRoot
-	}
-	return res
+	return usagef("%v", err)
 }
 
-// hasXMPPIDs reports whether any SRV-ID or XmppAddr is presented.
-func hasXMPPIDs(ids []xmppaddr.Identifier) bool {
-	for _, id := range ids {
-		if id.Type == xmppaddr.TypeSRVName || id.Type == xmppaddr.TypeXmppAddr {
-			return true
-		}
-	}
-	return false
-}
-
-// identitiesOf lists the presented identities that name domain, as
-// "TYPE value".
-func identitiesOf(ids []xmppaddr.Identifier, domain string) []string {
-	out := []string{}
-	for _, id := range ids {
-		if id.Type != xmppaddr.TypeCN && id.Domain == domain {
-			out = append(out, string(id.Type)+" "+id.Value)
-		}
-	}
-	return out
-}
-
-func deploy(ctx context.Context, l *acme.Lineage, event string, targets []acme.Target) []deployState {
-	out := []deployState{}
-	for _, t := range targets {
-		d := deployState{Target: t.String(), OK: true}
-		if err := t.Deploy(ctx, l, event); err != nil {
-			d.OK, d.Error = false, err.Error()
-		}
-		out = append(out, d)
-	}
-	return out
-}
-
-func allDeployed(ds []deployState) bool {
-	for _, d := range ds {
-		if !d.OK {
-			return false
-		}
-	}
-	return true
-}
-
-func printIssued(w io.Writer, r issueResult) {
+func printIssued(w io.Writer, r lifecycle.IssueReport) {
 	key := r.Key + ", " + r.KeyChoice
 	if r.KeyNote != "" {
 		key += " (" + r.KeyNote + ")"
@@ -556,9 +392,9 @@ func printIssued(w io.Writer, r issueResult) {
 		}
 	}
 	switch {
-	case r.trustRoot != "":
-		fmt.Fprintf(w, "Peers must trust the private CA's root, as this host does with --trust-root %s\n", r.trustRoot)
-	case r.privateRoot:
+	case r.TrustRoot != "":
+		fmt.Fprintf(w, "Peers must trust the private CA's root, as this host does with --trust-root %s\n", r.TrustRoot)
+	case r.PrivateRoot:
 		fmt.Fprintf(w, "Peers must trust the private CA's root: xmppcert ca root > xmppcert-root.pem\n")
 	}
 }

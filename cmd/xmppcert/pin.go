@@ -1,20 +1,18 @@
 package main
 
 import (
-	"context"
 	"crypto"
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/pinning"
-	"github.com/xmppcert/xmppcert/xmppaddr"
 )
 
 func pinCommand() *cli.Command {
@@ -71,18 +69,11 @@ func pinTLSACommand() *cli.Command {
 	}
 }
 
-// pinnedRecord is a TLSA record with the key or certificate it pins.
-type pinnedRecord struct {
-	pinning.TLSA
-	// Pins is "current", "next" or "ca".
-	Pins string `json:"pins"`
-}
-
 type tlsaOutput struct {
-	Lineage string         `json:"lineage"`
-	TTL     int64          `json:"ttl"`
-	Records []pinnedRecord `json:"records"`
-	Notes   []string       `json:"notes"`
+	Lineage string                   `json:"lineage"`
+	TTL     int64                    `json:"ttl"`
+	Records []lifecycle.PinnedRecord `json:"records"`
+	Notes   []string                 `json:"notes"`
 }
 
 func runPinTLSA(c *cli.Context) error {
@@ -94,9 +85,9 @@ func runPinTLSA(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	out := tlsaOutput{Lineage: l.Name, TTL: int64(spec.ttl / time.Second), Notes: []string{}}
-	out.Records, out.Notes = spec.records(l)
-	if err := markIfAsked(c, store, l, spec.pinnedKeys(l)); err != nil {
+	out := tlsaOutput{Lineage: l.Name, TTL: int64(spec.TTL / time.Second), Notes: []string{}}
+	out.Records, out.Notes = spec.Records(l)
+	if err := markIfAsked(c, store, l, spec.PinnedKeys(l)); err != nil {
 		return err
 	}
 	if flagAnywhere(c, "json") {
@@ -132,29 +123,23 @@ func pinsLabel(p string) string {
 	return "the issuing CA"
 }
 
-// tlsaSpec is what the TLSA flags ask for.
-type tlsaSpec struct {
-	usage, selector, mtype uint8
-	endpoints              []pinning.Endpoint
-	ttl                    time.Duration
-}
-
-func tlsaSpecFrom(c *cli.Context, l *acme.Lineage) (tlsaSpec, error) {
+// tlsaSpecFrom reads the TLSA flags into the records they ask for.
+func tlsaSpecFrom(c *cli.Context, l *acme.Lineage) (lifecycle.TLSASpec, error) {
 	var err error
-	s := tlsaSpec{ttl: c.Duration("ttl")}
+	s := lifecycle.TLSASpec{TTL: c.Duration("ttl")}
 	for _, f := range []struct {
 		name string
 		max  uint
 		p    *uint8
-	}{{"usage", 3, &s.usage}, {"selector", 1, &s.selector}, {"mtype", 2, &s.mtype}} {
+	}{{"usage", 3, &s.Usage}, {"selector", 1, &s.Selector}, {"mtype", 2, &s.MatchingType}} {
 		v := c.Uint(f.name)
 		if v > f.max {
 			return s, usagef("--%s %d: TLSA %s must be 0 to %d", f.name, v, f.name, f.max)
 		}
 		*f.p = uint8(v)
 	}
-	if s.ttl < time.Second {
-		return s, usagef("--ttl %s: give at least 1s", s.ttl)
+	if s.TTL < time.Second {
+		return s, usagef("--ttl %s: give at least 1s", s.TTL)
 	}
 	var ports []uint16
 	for _, p := range c.StringSlice("port") {
@@ -173,7 +158,7 @@ func tlsaSpecFrom(c *cli.Context, l *acme.Lineage) (tlsaSpec, error) {
 		targets = append(targets, d)
 	}
 	if !c.Bool("from-srv") {
-		s.endpoints = endpoints(l.Request, targets, ports)
+		s.Endpoints = lifecycle.Endpoints(l.Request, targets, ports)
 		return s, nil
 	}
 	if len(targets) > 0 || len(ports) > 0 {
@@ -184,33 +169,10 @@ func tlsaSpecFrom(c *cli.Context, l *acme.Lineage) (tlsaSpec, error) {
 			return s, usagef("--resolver %q: give HOST:PORT", r)
 		}
 	}
-	s.endpoints, err = srvEndpoints(c.Context, c.String("resolver"), l.Request)
-	return s, err
-}
-
-// srvEndpoints are the SRV targets and ports of every service of every
-// name of req, or a name itself on the fallback port when it has no SRV
-// records.
-func srvEndpoints(ctx context.Context, resolver string, req acme.Request) ([]pinning.Endpoint, error) {
-	v := &pinning.Verifier{Resolver: resolver}
-	var out []pinning.Endpoint
-	for _, n := range req.Names {
-		for _, svc := range n.Role.Services() {
-			eps, _, err := v.Endpoints(ctx, n.Domain, svc)
-			if err != nil {
-				return nil, fmt.Errorf("--from-srv: %w", err)
-			}
-			for _, e := range eps {
-				if !slices.Contains(out, e) {
-					out = append(out, e)
-				}
-			}
-		}
+	if s.Endpoints, err = lifecycle.SRVEndpoints(c.Context, c.String("resolver"), l.Request); err != nil {
+		return s, fmt.Errorf("--from-srv: %w", err)
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("--from-srv: the SRV records of %s say no XMPP service is offered; nothing to pin", strings.Join(req.Domains(), ", "))
-	}
-	return out, nil
+	return s, nil
 }
 
 // parsePort reads a --port value: 1 to 65535.
@@ -220,109 +182,6 @@ func parsePort(p string) (uint16, error) {
 		return 0, usagef("--port %q: a TCP port is a number from 1 to 65535", p)
 	}
 	return uint16(n), nil
-}
-
-// Ports by service: STARTTLS, then direct TLS (XEP-0368).
-var servicePorts = map[xmppaddr.Service][]uint16{
-	xmppaddr.ServiceClient: {5222, 5223},
-	xmppaddr.ServiceServer: {5269, 5270},
-}
-
-// endpoints lists where TLSA records go: each target (by default each
-// name of the lineage) with the given ports, or by default the ports of
-// the services its role serves (every XMPP port for a given target).
-func endpoints(req acme.Request, targets []string, ports []uint16) []pinning.Endpoint {
-	var out []pinning.Endpoint
-	add := func(target string, ps []uint16) {
-		for _, p := range ps {
-			e := pinning.Endpoint{Target: target, Port: p}
-			if !slices.Contains(out, e) {
-				out = append(out, e)
-			}
-		}
-	}
-	if len(targets) > 0 {
-		if len(ports) == 0 {
-			ports = pinning.DefaultPorts
-		}
-		for _, t := range targets {
-			add(t, ports)
-		}
-		return out
-	}
-	for _, n := range req.Names {
-		ps := ports
-		if len(ps) == 0 {
-			for _, svc := range n.Role.Services() {
-				ps = append(ps, servicePorts[svc]...)
-			}
-		}
-		add(n.Domain, ps)
-	}
-	return out
-}
-
-// records are the TLSA records of the lineage for every endpoint: for
-// the end-entity usages the current and next key (a full-certificate
-// selector pins the current certificate only), for the CA usages the
-// top certificate of the chain.
-func (s tlsaSpec) records(l *acme.Lineage) ([]pinnedRecord, []string) {
-	var pins []pinnedRecord
-	var notes []string
-	add := func(label string, t pinning.TLSA, err error) {
-		if err == nil {
-			pins = append(pins, pinnedRecord{TLSA: t, Pins: label})
-		}
-	}
-	switch {
-	case s.usage == pinning.UsagePKIXTA || s.usage == pinning.UsageDANETA:
-		if len(l.Chain) < 2 {
-			notes = append(notes, "the chain has no CA certificate to pin; use --usage 3")
-			break
-		}
-		t, err := pinning.NewTLSA(l.Chain[len(l.Chain)-1], s.usage, s.selector, s.mtype)
-		add("ca", t, err)
-		notes = append(notes, "a CA pin holds across key changes while the lineage's CA stays the same")
-	case s.selector == pinning.SelectorCert:
-		t, err := pinning.NewTLSA(l.Chain[0], s.usage, s.selector, s.mtype)
-		add("current", t, err)
-		notes = append(notes, "a full-certificate pin (selector 0) changes at every renewal and cannot cover the next key; --selector 1 pins the key")
-	default:
-		t, err := pinning.NewTLSA(l.Chain[0], s.usage, s.selector, s.mtype)
-		add("current", t, err)
-		if l.NextKey != nil {
-			t, err := pinning.NewKeyTLSA(l.NextKey.Public(), s.usage, s.mtype)
-			add("next", t, err)
-		} else {
-			notes = append(notes, "this lineage version has no next key yet; the next renewal makes one")
-		}
-	}
-	var out []pinnedRecord
-	for _, p := range pins {
-		for _, r := range pinning.Records(s.endpoints, []pinning.TLSA{p.TLSA}) {
-			out = append(out, pinnedRecord{TLSA: r, Pins: p.Pins})
-		}
-	}
-	return out, notes
-}
-
-// pinnedKeys are the keys the records pin: the current and next key for
-// SPKI records of the end-entity usages, none otherwise (a CA pin or a
-// full-certificate pin does not hold a key in place).
-func (s tlsaSpec) pinnedKeys(l *acme.Lineage) []crypto.PublicKey {
-	if s.usage == pinning.UsagePKIXTA || s.usage == pinning.UsageDANETA || s.selector != pinning.SelectorSPKI {
-		return nil
-	}
-	return lineageKeys(l)
-}
-
-// lineageKeys are the current and, when there is one, the next key.
-func lineageKeys(l *acme.Lineage) []crypto.PublicKey {
-	keys := []crypto.PublicKey{l.Key.Public()}
-	if l.NextKey != nil {
-		keys = append(keys, l.NextKey.Public())
-	}
-	return keys
 }
 
 // pinLineage reads the LINEAGE argument's lineage.
@@ -358,7 +217,7 @@ func markIfAsked(c *cli.Context, store acme.Store, l *acme.Lineage, keys []crypt
 	if len(keys) == 0 {
 		return usagef("--mark-published: this output pins no key (a CA or full-certificate pin); renewals do not wait for it")
 	}
-	return markPublished(store, l, keys, holdTime(c))
+	return (&lifecycle.Engine{Store: store}).MarkPublished(l, keys, holdTime(c))
 }
 
 // holdTime is --hold, else twice --ttl when the command has one.
@@ -370,25 +229,6 @@ func holdTime(c *cli.Context) time.Duration {
 		return 2 * ttl
 	}
 	return 0
-}
-
-// markPublished takes the lineage's lock, re-reads it (a renewal may have
-// switched keys meanwhile) and records the keys that are still its own.
-func markPublished(store acme.Store, l *acme.Lineage, keys []crypto.PublicKey, hold time.Duration) error {
-	unlock, err := store.Lock(l.Name)
-	if err != nil {
-		return fmt.Errorf("marking the pins of %s published: %w", l.Name, err)
-	}
-	defer unlock()
-	now, err := store.Load(l.Name)
-	if err != nil {
-		return err
-	}
-	if now.Version != l.Version {
-		return fmt.Errorf("lineage %s changed to version %d while its pins were made; run the command again", l.Name, now.Version)
-	}
-	_, err = store.MarkPublished(now, keys, hold, time.Now())
-	return err
 }
 
 func pinSPKICommand() *cli.Command {
@@ -411,7 +251,7 @@ func runPinSPKI(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	keys := lineageKeys(l)
+	keys := lifecycle.LineageKeys(l)
 	out := struct {
 		Lineage string    `json:"lineage"`
 		Pins    []spkiPin `json:"pins"`
@@ -451,7 +291,7 @@ func runPinHostMeta(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	keys := lineageKeys(l)
+	keys := lifecycle.LineageKeys(l)
 	h, err := pinning.NewHostMeta(keys, c.Duration("ttl"))
 	if err != nil {
 		return usagef("%v", err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/pinning"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
@@ -71,7 +71,7 @@ func runPinPOSH(c *cli.Context) error {
 	}
 	dir := c.Path("out-dir")
 	if dir == "" {
-		certs, err := poshCerts(store, l)
+		certs, err := (&lifecycle.Engine{Store: store}).POSHCerts(l)
 		if err != nil {
 			return err
 		}
@@ -91,76 +91,16 @@ func runPinPOSH(c *cli.Context) error {
 	if c.Duration("expires") < time.Second {
 		return usagef("--expires %s: give at least 1s; clients refuse a document with expires <= 0", c.Duration("expires"))
 	}
-	err = publishPOSH(store, l.Name, acme.POSHPublication{Dir: abs, Services: services,
+	err = (&lifecycle.Engine{Store: store}).PublishPOSH(l.Name, acme.POSHPublication{Dir: abs, Services: services,
 		ExpiresSeconds: int64(c.Duration("expires") / time.Second), SHA512: c.Bool("sha512")})
-	var wr webRootError
+	var wr *lifecycle.WebRootError
 	if errors.As(err, &wr) {
-		return usagef("--out-dir: %v", wr.err)
+		return usagef("--out-dir: %v", wr.Err)
 	}
 	if err != nil {
 		return err
 	}
 	return reportPOSH(c, l.Name, services, abs)
-}
-
-// webRootError is a failure to write POSH documents into the web root,
-// as opposed to one of the state directory.
-type webRootError struct{ err error }
-
-// Error is the underlying error's text.
-func (e webRootError) Error() string { return e.err.Error() }
-
-// Unwrap returns the underlying error.
-func (e webRootError) Unwrap() error { return e.err }
-
-// publishPOSH is pin posh --out-dir without its command line: under the
-// lineage's lock it writes the documents pub describes, listing the
-// current certificate and a staged one, and records the publication, so
-// that renewals stage new certificates for POSH and rewrite the
-// documents there.
-func publishPOSH(store acme.Store, name string, pub acme.POSHPublication) error {
-	unlock, err := store.Lock(name)
-	if err != nil {
-		return fmt.Errorf("writing the POSH documents of %s: %w", name, err)
-	}
-	defer unlock()
-	l, err := store.Load(name)
-	if err != nil {
-		return err
-	}
-	pins, err := store.PinState(l.Name)
-	if err != nil {
-		return err
-	}
-	var staged *acme.Lineage
-	if v, ok := pins.StagedFor(l.Version); ok {
-		if staged, err = store.LoadVersion(l.Name, v); err != nil {
-			return fmt.Errorf("staged version %d of %s: %w", v, l.Name, err)
-		}
-	}
-	pins.POSH = &pub
-	if err := rewritePOSH(l, staged, &pins, time.Now()); err != nil {
-		return webRootError{err}
-	}
-	return store.SavePinState(l.Name, pins)
-}
-
-// poshCerts are the certificates a lineage's POSH documents list: the
-// current one and a staged one.
-func poshCerts(store acme.Store, l *acme.Lineage) ([]*x509.Certificate, error) {
-	certs := []*x509.Certificate{l.Chain[0]}
-	pins, err := store.PinState(l.Name)
-	if err != nil {
-		return nil, err
-	}
-	if v, ok := pins.StagedFor(l.Version); ok {
-		staged, err := store.LoadVersion(l.Name, v)
-		if err != nil {
-			return nil, fmt.Errorf("staged version %d of %s: %w", v, l.Name, err)
-		}
-		certs = append(certs, staged.Chain[0])
-	}
-	return certs, nil
 }
 
 // reportPOSH says which documents were written into dir.

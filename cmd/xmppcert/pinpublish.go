@@ -1,14 +1,13 @@
 package main
 
 import (
-	"context"
+	"errors"
 	"fmt"
-	"time"
 
 	"github.com/miekg/dns"
 	"github.com/urfave/cli/v2"
 
-	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/internal/dnsupdate"
 	"github.com/xmppcert/xmppcert/pinning"
 )
@@ -37,22 +36,6 @@ func pinPublishCommand() *cli.Command {
 	}
 }
 
-// publishOutput is the --json form of pin publish.
-type publishOutput struct {
-	Lineage string `json:"lineage"`
-	DryRun  bool   `json:"dry_run"`
-	// StaleRemoved says whether stale records were to be removed, and
-	// StaleRule why or why not.
-	StaleRemoved bool   `json:"stale_removed"`
-	StaleRule    string `json:"stale_rule"`
-	// Names is what changed at each owner name (records as "3 1 1 hex").
-	Names []pinning.TLSANameReport `json:"names"`
-	// SwitchAfter is when a renewal may move to the next key.
-	SwitchAfter time.Time `json:"switch_after,omitzero"`
-
-	report pinning.PublishReport
-}
-
 func runPinPublish(c *cli.Context) error {
 	store, l, err := pinLineage(c)
 	if err != nil {
@@ -71,8 +54,11 @@ func runPinPublish(c *cli.Context) error {
 			return usagef("--dns-zone %q is not a domain name", z)
 		}
 	}
-	pub := &pinning.TLSAPublisher{DNS: client, TTL: spec.ttl, Zone: c.String("dns-zone"), DryRun: c.Bool("dry-run")}
-	out, perr := publishTLSA(c.Context, store, l, spec, pub, holdTime(c), c.Bool("remove-stale"))
+	pub := &pinning.TLSAPublisher{DNS: client, TTL: spec.TTL, Zone: c.String("dns-zone"), DryRun: c.Bool("dry-run")}
+	out, perr := (&lifecycle.Engine{Store: store}).PublishTLSA(c.Context, l, spec, pub, holdTime(c), c.Bool("remove-stale"))
+	if errors.Is(perr, lifecycle.ErrNoRecords) {
+		return usagef("no TLSA records to publish for %s with these parameters; see 'xmppcert pin tlsa %s'", l.Name, l.Name)
+	}
 	if out.Lineage == "" {
 		return perr
 	}
@@ -84,48 +70,6 @@ func runPinPublish(c *cli.Context) error {
 		printPublish(c, out)
 	}
 	return perr
-}
-
-// publishTLSA is pin publish without its command line: it publishes the
-// records spec asks for (current and next key) through pub, removes
-// stale records when staleRule says so (removeStale forces it), and
-// marks the pinned keys published with hold, which starts the next
-// key's hold time. An error before anything was sent comes with an
-// output whose Lineage is empty; after that the output says what was
-// done, and the error what failed.
-func publishTLSA(ctx context.Context, store acme.Store, l *acme.Lineage, spec tlsaSpec, pub *pinning.TLSAPublisher, hold time.Duration, removeStale bool) (publishOutput, error) {
-	records, _ := spec.records(l)
-	if len(records) == 0 {
-		return publishOutput{}, usagef("no TLSA records to publish for %s with these parameters; see 'xmppcert pin tlsa %s'", l.Name, l.Name)
-	}
-	var rrs []*dns.TLSA
-	for _, r := range records {
-		rrs = append(rrs, r.RR(uint32(spec.ttl/time.Second)))
-	}
-	remove, rule, err := staleRule(removeStale, store, l, spec, hold)
-	if err != nil {
-		return publishOutput{}, err
-	}
-	rep, perr := pub.Publish(ctx, pinning.TLSAByOwner(rrs), remove)
-	out := publishOutput{Lineage: l.Name, DryRun: rep.DryRun, StaleRemoved: remove, StaleRule: rule, Names: rep.Names, report: rep}
-	if out.Names == nil {
-		out.Names = []pinning.TLSANameReport{}
-	}
-	if perr == nil && !rep.DryRun {
-		if keys := spec.pinnedKeys(l); len(keys) > 0 {
-			if err := markPublished(store, l, keys, hold); err != nil {
-				perr = fmt.Errorf("the records are published, but recording it failed: %w", err)
-			} else if ps, err := store.PinState(l.Name); err == nil && l.NextKey != nil {
-				if since, ok := ps.PublishedFor(l.NextKey.Public()); ok {
-					out.SwitchAfter = since.Add(ps.Hold()).UTC()
-				}
-			}
-		}
-	}
-	if perr != nil {
-		return out, fmt.Errorf("publishing the TLSA records of %s: %w", l.Name, perr)
-	}
-	return out, nil
 }
 
 // dnsClient reads the RFC 2136 flags; the TSIG secret is read from its
@@ -153,44 +97,9 @@ func dnsClient(c *cli.Context) (*dnsupdate.Client, error) {
 	return cl, nil
 }
 
-// staleRule decides whether this run removes stale records: when force
-// (--remove-stale); for key pins once the current key's records have been
-// public for the hold time and its certificate is deployed; never
-// otherwise (a CA or full-certificate pin is the operator's to retire).
-func staleRule(force bool, store acme.Store, l *acme.Lineage, spec tlsaSpec, hold time.Duration) (bool, string, error) {
-	if force {
-		return true, "--remove-stale", nil
-	}
-	if len(spec.pinnedKeys(l)) == 0 {
-		return false, "stale records are kept for CA and full-certificate pins; remove them with --remove-stale", nil
-	}
-	ps, err := store.PinState(l.Name)
-	if err != nil {
-		return false, "", err
-	}
-	if hold <= 0 {
-		hold = ps.Hold()
-	}
-	since, ok := ps.PublishedFor(l.Key.Public())
-	if !ok {
-		return false, "the current key's records were not published before; stale records go once they have been public for the hold time", nil
-	}
-	if until := since.Add(hold); time.Now().Before(until) {
-		return false, fmt.Sprintf("the current key's records are public since %s; stale records go after %s", stamp(since), stamp(until)), nil
-	}
-	cur, err := store.Current(l.Name)
-	if err != nil {
-		return false, "", err
-	}
-	if cur.DeployPending() || cur.Version != l.Version {
-		return false, "the current version is not deployed yet; stale records go once it is", nil
-	}
-	return true, fmt.Sprintf("the current key's records are public since %s, more than the %s hold", stamp(since), hold), nil
-}
-
-func printPublish(c *cli.Context, out publishOutput) {
+func printPublish(c *cli.Context, out lifecycle.PublishResult) {
 	w := c.App.Writer
-	fmt.Fprint(w, out.report.String())
+	fmt.Fprint(w, out.Report.String())
 	fmt.Fprintf(w, "stale records: %s\n", out.StaleRule)
 	if !out.SwitchAfter.IsZero() {
 		fmt.Fprintf(w, "renewal may switch %s to its next key after %s\n", out.Lineage, stamp(out.SwitchAfter))

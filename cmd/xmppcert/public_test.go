@@ -23,6 +23,7 @@ import (
 
 	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/acmeca/acmecatest"
+	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/internal/testfs"
 )
 
@@ -56,7 +57,7 @@ func (p *publicPebble) args(extra ...string) []string {
 // Let's Encrypt since 2026, with ARI): bundle issuance with the output's
 // identities, clientAuth finding and DNS-ID note; the stored request;
 // a second run on the stored account with --reuse-key sending
-// "replaces"; openIssuer rebuilding the Issuer from the stored request
+// "replaces"; lifecycle.OpenIssuer rebuilding the Issuer from the stored request
 // for renew; --split; --json.
 func TestPublicPebble(t *testing.T) {
 	p := startPublicPebble(t, acmecatest.PebbleOptions{})
@@ -124,7 +125,7 @@ func TestPublicPebble(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss, _, release, err := openIssuer(state, l2.Request)
+	iss, _, release, err := lifecycle.OpenIssuer(state, l2.Request, lifecycle.IssueOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

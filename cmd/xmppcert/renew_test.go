@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/certfile"
 	"github.com/xmppcert/xmppcert/internal/testfs"
@@ -344,7 +345,7 @@ func TestRenewDryRun(t *testing.T) {
 	if err := json.Unmarshal([]byte(stdout), &rep); err != nil || code != exitOK || stderr != "" {
 		t.Fatalf("renew --dry-run --force --json: exit %d, %v, stderr %q\n%s", code, err, stderr, stdout)
 	}
-	if !rep.DryRun || len(rep.Lineages) != 2 || rep.Counts[resultWouldRenew] != 2 ||
+	if !rep.DryRun || len(rep.Lineages) != 2 || rep.Counts[lifecycle.ResultWouldRenew] != 2 ||
 		rep.Lineages[0].Rule != acme.RuleForce || rep.Lineages[1].Rule != acme.RuleLifetime || rep.Lineages[0].DueAt.IsZero() {
 		t.Errorf("JSON: %+v; want both would-renew, forced and by lifetime", rep)
 	}
@@ -388,23 +389,23 @@ func TestRenewFailure(t *testing.T) {
 		if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
 			t.Fatalf("run %d: %v\n%s", run, err, stdout)
 		}
-		byName := map[string]lineageReport{}
+		byName := map[string]lifecycle.LineageResult{}
 		for _, l := range rep.Lineages {
 			byName[l.Name] = l
 		}
 		b := byName["bad.example"]
 		wantErr := `^certificate lifetime 24000h0m0s is out of range: from 1 hour to 397 days; the deployed certificate is unchanged$`
-		if code != exitFailed || b.Result != resultFailed || b.Version != 1 || !b.Due || !regexp.MustCompile(wantErr).MatchString(b.Error) || len(b.Deploy) != 0 {
+		if code != exitFailed || b.Result != lifecycle.ResultFailed || b.Version != 1 || !b.Due || !regexp.MustCompile(wantErr).MatchString(b.Error) || len(b.Deploy) != 0 {
 			t.Errorf("run %d: exit %d, bad.example %+v; want exit 1 and failed with %s", run, code, b, wantErr)
 		}
 		if want := "xmppcert: bad.example: " + b.Error + "\nxmppcert: 1 of 3 lineages failed\n"; stderr != want {
 			t.Errorf("run %d: stderr %q; want %q", run, stderr, want)
 		}
-		wantGood := map[int]string{1: resultRenewed, 2: resultNotDue}[run]
+		wantGood := map[int]string{1: lifecycle.ResultRenewed, 2: lifecycle.ResultNotDue}[run]
 		if g := byName["good.example"]; g.Result != wantGood || g.Version != 2 || (run == 1 && (len(g.Deploy) != 1 || !g.Deploy[0].OK)) {
 			t.Errorf("run %d: good.example %+v; want %s, version 2, deployed in run 1", run, g, wantGood)
 		}
-		if f := byName["fresh.example"]; f.Result != resultNotDue {
+		if f := byName["fresh.example"]; f.Result != lifecycle.ResultNotDue {
 			t.Errorf("run %d: fresh.example %+v; want not due", run, f)
 		}
 	}
@@ -590,7 +591,7 @@ func (e rateLimited) Error() string         { return "the CA says: too many cert
 func (e rateLimited) RetryAfter() time.Time { return e.until }
 
 // TestRenewPublicCA runs renew's per-lineage logic with CAs in the place
-// of openIssuer: a failed issuance is not retried on top of the Issuer's
+// of lifecycle.OpenIssuer: a failed issuance is not retried on top of the Issuer's
 // own retries and leaves the lineage as it was; the renewal is sent with
 // the old leaf as Replaces and the stored request; a new certificate that
 // fails the check is not deployed until it passes; a rate limit beyond the
@@ -605,14 +606,14 @@ func TestRenewPublicCA(t *testing.T) {
 	signer := newPastIssuer(t, state, time.Now().Add(-time.Minute), 90*day)
 	req := localRequest(t, "example.org", xmppaddr.RoleHost, "conference.example.org")
 	req.CA = "https://acme.example/directory"
-	newRenewer := func(ca acme.Issuer) *renewer {
-		return &renewer{store: store, ariFailed: map[string]error{},
-			open: func(_ string, r acme.Request) (acme.Issuer, *x509.CertPool, func(), error) {
+	newRenewer := func(ca acme.Issuer) *testRenewer {
+		return &testRenewer{e: &lifecycle.Engine{Store: store,
+			Open: func(_ string, r acme.Request, _ lifecycle.IssueOptions) (acme.Issuer, *x509.CertPool, func(), error) {
 				if r.CA != req.CA {
 					return nil, nil, nil, fmt.Errorf("opened CA %q", r.CA)
 				}
 				return ca, signer.roots, func() {}, nil
-			}}
+			}}}
 	}
 
 	t.Run("replaces", func(t *testing.T) {
@@ -622,14 +623,14 @@ func TestRenewPublicCA(t *testing.T) {
 		// on top, the next run does.
 		ca := &flakyCA{pastIssuer: signer, errs: []error{fmt.Errorf("new order: %w", serverError{})}}
 		rep := newRenewer(ca).lineage(ctx, "example.org")
-		if rep.Result != resultFailed || len(ca.reqs) != 1 || rep.Error != "new order: the CA answered 500 (3 attempts); the deployed certificate is unchanged" {
+		if rep.Result != lifecycle.ResultFailed || len(ca.reqs) != 1 || rep.Error != "new order: the CA answered 500 (3 attempts); the deployed certificate is unchanged" {
 			t.Fatalf("%+v, %d requests; want failed after the one issuance", rep, len(ca.reqs))
 		}
 		if d := diff(before, lineageFiles(t, state, "example.org")); d != nil {
 			t.Errorf("the failed lineage changed: %q", d)
 		}
 		rep = newRenewer(ca).lineage(ctx, "example.org")
-		if rep.Result != resultRenewed || rep.Version != old.Version+1 || rep.Error != "" {
+		if rep.Result != lifecycle.ResultRenewed || rep.Version != old.Version+1 || rep.Error != "" {
 			t.Fatalf("next run: %+v; want renewed", rep)
 		}
 		for i, r := range ca.reqs {
@@ -648,20 +649,21 @@ func TestRenewPublicCA(t *testing.T) {
 		ca := &flakyCA{pastIssuer: signer}
 		r := newRenewer(ca)
 		r.targets = []acme.Target{&acme.HookTarget{Command: hookLog(log)}}
-		open := r.open
-		r.open = func(state string, req acme.Request) (acme.Issuer, *x509.CertPool, func(), error) {
-			iss, _, release, err := open(state, req)
+		open := r.e.Open
+		r.e.Open = func(state string, req acme.Request, o lifecycle.IssueOptions) (acme.Issuer, *x509.CertPool, func(), error) {
+			iss, _, release, err := open(state, req, o)
 			return iss, x509.NewCertPool(), release, err
 		}
 		rep := r.lineage(ctx, "example.org")
 		want := `^version [0-9]+ is current but was not deployed: it fails the check for example\.org xmpp-client \(.+\), example\.org xmpp-server \(.+\), ` +
 			`conference\.example\.org xmpp-server \(.+\); the next run checks it again$`
-		if rep.Result != resultFailed || !regexp.MustCompile(want).MatchString(rep.Error) || len(rep.Deploy) != 0 || readLines(t, log) != nil {
+		if rep.Result != lifecycle.ResultFailed || !regexp.MustCompile(want).MatchString(rep.Error) || len(rep.Deploy) != 0 || readLines(t, log) != nil {
 			t.Fatalf("%+v, hook calls %q; want failed, not deployed: %s", rep, readLines(t, log), want)
 		}
-		r.open = open
+		r.e.Open = open
+		r.run = nil // a new run, with the real roots
 		rep = r.lineage(ctx, "example.org")
-		if rep.Result != resultDeployed || len(readLines(t, log)) != 1 || len(ca.reqs) != 1 {
+		if rep.Result != lifecycle.ResultDeployed || len(readLines(t, log)) != 1 || len(ca.reqs) != 1 {
 			t.Errorf("next run: %+v, hook calls %q, %d requests; want deployed without issuing again", rep, readLines(t, log), len(ca.reqs))
 		}
 	})
@@ -672,7 +674,7 @@ func TestRenewPublicCA(t *testing.T) {
 		until := time.Now().Add(3 * time.Hour).Truncate(time.Second)
 		ca := &flakyCA{pastIssuer: signer, errs: []error{rateLimited{until}}}
 		rep := newRenewer(ca).lineage(ctx, "example.org")
-		if rep.Result != resultFailed || len(ca.reqs) != 1 || !rep.RetryAfter.Equal(until) ||
+		if rep.Result != lifecycle.ResultFailed || len(ca.reqs) != 1 || !rep.RetryAfter.Equal(until) ||
 			rep.Error != "the CA says: too many certificates for this domain; the deployed certificate is unchanged" {
 			t.Fatalf("%+v; want failed, Retry-After %v", rep, until)
 		}
@@ -680,8 +682,9 @@ func TestRenewPublicCA(t *testing.T) {
 			t.Errorf("record after the refusal: %+v, %v; want only the Retry-After", cur.State, err)
 		}
 		rep = newRenewer(ca).lineage(ctx, "example.org")
-		want := "due, but the CA asked not to be asked again before " + stamp(until) + " (a rate limit); renew waits until then, or try now with --force"
-		if rep.Result != resultFailed || len(ca.reqs) != 1 || rep.Error != want || !rep.RetryAfter.Equal(until) {
+		want := "due, but the CA asked not to be asked again before " + stamp(until) + " (a rate limit)"
+		if rep.Result != lifecycle.ResultFailed || len(ca.reqs) != 1 || rep.Error != want || !rep.RetryAfter.Equal(until) ||
+			renewError(rep) != want+"; renew waits until then, or try now with --force" {
 			t.Errorf("next run: %+v, %d requests in all; want failed without asking the CA: %s", rep, len(ca.reqs), want)
 		}
 		if d := diff(before, lineageFiles(t, state, "example.org")); d != nil {
@@ -689,7 +692,7 @@ func TestRenewPublicCA(t *testing.T) {
 		}
 		forced := newRenewer(ca)
 		forced.force = true
-		if rep := forced.lineage(ctx, "example.org"); rep.Result != resultRenewed || len(ca.reqs) != 2 {
+		if rep := forced.lineage(ctx, "example.org"); rep.Result != lifecycle.ResultRenewed || len(ca.reqs) != 2 {
 			t.Errorf("--force: %+v, %d requests; want renewed", rep, len(ca.reqs))
 		}
 		cur, err := store.Current("example.org")
@@ -702,11 +705,11 @@ func TestRenewPublicCA(t *testing.T) {
 		old := agedLineage(t, state, req, 70*day)
 		other := newRenewer(&flakyCA{pastIssuer: signer})
 		other.force = true
-		var otherRep lineageReport
+		var otherRep lifecycle.LineageResult
 		ca := racingCA{&flakyCA{pastIssuer: signer}, func() { otherRep = other.lineage(ctx, "example.org") }}
 		rep := newRenewer(ca).lineage(ctx, "example.org")
 		want := fmt.Sprintf("renewed meanwhile by another process; version %d is current", old.Version+1)
-		if otherRep.Result != resultRenewed || rep.Result != resultSkipped || rep.Reason != want || len(ca.reqs) != 0 {
+		if otherRep.Result != lifecycle.ResultRenewed || rep.Result != lifecycle.ResultSkipped || rep.Reason != want || len(ca.reqs) != 0 {
 			t.Errorf("the other run: %+v\nthis run: %+v, %d requests; want renewed there, and here skipped: %s", otherRep, rep, len(ca.reqs), want)
 		}
 		if v := mustLoad(t, state, "example.org").Version; v != old.Version+1 {
@@ -721,7 +724,7 @@ func TestRenewPublicCA(t *testing.T) {
 		ca := advisingCA{&flakyCA{pastIssuer: signer, window: &acme.RenewalWindow{Start: now.Add(5 * day), End: now.Add(7 * day), RetryAfter: now.Add(time.Hour)}}}
 		for run := 1; run <= 2; run++ {
 			rep := newRenewer(ca).lineage(ctx, "example.org")
-			if rep.Result != resultNotDue || rep.Rule != acme.RuleARI || rep.DueAt.Before(now.Add(5*day)) || ca.asked != 1 {
+			if rep.Result != lifecycle.ResultNotDue || rep.Rule != acme.RuleARI || rep.DueAt.Before(now.Add(5*day)) || ca.asked != 1 {
 				t.Errorf("window ahead, run %d: %+v, asked %d times; want not due by ari, asked once", run, rep, ca.asked)
 			}
 		}
@@ -732,7 +735,7 @@ func TestRenewPublicCA(t *testing.T) {
 			t.Fatal(err)
 		}
 		rep := newRenewer(ca).lineage(ctx, "example.org")
-		if rep.Result != resultRenewed || rep.Rule != acme.RuleARI || !strings.Contains(rep.Reason, "has ended (the CA explains: https://acme.example/incident)") {
+		if rep.Result != lifecycle.ResultRenewed || rep.Rule != acme.RuleARI || !strings.Contains(rep.Reason, "has ended (the CA explains: https://acme.example/incident)") {
 			t.Errorf("window passed: %+v; want renewed by ari", rep)
 		}
 		// A CA that does not answer is asked once per run, not once per
@@ -741,7 +744,7 @@ func TestRenewPublicCA(t *testing.T) {
 		r := newRenewer(down)
 		for i := range 2 {
 			rep := r.lineage(ctx, "example.org")
-			if rep.Result != resultNotDue || rep.Rule != acme.RuleLifetime || down.asked != 1 ||
+			if rep.Result != lifecycle.ResultNotDue || rep.Rule != acme.RuleLifetime || down.asked != 1 ||
 				!slices.Equal(rep.Notes, []string{"asking the CA for its renewal window: connection refused; decided by the certificate's lifetime"}) {
 				t.Errorf("unreachable CA, lineage %d of a run: %+v, asked %d times; want decided by lifetime, asked once", i+1, rep, down.asked)
 			}
@@ -756,13 +759,13 @@ func TestRenewPublicCA(t *testing.T) {
 		}
 		unlock()
 		down = advisingCA{&flakyCA{pastIssuer: signer, window: ca.window}}
-		if rep := newRenewer(down).lineage(ctx, "example.org"); rep.Result != resultRenewed || down.asked != 0 ||
+		if rep := newRenewer(down).lineage(ctx, "example.org"); rep.Result != lifecycle.ResultRenewed || down.asked != 0 ||
 			!strings.HasPrefix(rep.Reason, "the certificate expired at ") {
 			t.Errorf("expired certificate: %+v, asked %d times; want renewed without asking", rep, down.asked)
 		}
 		// A CA without renewal information: the lifetime rule.
 		plain := &flakyCA{pastIssuer: signer}
-		if rep := newRenewer(plain).lineage(ctx, "example.org"); rep.Result != resultNotDue || rep.Rule != acme.RuleLifetime {
+		if rep := newRenewer(plain).lineage(ctx, "example.org"); rep.Result != lifecycle.ResultNotDue || rep.Rule != acme.RuleLifetime {
 			t.Errorf("CA without ARI: %+v; want not due by lifetime", rep)
 		}
 	})
@@ -905,8 +908,8 @@ func testRenewKill(t *testing.T, bin string) {
 	cmd.Process.Kill()
 	cmd.Wait()
 	syscall.Kill(hookPID, syscall.SIGKILL) // the hook's own group outlives xmppcert
-	if got := after(name, "a kill during the hook"); got != resultDeployed {
-		t.Errorf("after a kill during the hook: %s; want the new run to finish the deploy (%s)", got, resultDeployed)
+	if got := after(name, "a kill during the hook"); got != lifecycle.ResultDeployed {
+		t.Errorf("after a kill during the hook: %s; want the new run to finish the deploy (%s)", got, lifecycle.ResultDeployed)
 	}
 
 	// Random moments: calibrate on whole runs, then kill within them.
@@ -945,7 +948,7 @@ func testRenewKill(t *testing.T, bin string) {
 		outcomes[fmt.Sprintf("killed %v, next run %s", killed, after(name, "a kill"))]++
 	}
 	t.Logf("%d kills: %v", runs, outcomes)
-	if outcomes["killed true, next run "+resultRenewed] == 0 {
+	if outcomes["killed true, next run "+lifecycle.ResultRenewed] == 0 {
 		t.Errorf("no kill landed before the new version went live: %v", outcomes)
 	}
 }
@@ -997,8 +1000,8 @@ func testRenewConcurrent(t *testing.T, bin string) {
 		}
 		for _, n := range names {
 			r := slices.Sorted(slices.Values(results[n]))
-			if len(r) != 2 || (r[0] != resultNotDue && r[0] != resultRenewed) || (r[0] == resultRenewed) == (r[1] == resultRenewed) ||
-				(r[1] != resultRenewed && r[1] != resultSkipped) {
+			if len(r) != 2 || (r[0] != lifecycle.ResultNotDue && r[0] != lifecycle.ResultRenewed) || (r[0] == lifecycle.ResultRenewed) == (r[1] == lifecycle.ResultRenewed) ||
+				(r[1] != lifecycle.ResultRenewed && r[1] != lifecycle.ResultSkipped) {
 				t.Errorf("round %d, %s: results %q; want renewed by one run, skipped or not due in the other", round, n, r)
 			}
 			if v := renewedState(t, state, n); !slices.Equal(v, []int{1, 2}) {
@@ -1047,4 +1050,22 @@ func TestRenewStoredTargets(t *testing.T) {
 	if string(crt) != string(live) {
 		t.Error("the prosody target does not hold the renewed chain")
 	}
+}
+
+// testRenewer runs renewals with an engine whose CA a test chooses. Its
+// options may be changed until the first lineage; the run is then kept,
+// so that what it remembers (a CA that failed to answer) carries over,
+// until run is reset.
+type testRenewer struct {
+	e       *lifecycle.Engine
+	force   bool
+	targets []acme.Target
+	run     *lifecycle.RenewRun
+}
+
+func (r *testRenewer) lineage(ctx context.Context, name string) lifecycle.LineageResult {
+	if r.run == nil {
+		r.run = r.e.NewRenewRun(lifecycle.RenewOptions{Force: r.force, Targets: r.targets})
+	}
+	return r.run.Lineage(ctx, name)
 }

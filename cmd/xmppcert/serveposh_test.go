@@ -44,7 +44,7 @@ own_hosts = false
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.DiscardHandler)
-	if err := daemonRenew(state, func() []config.Host { return cfg.Hosts }, logger)(context.Background()); err != nil {
+	if err := reconcile(state, cfg, false, logger)(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	root := cfg.Hosts[0].POSHRoot(state)

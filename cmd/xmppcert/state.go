@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/xmppcert/xmppcert/acme/lifecycle"
 )
 
 // stateDir returns --state-dir as an absolute path, for commands that
@@ -67,4 +69,4 @@ func writableStateDir(c *cli.Context) (string, error) {
 const probePrefix = ".xmppcert-probe-"
 
 // caDir is where the embedded CA lives in a state directory.
-func caDir(state string) string { return filepath.Join(state, "ca") }
+func caDir(state string) string { return lifecycle.CADir(state) }

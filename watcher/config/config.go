@@ -53,6 +53,7 @@ package config
 
 import (
 	"crypto/x509"
+	"fmt"
 	"path/filepath"
 	"time"
 
@@ -445,6 +446,13 @@ type HTTP struct {
 // POSHDir is the directory under the state directory that holds the POSH
 // web roots of hosts whose [host.pins.posh] has no out_dir.
 const POSHDir = "posh"
+
+// AccountHint says, in the file's keys, how to let the host's first
+// issuance register an account with its ACME CA: the agreement to the
+// CA's terms and, for CAs that require it, External Account Binding.
+func (h Host) AccountHint() string {
+	return fmt.Sprintf("set agree_tos = true (and for ZeroSSL eab_kid and eab_hmac_file) in [host.acme] of the [[host]] at line %d of the configuration", h.Line)
+}
 
 // POSHRoot is the web root the host's POSH documents are written into
 // and served from: out_dir when given, else STATE_DIR/posh/DOMAIN; ""

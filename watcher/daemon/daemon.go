@@ -20,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/watcher"
 	"github.com/xmppcert/xmppcert/watcher/alert"
 	"github.com/xmppcert/xmppcert/watcher/changes"
@@ -44,15 +45,15 @@ const (
 	DefaultHistoryTimeout = 10 * time.Second
 )
 
-// Deps is what the daemon gets from its caller rather than importing:
-// the renewal code (which lives in the command), the logger, the clock,
-// and hooks for tests. Every field may be left zero.
+// Deps is what the daemon gets from its caller: the lifecycle engine
+// over the state directory, the logger, the clock, and hooks for tests.
+// Every field may be left zero.
 type Deps struct {
-	// Renew renews every lineage that is due, as `xmppcert renew` does,
-	// and returns an error when any lineage failed. Nil disables
-	// renewal.
-	Renew func(ctx context.Context) error
-	// RenewInterval is how often Renew runs (DefaultRenewInterval).
+	// Engine issues, renews, deploys and publishes the pins of the
+	// configured hosts and every other lineage, as the issue, renew and
+	// pin commands do. Nil disables renewal.
+	Engine *lifecycle.Engine
+	// RenewInterval is how often the engine runs (DefaultRenewInterval).
 	RenewInterval time.Duration
 	// Logger receives the daemon's records; nil means slog.Default().
 	Logger *slog.Logger
@@ -379,7 +380,7 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener) error {
 	}
 
 	var wg sync.WaitGroup
-	if d.deps.Renew != nil {
+	if d.deps.Engine != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -429,7 +430,7 @@ func (d *Daemon) nextDelay() time.Duration {
 	return iv
 }
 
-// renewLoop runs Deps.Renew at start and every RenewInterval until ctx is
+// renewLoop runs the engine (renew) at start and every RenewInterval until ctx is
 // done; work is the context the renewal itself runs with.
 func (d *Daemon) renewLoop(ctx, work context.Context) {
 	t := time.NewTimer(0)
@@ -441,7 +442,7 @@ func (d *Daemon) renewLoop(ctx, work context.Context) {
 		case <-t.C:
 		}
 		start := time.Now()
-		err := d.deps.Renew(work)
+		err := d.renew(work)
 		d.health.renewDone(err, d.deps.Now())
 		if err != nil {
 			d.log.Error("renewal failed; retried on schedule", "error", err.Error(), "next_in", d.deps.RenewInterval.String())

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/internal/testpki"
 	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/internal/xmpptls/xmpptlstest"
@@ -327,18 +328,22 @@ func TestRenewalMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var calls atomic.Int32
+	// A lineage whose live link leads nowhere fails the first run; once
+	// the link is gone, runs succeed.
+	state := t.TempDir()
+	broken := filepath.Join(state, "live", "broken.example")
+	if err := os.MkdirAll(filepath.Dir(broken), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("../archive/broken.example/000001", broken); err != nil {
+		t.Fatal(err)
+	}
 	d, err := New(cfg, Deps{
 		Roots:         f.ca.Pool(),
 		Logger:        slog.New(slog.NewTextHandler(&logs, nil)),
 		NoSignals:     true,
 		RenewInterval: 100 * time.Millisecond,
-		Renew: func(context.Context) error {
-			if calls.Add(1) == 1 {
-				return errors.New("1 of 1 lineages failed")
-			}
-			return nil
-		},
+		Engine:        &lifecycle.Engine{Store: acme.Store{Dir: state}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -354,6 +359,24 @@ func TestRenewalMetrics(t *testing.T) {
 		cancel()
 		<-done
 	}()
+	metrics := func() []byte {
+		resp, err := http.Get("http://" + ln.Addr().String() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return body
+	}
+	failedOnce := regexp.MustCompile(`(?m)^xmppcert_renewal_runs_failed_total 1$`)
+	for deadline := time.Now().Add(10 * time.Second); !failedOnce.Match(metrics()); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed renewal run counted:\n%s\nlog:\n%s", metrics(), logs.String())
+		}
+	}
+	if err := os.Remove(broken); err != nil {
+		t.Fatal(err)
+	}
 	want := []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^xmppcert_renewal_runs_failed_total 1$`),
 		regexp.MustCompile(`(?m)^xmppcert_renewal_last_success_timestamp_seconds [1-9]`),
@@ -363,12 +386,7 @@ func TestRenewalMetrics(t *testing.T) {
 	}
 	var body []byte
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get("http://" + ln.Addr().String() + "/metrics")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ = io.ReadAll(resp.Body)
-		resp.Body.Close()
+		body = metrics()
 		missing := false
 		for _, re := range want {
 			missing = missing || !re.Match(body)

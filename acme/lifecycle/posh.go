@@ -1,4 +1,4 @@
-package main
+package lifecycle
 
 import (
 	"context"
@@ -20,23 +20,24 @@ import (
 // staged finishes a renewal that wrote a staged version: it records the
 // staging and rewrites the POSH documents. The deployed certificate is
 // unchanged; nothing is deployed.
-func (r *renewer) staged(cur *acme.Current, staged *acme.Lineage, pins acme.PinState, rep lineageReport) lineageReport {
-	now := time.Now()
+func (r *RenewRun) staged(cur *acme.Current, staged *acme.Lineage, pins acme.PinState, rep LineageResult) LineageResult {
+	store := r.e.Store
+	now := r.e.now()
 	pins.Staged, pins.StagedAt = staged.Version, now.UTC()
-	rep.Result, rep.Version = resultStaged, cur.Version
+	rep.Result, rep.Version = ResultStaged, cur.Version
 	rep.Reason = fmt.Sprintf("version %d is staged, valid until %s; it goes live once POSH has listed it for %s",
 		staged.Version, stamp(staged.Chain[0].NotAfter), time.Duration(pins.POSH.ExpiresSeconds)*time.Second)
-	current, err := r.store.Load(cur.Name)
+	current, err := store.Load(cur.Name)
 	if err == nil {
 		err = rewritePOSH(current, staged, &pins, now)
 	}
 	if err != nil {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("rewriting the POSH documents: %v; publish them with 'xmppcert pin posh %s --out-dir WEBROOT'", err, cur.Name))
+		rep.Notes = append(rep.Notes, fmt.Sprintf("rewriting the POSH documents in %s: %v; they must list the staged certificate before it goes live", pins.POSH.Dir, err))
 	}
-	if err := r.store.SavePinState(cur.Name, pins); err != nil {
+	if err := store.SavePinState(cur.Name, pins); err != nil {
 		return rep.fail(fmt.Errorf("recording staged version %d: %w; the deployed certificate is unchanged", staged.Version, err))
 	}
-	if err := r.store.SaveRenewState(cur.Name, acme.RenewState{}); err != nil {
+	if err := store.SaveRenewState(cur.Name, acme.RenewState{}); err != nil {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("clearing the renewal record: %v", err))
 	}
 	return rep
@@ -45,42 +46,44 @@ func (r *renewer) staged(cur *acme.Current, staged *acme.Lineage, pins acme.PinS
 // promoteStaged makes the staged version v current when POSH has listed
 // it long enough, deploys it and rewrites the documents to list it
 // alone; until then it says when.
-func (r *renewer) promoteStaged(ctx context.Context, cur *acme.Current, pins acme.PinState, v int, rep lineageReport) lineageReport {
-	staged, err := r.store.LoadVersion(cur.Name, v)
+func (r *RenewRun) promoteStaged(ctx context.Context, cur *acme.Current, pins acme.PinState, v int, rep LineageResult) LineageResult {
+	store := r.e.Store
+	staged, err := store.LoadVersion(cur.Name, v)
 	if err != nil {
 		pins.Staged = 0
-		if serr := r.store.SavePinState(cur.Name, pins); serr != nil {
+		if serr := store.SavePinState(cur.Name, pins); serr != nil {
 			return rep.fail(fmt.Errorf("staged version %d cannot be read (%v) nor dropped (%v); the deployed certificate is unchanged", v, err, serr))
 		}
 		return rep.fail(fmt.Errorf("staged version %d cannot be read (%v); it was dropped and the next run renews afresh; the deployed certificate is unchanged", v, err))
 	}
-	now := time.Now()
+	now := r.e.now()
 	ready, at := pins.StagedReady(staged.Chain[0], cur.Leaf, now)
 	if !ready {
-		rep.Result = resultStaged
+		rep.Result = ResultStaged
 		if at.IsZero() {
-			rep.Reason = fmt.Sprintf("version %d is staged, but the POSH documents do not list it yet; publish them with 'xmppcert pin posh %s --out-dir WEBROOT'", v, cur.Name)
+			rep.Reason = fmt.Sprintf("version %d is staged, but the POSH documents in %s do not list it yet; it goes live once they have listed it for their lifetime", v, pins.POSH.Dir)
 		} else {
 			rep.Reason = fmt.Sprintf("version %d is staged; it goes live after %s, once POSH has listed it for its lifetime", v, stamp(at))
 		}
 		return rep
 	}
-	if err := r.store.SaveRenewState(cur.Name, acme.RenewState{RenewingFrom: cur.Version}); err != nil {
+	if err := store.SaveRenewState(cur.Name, acme.RenewState{RenewingFrom: cur.Version}); err != nil {
 		return rep.fail(fmt.Errorf("recording the switch: %w; the deployed certificate is unchanged", err))
 	}
-	l, err := r.store.Promote(cur.Name, v)
+	l, err := store.Promote(cur.Name, v)
 	if err != nil {
 		return rep.fail(fmt.Errorf("%w; the deployed certificate is unchanged", err))
 	}
-	rep.Result = resultRenewed
+	r.e.emit(Event{Name: EventPromoted, Lineage: cur.Name, Version: v})
+	rep.Result = ResultRenewed
 	rep.Notes = append(rep.Notes, fmt.Sprintf("staged version %d went live: POSH has listed it since %s", v, stamp(pins.POSH.Written)))
 	if err := rewritePOSH(l, nil, &pins, now); err != nil {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("rewriting the POSH documents: %v", err))
 	}
-	if err := r.store.SavePinState(cur.Name, pins); err != nil {
+	if err := store.SavePinState(cur.Name, pins); err != nil {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("recording the POSH documents: %v", err))
 	}
-	_, roots, release, err := r.open(r.store.Dir, l.Request)
+	_, roots, release, err := r.e.open(l.Request, IssueOptions{})
 	if err != nil {
 		return rep.fail(fmt.Errorf("%w; version %d is current but not deployed yet", err, l.Version))
 	}
@@ -119,4 +122,69 @@ func certDigests(certs []*x509.Certificate) []string {
 		out[i] = hex.EncodeToString(d[:])
 	}
 	return out
+}
+
+// WebRootError is a failure to write POSH documents into the web root,
+// as opposed to one of the state directory.
+type WebRootError struct{ Err error }
+
+// Error is the underlying error's text.
+func (e *WebRootError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *WebRootError) Unwrap() error { return e.Err }
+
+// PublishPOSH writes, under the lineage's lock, the POSH documents pub
+// describes, listing the current certificate and a staged one, and
+// records the publication, so that renewals stage new certificates for
+// POSH and rewrite the documents there. A failure to write into the web
+// root is a *WebRootError.
+func (e *Engine) PublishPOSH(name string, pub acme.POSHPublication) error {
+	store := e.Store
+	unlock, err := store.Lock(name)
+	if err != nil {
+		return fmt.Errorf("writing the POSH documents of %s: %w", name, err)
+	}
+	defer unlock()
+	l, err := store.Load(name)
+	if err != nil {
+		return err
+	}
+	pins, err := store.PinState(l.Name)
+	if err != nil {
+		return err
+	}
+	var staged *acme.Lineage
+	if v, ok := pins.StagedFor(l.Version); ok {
+		if staged, err = store.LoadVersion(l.Name, v); err != nil {
+			return fmt.Errorf("staged version %d of %s: %w", v, l.Name, err)
+		}
+	}
+	pins.POSH = &pub
+	if err := rewritePOSH(l, staged, &pins, e.now()); err != nil {
+		return &WebRootError{err}
+	}
+	if err := store.SavePinState(l.Name, pins); err != nil {
+		return err
+	}
+	e.emit(Event{Name: EventPOSHWritten, Lineage: l.Name, Version: l.Version})
+	return nil
+}
+
+// POSHCerts are the certificates a lineage's POSH documents list: the
+// current one and a staged one.
+func (e *Engine) POSHCerts(l *acme.Lineage) ([]*x509.Certificate, error) {
+	certs := []*x509.Certificate{l.Chain[0]}
+	pins, err := e.Store.PinState(l.Name)
+	if err != nil {
+		return nil, err
+	}
+	if v, ok := pins.StagedFor(l.Version); ok {
+		staged, err := e.Store.LoadVersion(l.Name, v)
+		if err != nil {
+			return nil, fmt.Errorf("staged version %d of %s: %w", v, l.Name, err)
+		}
+		certs = append(certs, staged.Chain[0])
+	}
+	return certs, nil
 }

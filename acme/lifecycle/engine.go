@@ -1,0 +1,75 @@
+package lifecycle
+
+import (
+	"crypto/x509"
+	"time"
+
+	"github.com/xmppcert/xmppcert/acme"
+)
+
+// Engine runs the lifecycle of the lineages in one store. The zero
+// values of its optional fields are the production defaults; tests set
+// Now and Open.
+type Engine struct {
+	// Store holds the lineages.
+	Store acme.Store
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Open returns the Issuer for a request, the roots its certificates
+	// are checked against and a release function (OpenIssuer when nil).
+	Open func(state string, req acme.Request, o IssueOptions) (acme.Issuer, *x509.CertPool, func(), error)
+	// Events receives what the engine did, in order; nil discards them.
+	// It is called synchronously and must not block.
+	Events func(Event)
+}
+
+// now is the engine's clock.
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+// open opens the Issuer of req.
+func (e *Engine) open(req acme.Request, o IssueOptions) (acme.Issuer, *x509.CertPool, func(), error) {
+	if e.Open != nil {
+		return e.Open(e.Store.Dir, req, o)
+	}
+	return OpenIssuer(e.Store.Dir, req, o)
+}
+
+// Event names, as Event.Name carries them (certmagic's style: a noun
+// and what happened to it).
+const (
+	EventIssued        = "cert_issued"
+	EventRenewed       = "cert_renewed"
+	EventStaged        = "cert_staged"
+	EventPromoted      = "cert_promoted"
+	EventRenewFailed   = "cert_renew_failed"
+	EventDeployed      = "cert_deployed"
+	EventDeployFailed  = "cert_deploy_failed"
+	EventTLSAPublished = "tlsa_published"
+	EventPOSHWritten   = "posh_written"
+)
+
+// Event is one thing the engine did to a lineage.
+type Event struct {
+	// Name is one of the Event* constants.
+	Name string
+	// Lineage is the lineage's name, its host.
+	Lineage string
+	// Version is the lineage version the event concerns (0 when none).
+	Version int
+	// Target names a deploy target, for the deploy events.
+	Target string
+	// Err is what failed, for the failure events.
+	Err error
+}
+
+// emit reports ev to the Events callback.
+func (e *Engine) emit(ev Event) {
+	if e.Events != nil {
+		e.Events(ev)
+	}
+}

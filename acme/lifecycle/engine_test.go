@@ -1,0 +1,335 @@
+package lifecycle
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"log/slog"
+	"math/big"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/internal/testpki"
+	"github.com/xmppcert/xmppcert/xmppaddr"
+)
+
+const day = 24 * time.Hour
+
+// fakeClock is the engine's clock in these tests: time moves only when
+// a test moves it.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// testCA signs 90-day certificates that start at the engine's clock,
+// with every XMPP identity of the request, like the embedded CA. errs
+// are returned by the next issuances, one each, before it signs again.
+type testCA struct {
+	inter *testpki.CA
+	root  *testpki.CA
+	clock *fakeClock
+
+	mu   sync.Mutex
+	errs []error
+	reqs []acme.Request
+}
+
+func newTestCA(clock *fakeClock) *testCA {
+	root := testpki.NewRoot("lifecycle test root", nil)
+	return &testCA{root: root, inter: root.Intermediate("lifecycle test intermediate", nil), clock: clock}
+}
+
+func (ca *testCA) Name() string { return "test CA" }
+
+func (ca *testCA) Issue(_ context.Context, req acme.Request, key crypto.Signer) (*acme.Issued, error) {
+	ca.mu.Lock()
+	ca.reqs = append(ca.reqs, req)
+	if len(ca.errs) > 0 {
+		err := ca.errs[0]
+		ca.errs = ca.errs[1:]
+		ca.mu.Unlock()
+		return nil, err
+	}
+	ca.mu.Unlock()
+	san, err := xmppaddr.SANExtension(req.XMPPNames(), false)
+	if err != nil {
+		return nil, err
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	now := ca.clock.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: req.Host()},
+		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(90 * day),
+		KeyUsage:        x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtraExtensions: []pkix.Extension{san},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.inter.Cert, key.Public(), ca.inter.Key)
+	if err != nil {
+		return nil, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &acme.Issued{Chain: []*x509.Certificate{leaf, ca.inter.Cert}, Key: key, Issuer: ca.Name()}, nil
+}
+
+func (ca *testCA) requests() []acme.Request {
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	return slices.Clone(ca.reqs)
+}
+
+// rateLimited is a CA's refusal with a time to ask again.
+type rateLimited struct{ until time.Time }
+
+func (e rateLimited) Error() string         { return "the CA says: too many certificates" }
+func (e rateLimited) RetryAfter() time.Time { return e.until }
+
+// newEngine is an engine over a new state directory whose CA is ca,
+// on clock, recording its events.
+func newEngine(t *testing.T, clock *fakeClock, ca *testCA) (*Engine, *[]Event) {
+	t.Helper()
+	var events []Event
+	e := &Engine{
+		Store: acme.Store{Dir: filepath.Join(t.TempDir(), "state")},
+		Now:   clock.Now,
+		Open: func(_ string, _ acme.Request, _ IssueOptions) (acme.Issuer, *x509.CertPool, func(), error) {
+			return ca, ca.root.Pool(), func() {}, nil
+		},
+		Events: func(ev Event) { events = append(events, ev) },
+	}
+	return e, &events
+}
+
+func request(t *testing.T, host string, components ...string) acme.Request {
+	t.Helper()
+	req, err := acme.NewRequest(host, xmppaddr.RoleHost, components, acme.KeyECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.CA = "local"
+	return req
+}
+
+// hook is a deploy hook that appends its event to a log file, and fails
+// while the file fail exists beside it.
+func hook(t *testing.T) (cmd, log, fail string) {
+	dir := t.TempDir()
+	log, fail = filepath.Join(dir, "hook.log"), filepath.Join(dir, "fail")
+	return `test ! -e ` + fail + ` && echo "$XMPPCERT_EVENT $XMPPCERT_DOMAINS" >> ` + log, log, fail
+}
+
+func lines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSpace(string(b)), "\n")
+}
+
+func eventNames(evs []Event) []string {
+	var out []string
+	for _, ev := range evs {
+		out = append(out, ev.Name)
+	}
+	return out
+}
+
+// TestRenewByLifetime: on the engine's clock, a 90-day certificate is
+// not due before a third of its lifetime is left, and is renewed and
+// deployed after, with the old leaf as the order's "replaces" and the
+// stored request repeated; every step is an event.
+func TestRenewByLifetime(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	ca := newTestCA(clock)
+	e, events := newEngine(t, clock, ca)
+	cmd, log, _ := hook(t)
+	req := request(t, "example.org", "conference.example.org")
+	req.Hooks = []string{cmd}
+	targets, err := req.Targets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := e.Issue(ctx, req, IssueOptions{}, targets)
+	if err != nil || !rep.Valid || rep.Version != 1 || !rep.Deployed() {
+		t.Fatalf("issue: %+v, %v; want version 1, valid, deployed", rep, err)
+	}
+	v1, err := e.Store.Load("example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	clock.Advance(59 * day)
+	got := e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org")
+	wantDue := v1.Chain[0].NotAfter.Add(-v1.Chain[0].NotAfter.Sub(v1.Chain[0].NotBefore) / 3).UTC()
+	if got.Result != ResultNotDue || got.Rule != acme.RuleLifetime || !got.DueAt.Equal(wantDue) {
+		t.Fatalf("day 59: %+v; want not due before %v by the lifetime rule", got, wantDue)
+	}
+
+	clock.Advance(2 * day)
+	got = e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org")
+	if got.Result != ResultRenewed || got.Version != 2 || len(got.Deploy) != 1 || !got.Deploy[0].OK {
+		t.Fatalf("day 61: %+v; want renewed to version 2 and deployed", got)
+	}
+	reqs := ca.requests()
+	if last := reqs[len(reqs)-1]; last.Replaces == nil || !last.Replaces.Equal(v1.Chain[0]) || !slices.Equal(last.Domains(), req.Domains()) {
+		t.Errorf("renewal order: %+v; want the stored names, replacing version 1", last)
+	}
+	if want := []string{"issued example.org conference.example.org", "renewed example.org conference.example.org"}; !slices.Equal(lines(t, log), want) {
+		t.Errorf("hook calls %q; want %q", lines(t, log), want)
+	}
+	if want := []string{EventIssued, EventDeployed, EventRenewed, EventDeployed}; !slices.Equal(eventNames(*events), want) {
+		t.Errorf("events %q; want %q", eventNames(*events), want)
+	}
+	if got := e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org"); got.Result != ResultNotDue {
+		t.Errorf("right after the renewal: %+v; want not due", got)
+	}
+}
+
+// TestRenewRetryAfter: a CA's rate limit is kept; until its time has
+// passed on the engine's clock the CA is not asked again and the result
+// is a *WaitingError; forcing asks at once; after the time, renewal
+// goes on by itself.
+func TestRenewRetryAfter(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	ca := newTestCA(clock)
+	e, events := newEngine(t, clock, ca)
+	if _, err := e.Issue(ctx, request(t, "example.org"), IssueOptions{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(70 * day)
+	until := clock.Now().Add(3 * time.Hour)
+	ca.errs = []error{rateLimited{until}}
+	got := e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org")
+	if got.Result != ResultFailed || !got.RetryAfter.Equal(until) || len(ca.requests()) != 2 {
+		t.Fatalf("rate limited: %+v; want failed with Retry-After %v", got, until)
+	}
+	if last := (*events)[len(*events)-1]; last.Name != EventRenewFailed || !errors.As(last.Err, new(rateLimited)) {
+		t.Errorf("last event %+v; want %s carrying the CA's error", last, EventRenewFailed)
+	}
+
+	clock.Advance(time.Hour)
+	got = e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org")
+	var wait *WaitingError
+	if got.Result != ResultFailed || !errors.As(got.Err, &wait) || !wait.Until.Equal(until) || len(ca.requests()) != 2 {
+		t.Fatalf("an hour later: %+v, %d requests; want a *WaitingError until %v without asking the CA", got, len(ca.requests()), until)
+	}
+
+	clock.Advance(3 * time.Hour)
+	if got := e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org"); got.Result != ResultRenewed || len(ca.requests()) != 3 {
+		t.Fatalf("after the Retry-After: %+v; want renewed", got)
+	}
+	cur, err := e.Store.Current("example.org")
+	if err != nil || cur.State != (acme.RenewState{}) {
+		t.Errorf("renewal record after the renewal: %+v, %v; want none", cur.State, err)
+	}
+}
+
+// TestRenewRetriesFailedDeploy: a renewal whose deploy failed is current
+// but not deployed; the next run, with nothing due, deploys it once the
+// target works, and issues nothing.
+func TestRenewRetriesFailedDeploy(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	ca := newTestCA(clock)
+	e, _ := newEngine(t, clock, ca)
+	cmd, log, fail := hook(t)
+	req := request(t, "example.org")
+	req.Hooks = []string{cmd}
+	if _, err := e.Issue(ctx, req, IssueOptions{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(fail, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(61 * day)
+	got := e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org")
+	if got.Result != ResultFailed || got.Version != 2 || len(got.Deploy) != 1 || got.Deploy[0].OK ||
+		!strings.Contains(got.Error, "version 2 is current, but deploying it failed (the next run deploys it again)") {
+		t.Fatalf("failing hook: %+v; want version 2 current and its deploy failed", got)
+	}
+	if got := e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org"); got.Result != ResultFailed || len(ca.requests()) != 2 {
+		t.Fatalf("hook still failing: %+v, %d requests; want the deploy tried again, nothing issued", got, len(ca.requests()))
+	}
+	if err := os.Remove(fail); err != nil {
+		t.Fatal(err)
+	}
+	got = e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org")
+	if got.Result != ResultDeployed || got.Version != 2 || len(ca.requests()) != 2 || !slices.Equal(lines(t, log), []string{"renewed example.org"}) {
+		t.Fatalf("hook fixed: %+v, hook calls %q; want version 2 deployed without issuing", got, lines(t, log))
+	}
+}
+
+// TestReconcile: a desired host without a lineage is issued and then
+// renewed when due on the engine's clock; an ACME host whose account may
+// not be registered fails with the front's hint and leaves the others
+// alone.
+func TestReconcile(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	ca := newTestCA(clock)
+	e, _ := newEngine(t, clock, ca)
+	acmeReq := request(t, "acme.example")
+	acmeReq.CA = "https://127.0.0.1:1/directory"
+	acmeReq.ACME = &acme.ACMESettings{Directory: acmeReq.CA, Challenges: acme.ChallengeSettings{HTTPListen: "127.0.0.1:0"}}
+	hosts := []Host{
+		{Request: acmeReq, Source: "test.toml:1", AccountHint: "agree to the terms in test.toml:1"},
+		{Request: request(t, "example.org", "upload.example.org"), Source: "test.toml:9"},
+	}
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	err := e.Reconcile(ctx, hosts, false, logger)
+	if err == nil || err.Error() != "1 of 2 lineages failed" {
+		t.Fatalf("first run: %v; want 1 of 2 lineages failed", err)
+	}
+	if !strings.Contains(logs.String(), `next="agree to the terms in test.toml:1"`) || !strings.Contains(logs.String(), "no account with") {
+		t.Errorf("log lacks the account failure with the front's hint:\n%s", logs.String())
+	}
+	l, err := e.Store.Load("example.org")
+	if err != nil || l.Version != 1 || !slices.Equal(l.Request.Domains(), []string{"example.org", "upload.example.org"}) {
+		t.Fatalf("example.org after the first run: %+v, %v; want version 1 with both names", l, err)
+	}
+	if _, err := e.Store.Load("acme.example"); !errors.Is(err, acme.ErrNoLineage) {
+		t.Errorf("acme.example: %v; want no lineage", err)
+	}
+
+	clock.Advance(61 * day)
+	logs.Reset()
+	if err := e.Reconcile(ctx, hosts[1:], false, logger); err != nil {
+		t.Fatalf("day 61: %v\n%s", err, logs.String())
+	}
+	if l, _ := e.Store.Load("example.org"); l == nil || l.Version != 2 {
+		t.Errorf("day 61: example.org %+v; want version 2", l)
+	}
+}

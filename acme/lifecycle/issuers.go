@@ -1,0 +1,244 @@
+package lifecycle
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/mholt/acmez/v3"
+	acmeproto "github.com/mholt/acmez/v3/acme"
+
+	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/acmeca"
+	"github.com/xmppcert/xmppcert/acme/challenge"
+	"github.com/xmppcert/xmppcert/acme/localca"
+	"github.com/xmppcert/xmppcert/internal/certfile"
+)
+
+// IssueOptions are what an issuance knows beyond the stored request:
+// what registering a new ACME account needs (never stored: the agreement
+// is given each time and the EAB HMAC is a secret) and the time allowed.
+type IssueOptions struct {
+	AgreeTOS bool
+	EABHMAC  string
+	// Timeout bounds one issuance (acmeca.DefaultTimeout when zero).
+	Timeout time.Duration
+}
+
+// CADir is where the embedded CA lives in a state directory.
+func CADir(state string) string { return filepath.Join(state, "ca") }
+
+// OpenCA opens the embedded CA of a state directory; with create, a
+// missing CA is created first. Without create, a missing CA is an error
+// that wraps localca.ErrNotInitialized.
+func OpenCA(state string, opts localca.Options, create bool) (*localca.CA, error) {
+	dir := CADir(state)
+	ca, err := localca.Open(dir, opts)
+	if errors.Is(err, localca.ErrNotInitialized) && create {
+		if err := localca.Init(dir); err != nil && !errors.Is(err, localca.ErrExists) {
+			return nil, fmt.Errorf("creating the CA in %s: %w", dir, err)
+		}
+		ca, err = localca.Open(dir, opts)
+	}
+	if errors.Is(err, localca.ErrNotInitialized) {
+		return nil, fmt.Errorf("no CA in %s: %w", dir, err)
+	}
+	return ca, err
+}
+
+// OpenIssuer returns the Issuer for a request's CA, the roots its
+// certificates are checked against, and release, which frees what the
+// Issuer holds (the local CA's database, an ACME client's connections)
+// and is to be called once issuance is over. An ACME CA's Issuer is
+// rebuilt from the stored request alone: its account is kept in the
+// state directory.
+func OpenIssuer(state string, req acme.Request, o IssueOptions) (acme.Issuer, *x509.CertPool, func(), error) {
+	if LocalCA(req) {
+		ca, err := OpenCA(state, localca.Options{Lifetime: time.Duration(req.Days) * 24 * time.Hour}, true)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return ca, ca.RootPool(), func() { ca.Close() }, nil
+	}
+	a := req.ACME
+	if a == nil {
+		return nil, nil, nil, fmt.Errorf("lineage %s names CA %q but records no ACME settings; issuing it again from that CA records them", req.Host(), req.CA)
+	}
+	roots, err := TrustPool(a.TrustRoot)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("lineage %s: %w", req.Host(), err)
+	}
+	solvers, err := ChallengeSolvers(a.Challenges)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("lineage %s: %w", req.Host(), err)
+	}
+	cfg := acmeca.Config{
+		Directory:      a.Directory,
+		StateDir:       state,
+		Email:          a.Email,
+		AgreeTOS:       o.AgreeTOS,
+		Profile:        a.Profile,
+		TrustRoots:     roots,
+		Solvers:        solvers,
+		RequireXMPPIDs: a.RequireXMPPIDs,
+		Timeout:        o.Timeout,
+	}
+	if a.EABKeyID != "" && o.EABHMAC != "" {
+		cfg.EAB = &acmeca.EAB{KeyID: a.EABKeyID, HMAC: o.EABHMAC}
+	}
+	iss, err := acmeca.New(cfg)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("lineage %s: %w", req.Host(), err)
+	}
+	return iss, roots, iss.Close, nil
+}
+
+// LocalCA reports whether the embedded CA signs for req. It offers no
+// renewal window (RFC 9773 is for ACME servers), so its lineages are
+// decided without opening it: opening costs about 20 ms and takes its
+// database, which 'ca serve' or another run may hold.
+func LocalCA(req acme.Request) bool { return req.CA == "local" || req.CA == "" }
+
+// TrustPool is the system roots plus those in file, for an ACME CA's
+// HTTPS and for checking what it issues. Without a file it is nil: the
+// system roots.
+func TrustPool(file string) (*x509.CertPool, error) {
+	if file == "" {
+		return nil, nil
+	}
+	extra, err := certfile.Read(file, nil)
+	if err != nil {
+		return nil, &TrustRootError{File: file, Err: err}
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	for _, c := range extra {
+		pool.AddCert(c)
+	}
+	return pool, nil
+}
+
+// TrustRootError is a trust-root file that cannot be used.
+type TrustRootError struct {
+	File string
+	Err  error
+}
+
+func (e *TrustRootError) Error() string { return fmt.Sprintf("trust root %s: %v", e.File, e.Err) }
+
+// Unwrap returns the reason.
+func (e *TrustRootError) Unwrap() error { return e.Err }
+
+// ErrNoSolver says that stored challenge settings configure no way to
+// prove control of the names.
+var ErrNoSolver = errors.New("no way to prove control of the names is configured")
+
+// SolverConflictError says that two settings solve the same challenge
+// type; only one may.
+type SolverConflictError struct {
+	// Type is the ACME challenge type, such as http-01.
+	Type string
+}
+
+func (e *SolverConflictError) Error() string {
+	return fmt.Sprintf("two ways to solve %s are configured; choose one", e.Type)
+}
+
+// ChallengeSolvers builds the challenge solvers of stored settings
+// (acme/challenge), checking them without touching the network; a TSIG
+// secret is read from its file here, at every issuance, never from the
+// lineage. issue calls it before anything is written.
+func ChallengeSolvers(c acme.ChallengeSettings) (map[string]acmez.Solver, error) {
+	if c.Empty() {
+		return nil, ErrNoSolver
+	}
+	type validator interface {
+		acmez.Solver
+		Validate() error
+	}
+	solvers := map[string]acmez.Solver{}
+	add := func(typ string, s validator) error {
+		if _, dup := solvers[typ]; dup {
+			return &SolverConflictError{Type: typ}
+		}
+		if err := s.Validate(); err != nil {
+			return err
+		}
+		solvers[typ] = s
+		return nil
+	}
+	if c.HTTPListen != "" {
+		if err := add(acmeproto.ChallengeTypeHTTP01, &challenge.HTTP01{Addr: c.HTTPListen}); err != nil {
+			return nil, err
+		}
+	}
+	if c.Webroot != "" {
+		if err := add(acmeproto.ChallengeTypeHTTP01, &challenge.Webroot{Dir: c.Webroot}); err != nil {
+			return nil, err
+		}
+	}
+	if c.TLSALPNListen != "" {
+		if err := add(acmeproto.ChallengeTypeTLSALPN01, &challenge.TLSALPN01{Addr: c.TLSALPNListen}); err != nil {
+			return nil, err
+		}
+	}
+	if r := c.RFC2136; r != nil {
+		s := &challenge.RFC2136{Server: r.Server, KeyName: r.TSIGName, Algorithm: r.TSIGAlgorithm}
+		if r.TSIGSecretFile != "" {
+			secret, err := challenge.LoadTSIGSecret(r.TSIGSecretFile)
+			if err != nil {
+				return nil, err
+			}
+			s.Secret = secret
+		}
+		if err := add(acmeproto.ChallengeTypeDNS01, s); err != nil {
+			return nil, err
+		}
+	}
+	if c.DNSHook != "" {
+		if err := add(acmeproto.ChallengeTypeDNS01, &challenge.DNSHook{Command: c.DNSHook}); err != nil {
+			return nil, err
+		}
+	}
+	return solvers, nil
+}
+
+// AccountError says that an ACME CA has no account kept for it in the
+// state directory and none may be registered: the operator's agreement
+// to the CA's terms, or an External Account Binding the CA requires, is
+// missing.
+type AccountError struct {
+	// Directory is the CA's directory URL.
+	Directory string
+	// NeedAgreeTOS is true when the agreement is missing, NeedEAB when
+	// the CA requires External Account Binding and none was given.
+	NeedAgreeTOS, NeedEAB bool
+}
+
+func (e *AccountError) Error() string {
+	name := acmeca.DisplayName(e.Directory)
+	if e.NeedAgreeTOS {
+		return fmt.Sprintf("no account with %s yet, and registering one needs agreement to its terms of service", name)
+	}
+	return fmt.Sprintf("no account with %s yet, and registering one needs External Account Binding", name)
+}
+
+// CheckAccount returns an *AccountError, before anything is written,
+// when req's ACME CA has no account kept and none may be registered with
+// o. It returns nil for the embedded CA.
+func CheckAccount(state string, req acme.Request, o IssueOptions) error {
+	if req.ACME == nil || acmeca.HasAccount(state, req.CA) {
+		return nil
+	}
+	if !o.AgreeTOS {
+		return &AccountError{Directory: req.CA, NeedAgreeTOS: true}
+	}
+	if req.CA == acmeca.ZeroSSL && o.EABHMAC == "" {
+		return &AccountError{Directory: req.CA, NeedEAB: true}
+	}
+	return nil
+}

@@ -1,0 +1,95 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/xmppcert/xmppcert/acme/lifecycle"
+	"github.com/xmppcert/xmppcert/internal/dnsupdate"
+	"github.com/xmppcert/xmppcert/watcher/config"
+)
+
+// renew is one renewal run of the lifecycle engine over the
+// configuration in force: its [[host]] tables are the desired hosts,
+// and every other lineage of the state directory is renewed as the
+// renew command does. A host whose settings cannot be turned into a
+// request is logged and counts as failed.
+func (d *Daemon) renew(ctx context.Context) error {
+	cfg := d.Config()
+	var hosts []lifecycle.Host
+	skipped := 0
+	for _, h := range cfg.Hosts {
+		dh, err := DesiredHost(cfg, h)
+		if err != nil {
+			skipped++
+			d.log.Error("host skipped", "lineage", h.Domain, "error", err.Error(), "next",
+				fmt.Sprintf("fix the [[host]] at %s and reload (SIGHUP)", hostSource(cfg, h)))
+			continue
+		}
+		hosts = append(hosts, dh)
+	}
+	err := d.deps.Engine.Reconcile(ctx, hosts, false, d.log)
+	if skipped > 0 && err == nil {
+		err = fmt.Errorf("%d hosts skipped", skipped)
+	}
+	return err
+}
+
+// hostSource is where a [[host]] is configured, FILE:LINE.
+func hostSource(cfg *config.Config, h config.Host) string {
+	return fmt.Sprintf("%s:%d", cfg.File, h.Line)
+}
+
+// DesiredHost is the lifecycle engine's desired state of one [[host]]
+// of cfg: what each renewal run of the daemon asks the engine to keep.
+func DesiredHost(cfg *config.Config, h config.Host) (lifecycle.Host, error) {
+	req, err := h.Request()
+	if err != nil {
+		return lifecycle.Host{}, err
+	}
+	out := lifecycle.Host{
+		Request:     req,
+		Options:     lifecycle.IssueOptions{AgreeTOS: h.AgreeTOS, EABHMAC: string(h.EABHMAC)},
+		Source:      hostSource(cfg, h),
+		AccountHint: h.AccountHint() + "; reload with SIGHUP",
+	}
+	if t := h.TLSA; t != nil {
+		out.TLSA = &lifecycle.TLSAPublication{
+			Spec:       lifecycle.TLSASpec{Usage: t.Usage, Selector: t.Selector, MatchingType: t.MatchingType, TTL: t.TTL},
+			Targets:    t.Targets,
+			Ports:      t.Ports,
+			FromSRV:    t.FromSRV,
+			Resolver:   t.Resolver,
+			DNS:        dnsupdate.Client{Server: t.Server, KeyName: t.TSIGName, Algorithm: t.TSIGAlgorithm},
+			SecretFile: t.TSIGSecretFile,
+			Zone:       t.Zone,
+			Hold:       t.Hold,
+		}
+	}
+	if p := h.POSH; p != nil {
+		pub := &lifecycle.POSHPublication{Dir: h.POSHRoot(cfg.StateDir), CreateDir: p.OutDir == "", Expires: p.Expires}
+		for _, s := range p.Services {
+			pub.Services = append(pub.Services, string(s))
+		}
+		if pub.Expires < time.Second {
+			pub.Expires = time.Second
+		}
+		out.POSH = pub
+	}
+	return out, nil
+}
+
+// DesiredHosts is DesiredHost for every [[host]] of cfg, in file order;
+// it stops at the first host whose settings make no request.
+func DesiredHosts(cfg *config.Config) ([]lifecycle.Host, error) {
+	var out []lifecycle.Host
+	for _, h := range cfg.Hosts {
+		dh, err := DesiredHost(cfg, h)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", hostSource(cfg, h), err)
+		}
+		out = append(out, dh)
+	}
+	return out, nil
+}
