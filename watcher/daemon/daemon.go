@@ -156,6 +156,19 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 		return nil, err
 	}
 	d.health = h
+	if deps.Engine != nil {
+		// The engine's events feed /metrics and the log; the caller's
+		// engine is left as it was.
+		e := *deps.Engine
+		prev := e.Events
+		e.Events = func(ev lifecycle.Event) {
+			d.lifecycleEvent(ev)
+			if prev != nil {
+				prev(ev)
+			}
+		}
+		d.deps.Engine = &e
+	}
 	disp, err := d.dispatcher(cfg)
 	if err != nil {
 		return nil, err

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/internal/testpki"
@@ -396,4 +397,73 @@ func TestRenewalMetrics(t *testing.T) {
 		}
 	}
 	t.Errorf("/metrics after a failed and a good renewal run and a sweep lacks one of %q:\n%s", want, body)
+}
+
+// TestLifecycleEventsMetrics: what the lifecycle engine does in a
+// renewal run is counted in /metrics by event: the first run issues the
+// configured host and runs its hook, a forced run renews and runs it
+// again, and a failing hook is counted as a failed deploy.
+func TestLifecycleEventsMetrics(t *testing.T) {
+	dir := t.TempDir()
+	fail := filepath.Join(dir, "fail")
+	cfg, err := config.Parse(filepath.Join(dir, "xmppcert.toml"), []byte(fmt.Sprintf(`state_dir = %q
+[[host]]
+domain = "example.org"
+hooks = ["test ! -e %s"]
+[watch]
+own_hosts = false
+`, filepath.Join(dir, "state"), fail)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	var logs testtool.LockedBuffer
+	d, err := New(cfg, Deps{Engine: &lifecycle.Engine{Store: acme.Store{Dir: cfg.StateDir}}, Registry: reg,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), NoSignals: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	// count reads the counter of one event as /metrics exposes it.
+	count := func(event string) float64 {
+		t.Helper()
+		families, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range families {
+			if f.GetName() != "xmppcert_lifecycle_events_total" {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == event {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		return 0
+	}
+	if err := d.renew(context.Background()); err != nil {
+		t.Fatalf("first run: %v\n%s", err, logs.String())
+	}
+	if count(lifecycle.EventIssued) != 1 || count(lifecycle.EventDeployed) != 1 {
+		t.Errorf("after the first run: issued %v, deployed %v; want 1 each", count(lifecycle.EventIssued), count(lifecycle.EventDeployed))
+	}
+	if err := os.WriteFile(fail, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hosts, err := DesiredHosts(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.deps.Engine.Reconcile(context.Background(), hosts, true, d.log); err == nil {
+		t.Fatalf("forced run with a failing hook succeeded")
+	}
+	if count(lifecycle.EventRenewed) != 1 || count(lifecycle.EventDeployFailed) != 1 || count(lifecycle.EventRenewFailed) != 1 {
+		t.Errorf("after the forced run: renewed %v, deploy failed %v, renew failed %v; want 1 each",
+			count(lifecycle.EventRenewed), count(lifecycle.EventDeployFailed), count(lifecycle.EventRenewFailed))
+	}
+	if !strings.Contains(logs.String(), "deploy failed") {
+		t.Errorf("the failed deploy is not logged:\n%s", logs.String())
+	}
 }

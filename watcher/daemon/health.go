@@ -24,6 +24,7 @@ type health struct {
 	sweepsFailed     prometheus.Counter
 	renewLastSuccess prometheus.Gauge
 	renewalsFailed   prometheus.Counter
+	lifecycleEvents  *prometheus.CounterVec
 }
 
 // newHealth registers the daemon's own metrics with reg.
@@ -39,8 +40,10 @@ func newHealth(reg prometheus.Registerer) (*health, error) {
 			Help: "When the last renewal run in which nothing failed ended, in Unix seconds (0: none yet)."}),
 		renewalsFailed: prometheus.NewCounter(prometheus.CounterOpts{Name: "xmppcert_renewal_runs_failed_total",
 			Help: "Renewal runs in which some lineage failed to issue, renew or publish its pins."}),
+		lifecycleEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xmppcert_lifecycle_events_total",
+			Help: "What the lifecycle engine did to lineages, by event (cert_issued, cert_renewed, cert_deploy_failed, ...)."}, []string{"event"}),
 	}
-	for _, c := range []prometheus.Collector{h.sweepDuration, h.sweepLastSuccess, h.sweepsFailed, h.renewLastSuccess, h.renewalsFailed} {
+	for _, c := range []prometheus.Collector{h.sweepDuration, h.sweepLastSuccess, h.sweepsFailed, h.renewLastSuccess, h.renewalsFailed, h.lifecycleEvents} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("daemon: registering metrics: %w", err)
 		}

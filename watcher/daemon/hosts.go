@@ -93,3 +93,12 @@ func DesiredHosts(cfg *config.Config) ([]lifecycle.Host, error) {
 	}
 	return out, nil
 }
+
+// lifecycleEvent counts an event of the lifecycle engine in /metrics
+// and logs the failures among them with what failed.
+func (d *Daemon) lifecycleEvent(ev lifecycle.Event) {
+	d.health.lifecycleEvents.WithLabelValues(ev.Name).Inc()
+	if ev.Name == lifecycle.EventDeployFailed && ev.Err != nil {
+		d.log.Warn("deploy failed", "lineage", ev.Lineage, "version", ev.Version, "target", ev.Target, "error", ev.Err.Error())
+	}
+}
