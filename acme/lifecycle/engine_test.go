@@ -176,11 +176,7 @@ func TestRenewByLifetime(t *testing.T) {
 	cmd, log, _ := hook(t)
 	req := request(t, "example.org", "conference.example.org")
 	req.Hooks = []string{cmd}
-	targets, err := req.Targets()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := e.Issue(ctx, req, IssueOptions{}, targets)
+	rep, err := e.Issue(ctx, req, IssueOptions{}, ReplacePolicy{})
 	if err != nil || !rep.Valid || rep.Version != 1 || !rep.Deployed() {
 		t.Fatalf("issue: %+v, %v; want version 1, valid, deployed", rep, err)
 	}
@@ -225,7 +221,7 @@ func TestRenewRetryAfter(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
 	ca := newTestCA(clock)
 	e, events := newEngine(t, clock, ca)
-	if _, err := e.Issue(ctx, request(t, "example.org"), IssueOptions{}, nil); err != nil {
+	if _, err := e.Issue(ctx, request(t, "example.org"), IssueOptions{}, ReplacePolicy{}); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(70 * day)
@@ -267,7 +263,7 @@ func TestRenewRetriesFailedDeploy(t *testing.T) {
 	cmd, log, fail := hook(t)
 	req := request(t, "example.org")
 	req.Hooks = []string{cmd}
-	if _, err := e.Issue(ctx, req, IssueOptions{}, nil); err != nil {
+	if _, err := e.Issue(ctx, req, IssueOptions{}, ReplacePolicy{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(fail, nil, 0o600); err != nil {
@@ -286,7 +282,7 @@ func TestRenewRetriesFailedDeploy(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org")
-	if got.Result != ResultDeployed || got.Version != 2 || len(ca.requests()) != 2 || !slices.Equal(lines(t, log), []string{"renewed example.org"}) {
+	if got.Result != ResultDeployed || got.Version != 2 || len(ca.requests()) != 2 || !slices.Equal(lines(t, log), []string{"issued example.org", "renewed example.org"}) {
 		t.Fatalf("hook fixed: %+v, hook calls %q; want version 2 deployed without issuing", got, lines(t, log))
 	}
 }

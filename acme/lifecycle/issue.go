@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -37,6 +38,9 @@ type IssueReport struct {
 	// DNSOnly is set when an ACME CA certified DNS names only: no SRV-ID
 	// and no XmppAddr, as every public CA does.
 	DNSOnly bool `json:"-"`
+	// Changes is what the issuance changed in the lineage's stored
+	// request; empty for a new lineage.
+	Changes RequestChanges `json:"changes"`
 }
 
 // Deployed reports whether every deploy target succeeded.
@@ -66,15 +70,52 @@ type DeployResult struct {
 }
 
 // Issue issues req as the next version of its lineage under the
-// lineage's lock, checks it and deploys it to targets. A lineage that
-// another process holds is an *acme.LockedError.
-func (e *Engine) Issue(ctx context.Context, req acme.Request, o IssueOptions, targets []acme.Target) (IssueReport, error) {
+// lineage's lock, checks it and deploys it to the deploy targets and
+// hooks of the request it stores. Over an existing lineage, req is
+// merged with the stored request under p (Merge), and the report says
+// what changed; a change p does not allow is a *NamesChangedError, and
+// p.ReplaceNames without a change ErrNothingToReplace, both before
+// anything is written. A lineage that another process holds is an
+// *acme.LockedError.
+func (e *Engine) Issue(ctx context.Context, req acme.Request, o IssueOptions, p ReplacePolicy) (IssueReport, error) {
 	unlock, err := e.Store.Lock(req.Host())
 	if err != nil {
 		return IssueReport{}, err
 	}
 	defer unlock()
-	return e.issueLocked(ctx, req, o, targets)
+	merged, changes, note, err := e.desired(req, p)
+	if err != nil {
+		return IssueReport{}, err
+	}
+	targets, err := merged.Targets()
+	if err != nil {
+		return IssueReport{}, err
+	}
+	res, err := e.issueLocked(ctx, merged, o, targets)
+	if err != nil {
+		return IssueReport{}, err
+	}
+	res.Changes = changes
+	if note != "" {
+		res.Notes = append(res.Notes, note)
+	}
+	return res, nil
+}
+
+// desired is the request an issuance of req stores: req merged with the
+// lineage's stored request, when there is one. A lineage whose stored
+// request cannot be read is issued afresh as asked, and the note says
+// so.
+func (e *Engine) desired(req acme.Request, p ReplacePolicy) (acme.Request, RequestChanges, string, error) {
+	cur, err := e.Store.Current(req.Host())
+	switch {
+	case errors.Is(err, acme.ErrNoLineage):
+		return req, RequestChanges{}, "", nil
+	case err != nil:
+		return req, RequestChanges{}, fmt.Sprintf("the current version of %s could not be read (%v); it was issued afresh as asked, without the deploy targets and hooks stored with it", req.Host(), err), nil
+	}
+	merged, changes, err := Merge(cur.Request, req, p)
+	return merged, changes, "", err
 }
 
 // issueLocked is Issue for a caller that holds the lineage's lock.

@@ -151,6 +151,9 @@ func (w *reconcileRun) host(ctx context.Context, h Host, exists bool) {
 	if !exists && !w.issue(ctx, h, targets) {
 		return
 	}
+	if exists {
+		w.reissueChanged(ctx, h, targets)
+	}
 	w.renew(ctx, name, targets)
 	if h.TLSA != nil {
 		w.publishTLSA(ctx, name, h.TLSA)
@@ -209,6 +212,52 @@ func (w *reconcileRun) issue(ctx context.Context, h Host, targets []acme.Target)
 		w.log.Info("issued", attrs...)
 	}
 	return true
+}
+
+// reissueChanged issues the host anew when its names, their roles or its
+// CA differ from the lineage's stored request: the host's settings are
+// its desired state. The difference is logged.
+func (w *reconcileRun) reissueChanged(ctx context.Context, h Host, targets []acme.Target) {
+	name := h.Request.Host()
+	changed := func() (RequestChanges, bool) {
+		cur, err := w.e.Store.Current(name)
+		if err != nil {
+			return RequestChanges{}, false // renewal reports an unreadable lineage
+		}
+		_, ch, err := Merge(cur.Request, h.Request, ReplacePolicy{ReplaceNames: true, NoDeploy: true, NoHooks: true})
+		return ch, err == nil
+	}
+	if _, ok := changed(); !ok {
+		return
+	}
+	unlock, err := w.e.Store.Lock(name)
+	var held *acme.LockedError
+	if errors.As(err, &held) {
+		w.log.Info("re-issuance skipped: another xmppcert process holds the lineage; the next run looks again", "lineage", name, "pid", held.PID)
+		return
+	}
+	if err != nil {
+		w.fail(name, "re-issuance failed", fmt.Errorf("taking the lineage's lock: %w", err), "next", retry)
+		return
+	}
+	defer unlock()
+	ch, ok := changed()
+	if !ok {
+		return // changed meanwhile by another process
+	}
+	res, err := w.e.issueLocked(ctx, h.Request, h.Options, targets)
+	if err != nil {
+		w.fail(name, "re-issuance for the changed host failed", err, "changes", ch.IdentityString(), "host", h.Source, "next", retry)
+		return
+	}
+	w.counts[ResultReissued]++
+	attrs := []any{"lineage", name, "version", res.Version, "changes", ch.IdentityString(), "host", h.Source}
+	if failed := deployFailures(res.Deploy); !res.Valid || failed != "" {
+		w.failed[name] = true
+		w.log.Error("re-issued for the changed host, but the check or a deploy failed", append(attrs, "failures", res.Failures(), "deploy", failed)...)
+		return
+	}
+	w.log.Info("re-issued: the host's names or CA changed", attrs...)
 }
 
 // renew renews the lineage when it is due (RenewRun.Lineage), deploying

@@ -21,8 +21,10 @@ const (
 	ResultSkipped     = "skipped" // another process holds or just renewed it
 	ResultStaged      = "staged"  // a new version waits for POSH to list it (posh.go)
 	ResultFailed      = "failed"
-	// ResultIssued counts the lineages a reconciliation issued afresh.
-	ResultIssued = "issued"
+	// ResultIssued counts the lineages a reconciliation issued afresh,
+	// ResultReissued those it issued anew because their host changed.
+	ResultIssued   = "issued"
+	ResultReissued = "reissued"
 )
 
 // LineageResult is what a renewal run did with one lineage. It is the

@@ -32,6 +32,10 @@ func issueCommand() *cli.Command {
 			"name, proved by http-01, tls-alpn-01 or dns-01. A public CA certifies DNS names only: no SRV-ID,\n" +
 			"no XmppAddr, and since 2026 no clientAuth; the check after issuance says what peers make of that.\n" +
 			"The account is kept in STATE/accounts and reused; --agree-tos registers it the first time.\n" +
+			"Over an existing lineage, the names, their roles and the CA must be those it was issued with (the\n" +
+			"difference is printed and nothing changes) unless --replace-names; its deploy targets and hooks are\n" +
+			"kept, those given now are added, and --no-deploy / --no-hooks drop the stored ones. The output says\n" +
+			"what changed.\n" +
 			"Exit 0 issued and deployed, 1 an issuance, check or deploy step failed, 2 usage error.",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "component", Aliases: []string{"c"}, Usage: "a component of the host (conference, upload...): DNS-ID, _xmpp-server SRV-ID, XmppAddr (repeatable)"},
@@ -43,6 +47,9 @@ func issueCommand() *cli.Command {
 			&cli.IntFlag{Name: "days", Value: int(localca.DefaultLifetime / (24 * time.Hour)), Usage: "validity, for --ca local"},
 			&cli.StringSliceFlag{Name: "deploy", Usage: "prosody[:CERTDIR] or ejabberd[:FILE] (repeatable)"},
 			&cli.StringSliceFlag{Name: "hook", Usage: "shell command to run after deploying, with certbot's environment (repeatable)"},
+			&cli.BoolFlag{Name: "replace-names", Usage: "re-issue an existing lineage with other names, roles or another CA than it was issued with"},
+			&cli.BoolFlag{Name: "no-deploy", Usage: "drop the deploy targets stored with an existing lineage (those given now are kept)"},
+			&cli.BoolFlag{Name: "no-hooks", Usage: "drop the hooks stored with an existing lineage (those given now are kept)"},
 			// ACME CAs.
 			&cli.StringFlag{Name: "email", Usage: "ACME: the account's contact address (expiry and policy mail from the CA)"},
 			&cli.BoolFlag{Name: "agree-tos", Usage: "ACME: agree to the CA's terms of service; needed to register a new account (there is no prompt)"},
@@ -80,9 +87,9 @@ var errSomeFailed = fmt.Errorf("an issuance failed: %w", errInvalid)
 // anything is written.
 type issuePlan struct {
 	// reqs holds one request, or one per name with --split.
-	reqs    []acme.Request
-	targets []acme.Target
-	opts    lifecycle.IssueOptions
+	reqs   []acme.Request
+	opts   lifecycle.IssueOptions
+	policy lifecycle.ReplacePolicy
 }
 
 func runIssue(c *cli.Context) error {
@@ -104,11 +111,12 @@ func runIssue(c *cli.Context) error {
 	var results []lifecycle.IssueReport
 	failed := false
 	for _, req := range plan.reqs {
-		res, err := engine.Issue(c.Context, req, plan.opts, plan.targets)
+		res, err := engine.Issue(c.Context, req, plan.opts, plan.policy)
 		if err == nil {
 			res.Notes = append(res.Notes, issueNotes(res, req)...)
 		}
 		if err != nil {
+			err = issueError(err)
 			if len(plan.reqs) == 1 {
 				return err
 			}
@@ -194,9 +202,10 @@ func issueRequest(c *cli.Context) (issuePlan, error) {
 		}
 	}
 	req.Deploy, req.Hooks = c.StringSlice("deploy"), c.StringSlice("hook")
-	if plan.targets, err = deployTargets(c); err != nil {
+	if _, err = deployTargets(c); err != nil {
 		return plan, err
 	}
+	plan.policy = lifecycle.ReplacePolicy{ReplaceNames: c.Bool("replace-names"), NoDeploy: c.Bool("no-deploy"), NoHooks: c.Bool("no-hooks")}
 	plan.reqs = []acme.Request{req}
 	if c.Bool("split") {
 		plan.reqs = nil
@@ -323,6 +332,19 @@ func issueNotes(res lifecycle.IssueReport, req acme.Request) []string {
 	return notes
 }
 
+// issueError phrases the engine's refusals to change a lineage's
+// desired state in flags: usage errors, before anything was written.
+func issueError(err error) error {
+	var nc *lifecycle.NamesChangedError
+	switch {
+	case errors.As(err, &nc):
+		return usagef("%v; give --replace-names to issue it with these names", err)
+	case errors.Is(err, lifecycle.ErrNothingToReplace):
+		return usagef("--replace-names: %v; leave the flag out", err)
+	}
+	return err
+}
+
 // accountUsage phrases a missing ACME account's requirements in flags.
 func accountUsage(err error) error {
 	var ae *lifecycle.AccountError
@@ -381,6 +403,7 @@ func printIssued(w io.Writer, r lifecycle.IssueReport) {
 			}
 		}
 	}
+	printChanges(w, r.Changes)
 	for _, note := range r.Notes {
 		fmt.Fprintf(w, "  note: %s\n", note)
 	}
@@ -396,5 +419,21 @@ func printIssued(w io.Writer, r lifecycle.IssueReport) {
 		fmt.Fprintf(w, "Peers must trust the private CA's root, as this host does with --trust-root %s\n", r.TrustRoot)
 	case r.PrivateRoot:
 		fmt.Fprintf(w, "Peers must trust the private CA's root: xmppcert ca root > xmppcert-root.pem\n")
+	}
+}
+
+// printChanges says what an issuance changed in the lineage's stored
+// request, a line per kind of change.
+func printChanges(w io.Writer, ch lifecycle.RequestChanges) {
+	if ch.Identity() {
+		fmt.Fprintf(w, "  changed   names: %s\n", ch.IdentityString())
+	}
+	for _, l := range []struct {
+		what  string
+		items []string
+	}{{"deploy target added", ch.DeployAdded}, {"deploy target removed", ch.DeployRemoved}, {"hook added", ch.HooksAdded}, {"hook removed", ch.HooksRemoved}} {
+		for _, it := range l.items {
+			fmt.Fprintf(w, "  changed   %s: %s\n", l.what, it)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -465,5 +466,62 @@ own_hosts = false
 	}
 	if !strings.Contains(logs.String(), "deploy failed") {
 		t.Errorf("the failed deploy is not logged:\n%s", logs.String())
+	}
+}
+
+// TestDaemonReissuesChangedHost: a [[host]] whose components change in
+// the configuration is issued anew at the next renewal run after a
+// reload, with the difference logged; an unchanged host is left alone.
+func TestDaemonReissuesChangedHost(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "xmppcert.toml")
+	write := func(components string) {
+		t.Helper()
+		cfg := fmt.Sprintf("state_dir = %q\n[[host]]\ndomain = \"example.org\"\ncomponents = [%s]\n[watch]\nown_hosts = false\n", filepath.Join(dir, "state"), components)
+		if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(`"muc.example.org"`)
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs testtool.LockedBuffer
+	d, err := New(cfg, Deps{Engine: &lifecycle.Engine{Store: acme.Store{Dir: cfg.StateDir}},
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), NoSignals: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close(context.Background())
+	store := acme.Store{Dir: cfg.StateDir}
+	names := func() []string {
+		t.Helper()
+		l, err := store.Load("example.org")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(l.Request.Domains(), fmt.Sprint(l.Version))
+	}
+	for run := 1; run <= 2; run++ {
+		if err := d.renew(context.Background()); err != nil {
+			t.Fatalf("run %d: %v\n%s", run, err, logs.String())
+		}
+	}
+	if got := names(); !slices.Equal(got, []string{"example.org", "muc.example.org", "1"}) {
+		t.Fatalf("after two runs: %q; want version 1 with muc.example.org", got)
+	}
+	write(`"muc.example.org", "upload.example.org"`)
+	if err := d.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.renew(context.Background()); err != nil {
+		t.Fatalf("run after the change: %v\n%s", err, logs.String())
+	}
+	if got := names(); !slices.Equal(got, []string{"example.org", "muc.example.org", "upload.example.org", "2"}) {
+		t.Errorf("after the change: %q; want version 2 with upload.example.org", got)
+	}
+	if !regexp.MustCompile(`msg="re-issued: the host's names or CA changed" lineage=example.org version=2 changes="\+ upload.example.org \(component\)"`).MatchString(logs.String()) {
+		t.Errorf("the re-issue is not logged with the difference:\n%s", logs.String())
 	}
 }

@@ -1,0 +1,162 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/xmppaddr"
+)
+
+func TestMerge(t *testing.T) {
+	stored := acme.Request{CA: "local", Names: []acme.Name{
+		{Domain: "example.org", Role: xmppaddr.RoleHost},
+		{Domain: "muc.example.org", Role: xmppaddr.RoleComponent},
+	}, Deploy: []string{"prosody:/etc/prosody/certs"}, Hooks: []string{"reload-it"}}
+	same := stored
+	same.Deploy, same.Hooks = nil, nil
+	fewer := same
+	fewer.Names = stored.Names[:1]
+	other := same
+	other.Names = []acme.Name{{Domain: "example.org", Role: xmppaddr.RoleAnonymousHost}, stored.Names[1], {Domain: "upload.example.org", Role: xmppaddr.RoleComponent}}
+	public := same
+	public.CA = "https://acme.example/directory"
+	withTarget := same
+	withTarget.Deploy = []string{"ejabberd:/etc/ejabberd/x.pem", "prosody:/etc/prosody/certs"}
+
+	for _, tc := range []struct {
+		name    string
+		wanted  acme.Request
+		p       ReplacePolicy
+		err     error
+		changes RequestChanges
+		deploy  []string
+		hooks   []string
+	}{
+		{name: "same names keep targets and hooks", wanted: same, deploy: stored.Deploy, hooks: stored.Hooks},
+		{name: "new target added", wanted: withTarget, deploy: []string{"prosody:/etc/prosody/certs", "ejabberd:/etc/ejabberd/x.pem"}, hooks: stored.Hooks,
+			changes: RequestChanges{DeployAdded: []string{"ejabberd:/etc/ejabberd/x.pem"}}},
+		{name: "no-deploy no-hooks", wanted: same, p: ReplacePolicy{NoDeploy: true, NoHooks: true},
+			changes: RequestChanges{DeployRemoved: stored.Deploy, HooksRemoved: stored.Hooks}},
+		{name: "fewer names refused", wanted: fewer, err: &NamesChangedError{},
+			changes: RequestChanges{Names: []NameChange{{Domain: "muc.example.org", From: "component"}}}},
+		{name: "fewer names replaced", wanted: fewer, p: ReplacePolicy{ReplaceNames: true}, deploy: stored.Deploy, hooks: stored.Hooks,
+			changes: RequestChanges{Names: []NameChange{{Domain: "muc.example.org", From: "component"}}}},
+		{name: "role and added name", wanted: other, p: ReplacePolicy{ReplaceNames: true}, deploy: stored.Deploy, hooks: stored.Hooks,
+			changes: RequestChanges{Names: []NameChange{{Domain: "example.org", From: "host", To: "anonymous"}, {Domain: "upload.example.org", To: "component"}}}},
+		{name: "CA refused", wanted: public, err: &NamesChangedError{},
+			changes: RequestChanges{CAFrom: "local", CATo: "https://acme.example/directory"}},
+		{name: "replace without a change", wanted: same, p: ReplacePolicy{ReplaceNames: true}, err: ErrNothingToReplace},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ch, err := Merge(stored, tc.wanted, tc.p)
+			switch want := tc.err.(type) {
+			case nil:
+				if err != nil {
+					t.Fatalf("Merge: %v", err)
+				}
+			case *NamesChangedError:
+				var nc *NamesChangedError
+				if !errors.As(err, &nc) || !reflect.DeepEqual(nc.Changes, tc.changes) {
+					t.Fatalf("Merge: %v; want a *NamesChangedError with %+v", err, tc.changes)
+				}
+				return
+			default:
+				if !errors.Is(err, want) {
+					t.Fatalf("Merge: %v; want %v", err, want)
+				}
+				return
+			}
+			if !reflect.DeepEqual(ch, tc.changes) {
+				t.Errorf("changes %+v; want %+v", ch, tc.changes)
+			}
+			if !slices.Equal(got.Deploy, tc.deploy) || !slices.Equal(got.Hooks, tc.hooks) {
+				t.Errorf("deploy %q hooks %q; want %q %q", got.Deploy, got.Hooks, tc.deploy, tc.hooks)
+			}
+			if !reflect.DeepEqual(got.Names, tc.wanted.Names) || got.CA != tc.wanted.CA {
+				t.Errorf("names %v CA %s; want the wanted ones", got.Names, got.CA)
+			}
+		})
+	}
+}
+
+// tree maps every file below dir to its content, for "nothing changed".
+func tree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			target, err := os.Readlink(p)
+			out[p] = "-> " + target
+			return err
+		}
+		b, err := os.ReadFile(p)
+		out[p] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestIssueKeepsDesiredState: a plain re-issue keeps the stored deploy
+// targets and hooks (and runs them); fewer names without ReplaceNames is
+// refused with the difference and leaves the lineage byte-identical;
+// with it, the new version drops the name and says so.
+func TestIssueKeepsDesiredState(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	ca := newTestCA(clock)
+	e, _ := newEngine(t, clock, ca)
+	cmd, log, _ := hook(t)
+	req := request(t, "example.org", "muc.example.org")
+	req.Hooks = []string{cmd}
+	if _, err := e.Issue(ctx, req, IssueOptions{}, ReplacePolicy{}); err != nil {
+		t.Fatal(err)
+	}
+
+	again := request(t, "example.org", "muc.example.org")
+	rep, err := e.Issue(ctx, again, IssueOptions{}, ReplacePolicy{})
+	if err != nil || rep.Version != 2 || !rep.Changes.Empty() {
+		t.Fatalf("plain re-issue: %+v, %v; want version 2, nothing changed", rep, err)
+	}
+	if l, _ := e.Store.Load("example.org"); l == nil || !slices.Equal(l.Request.Hooks, []string{cmd}) {
+		t.Errorf("plain re-issue stored %+v; want the hook kept", l.Request)
+	}
+	if want := []string{"issued example.org muc.example.org", "issued example.org muc.example.org"}; !slices.Equal(lines(t, log), want) {
+		t.Errorf("hook calls %q; want %q", lines(t, log), want)
+	}
+
+	before := tree(t, e.Store.Dir)
+	fewer := request(t, "example.org")
+	_, err = e.Issue(ctx, fewer, IssueOptions{}, ReplacePolicy{})
+	var nc *NamesChangedError
+	if !errors.As(err, &nc) || nc.Changes.IdentityString() != "- muc.example.org (component)" {
+		t.Fatalf("fewer names: %v; want a *NamesChangedError naming muc.example.org", err)
+	}
+	if after := tree(t, e.Store.Dir); !reflect.DeepEqual(before, after) {
+		t.Errorf("the refused re-issue changed the state directory")
+	}
+	if n := len(ca.requests()); n != 2 {
+		t.Errorf("%d issuances; the refused one reached the CA", n)
+	}
+
+	rep, err = e.Issue(ctx, fewer, IssueOptions{}, ReplacePolicy{ReplaceNames: true})
+	if err != nil || rep.Version != 3 || len(rep.Names) != 1 || rep.Changes.IdentityString() != "- muc.example.org (component)" {
+		t.Fatalf("with ReplaceNames: %+v, %v; want version 3 for example.org alone, the change named", rep, err)
+	}
+	if _, err := e.Issue(ctx, fewer, IssueOptions{}, ReplacePolicy{ReplaceNames: true}); !errors.Is(err, ErrNothingToReplace) {
+		t.Errorf("ReplaceNames with nothing to replace: %v; want ErrNothingToReplace", err)
+	}
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/internal/testfs"
+)
+
+// TestIssueDesiredState: re-issuing an existing lineage keeps its stored
+// deploy targets and hooks; other names are refused with the difference
+// (exit 2, one line, the state directory unchanged) unless
+// --replace-names, which then says what changed; --replace-names with
+// nothing to replace and --no-hooks behave as documented.
+func TestIssueDesiredState(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state")
+	log := filepath.Join(t.TempDir(), "hook.log")
+	hook := `echo "$XMPPCERT_EVENT $XMPPCERT_DOMAINS" >> ` + log
+	issue := func(args ...string) (int, string, string) {
+		t.Helper()
+		return runCLI(t, nil, append([]string{"--state-dir", state, "issue", "example.org"}, args...)...)
+	}
+	if code, out, errs := issue("--component", "muc.example.org", "--hook", hook, "-q"); code != exitOK {
+		t.Fatalf("first issue: exit %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs := issue("--component", "muc.example.org"); code != exitOK || strings.Contains(out, "changed") {
+		t.Fatalf("plain re-issue: exit %d, want 0 and no change reported\n%s%s", code, out, errs)
+	}
+	b, _ := os.ReadFile(log)
+	if want := "issued example.org muc.example.org\nissued example.org muc.example.org\n"; string(b) != want {
+		t.Errorf("hook calls %q; want the stored hook run by the plain re-issue too: %q", b, want)
+	}
+
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, `lineage example\.org is stored with other names or CA than asked for \(- muc\.example\.org \(component\)\); nothing was changed; give --replace-names to issue it with these names`},
+		{[]string{"--component", "muc.example.org", "--anonymous"}, `.*\(example\.org: host -> anonymous\).*--replace-names.*`},
+		{[]string{"--component", "muc.example.org", "--replace-names"}, `--replace-names: the names, roles and CA asked for are those stored; there is nothing to replace; leave the flag out`},
+	} {
+		before := testfs.Snapshot(t, state)
+		code, out, errs := issue(c.args...)
+		if code != exitUsage || out != "" || !oneLine(errs) || !regexp.MustCompile(`^xmppcert: `+c.want+"\n$").MatchString(errs) {
+			t.Errorf("issue example.org %q: exit %d, stdout %q, stderr %q; want exit 2 and one line matching %s", c.args, code, out, errs, c.want)
+		}
+		if d := diff(before, testfs.Snapshot(t, state)); d != nil {
+			t.Errorf("issue example.org %q changed the state directory: %q", c.args, d)
+		}
+	}
+
+	code, out, errs := issue("--replace-names", "--no-hooks")
+	if code != exitOK || !strings.Contains(out, "  changed   names: - muc.example.org (component)\n") ||
+		!strings.Contains(out, "  changed   hook removed: "+hook+"\n") {
+		t.Fatalf("--replace-names --no-hooks: exit %d; want the dropped name and hook reported\n%s%s", code, out, errs)
+	}
+	l, err := acme.Store{Dir: state}.Load("example.org")
+	if err != nil || len(l.Request.Names) != 1 || len(l.Request.Hooks) != 0 {
+		t.Errorf("stored request %+v, %v; want example.org alone and no hook", l.Request, err)
+	}
+}
