@@ -35,6 +35,7 @@ import (
 //	pins/NAME.json                        which keys' pins are published (pins.go)
 //	renew/NAME.json                       a renewal not yet deployed, a CA's Retry-After
 //	renew/NAME.ari.json                   the CA's last renewal window (renew.go)
+//	deploy/NAME.json                      what each deploy target holds (deployrecord.go)
 //
 // live/NAME/fullchain.pem and live/NAME/privkey.pem are the paths certbot
 // users know. A version is written completely in a temporary directory

@@ -107,7 +107,7 @@ func (p PinState) StagedReady(staged, current *x509.Certificate, now time.Time) 
 // SavePinState replaces the lineage's pin state. The caller holds the
 // lineage's lock.
 func (s Store) SavePinState(name string, p PinState) error {
-	return s.writeRenewFile(filepath.Join(s.Dir, pinsDir, name+".json"), p)
+	return s.writeJSONFile(filepath.Join(s.Dir, pinsDir, name+".json"), p)
 }
 
 // Hold is the state's hold time.

@@ -92,14 +92,14 @@ func (s Store) SaveRenewState(name string, st RenewState) error {
 		}
 		return nil
 	}
-	return s.writeRenewFile(path, st)
+	return s.writeJSONFile(path, st)
 }
 
 func (s Store) renewFile(name, ext string) string {
 	return filepath.Join(s.Dir, renewDir, name+ext)
 }
 
-func (s Store) writeRenewFile(path string, v any) error {
+func (s Store) writeJSONFile(path string, v any) error {
 	b, err := storedJSON(v)
 	if err != nil {
 		return err
@@ -259,7 +259,7 @@ func (s Store) RenewalWindow(ctx context.Context, c *Current, adv RenewalAdvisor
 	}
 	w.RetryAfter = now.Add(next)
 	if save {
-		err = s.writeRenewFile(path, ariCache{Serial: serial, Start: w.Start, End: w.End, ExplanationURL: w.ExplanationURL, Until: w.RetryAfter})
+		err = s.writeJSONFile(path, ariCache{Serial: serial, Start: w.Start, End: w.End, ExplanationURL: w.ExplanationURL, Until: w.RetryAfter})
 	}
 	return &w, err
 }

@@ -329,3 +329,73 @@ func TestReconcile(t *testing.T) {
 		t.Errorf("day 61: example.org %+v; want version 2", l)
 	}
 }
+
+// TestIssueDeployRetried: a deploy that fails at issuance is recorded;
+// renewal runs with nothing due deploy it again, and once the target
+// works it holds the version and later runs leave it alone. Deploy with
+// all runs every target again; without, none while all hold the version.
+func TestIssueDeployRetried(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	ca := newTestCA(clock)
+	e, events := newEngine(t, clock, ca)
+	cmd, log, fail := hook(t)
+	if err := os.WriteFile(fail, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	req := request(t, "example.org")
+	req.Hooks = []string{cmd}
+	rep, err := e.Issue(ctx, req, IssueOptions{}, ReplacePolicy{})
+	if err != nil || rep.Deployed() {
+		t.Fatalf("issue with a failing hook: %+v, %v; want issued, deploy failed", rep, err)
+	}
+	rec, ok, err := e.Store.DeployRecord("example.org")
+	if err != nil || !ok || len(rec.Targets) != 1 || rec.Targets[0].Failed != 1 || rec.Targets[0].Version != 0 {
+		t.Fatalf("deploy record %+v, %v, %v; want the hook failed at version 1", rec, ok, err)
+	}
+
+	clock.Advance(day)
+	got := e.NewRenewRun(RenewOptions{DryRun: true}).Lineage(ctx, "example.org")
+	if got.Result != ResultWouldDeploy || got.Due || !strings.Contains(got.Reason, "not due, but hook "+cmd+" holds no good deploy of version 1") {
+		t.Fatalf("dry run: %+v; want would-deploy, not due", got)
+	}
+	got = e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org")
+	if got.Result != ResultFailed || !strings.Contains(got.Error, "deploying it failed again") || len(ca.requests()) != 1 {
+		t.Fatalf("hook still failing: %+v; want the deploy tried again and failed, nothing issued", got)
+	}
+	if err := os.Remove(fail); err != nil {
+		t.Fatal(err)
+	}
+	got = e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org")
+	if got.Result != ResultDeployed || got.Version != 1 || len(got.Deploy) != 1 || !got.Deploy[0].OK || len(ca.requests()) != 1 {
+		t.Fatalf("hook fixed: %+v; want version 1 deployed without issuing", got)
+	}
+	if want := []string{"issued example.org"}; !slices.Equal(lines(t, log), want) {
+		t.Errorf("hook calls %q; want %q: the retried deploy tells the hook what it deploys", lines(t, log), want)
+	}
+	if got := e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org"); got.Result != ResultNotDue {
+		t.Errorf("after the retry: %+v; want not due", got)
+	}
+
+	if d, err := e.Deploy(ctx, "example.org", false); err != nil || !d.UpToDate || len(d.Deploy) != 0 {
+		t.Errorf("Deploy: %+v, %v; want up to date, nothing run", d, err)
+	}
+	if d, err := e.Deploy(ctx, "example.org", true); err != nil || d.UpToDate || len(d.Deploy) != 1 || !d.Deployed() {
+		t.Errorf("Deploy all: %+v, %v; want the hook run again", d, err)
+	}
+	if n := len(lines(t, log)); n != 2 {
+		t.Errorf("%d hook calls; want 2", n)
+	}
+	var failed, deployed int
+	for _, ev := range *events {
+		switch ev.Name {
+		case EventDeployFailed:
+			failed++
+		case EventDeployed:
+			deployed++
+		}
+	}
+	if failed != 2 || deployed != 2 {
+		t.Errorf("%d deploy-failed and %d deployed events; want 2 and 2", failed, deployed)
+	}
+}

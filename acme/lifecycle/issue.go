@@ -144,7 +144,10 @@ func (e *Engine) issueLocked(ctx context.Context, req acme.Request, o IssueOptio
 	if note := e.reissuedPOSH(got.Lineage); note != "" {
 		res.Notes = append(res.Notes, note)
 	}
-	res.Deploy = e.deploy(ctx, got.Lineage, acme.EventIssued, targets)
+	var err2 error
+	if res.Deploy, err2 = e.deploy(ctx, got.Lineage, acme.EventIssued, targets); err2 != nil {
+		res.Notes = append(res.Notes, err2.Error())
+	}
 	return res, nil
 }
 
@@ -253,21 +256,55 @@ func identitiesOf(ids []xmppaddr.Identifier, domain string) []string {
 	return out
 }
 
-// deploy runs every target for l and reports each result, also as
-// events.
-func (e *Engine) deploy(ctx context.Context, l *acme.Lineage, event string, targets []acme.Target) []DeployResult {
+// deploy runs targets for l, records each outcome in the lineage's
+// deploy record and reports them, also as events. The caller holds the
+// lineage's lock. A record that cannot be written is the error; the
+// results stand.
+func (e *Engine) deploy(ctx context.Context, l *acme.Lineage, event string, targets []acme.Target) ([]DeployResult, error) {
 	out := []DeployResult{}
+	if len(targets) == 0 {
+		return out, nil
+	}
+	rec, _, err := e.Store.DeployRecord(l.Name)
+	if err != nil {
+		rec = acme.DeployRecord{} // unreadable: replaced by what happens now
+	}
 	for _, t := range targets {
 		d := DeployResult{Target: t.String(), OK: true}
+		tr, _ := rec.Find(d.Target)
+		tr.Target = d.Target
 		if err := t.Deploy(ctx, l, event); err != nil {
 			d.OK, d.Error = false, err.Error()
+			tr.Failed, tr.Error = l.Version, d.Error
 			e.emit(Event{Name: EventDeployFailed, Lineage: l.Name, Version: l.Version, Target: d.Target, Err: err})
 		} else {
+			tr.Version, tr.At, tr.Failed, tr.Error = l.Version, e.now().UTC(), 0, ""
 			e.emit(Event{Name: EventDeployed, Lineage: l.Name, Version: l.Version, Target: d.Target})
 		}
+		rec.Set(tr)
 		out = append(out, d)
 	}
-	return out
+	if err := e.Store.SaveDeployRecord(l.Name, rec); err != nil {
+		return out, fmt.Errorf("recording what the deploy targets hold: %w", err)
+	}
+	return out, nil
+}
+
+// behind are those of targets that do not hold version by the
+// lineage's deploy record; recorded is false when the lineage has no
+// record (last deployed before records were kept), and then behind is
+// every target.
+func (e *Engine) behind(name string, version int, targets []acme.Target) (behind []acme.Target, recorded bool, err error) {
+	rec, ok, err := e.Store.DeployRecord(name)
+	if err != nil || !ok {
+		return targets, false, err
+	}
+	for _, t := range targets {
+		if tr, ok := rec.Find(t.String()); !ok || !tr.Holds(version) {
+			behind = append(behind, t)
+		}
+	}
+	return behind, true, nil
 }
 
 func allDeployed(ds []DeployResult) bool {

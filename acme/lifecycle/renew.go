@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
@@ -145,11 +146,19 @@ func (r *RenewRun) lineage(ctx context.Context, name string) LineageResult {
 	} else {
 		d := r.decide(ctx, cur, now, &rep)
 		rep.Due, rep.Rule, rep.Reason, rep.DueAt = d.Due, d.Rule, d.Reason, d.At.UTC()
-		if !d.Due {
-			rep.Result = ResultNotDue
-			return rep
-		}
-		if r.waiting(cur, now) {
+		switch {
+		case !d.Due:
+			behind, err := r.e.storedBehind(cur)
+			if err != nil {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("reading what the deploy targets hold: %v", err))
+			}
+			if len(behind) == 0 {
+				rep.Result = ResultNotDue
+				return rep
+			}
+			pending = true
+			rep.Reason = fmt.Sprintf("not due, but %s hold%s no good deploy of version %d", targetNames(behind), plural(len(behind), "s", ""), cur.Version)
+		case r.waiting(cur, now):
 			return r.waitFailure(cur, rep)
 		}
 	}
@@ -184,6 +193,8 @@ func (r *RenewRun) lineage(ctx context.Context, name string) LineageResult {
 		return rep
 	case again.DeployPending():
 		return r.finishDeploy(ctx, again, rep)
+	case pending && !rep.Due:
+		return r.redeploy(ctx, again, rep)
 	case pending:
 		rep.Result, rep.Reason = ResultSkipped, fmt.Sprintf("version %d was deployed meanwhile by another process", again.Version)
 		return rep
@@ -191,6 +202,78 @@ func (r *RenewRun) lineage(ctx context.Context, name string) LineageResult {
 		return r.waitFailure(again, rep)
 	}
 	return r.renew(ctx, again, rep)
+}
+
+// storedBehind are the lineage's stored deploy targets that do not hold
+// its current version by its deploy record: a deploy that failed or a
+// server that was not reloaded. A lineage without stored targets costs
+// no file read.
+func (e *Engine) storedBehind(cur *acme.Current) ([]acme.Target, error) {
+	if len(cur.Request.Deploy)+len(cur.Request.Hooks) == 0 {
+		return nil, nil
+	}
+	targets, err := cur.Request.Targets()
+	if err != nil {
+		return nil, err
+	}
+	behind, recorded, err := e.behind(cur.Name, cur.Version, targets)
+	if !recorded {
+		return nil, err
+	}
+	return behind, err
+}
+
+// redeploy deploys the current version to the stored targets that do
+// not hold it, under the lineage's lock, without issuing anything.
+func (r *RenewRun) redeploy(ctx context.Context, cur *acme.Current, rep LineageResult) LineageResult {
+	behind, err := r.e.storedBehind(cur)
+	if err != nil {
+		return rep.fail(err)
+	}
+	if len(behind) == 0 {
+		rep.Result, rep.Reason = ResultSkipped, fmt.Sprintf("version %d was deployed meanwhile by another process", cur.Version)
+		return rep
+	}
+	l, err := r.e.Store.Load(cur.Name)
+	if err != nil {
+		return rep.fail(err)
+	}
+	rep.Result = ResultDeployed
+	rep.Deploy, err = r.e.deploy(ctx, l, versionEvent(l), behind)
+	if err != nil {
+		rep.Notes = append(rep.Notes, err.Error())
+	}
+	if failed := deployFailures(rep.Deploy); failed != "" {
+		return rep.fail(fmt.Errorf("version %d is current, but deploying it failed again (the next run deploys it again): %s", l.Version, failed))
+	}
+	return rep
+}
+
+// versionEvent is the hook event of the issuance that made l's version:
+// a deploy done again tells hooks what it deploys, as the first did.
+func versionEvent(l *acme.Lineage) string {
+	if l.Version > 1 {
+		return acme.EventRenewed
+	}
+	return acme.EventIssued
+}
+
+// targetNames lists targets for a message: "prosody /etc/prosody/certs,
+// hook reload-it".
+func targetNames(targets []acme.Target) string {
+	names := make([]string, len(targets))
+	for i, t := range targets {
+		names[i] = t.String()
+	}
+	return strings.Join(names, ", ")
+}
+
+// plural is one when n is 1, else many.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // waiting reports whether the lineage's CA asked not to be asked again
@@ -352,7 +435,15 @@ func (r *RenewRun) checkAndDeploy(ctx context.Context, l *acme.Lineage, roots *x
 	if err != nil {
 		return rep.fail(err)
 	}
-	rep.Deploy = r.e.deploy(ctx, l, acme.EventRenewed, targets)
+	// Targets that took this version already (a run before this one
+	// deployed it in part) are not run again.
+	if behind, _, err := r.e.behind(l.Name, l.Version, targets); err == nil {
+		targets = behind
+	}
+	rep.Deploy, err = r.e.deploy(ctx, l, acme.EventRenewed, targets)
+	if err != nil {
+		rep.Notes = append(rep.Notes, err.Error())
+	}
 	if failed := deployFailures(rep.Deploy); failed != "" {
 		return rep.fail(fmt.Errorf("version %d is current, but deploying it failed (the next run deploys it again): %s", l.Version, failed))
 	}

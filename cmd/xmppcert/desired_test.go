@@ -63,3 +63,65 @@ func TestIssueDesiredState(t *testing.T) {
 		t.Errorf("stored request %+v, %v; want example.org alone and no hook", l.Request, err)
 	}
 }
+
+// TestDeployRetried: a hook that fails at issuance is recorded; renew
+// with nothing due tries it again (exit 1 while it fails), and once it
+// works renew deploys it (exit 0) and later runs leave it alone; the
+// deploy command does the same for a lineage named, runs every target
+// with --all, and refuses an unknown lineage (exit 2).
+func TestDeployRetried(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	log, fail := filepath.Join(dir, "hook.log"), filepath.Join(dir, "fail")
+	hook := `test ! -e ` + fail + ` && echo "$XMPPCERT_EVENT $RENEWED_DOMAINS" >> ` + log
+	cli := func(args ...string) (int, string, string) {
+		t.Helper()
+		return runCLI(t, nil, append([]string{"--state-dir", state}, args...)...)
+	}
+	if err := os.WriteFile(fail, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"a.example", "b.example"} {
+		if code, out, errs := cli("issue", name, "--hook", hook, "-q"); code != exitFailed {
+			t.Fatalf("issue %s with a failing hook: exit %d; want 1\n%s%s", name, code, out, errs)
+		}
+	}
+	code, out, errs := cli("renew", "--lineage", "a.example")
+	if code != exitFailed || !strings.Contains(out, "a.example: FAILED: version 1 is current, but deploying it failed again") {
+		t.Fatalf("renew while the hook fails: exit %d; want 1 and the deploy tried again\n%s%s", code, out, errs)
+	}
+	if err := os.Remove(fail); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = cli("renew", "--lineage", "a.example")
+	if code != exitOK || !strings.Contains(out, "a.example: deployed version 1") || !strings.Contains(out, "  deployed  hook "+hook+"\n") {
+		t.Fatalf("renew once the hook works: exit %d; want 0 and version 1 deployed\n%s%s", code, out, errs)
+	}
+	if code, out, _ := cli("renew", "--lineage", "a.example"); code != exitOK || !strings.Contains(out, "a.example: not due") {
+		t.Errorf("renew after the retry: exit %d; want not due\n%s", code, out)
+	}
+
+	code, out, errs = cli("deploy", "b.example")
+	if code != exitOK || out != "b.example: version 1\n  deployed  hook "+hook+"\n" {
+		t.Fatalf("deploy b.example: exit %d; want 0 and the hook deployed\n%s%s", code, out, errs)
+	}
+	if code, out, _ := cli("deploy"); code != exitOK || out != "a.example: version 1: every target holds it\nb.example: version 1: every target holds it\n" {
+		t.Errorf("deploy with every target up to date: exit %d\n%s", code, out)
+	}
+	if code, out, _ := cli("deploy", "--all", "a.example", "--json"); code != exitOK || !strings.Contains(out, `"up_to_date": false`) {
+		t.Errorf("deploy --all: exit %d\n%s", code, out)
+	}
+	b, _ := os.ReadFile(log)
+	if want := "issued a.example\nissued b.example\nissued a.example\n"; string(b) != want {
+		t.Errorf("hook calls %q; want %q", b, want)
+	}
+
+	before := testfs.Snapshot(t, state)
+	code, out, errs = cli("deploy", "c.example")
+	if code != exitUsage || out != "" || !oneLine(errs) || !strings.HasPrefix(errs, "xmppcert: no lineage c.example in ") {
+		t.Errorf("deploy c.example: exit %d, stdout %q, stderr %q; want exit 2 and one line", code, out, errs)
+	}
+	if d := diff(before, testfs.Snapshot(t, state)); d != nil {
+		t.Errorf("deploy of an unknown lineage changed the state directory: %q", d)
+	}
+}

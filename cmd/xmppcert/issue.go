@@ -407,13 +407,7 @@ func printIssued(w io.Writer, r lifecycle.IssueReport) {
 	for _, note := range r.Notes {
 		fmt.Fprintf(w, "  note: %s\n", note)
 	}
-	for _, d := range r.Deploy {
-		if d.OK {
-			fmt.Fprintf(w, "  deployed  %s\n", d.Target)
-		} else {
-			fmt.Fprintf(w, "  FAILED    %s: %s\n", d.Target, d.Error)
-		}
-	}
+	printDeployResults(w, r.Deploy)
 	switch {
 	case r.TrustRoot != "":
 		fmt.Fprintf(w, "Peers must trust the private CA's root, as this host does with --trust-root %s\n", r.TrustRoot)

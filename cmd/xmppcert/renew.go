@@ -163,13 +163,7 @@ func printRenew(w io.Writer, rep renewReport, state string) {
 		case lifecycle.ResultFailed:
 			fmt.Fprintf(w, "%s: FAILED: %s\n", l.Name, renewError(l))
 		}
-		for _, d := range l.Deploy {
-			if d.OK {
-				fmt.Fprintf(w, "  deployed  %s\n", d.Target)
-			} else {
-				fmt.Fprintf(w, "  FAILED    %s: %s\n", d.Target, d.Error)
-			}
-		}
+		printDeployResults(w, l.Deploy)
 		for _, n := range l.Notes {
 			fmt.Fprintf(w, "  note: %s\n", n)
 		}

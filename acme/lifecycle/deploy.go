@@ -1,0 +1,66 @@
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/xmppcert/xmppcert/acme"
+)
+
+// DeployReport is what deploying one lineage did: the --json form of one
+// lineage in the deploy command's output.
+type DeployReport struct {
+	Lineage string `json:"lineage"`
+	Version int    `json:"version"`
+	// Deploy has a result per target deployed; empty when every stored
+	// target already held the version (UpToDate).
+	Deploy   []DeployResult `json:"deploy"`
+	UpToDate bool           `json:"up_to_date"`
+	Notes    []string       `json:"notes,omitempty"`
+}
+
+// Deployed reports whether every target deployed succeeded.
+func (r DeployReport) Deployed() bool { return allDeployed(r.Deploy) }
+
+// Deploy deploys lineage name's current version, under its lock, to its
+// stored deploy targets that do not hold it by its deploy record, or to
+// every stored target with all (a lineage without a record has every
+// target deployed). Nothing is issued. Once every target holds the
+// version, a renewal's unfinished deploy is finished too.
+func (e *Engine) Deploy(ctx context.Context, name string, all bool) (DeployReport, error) {
+	unlock, err := e.Store.Lock(name)
+	if err != nil {
+		return DeployReport{}, err
+	}
+	defer unlock()
+	l, err := e.Store.Load(name)
+	if err != nil {
+		return DeployReport{}, err
+	}
+	rep := DeployReport{Lineage: name, Version: l.Version, Deploy: []DeployResult{}}
+	targets, err := l.Request.Targets()
+	if err != nil {
+		return rep, fmt.Errorf("the deploy targets stored with lineage %s: %w", name, err)
+	}
+	if !all {
+		if targets, _, err = e.behind(name, l.Version, targets); err != nil {
+			return rep, err
+		}
+	}
+	if len(targets) == 0 {
+		rep.UpToDate = true
+		return rep, nil
+	}
+	rep.Deploy, err = e.deploy(ctx, l, versionEvent(l), targets)
+	if err != nil {
+		rep.Notes = append(rep.Notes, err.Error())
+	}
+	if rep.Deployed() {
+		if cur, err := e.Store.Current(name); err == nil && cur.DeployPending() {
+			if err := e.Store.SaveRenewState(name, acme.RenewState{}); err != nil {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("clearing the renewal record: %v", err))
+			}
+		}
+	}
+	return rep, nil
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/lifecycle"
+)
+
+func deployCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "deploy",
+		Usage:     "deploy lineages' current versions to their stored targets that do not hold them yet",
+		ArgsUsage: "[LINEAGE]...",
+		Description: "Each lineage records what its deploy targets and hooks hold (STATE/deploy/NAME.json). deploy runs,\n" +
+			"for every lineage named (default all), the stored targets that do not hold the current version: a\n" +
+			"deploy or hook that failed, or a lineage issued before the target was added. --all runs every\n" +
+			"stored target again. Nothing is issued. renew and the daemon do the same for every lineage at\n" +
+			"every run, due or not. Exit 0 when every target holds its lineage's version, 1 when a target\n" +
+			"failed, 2 usage error (an unknown lineage).",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "all", Usage: "run every stored target again, not only those behind"},
+			jsonFlag(), quietFlag(),
+		},
+		OnUsageError: onUsageError,
+		Action:       runDeploy,
+	}
+}
+
+// deployOutput is the --json form of deploy.
+type deployOutput struct {
+	Lineages []lifecycle.DeployReport `json:"lineages"`
+}
+
+func runDeploy(c *cli.Context) error {
+	state, err := stateDir(c)
+	if err != nil {
+		return err
+	}
+	engine := &lifecycle.Engine{Store: acme.Store{Dir: state}}
+	names, err := lineageArgs(c, engine.Store)
+	if err != nil {
+		return err
+	}
+	out := deployOutput{Lineages: []lifecycle.DeployReport{}}
+	failed := 0
+	for _, name := range names {
+		rep, err := engine.Deploy(c.Context, name, c.Bool("all"))
+		if err != nil {
+			fmt.Fprintf(c.App.ErrWriter, "xmppcert: %s: %v\n", name, err)
+			failed++
+			continue
+		}
+		if !rep.Deployed() {
+			failed++
+		}
+		out.Lineages = append(out.Lineages, rep)
+	}
+	switch {
+	case flagAnywhere(c, "json"):
+		if err := writeJSON(c.App.Writer, out); err != nil {
+			return err
+		}
+	case !flagAnywhere(c, "quiet"):
+		printDeploy(c.App.Writer, out, state)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d lineages not fully deployed", failed, len(names))
+	}
+	return nil
+}
+
+// lineageArgs are the lineages the arguments name, canonical and
+// sorted, or every lineage of the store without arguments. An unknown
+// lineage is a usage error.
+func lineageArgs(c *cli.Context, store acme.Store) ([]string, error) {
+	all, err := store.Names()
+	if err != nil {
+		return nil, fmt.Errorf("listing the lineages in %s: %w", filepath.Join(store.Dir, "live"), err)
+	}
+	if c.NArg() == 0 {
+		return all, nil
+	}
+	var names []string
+	for _, a := range c.Args().Slice() {
+		name, err := acme.CanonicalName(a)
+		if err != nil {
+			return nil, usagef("LINEAGE: %v", err)
+		}
+		if !slices.Contains(all, name) {
+			return nil, usagef("no lineage %s in %s; 'xmppcert certificates' lists them", name, filepath.Join(store.Dir, "live"))
+		}
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return slices.Compact(names), nil
+}
+
+// printDeploy writes a line per lineage and one per target deployed.
+func printDeploy(w io.Writer, out deployOutput, state string) {
+	if len(out.Lineages) == 0 {
+		fmt.Fprintf(w, "No lineages in %s/live; 'xmppcert issue DOMAIN' creates one.\n", state)
+	}
+	for _, l := range out.Lineages {
+		if l.UpToDate {
+			fmt.Fprintf(w, "%s: version %d: every target holds it\n", l.Lineage, l.Version)
+			continue
+		}
+		fmt.Fprintf(w, "%s: version %d\n", l.Lineage, l.Version)
+		printDeployResults(w, l.Deploy)
+		for _, n := range l.Notes {
+			fmt.Fprintf(w, "  note: %s\n", n)
+		}
+	}
+}
+
+// printDeployResults writes a line per target: deployed, or FAILED with
+// the reason.
+func printDeployResults(w io.Writer, ds []lifecycle.DeployResult) {
+	for _, d := range ds {
+		if d.OK {
+			fmt.Fprintf(w, "  deployed  %s\n", d.Target)
+		} else {
+			fmt.Fprintf(w, "  FAILED    %s: %s\n", d.Target, d.Error)
+		}
+	}
+}
