@@ -31,8 +31,23 @@ const (
 type Target interface {
 	// String names the target in output: "prosody /etc/prosody/certs".
 	String() string
-	// Deploy installs l. A failure leaves the lineage as it is.
-	Deploy(ctx context.Context, l *Lineage, event string) error
+	// Deploy installs l and says what became of the server's reload. An
+	// error means the files could not be installed or the reload
+	// command failed. A failure leaves the lineage as it is.
+	Deploy(ctx context.Context, l *Lineage, event string) (Reload, error)
+}
+
+// Reload is what a deploy target did about its server once the files
+// were in place.
+type Reload struct {
+	// Server is true for a target that reloads a server (Prosody,
+	// ejabberd), false for one that does not (a hook).
+	Server bool
+	// Done is true when the server was reloaded.
+	Done bool
+	// NotDone says why a server was not reloaded: not running by its
+	// own status command, or no such command on this machine.
+	NotDone string
 }
 
 // Default deploy locations, those of Debian's packages.
@@ -42,7 +57,8 @@ const (
 )
 
 // ParseTarget reads a --deploy value: prosody[:CERTDIR] or
-// ejabberd[:FILE]. Plain prosody and ejabberd deploy to the default
+// ejabberd[:FILE]. The server's own configuration, for its status and
+// reload, is set on the result by Request.Targets. Plain prosody and ejabberd deploy to the default
 // locations, but a colon with nothing after it is refused: it is what
 // `--deploy prosody:$DIR` becomes when DIR is unset, and quietly
 // deploying to the default directory instead would put the
@@ -76,6 +92,12 @@ func (r Request) Targets() ([]Target, error) {
 		if err != nil {
 			return nil, err
 		}
+		switch t := t.(type) {
+		case *ProsodyTarget:
+			t.Config = r.ProsodyConfig
+		case *EjabberdTarget:
+			t.CtlConfig = r.EjabberdCtlConfig
+		}
 		targets = append(targets, t)
 	}
 	for _, h := range r.Hooks {
@@ -89,39 +111,56 @@ func (r Request) Targets() ([]Target, error) {
 
 // ProsodyTarget writes HOST.crt (full chain) and HOST.key for the host
 // and every component into Dir, where Prosody's certificate discovery
-// finds them, then runs `prosodyctl reload` when Prosody is running.
-// A missing Dir is created as Debian creates /etc/prosody/certs (see
-// serverDir).
-type ProsodyTarget struct{ Dir string }
+// finds them, then runs `prosodyctl reload` when `prosodyctl status`
+// says Prosody is running, both with --config Config when set: without
+// its configuration prosodyctl looks for the default one and may say
+// that a Prosody started from another is not running. A missing Dir is
+// created as Debian creates /etc/prosody/certs (see serverDir).
+type ProsodyTarget struct {
+	Dir string
+	// Config is Prosody's configuration file; empty for the default.
+	Config string
+}
 
 func (t *ProsodyTarget) String() string { return "prosody " + t.Dir }
 
 // Deploy implements Target.
-func (t *ProsodyTarget) Deploy(ctx context.Context, l *Lineage, _ string) error {
+func (t *ProsodyTarget) Deploy(ctx context.Context, l *Lineage, _ string) (Reload, error) {
 	full, key, err := lineagePEM(l)
 	if err != nil {
-		return err
+		return Reload{}, err
 	}
 	if err := serverDir(t.Dir, "prosody"); err != nil {
-		return err
+		return Reload{}, err
 	}
 	for _, n := range l.Request.Names {
 		base := filepath.Join(t.Dir, n.Domain)
 		if err := atomicfile.WriteFile(base+".crt", full, 0o644); err != nil {
-			return err
+			return Reload{}, err
 		}
 		if err := writeServerKey(base+".key", key, "prosody"); err != nil {
-			return err
+			return Reload{}, err
 		}
 	}
-	return reloadIfRunning(ctx, "prosodyctl", []string{"status"}, []string{"reload"})
+	var global []string
+	if t.Config != "" {
+		global = []string{"--config", t.Config}
+	}
+	return reloadIfRunning(ctx, "Prosody", "prosodyctl", global, []string{"status"}, []string{"reload"})
 }
 
 // EjabberdTarget writes one PEM file with the key and the full chain (the
 // form ejabberd's certfiles take), then runs `ejabberdctl reload_config`
-// when ejabberd is running. File defaults to /etc/ejabberd/HOST.pem; a
-// missing directory is created (see serverDir).
-type EjabberdTarget struct{ File string }
+// when `ejabberdctl status` says ejabberd is running, both with
+// --ctl-config CtlConfig when set (ejabberdctl.cfg names the node to
+// talk to). File defaults to /etc/ejabberd/HOST.pem; a missing directory
+// is created (see serverDir).
+type EjabberdTarget struct {
+	File string
+	// CtlConfig is ejabberdctl's configuration (ejabberdctl.cfg); empty
+	// for the default.
+	CtlConfig string
+}
 
 func (t *EjabberdTarget) String() string {
 	if t.File == "" {
@@ -131,22 +170,26 @@ func (t *EjabberdTarget) String() string {
 }
 
 // Deploy implements Target.
-func (t *EjabberdTarget) Deploy(ctx context.Context, l *Lineage, _ string) error {
+func (t *EjabberdTarget) Deploy(ctx context.Context, l *Lineage, _ string) (Reload, error) {
 	full, key, err := lineagePEM(l)
 	if err != nil {
-		return err
+		return Reload{}, err
 	}
 	file := t.File
 	if file == "" {
 		file = filepath.Join(DefaultEjabberdDir, l.Name+".pem")
 	}
 	if err := serverDir(filepath.Dir(file), "ejabberd"); err != nil {
-		return err
+		return Reload{}, err
 	}
 	if err := writeServerKey(file, append(key, full...), "ejabberd"); err != nil {
-		return err
+		return Reload{}, err
 	}
-	return reloadIfRunning(ctx, "ejabberdctl", []string{"status"}, []string{"reload_config"})
+	var global []string
+	if t.CtlConfig != "" {
+		global = []string{"--ctl-config", t.CtlConfig}
+	}
+	return reloadIfRunning(ctx, "ejabberd", "ejabberdctl", global, []string{"status"}, []string{"reload_config"})
 }
 
 // HookTarget runs a shell command with certbot's deploy-hook environment
@@ -164,8 +207,13 @@ const HookTimeout = 5 * time.Minute
 
 func (t *HookTarget) String() string { return "hook " + t.Command }
 
-// Deploy implements Target.
-func (t *HookTarget) Deploy(ctx context.Context, l *Lineage, event string) error {
+// Deploy implements Target. A hook reloads no server of its own.
+func (t *HookTarget) Deploy(ctx context.Context, l *Lineage, event string) (Reload, error) {
+	return Reload{}, t.run(ctx, l, event)
+}
+
+// run runs the hook's command with its environment, bounded in time.
+func (t *HookTarget) run(ctx context.Context, l *Lineage, event string) error {
 	timeout := t.Timeout
 	if timeout == 0 {
 		timeout = HookTimeout
@@ -291,29 +339,39 @@ func writeServerKey(path string, data []byte, group string) error {
 // reloadTimeout bounds `tool status` and `tool reload` together.
 const reloadTimeout = time.Minute
 
-// reloadIfRunning runs `tool reload...` when `tool status...` says the
-// server is running (exits 0). A missing tool means there is no server to
-// reload; a status command that exits non-zero, a server that is not
-// running. A status command that cannot be run or does not finish is an
-// error: the server may be running the old certificate.
-func reloadIfRunning(ctx context.Context, tool string, status, reload []string) error {
+// reloadIfRunning runs `tool GLOBAL... reload...` when `tool GLOBAL...
+// status...` says the server is running (exits 0), and says what it
+// did. A missing tool, or a status that exits non-zero, is a server not
+// reloaded, with the reason; a status command that cannot be run or does
+// not finish, and a reload that fails, are errors: the server may be
+// running the old certificate.
+func reloadIfRunning(ctx context.Context, server, tool string, global, status, reload []string) (Reload, error) {
+	r := Reload{Server: true}
 	path, err := exec.LookPath(tool)
 	if err != nil {
-		return nil
+		r.NotDone = fmt.Sprintf("%s is not installed here, so there is no %s to reload", tool, server)
+		return r, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, reloadTimeout)
 	defer cancel()
-	err = command(ctx, path, status...).Run()
+	statusArgs := append(append([]string{}, global...), status...)
+	shown := strings.Join(append([]string{tool}, statusArgs...), " ")
+	err = command(ctx, path, statusArgs...).Run()
 	var exit *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
-		return fmt.Errorf("%s %s: %w; the new certificate may not be loaded", path, strings.Join(status, " "), ctx.Err())
+		return r, fmt.Errorf("%s: %w; the new certificate may not be loaded", shown, ctx.Err())
 	case errors.As(err, &exit):
-		return nil
+		r.NotDone = fmt.Sprintf("'%s' says %s is not running (exit %d)", shown, server, exit.ExitCode())
+		return r, nil
 	case err != nil:
-		return fmt.Errorf("%s %s: %w; the new certificate may not be loaded", path, strings.Join(status, " "), err)
+		return r, fmt.Errorf("%s: %w; the new certificate may not be loaded", shown, err)
 	}
-	return runCommand(command(ctx, path, reload...))
+	if err := runCommand(command(ctx, path, append(append([]string{}, global...), reload...)...)); err != nil {
+		return r, err
+	}
+	r.Done = true
+	return r, nil
 }
 
 // waitDelay is how long a killed command's children may keep its output

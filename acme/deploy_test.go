@@ -66,7 +66,7 @@ func newLineage(t *testing.T) *acme.Lineage {
 }
 
 // fakeTool puts a script named name first in $PATH for the rest of the
-// test. `name status` sleeps statusSleep seconds (when not zero) and
+// test. `name [OPTIONS] status` sleeps statusSleep seconds (when not zero) and
 // exits statusExit; any other command writes stderr and exits
 // otherExit. Every call appends its arguments as one line to the file
 // whose path fakeTool returns.
@@ -76,7 +76,8 @@ func fakeTool(t *testing.T, name string, statusExit, statusSleep, otherExit int,
 	log = filepath.Join(dir, "calls")
 	script := fmt.Sprintf(`#!/bin/sh
 echo "$*" >> '%s'
-if [ "$1" = status ]; then
+for last; do :; done
+if [ "$last" = status ]; then
 	if [ %d -gt 0 ]; then sleep %d; fi
 	exit %d
 fi
@@ -246,18 +247,23 @@ func TestParseTarget(t *testing.T) {
 // TestProsodyTarget deploys two versions of a lineage into an existing
 // directory while Prosody is not running: HOST.crt (full chain) and
 // HOST.key for the host and its component, nothing else, replaced by the
-// second version, and no reload.
+// second version, and no reload, said with the status command that said
+// so (given Prosody's configuration).
 func TestProsodyTarget(t *testing.T) {
 	log := fakeTool(t, "prosodyctl", 3, 0, 0, "")
 	store := acme.Store{Dir: t.TempDir()}
 	ca := deployCA(t)
 	dir := t.TempDir()
-	target := &acme.ProsodyTarget{Dir: dir}
+	target := &acme.ProsodyTarget{Dir: dir, Config: "/srv/prosody/prosody.cfg.lua"}
 	keyPerm, keyGID := wantKeyMode("prosody")
 	for version := 1; version <= 2; version++ {
 		l := issueLineage(t, store, ca, "example.org")
-		if err := target.Deploy(context.Background(), l, acme.EventIssued); err != nil {
+		r, err := target.Deploy(context.Background(), l, acme.EventIssued)
+		if err != nil {
 			t.Fatalf("version %d: %v", version, err)
+		}
+		if want := (acme.Reload{Server: true, NotDone: "'prosodyctl --config /srv/prosody/prosody.cfg.lua status' says Prosody is not running (exit 3)"}); r != want {
+			t.Errorf("version %d: %+v; want %+v", version, r, want)
 		}
 		var files []string
 		ents, err := os.ReadDir(dir)
@@ -286,8 +292,8 @@ func TestProsodyTarget(t *testing.T) {
 			checkMode(t, key, keyPerm, keyGID)
 		}
 	}
-	if got := calls(t, log); !slices.Equal(got, []string{"status", "status"}) {
-		t.Errorf("prosodyctl was called with %q; want only status, once per deploy (Prosody is not running)", got)
+	if got, want := calls(t, log), []string{"--config /srv/prosody/prosody.cfg.lua status", "--config /srv/prosody/prosody.cfg.lua status"}; !slices.Equal(got, want) {
+		t.Errorf("prosodyctl was called with %q; want %q: only status, once per deploy (Prosody is not running)", got, want)
 	}
 }
 
@@ -308,7 +314,7 @@ func TestTargetCreatesDir(t *testing.T) {
 		{&acme.ProsodyTarget{Dir: filepath.Join(base, "srv", "prosody", "certs")}, filepath.Join(base, "srv", "prosody", "certs"), "prosody", "example.org.key"},
 		{&acme.EjabberdTarget{File: filepath.Join(base, "srv", "ejabberd", "tls", "xmpp.pem")}, filepath.Join(base, "srv", "ejabberd", "tls"), "ejabberd", "xmpp.pem"},
 	} {
-		if err := c.target.Deploy(context.Background(), l, acme.EventIssued); err != nil {
+		if _, err := c.target.Deploy(context.Background(), l, acme.EventIssued); err != nil {
 			t.Fatalf("%s: %v", c.target, err)
 		}
 		perm, gid := wantKeyMode(c.group)
@@ -324,7 +330,7 @@ func TestTargetCreatesDir(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err := (&acme.ProsodyTarget{Dir: file}).Deploy(context.Background(), l, acme.EventIssued)
+	_, err := (&acme.ProsodyTarget{Dir: file}).Deploy(context.Background(), l, acme.EventIssued)
 	if err == nil || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("deploying into a file: %v; want a not-a-directory error", err)
 	}
@@ -336,8 +342,12 @@ func TestEjabberdTarget(t *testing.T) {
 	log := fakeTool(t, "ejabberdctl", 3, 0, 0, "")
 	l := newLineage(t)
 	file := filepath.Join(t.TempDir(), "example.org.pem")
-	if err := (&acme.EjabberdTarget{File: file}).Deploy(context.Background(), l, acme.EventIssued); err != nil {
+	r, err := (&acme.EjabberdTarget{File: file, CtlConfig: "/srv/ejabberd/ejabberdctl.cfg"}).Deploy(context.Background(), l, acme.EventIssued)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if want := (acme.Reload{Server: true, NotDone: "'ejabberdctl --ctl-config /srv/ejabberd/ejabberdctl.cfg status' says ejabberd is not running (exit 3)"}); r != want {
+		t.Errorf("%+v; want %+v", r, want)
 	}
 	types, certs, key := readPEM(t, file)
 	if want := []string{"PRIVATE KEY", "CERTIFICATE", "CERTIFICATE"}; !slices.Equal(types, want) {
@@ -346,8 +356,8 @@ func TestEjabberdTarget(t *testing.T) {
 	checkDeployed(t, file, l, certs, key)
 	perm, gid := wantKeyMode("ejabberd")
 	checkMode(t, file, perm, gid)
-	if got := calls(t, log); !slices.Equal(got, []string{"status"}) {
-		t.Errorf("ejabberdctl was called with %q; want only status (ejabberd is not running)", got)
+	if got := calls(t, log); !slices.Equal(got, []string{"--ctl-config /srv/ejabberd/ejabberdctl.cfg status"}) {
+		t.Errorf("ejabberdctl was called with %q; want only status, with the ctl config (ejabberd is not running)", got)
 	}
 }
 
@@ -358,18 +368,22 @@ func TestEjabberdTarget(t *testing.T) {
 func TestReload(t *testing.T) {
 	l := newLineage(t)
 	for _, c := range []struct {
-		tool, reload string
-		target       func(dir string) acme.Target
-		deployed     string
+		tool, server, reload string
+		target               func(dir string) acme.Target
+		deployed             string
 	}{
-		{"prosodyctl", "reload", func(dir string) acme.Target { return &acme.ProsodyTarget{Dir: dir} }, "example.org.crt"},
-		{"ejabberdctl", "reload_config", func(dir string) acme.Target { return &acme.EjabberdTarget{File: filepath.Join(dir, "x.pem")} }, "x.pem"},
+		{"prosodyctl", "Prosody", "reload", func(dir string) acme.Target { return &acme.ProsodyTarget{Dir: dir} }, "example.org.crt"},
+		{"ejabberdctl", "ejabberd", "reload_config", func(dir string) acme.Target { return &acme.EjabberdTarget{File: filepath.Join(dir, "x.pem")} }, "x.pem"},
 	} {
 		t.Run(c.tool, func(t *testing.T) {
 			t.Run("running", func(t *testing.T) {
 				log := fakeTool(t, c.tool, 0, 0, 0, "")
-				if err := c.target(t.TempDir()).Deploy(context.Background(), l, acme.EventRenewed); err != nil {
+				r, err := c.target(t.TempDir()).Deploy(context.Background(), l, acme.EventRenewed)
+				if err != nil {
 					t.Fatal(err)
+				}
+				if r != (acme.Reload{Server: true, Done: true}) {
+					t.Errorf("%+v; want reloaded", r)
 				}
 				if got, want := calls(t, log), []string{"status", c.reload}; !slices.Equal(got, want) {
 					t.Errorf("%s calls %q, want %q", c.tool, got, want)
@@ -377,8 +391,12 @@ func TestReload(t *testing.T) {
 			})
 			t.Run("stopped", func(t *testing.T) {
 				log := fakeTool(t, c.tool, 3, 0, 0, "")
-				if err := c.target(t.TempDir()).Deploy(context.Background(), l, acme.EventRenewed); err != nil {
+				r, err := c.target(t.TempDir()).Deploy(context.Background(), l, acme.EventRenewed)
+				if err != nil {
 					t.Fatal(err)
+				}
+				if r.Done || !strings.Contains(r.NotDone, "status' says") || !strings.Contains(r.NotDone, "is not running (exit 3)") {
+					t.Errorf("%+v; want not reloaded, saying status said not running", r)
 				}
 				if got, want := calls(t, log), []string{"status"}; !slices.Equal(got, want) {
 					t.Errorf("%s calls %q, want %q", c.tool, got, want)
@@ -387,8 +405,12 @@ func TestReload(t *testing.T) {
 			t.Run("not installed", func(t *testing.T) {
 				t.Setenv("PATH", t.TempDir())
 				dir := t.TempDir()
-				if err := c.target(dir).Deploy(context.Background(), l, acme.EventRenewed); err != nil {
+				r, err := c.target(dir).Deploy(context.Background(), l, acme.EventRenewed)
+				if err != nil {
 					t.Fatal(err)
+				}
+				if r.Done || r.NotDone != c.tool+" is not installed here, so there is no "+c.server+" to reload" {
+					t.Errorf("%+v; want not reloaded: the tool is not installed", r)
 				}
 				if _, err := os.Stat(filepath.Join(dir, c.deployed)); err != nil {
 					t.Error(err)
@@ -398,7 +420,7 @@ func TestReload(t *testing.T) {
 				const msg = "Prosody is not responding to signals (pid 4242)"
 				fakeTool(t, c.tool, 0, 0, 1, msg)
 				dir := t.TempDir()
-				err := c.target(dir).Deploy(context.Background(), l, acme.EventRenewed)
+				_, err := c.target(dir).Deploy(context.Background(), l, acme.EventRenewed)
 				if err == nil || !strings.Contains(err.Error(), msg) || !strings.Contains(err.Error(), c.tool+" "+c.reload) || !strings.Contains(err.Error(), "exit status 1") {
 					t.Errorf("error %v; want the command, its exit status and its stderr %q", err, msg)
 				}
@@ -412,7 +434,7 @@ func TestReload(t *testing.T) {
 					t.Fatal(err)
 				}
 				t.Setenv("PATH", bin)
-				err := c.target(t.TempDir()).Deploy(context.Background(), l, acme.EventRenewed)
+				_, err := c.target(t.TempDir()).Deploy(context.Background(), l, acme.EventRenewed)
 				if err == nil || !strings.Contains(err.Error(), c.tool+" status") || !strings.Contains(err.Error(), "may not be loaded") {
 					t.Errorf("error %v; want a status that cannot run reported, not taken for a stopped server", err)
 				}
@@ -422,7 +444,7 @@ func TestReload(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 				defer cancel()
 				start := time.Now()
-				err := c.target(t.TempDir()).Deploy(ctx, l, acme.EventRenewed)
+				_, err := c.target(t.TempDir()).Deploy(ctx, l, acme.EventRenewed)
 				if err == nil || !strings.Contains(err.Error(), c.tool+" status") || !strings.Contains(err.Error(), "deadline exceeded") {
 					t.Errorf("error %v; want status named as not finishing", err)
 				}
@@ -446,7 +468,7 @@ func TestHookEnv(t *testing.T) {
 	for _, event := range []string{acme.EventIssued, acme.EventRenewed} {
 		out := filepath.Join(t.TempDir(), "env")
 		hook := &acme.HookTarget{Command: "env > '" + out + "'"}
-		if err := hook.Deploy(context.Background(), l, event); err != nil {
+		if _, err := hook.Deploy(context.Background(), l, event); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(out)
@@ -491,12 +513,12 @@ func TestHookEnv(t *testing.T) {
 // that runs too long is killed and reported.
 func TestHookFailure(t *testing.T) {
 	l := newLineage(t)
-	err := (&acme.HookTarget{Command: "echo 'deploy.sh: cannot reach xmpp1.example.org' >&2; exit 3"}).Deploy(context.Background(), l, acme.EventIssued)
+	_, err := (&acme.HookTarget{Command: "echo 'deploy.sh: cannot reach xmpp1.example.org' >&2; exit 3"}).Deploy(context.Background(), l, acme.EventIssued)
 	if err == nil || !strings.Contains(err.Error(), "deploy.sh: cannot reach xmpp1.example.org") || !strings.Contains(err.Error(), "exit status 3") {
 		t.Errorf("error %v; want the exit status and the hook's stderr", err)
 	}
 
-	err = (&acme.HookTarget{Command: "i=0; while [ $i -lt 500 ]; do echo noise $i >&2; i=$((i+1)); done; echo last words >&2; exit 1"}).Deploy(context.Background(), l, acme.EventIssued)
+	_, err = (&acme.HookTarget{Command: "i=0; while [ $i -lt 500 ]; do echo noise $i >&2; i=$((i+1)); done; echo last words >&2; exit 1"}).Deploy(context.Background(), l, acme.EventIssued)
 	if err == nil || !strings.HasSuffix(err.Error(), "last words") || strings.Contains(err.Error(), "noise 0\n") || len(err.Error()) > 2500 {
 		t.Errorf("long stderr: error of %d bytes ending %q; want it cut to the end of the stderr", len(err.Error()), err.Error()[max(0, len(err.Error())-40):])
 	}
@@ -505,7 +527,7 @@ func TestHookFailure(t *testing.T) {
 	// xmppcert's stderr and outlive the deploy.
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	start := time.Now()
-	err = (&acme.HookTarget{Command: "sleep 30 & echo $! > '" + pidFile + "'; echo started >&2; wait", Timeout: 200 * time.Millisecond}).Deploy(context.Background(), l, acme.EventIssued)
+	_, err = (&acme.HookTarget{Command: "sleep 30 & echo $! > '" + pidFile + "'; echo started >&2; wait", Timeout: 200 * time.Millisecond}).Deploy(context.Background(), l, acme.EventIssued)
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("a hook past its timeout returned after %v", d)
 	}

@@ -44,6 +44,11 @@ type Request struct {
 	// at issuance; renewal runs them again.
 	Deploy []string `json:"deploy,omitempty"`
 	Hooks  []string `json:"hooks,omitempty"`
+	// ProsodyConfig and EjabberdCtlConfig are the servers' own
+	// configuration files, which their deploy targets' status and
+	// reload commands are given; empty for the defaults.
+	ProsodyConfig     string `json:"prosody_config,omitempty"`
+	EjabberdCtlConfig string `json:"ejabberd_ctl_config,omitempty"`
 	// Replaces is the certificate this issuance renews, for ACME Renewal
 	// Information (RFC 9773: the new order's "replaces"). Not stored.
 	Replaces *x509.Certificate `json:"-"`

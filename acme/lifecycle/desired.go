@@ -105,8 +105,9 @@ var ErrNothingToReplace = errors.New("the names, roles and CA asked for are thos
 // stored makes, under policy p, and what it changes. A change of names,
 // roles or CA without p.ReplaceNames is a *NamesChangedError, and
 // p.ReplaceNames without one is ErrNothingToReplace. Deploy targets and
-// hooks are the stored ones (unless dropped) followed by new ones; every
-// other setting (key, days, ACME settings) is wanted's.
+// hooks are the stored ones (unless dropped) followed by new ones, and
+// the servers' configuration files wanted's or else the stored ones;
+// every other setting (key, days, ACME settings) is wanted's.
 func Merge(stored, wanted acme.Request, p ReplacePolicy) (acme.Request, RequestChanges, error) {
 	var ch RequestChanges
 	ch.Names = nameChanges(stored.Names, wanted.Names)
@@ -120,6 +121,12 @@ func Merge(stored, wanted acme.Request, p ReplacePolicy) (acme.Request, RequestC
 		return acme.Request{}, ch, ErrNothingToReplace
 	}
 	out := wanted
+	if out.ProsodyConfig == "" && !p.NoDeploy {
+		out.ProsodyConfig = stored.ProsodyConfig
+	}
+	if out.EjabberdCtlConfig == "" && !p.NoDeploy {
+		out.EjabberdCtlConfig = stored.EjabberdCtlConfig
+	}
 	out.Deploy, ch.DeployAdded, ch.DeployRemoved = mergeList(stored.Deploy, wanted.Deploy, p.NoDeploy)
 	out.Hooks, ch.HooksAdded, ch.HooksRemoved = mergeList(stored.Hooks, wanted.Hooks, p.NoHooks)
 	return out, ch, nil

@@ -62,11 +62,18 @@ type ServiceVerdict struct {
 	Findings []xmppaddr.Finding `json:"findings"`
 }
 
-// DeployResult is what one deploy target did with a version.
+// DeployResult is what one deploy target did with a version. A server
+// target is OK only when its server was reloaded: a server that was not
+// (not running by its own status, no such server here) may be serving
+// the old certificate, and the target is tried again by later runs.
 type DeployResult struct {
 	Target string `json:"target"`
 	OK     bool   `json:"ok"`
-	Error  string `json:"error,omitempty"`
+	// Reloaded is true when the target's server was reloaded;
+	// NotReloaded says why a server was not.
+	Reloaded    bool   `json:"reloaded"`
+	NotReloaded string `json:"not_reloaded,omitempty"`
+	Error       string `json:"error,omitempty"`
 }
 
 // Issue issues req as the next version of its lineage under the
@@ -273,12 +280,18 @@ func (e *Engine) deploy(ctx context.Context, l *acme.Lineage, event string, targ
 		d := DeployResult{Target: t.String(), OK: true}
 		tr, _ := rec.Find(d.Target)
 		tr.Target = d.Target
-		if err := t.Deploy(ctx, l, event); err != nil {
+		reload, err := t.Deploy(ctx, l, event)
+		if err == nil && reload.Server && !reload.Done {
+			err = &NotReloadedError{Reason: reload.NotDone}
+			d.NotReloaded = reload.NotDone
+		}
+		if err != nil {
 			d.OK, d.Error = false, err.Error()
-			tr.Failed, tr.Error = l.Version, d.Error
+			tr.Failed, tr.Error, tr.Reloaded, tr.NotReloaded = l.Version, d.Error, false, d.NotReloaded
 			e.emit(Event{Name: EventDeployFailed, Lineage: l.Name, Version: l.Version, Target: d.Target, Err: err})
 		} else {
-			tr.Version, tr.At, tr.Failed, tr.Error = l.Version, e.now().UTC(), 0, ""
+			d.Reloaded = reload.Done
+			tr.Version, tr.At, tr.Failed, tr.Error, tr.Reloaded, tr.NotReloaded = l.Version, e.now().UTC(), 0, "", reload.Done, ""
 			e.emit(Event{Name: EventDeployed, Lineage: l.Name, Version: l.Version, Target: d.Target})
 		}
 		rec.Set(tr)
@@ -306,6 +319,12 @@ func (e *Engine) behind(name string, version int, targets []acme.Target) (behind
 	}
 	return behind, true, nil
 }
+
+// NotReloadedError says that a deploy target installed the files but its
+// server was not reloaded, and why.
+type NotReloadedError struct{ Reason string }
+
+func (e *NotReloadedError) Error() string { return "not reloaded: " + e.Reason }
 
 func allDeployed(ds []DeployResult) bool {
 	for _, d := range ds {

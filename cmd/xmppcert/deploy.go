@@ -119,13 +119,16 @@ func printDeploy(w io.Writer, out deployOutput, state string) {
 	}
 }
 
-// printDeployResults writes a line per target: deployed, or FAILED with
-// the reason.
+// printDeployResults writes a line per target: deployed (and reloaded,
+// for a server), or FAILED with the reason ("not reloaded: ...").
 func printDeployResults(w io.Writer, ds []lifecycle.DeployResult) {
 	for _, d := range ds {
-		if d.OK {
+		switch {
+		case d.OK && d.Reloaded:
+			fmt.Fprintf(w, "  deployed  %s: reloaded\n", d.Target)
+		case d.OK:
 			fmt.Fprintf(w, "  deployed  %s\n", d.Target)
-		} else {
+		default:
 			fmt.Fprintf(w, "  FAILED    %s: %s\n", d.Target, d.Error)
 		}
 	}

@@ -125,3 +125,19 @@ func TestDeployRetried(t *testing.T) {
 		t.Errorf("deploy of an unknown lineage changed the state directory: %q", d)
 	}
 }
+
+// fakeServerCtl puts a script named name (prosodyctl, ejabberdctl) first
+// in $PATH for the rest of the test: its status says the server runs,
+// and every other command succeeds, so that deploy targets reload
+// without a real server. It returns the file its calls are logged to.
+func fakeServerCtl(t *testing.T, name string) string {
+	t.Helper()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "calls")
+	script := "#!/bin/sh\necho \"$*\" >> '" + log + "'\nexit 0\n"
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	return log
+}

@@ -37,7 +37,7 @@ func issueCommand() *cli.Command {
 			"kept, those given now are added, and --no-deploy / --no-hooks drop the stored ones. The output says\n" +
 			"what changed.\n" +
 			"Exit 0 issued and deployed, 1 an issuance, check or deploy step failed, 2 usage error.",
-		Flags: []cli.Flag{
+		Flags: append(append([]cli.Flag{
 			&cli.StringSliceFlag{Name: "component", Aliases: []string{"c"}, Usage: "a component of the host (conference, upload...): DNS-ID, _xmpp-server SRV-ID, XmppAddr (repeatable)"},
 			&cli.BoolFlag{Name: "anonymous", Usage: "DOMAIN is an anonymous-login host that does not federate: no _xmpp-server SRV-ID"},
 			&cli.StringFlag{Name: "ca", Value: "local", Usage: "who signs: local (the embedded CA), letsencrypt, letsencrypt-staging, zerossl, or an ACME directory URL"},
@@ -45,8 +45,7 @@ func issueCommand() *cli.Command {
 			&cli.StringFlag{Name: "key-type", Value: string(acme.KeyECDSAP256), Usage: "ecdsa-p256, rsa2048 or rsa3072"},
 			&cli.BoolFlag{Name: "reuse-key", Usage: "keep the lineage's current key (DANE 3 1 1 pins stay valid)"},
 			&cli.IntFlag{Name: "days", Value: int(localca.DefaultLifetime / (24 * time.Hour)), Usage: "validity, for --ca local"},
-			&cli.StringSliceFlag{Name: "deploy", Usage: "prosody[:CERTDIR] or ejabberd[:FILE] (repeatable)"},
-			&cli.StringSliceFlag{Name: "hook", Usage: "shell command to run after deploying, with certbot's environment (repeatable)"},
+		}, deployFlags("shell command to run after deploying, with certbot's environment (repeatable)")...),
 			&cli.BoolFlag{Name: "replace-names", Usage: "re-issue an existing lineage with other names, roles or another CA than it was issued with"},
 			&cli.BoolFlag{Name: "no-deploy", Usage: "drop the deploy targets stored with an existing lineage (those given now are kept)"},
 			&cli.BoolFlag{Name: "no-hooks", Usage: "drop the hooks stored with an existing lineage (those given now are kept)"},
@@ -69,7 +68,7 @@ func issueCommand() *cli.Command {
 			&cli.PathFlag{Name: "dns-tsig-secret-file", Usage: "ACME dns-01: file holding the TSIG secret (its path is stored, never the secret)"},
 			&cli.StringFlag{Name: "dns-hook", Usage: "ACME dns-01: command run with present|cleanup, the record name and its value"},
 			jsonFlag(), quietFlag(),
-		},
+		),
 		OnUsageError: onUsageError,
 		Action:       runIssue,
 	}
@@ -201,10 +200,11 @@ func issueRequest(c *cli.Context) (issuePlan, error) {
 			return plan, err
 		}
 	}
-	req.Deploy, req.Hooks = c.StringSlice("deploy"), c.StringSlice("hook")
-	if _, err = deployTargets(c); err != nil {
+	dr, err := deployRequest(c)
+	if err != nil {
 		return plan, err
 	}
+	req.Deploy, req.Hooks, req.ProsodyConfig, req.EjabberdCtlConfig = dr.Deploy, dr.Hooks, dr.ProsodyConfig, dr.EjabberdCtlConfig
 	plan.policy = lifecycle.ReplacePolicy{ReplaceNames: c.Bool("replace-names"), NoDeploy: c.Bool("no-deploy"), NoHooks: c.Bool("no-hooks")}
 	plan.reqs = []acme.Request{req}
 	if c.Bool("split") {

@@ -31,10 +31,13 @@ func TestProsody(t *testing.T) {
 	state := filepath.Join(dir, "state")
 	certs := filepath.Join(dir, "certs")
 	names := []string{"example.org", "conference.example.org"}
+	p := newProsody(t, certs, names)
 
-	code, out, errs := runCLI(t, nil, "--state-dir", state, "issue", names[0], "--component", names[1], "--deploy", "prosody:"+certs)
-	if code != exitOK {
-		t.Fatalf("issue: exit %d\n%s%s", code, out, errs)
+	// Prosody does not run yet: the files are written, and the deploy
+	// says it reloaded nothing (exit 1).
+	code, out, errs := runCLI(t, nil, "--state-dir", state, "issue", names[0], "--component", names[1], "--deploy", "prosody:"+certs, "--prosody-config", p.Config)
+	if code != exitFailed || !strings.Contains(out, "FAILED    prosody "+certs+": not reloaded: ") {
+		t.Fatalf("issue: exit %d; want 1, not reloaded\n%s%s", code, out, errs)
 	}
 	issued, err := certfile.Read(filepath.Join(state, "live", names[0], "fullchain.pem"), nil)
 	if err != nil {
@@ -48,8 +51,6 @@ func TestProsody(t *testing.T) {
 	if err := os.WriteFile(roots, []byte(rootPEM), 0o644); err != nil {
 		t.Fatal(err)
 	}
-
-	p := newProsody(t, certs, names)
 
 	// prosodyctl drops to the prosody user when run as root, like Prosody
 	// itself: "Could not open" or "Error: error loading private key" is

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -35,14 +37,13 @@ func renewCommand() *cli.Command {
 			"writes is staged: the new certificate is listed in POSH first and deployed by a later run.\n" +
 			"Exit 0 when nothing failed (nothing due is success), 1 when any lineage failed (a failed issuance\n" +
 			"leaves the deployed certificate unchanged), 2 usage error. --dry-run changes nothing, takes no lock.",
-		Flags: []cli.Flag{
+		Flags: append(append([]cli.Flag{
 			&cli.BoolFlag{Name: "force", Usage: "renew every selected lineage, due or not"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "say what would be renewed and why; change nothing"},
 			&cli.StringSliceFlag{Name: "lineage", Usage: "only this lineage (repeatable); default every lineage"},
-			&cli.StringSliceFlag{Name: "deploy", Usage: "prosody[:CERTDIR] or ejabberd[:FILE] (repeatable)"},
-			&cli.StringSliceFlag{Name: "hook", Usage: "shell command to run after each renewal, with certbot's environment (repeatable)"},
+		}, deployFlags("shell command to run after each renewal, with certbot's environment (repeatable)")...),
 			jsonFlag(), quietFlag(),
-		},
+		),
 		OnUsageError: onUsageError,
 		Action:       runRenew,
 	}
@@ -114,19 +115,59 @@ func runRenew(c *cli.Context) error {
 	return nil
 }
 
-// deployTargets reads --deploy and --hook (issue and renew).
-func deployTargets(c *cli.Context) ([]acme.Target, error) {
-	for _, spec := range c.StringSlice("deploy") {
+// deployFlags are the flags that choose deploy targets and hooks (issue
+// and renew).
+func deployFlags(hookUsage string) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringSliceFlag{Name: "deploy", Usage: "prosody[:CERTDIR] or ejabberd[:FILE] (repeatable)"},
+		&cli.StringSliceFlag{Name: "hook", Usage: hookUsage},
+		&cli.PathFlag{Name: "prosody-config", Usage: "Prosody's configuration file, for the prosody target's 'prosodyctl --config FILE status|reload'"},
+		&cli.PathFlag{Name: "ejabberd-ctl-config", Usage: "ejabberdctl.cfg, for the ejabberd target's 'ejabberdctl --ctl-config FILE status|reload_config'"},
+	}
+}
+
+// deployRequest reads --deploy, --hook, --prosody-config and
+// --ejabberd-ctl-config into the request fields that store them, and
+// checks them.
+func deployRequest(c *cli.Context) (acme.Request, error) {
+	r := acme.Request{Deploy: c.StringSlice("deploy"), Hooks: c.StringSlice("hook")}
+	for _, spec := range r.Deploy {
 		if _, err := acme.ParseTarget(spec); err != nil {
-			return nil, usagef("--deploy: %v", err)
+			return r, usagef("--deploy: %v", err)
 		}
 	}
-	for _, h := range c.StringSlice("hook") {
+	for _, h := range r.Hooks {
 		if strings.TrimSpace(h) == "" {
-			return nil, usagef("--hook is empty; give a shell command")
+			return r, usagef("--hook is empty; give a shell command")
 		}
 	}
-	return acme.Request{Deploy: c.StringSlice("deploy"), Hooks: c.StringSlice("hook")}.Targets()
+	for _, f := range []struct {
+		flag string
+		dst  *string
+	}{{"prosody-config", &r.ProsodyConfig}, {"ejabberd-ctl-config", &r.EjabberdCtlConfig}} {
+		path := c.Path(f.flag)
+		if path == "" {
+			continue
+		}
+		abs, err := filepath.Abs(path)
+		if err == nil {
+			_, err = os.Stat(abs)
+		}
+		if err != nil {
+			return r, usagef("--%s %s: %v", f.flag, path, err)
+		}
+		*f.dst = abs
+	}
+	return r, nil
+}
+
+// deployTargets are the targets --deploy and --hook give (renew).
+func deployTargets(c *cli.Context) ([]acme.Target, error) {
+	r, err := deployRequest(c)
+	if err != nil {
+		return nil, err
+	}
+	return r.Targets()
 }
 
 // renewError is a failed lineage's error with the hint the command

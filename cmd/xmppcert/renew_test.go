@@ -363,6 +363,7 @@ func TestRenewDryRun(t *testing.T) {
 // named on stderr and in the summary, its lineage and deployed files are
 // untouched, and the run exits 1, the next run too.
 func TestRenewFailure(t *testing.T) {
+	fakeServerCtl(t, "prosodyctl")
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	certs := filepath.Join(dir, "prosody-certs")
@@ -1018,6 +1019,7 @@ func testRenewConcurrent(t *testing.T, bin string) {
 // TestRenewStoredTargets checks that renewal deploys to what issue was
 // given (stored with the lineage), plus what renew is given, each once.
 func TestRenewStoredTargets(t *testing.T) {
+	fakeServerCtl(t, "prosodyctl")
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	log := filepath.Join(dir, "hooks.log")

@@ -101,7 +101,9 @@ func StartEjabberd(t testing.TB, opts EjabberdOptions) *Ejabberd {
 // in the directory sets ERL_DIST_PORT and INET_DIST_INTERFACE, so that
 // the node uses a free loopback port for Erlang distribution and neither
 // starts nor needs epmd: nothing is left running after the test, and
-// concurrent tests share nothing.
+// concurrent tests share nothing. It also names the node, its spool,
+// logs and configuration, so that `ejabberdctl --ctl-config
+// DIR/ejabberdctl.cfg` alone reaches it (CtlConfig).
 func NewEjabberd(t testing.TB, opts EjabberdOptions) *Ejabberd {
 	t.Helper()
 	ctl := testtool.Require(t, "ejabberdctl", "ejabberd")
@@ -221,7 +223,18 @@ func (e *Ejabberd) writeConfig(t testing.TB) {
 	if err := os.WriteFile(e.ConfigFile, []byte(e.config()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctlcfg := fmt.Sprintf("# written by xmppcert's internal/testxmpp\nERL_DIST_PORT=%d\nINET_DIST_INTERFACE=%s\n", e.DistPort, Loopback)
+	// ejabberdctl sources this file: with the node, its spool and logs,
+	// the configuration and the Erlang cookie, any `ejabberdctl
+	// --ctl-config FILE status|reload_config` reaches this ejabberd, as
+	// an operator's ejabberdctl.cfg does theirs. The cookie is given
+	// outright: as root ejabberdctl runs erl through su, which resets
+	// HOME, where the cookie file would be.
+	d := e.Dir
+	var cookie [12]byte
+	rand.Read(cookie[:])
+	ctlcfg := fmt.Sprintf("# written by xmppcert's internal/testxmpp\nERL_DIST_PORT=%d\nINET_DIST_INTERFACE=%s\n"+
+		"ERLANG_NODE=%s\nCONFIG_DIR=%s\nEJABBERD_CONFIG_PATH=%s\nSPOOL_DIR=%s\nLOGS_DIR=%s\nERL_OPTIONS=\"-setcookie %s\"\n",
+		e.DistPort, Loopback, e.Node, d, e.ConfigFile, filepath.Join(d, "db"), filepath.Join(d, "log"), hex.EncodeToString(cookie[:]))
 	if err := os.WriteFile(filepath.Join(e.Dir, "ejabberdctl.cfg"), []byte(ctlcfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -338,6 +351,10 @@ func (e *Ejabberd) start(t testing.TB) error {
 	proc.stop(10 * time.Second)
 	return err
 }
+
+// CtlConfig is Dir/ejabberdctl.cfg, with which ejabberdctl reaches this
+// ejabberd: `ejabberdctl --ctl-config CtlConfig() status`.
+func (e *Ejabberd) CtlConfig() string { return filepath.Join(e.Dir, "ejabberdctl.cfg") }
 
 // Stop stops ejabberd before the test ends.
 func (e *Ejabberd) Stop() {

@@ -148,6 +148,11 @@ type Host struct {
 	// Hooks are shell commands run after deploying (hooks), with
 	// certbot's environment, as `issue --hook`.
 	Hooks []string
+	// ProsodyConfig (prosody_config) and EjabberdCtlConfig
+	// (ejabberd_ctl_config) are the servers' configuration files, which
+	// the prosody and ejabberd deploy targets give their status and
+	// reload commands; absolute, empty for the defaults.
+	ProsodyConfig, EjabberdCtlConfig string
 	// ACME is how to reach an ACME CA ([host.acme]); nil for the local CA.
 	ACME *acme.ACMESettings
 	// AgreeTOS is agree_tos in [host.acme]: agreement to the CA's terms,
@@ -354,6 +359,7 @@ func (h Host) Request() (acme.Request, error) {
 	req.Days = h.Days
 	req.Deploy = append([]string(nil), h.Deploy...)
 	req.Hooks = append([]string(nil), h.Hooks...)
+	req.ProsodyConfig, req.EjabberdCtlConfig = h.ProsodyConfig, h.EjabberdCtlConfig
 	if h.ACME != nil {
 		a := *h.ACME
 		if a.Challenges.RFC2136 != nil {

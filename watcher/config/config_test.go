@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/internal/testpki"
 	"github.com/xmppcert/xmppcert/watcher/changes"
 	"github.com/xmppcert/xmppcert/xmppaddr"
@@ -490,4 +491,31 @@ func FuzzParse(f *testing.F) {
 		}
 		positions(string(data))
 	})
+}
+
+// TestServerConfigs: prosody_config and ejabberd_ctl_config are taken
+// relative to the file, stored in the host's request for its deploy
+// targets, and a missing file is refused with its key and line.
+func TestServerConfigs(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "prosody.cfg.lua"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "xmppcert.toml")
+	cfg, err := Parse(file, []byte("[[host]]\ndomain = \"example.org\"\ndeploy = [\"prosody:/srv/certs\"]\nprosody_config = \"prosody.cfg.lua\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := cfg.Hosts[0].Request()
+	if err != nil {
+		t.Fatal(err)
+	}
+	targets, err := req.Targets()
+	if err != nil || len(targets) != 1 || targets[0].(*acme.ProsodyTarget).Config != filepath.Join(dir, "prosody.cfg.lua") {
+		t.Fatalf("targets %+v, %v; want the prosody target with the absolute configuration", targets, err)
+	}
+	_, err = Parse(file, []byte("[[host]]\ndomain = \"example.org\"\nejabberd_ctl_config = \"missing.cfg\"\n"))
+	if err == nil || !strings.Contains(err.Error(), ":3:") || !strings.Contains(err.Error(), "host.ejabberd_ctl_config") || !strings.Contains(err.Error(), "missing.cfg") {
+		t.Errorf("missing ejabberd_ctl_config: %v; want the key, line and file named", err)
+	}
 }

@@ -28,8 +28,12 @@ type rawHost struct {
 	Days       *int     `toml:"days"`
 	Deploy     []string `toml:"deploy"`
 	Hooks      []string `toml:"hooks"`
-	ACME       *rawACME `toml:"acme"`
-	Pins       rawPins  `toml:"pins"`
+	// ProsodyConfig and EjabberdCtlConfig are the servers' own
+	// configuration files for the deploy targets' status and reload.
+	ProsodyConfig     string   `toml:"prosody_config"`
+	EjabberdCtlConfig string   `toml:"ejabberd_ctl_config"`
+	ACME              *rawACME `toml:"acme"`
+	Pins              rawPins  `toml:"pins"`
 }
 
 type rawACME struct {

@@ -187,6 +187,18 @@ func (p *parser) host(path string, r *rawHost, names map[string]string) (Host, b
 		}
 	}
 	h.Hooks = r.Hooks
+	for _, f := range []struct {
+		key, value string
+		dst        *string
+	}{{"prosody_config", r.ProsodyConfig, &h.ProsodyConfig}, {"ejabberd_ctl_config", r.EjabberdCtlConfig, &h.EjabberdCtlConfig}} {
+		if f.value == "" {
+			continue
+		}
+		*f.dst = p.abs(f.value)
+		if _, err := os.Stat(*f.dst); err != nil {
+			p.errAt(path+"."+f.key, "%v; give the server's configuration file, which its status and reload commands read", err)
+		}
+	}
 	if r.Pins.TLSA != nil {
 		h.TLSA = p.tlsa(path+".pins.tlsa", r.Pins.TLSA)
 	}
