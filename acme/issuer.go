@@ -49,6 +49,9 @@ type Request struct {
 	// reload commands are given; empty for the defaults.
 	ProsodyConfig     string `json:"prosody_config,omitempty"`
 	EjabberdCtlConfig string `json:"ejabberd_ctl_config,omitempty"`
+	// ServeCheck are the endpoints that serve the lineage's certificate,
+	// asked after every deploy what they present.
+	ServeCheck []ServeEndpoint `json:"serve_check,omitempty"`
 	// Replaces is the certificate this issuance renews, for ACME Renewal
 	// Information (RFC 9773: the new order's "replaces"). Not stored.
 	Replaces *x509.Certificate `json:"-"`

@@ -189,6 +189,35 @@ func loadVersion(name, path, dir string, n int, req Request) (*Lineage, error) {
 	return l, err
 }
 
+// Versions lists the version numbers in a lineage's archive, ascending.
+func (s Store) Versions(name string) ([]int, error) {
+	ents, err := os.ReadDir(filepath.Join(s.Dir, "archive", name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, e := range ents {
+		if v, err := strconv.Atoi(e.Name()); err == nil && v > 0 {
+			out = append(out, v)
+		}
+	}
+	sort.Ints(out)
+	return out, nil
+}
+
+// VersionLeaf reads the leaf certificate of version n of a lineage, and
+// nothing else of it.
+func (s Store) VersionLeaf(name string, n int) (*x509.Certificate, error) {
+	certs, err := certfile.Read(filepath.Join(s.versionDir(name, n), CertFile), nil)
+	if err != nil {
+		return nil, err
+	}
+	return certs[0], nil
+}
+
 // Promote makes version n of a lineage, written staged, the current one.
 // The caller holds the lineage's lock.
 func (s Store) Promote(name string, n int) (*Lineage, error) {

@@ -15,12 +15,14 @@ type DeployReport struct {
 	// Deploy has a result per target deployed; empty when every stored
 	// target already held the version (UpToDate).
 	Deploy   []DeployResult `json:"deploy"`
+	Served   []ServedResult `json:"served,omitempty"`
 	UpToDate bool           `json:"up_to_date"`
 	Notes    []string       `json:"notes,omitempty"`
 }
 
-// Deployed reports whether every target deployed succeeded.
-func (r DeployReport) Deployed() bool { return allDeployed(r.Deploy) }
+// Deployed reports whether every target deployed succeeded and every
+// endpoint presents the version.
+func (r DeployReport) Deployed() bool { return allDeployed(r.Deploy) && servedFailures(r.Served) == "" }
 
 // Deploy deploys lineage name's current version, under its lock, to its
 // stored deploy targets that do not hold it by its deploy record, or to
@@ -51,10 +53,9 @@ func (e *Engine) Deploy(ctx context.Context, name string, all bool) (DeployRepor
 		rep.UpToDate = true
 		return rep, nil
 	}
-	rep.Deploy, err = e.deploy(ctx, l, versionEvent(l), targets)
-	if err != nil {
-		rep.Notes = append(rep.Notes, err.Error())
-	}
+	var notes []string
+	rep.Deploy, rep.Served, notes = e.deployChecked(ctx, l, versionEvent(l), targets)
+	rep.Notes = append(rep.Notes, notes...)
 	if rep.Deployed() {
 		if cur, err := e.Store.Current(name); err == nil && cur.DeployPending() {
 			if err := e.Store.SaveRenewState(name, acme.RenewState{}); err != nil {

@@ -106,7 +106,8 @@ var ErrNothingToReplace = errors.New("the names, roles and CA asked for are thos
 // roles or CA without p.ReplaceNames is a *NamesChangedError, and
 // p.ReplaceNames without one is ErrNothingToReplace. Deploy targets and
 // hooks are the stored ones (unless dropped) followed by new ones, and
-// the servers' configuration files wanted's or else the stored ones;
+// the servers' configuration files and the endpoints to check wanted's
+// or else the stored ones;
 // every other setting (key, days, ACME settings) is wanted's.
 func Merge(stored, wanted acme.Request, p ReplacePolicy) (acme.Request, RequestChanges, error) {
 	var ch RequestChanges
@@ -126,6 +127,9 @@ func Merge(stored, wanted acme.Request, p ReplacePolicy) (acme.Request, RequestC
 	}
 	if out.EjabberdCtlConfig == "" && !p.NoDeploy {
 		out.EjabberdCtlConfig = stored.EjabberdCtlConfig
+	}
+	if len(out.ServeCheck) == 0 {
+		out.ServeCheck = stored.ServeCheck
 	}
 	out.Deploy, ch.DeployAdded, ch.DeployRemoved = mergeList(stored.Deploy, wanted.Deploy, p.NoDeploy)
 	out.Hooks, ch.HooksAdded, ch.HooksRemoved = mergeList(stored.Hooks, wanted.Hooks, p.NoHooks)

@@ -21,6 +21,10 @@ type Engine struct {
 	// Events receives what the engine did, in order; nil discards them.
 	// It is called synchronously and must not block.
 	Events func(Event)
+	// ServeGrace is how long a served check after a deploy waits for
+	// every endpoint to present the version (DefaultServeGrace when
+	// zero).
+	ServeGrace time.Duration
 }
 
 // now is the engine's clock.
@@ -51,6 +55,11 @@ const (
 	EventDeployFailed  = "cert_deploy_failed"
 	EventTLSAPublished = "tlsa_published"
 	EventPOSHWritten   = "posh_written"
+	// EventServedStale and EventServedForeign say that an endpoint of a
+	// lineage presents an older version of it, or a key of no lineage,
+	// after a deploy.
+	EventServedStale   = "served_stale"
+	EventServedForeign = "served_foreign"
 )
 
 // Event is one thing the engine did to a lineage.

@@ -28,7 +28,9 @@ type IssueReport struct {
 	Names     []IssuedName   `json:"names"`
 	Notes     []string       `json:"notes"`
 	Deploy    []DeployResult `json:"deploy"`
-	Valid     bool           `json:"valid"`
+	// Served is what the lineage's endpoints present after the deploy.
+	Served []ServedResult `json:"served,omitempty"`
+	Valid  bool           `json:"valid"`
 
 	// PrivateRoot is set when peers must be given the CA's root: the
 	// embedded CA, or an ACME CA trusted through TrustRoot.
@@ -43,8 +45,9 @@ type IssueReport struct {
 	Changes RequestChanges `json:"changes"`
 }
 
-// Deployed reports whether every deploy target succeeded.
-func (r IssueReport) Deployed() bool { return allDeployed(r.Deploy) }
+// Deployed reports whether every deploy target succeeded and every
+// endpoint presents the version.
+func (r IssueReport) Deployed() bool { return allDeployed(r.Deploy) && servedFailures(r.Served) == "" }
 
 // IssuedName is one name of an issued certificate: its identities and
 // the verdict for each service its role serves.
@@ -151,10 +154,9 @@ func (e *Engine) issueLocked(ctx context.Context, req acme.Request, o IssueOptio
 	if note := e.reissuedPOSH(got.Lineage); note != "" {
 		res.Notes = append(res.Notes, note)
 	}
-	var err2 error
-	if res.Deploy, err2 = e.deploy(ctx, got.Lineage, acme.EventIssued, targets); err2 != nil {
-		res.Notes = append(res.Notes, err2.Error())
-	}
+	var notes []string
+	res.Deploy, res.Served, notes = e.deployChecked(ctx, got.Lineage, acme.EventIssued, targets)
+	res.Notes = append(res.Notes, notes...)
 	return res, nil
 }
 

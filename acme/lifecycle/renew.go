@@ -49,6 +49,8 @@ type LineageResult struct {
 	// held); a note says why when it was held.
 	Key    string         `json:"key,omitempty"`
 	Deploy []DeployResult `json:"deploy"`
+	// Served is what the lineage's endpoints present after a deploy.
+	Served []ServedResult `json:"served,omitempty"`
 	Notes  []string       `json:"notes,omitempty"`
 	Error  string         `json:"error,omitempty"`
 	// Err is the failure behind Error, for errors.As: a *WaitingError,
@@ -239,12 +241,14 @@ func (r *RenewRun) redeploy(ctx context.Context, cur *acme.Current, rep LineageR
 		return rep.fail(err)
 	}
 	rep.Result = ResultDeployed
-	rep.Deploy, err = r.e.deploy(ctx, l, versionEvent(l), behind)
-	if err != nil {
-		rep.Notes = append(rep.Notes, err.Error())
-	}
+	var notes []string
+	rep.Deploy, rep.Served, notes = r.e.deployChecked(ctx, l, versionEvent(l), behind)
+	rep.Notes = append(rep.Notes, notes...)
 	if failed := deployFailures(rep.Deploy); failed != "" {
 		return rep.fail(fmt.Errorf("version %d is current, but deploying it failed again (the next run deploys it again): %s", l.Version, failed))
+	}
+	if failed := servedFailures(rep.Served); failed != "" {
+		return rep.fail(fmt.Errorf("version %d is deployed, but %s (the next run deploys it again)", l.Version, failed))
 	}
 	return rep
 }
@@ -440,12 +444,14 @@ func (r *RenewRun) checkAndDeploy(ctx context.Context, l *acme.Lineage, roots *x
 	if behind, _, err := r.e.behind(l.Name, l.Version, targets); err == nil {
 		targets = behind
 	}
-	rep.Deploy, err = r.e.deploy(ctx, l, acme.EventRenewed, targets)
-	if err != nil {
-		rep.Notes = append(rep.Notes, err.Error())
-	}
+	var notes []string
+	rep.Deploy, rep.Served, notes = r.e.deployChecked(ctx, l, acme.EventRenewed, targets)
+	rep.Notes = append(rep.Notes, notes...)
 	if failed := deployFailures(rep.Deploy); failed != "" {
 		return rep.fail(fmt.Errorf("version %d is current, but deploying it failed (the next run deploys it again): %s", l.Version, failed))
+	}
+	if failed := servedFailures(rep.Served); failed != "" {
+		return rep.fail(fmt.Errorf("version %d is deployed, but %s (the next run deploys it again)", l.Version, failed))
 	}
 	if err := r.e.Store.SaveRenewState(l.Name, acme.RenewState{}); err != nil {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("clearing the renewal record: %v; the next run deploys version %d again", err, l.Version))

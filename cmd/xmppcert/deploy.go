@@ -5,6 +5,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -25,6 +26,7 @@ func deployCommand() *cli.Command {
 			"failed, 2 usage error (an unknown lineage).",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "all", Usage: "run every stored target again, not only those behind"},
+			serveGraceFlag(),
 			jsonFlag(), quietFlag(),
 		},
 		OnUsageError: onUsageError,
@@ -42,7 +44,10 @@ func runDeploy(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	engine := &lifecycle.Engine{Store: acme.Store{Dir: state}}
+	engine, err := newEngine(c, state)
+	if err != nil {
+		return err
+	}
 	names, err := lineageArgs(c, engine.Store)
 	if err != nil {
 		return err
@@ -113,6 +118,7 @@ func printDeploy(w io.Writer, out deployOutput, state string) {
 		}
 		fmt.Fprintf(w, "%s: version %d\n", l.Lineage, l.Version)
 		printDeployResults(w, l.Deploy)
+		printServed(w, l.Served)
 		for _, n := range l.Notes {
 			fmt.Fprintf(w, "  note: %s\n", n)
 		}
@@ -131,5 +137,17 @@ func printDeployResults(w io.Writer, ds []lifecycle.DeployResult) {
 		default:
 			fmt.Fprintf(w, "  FAILED    %s: %s\n", d.Target, d.Error)
 		}
+	}
+}
+
+// printServed writes a line per endpoint checked after a deploy: served
+// with the version, or what it presents instead.
+func printServed(w io.Writer, rs []lifecycle.ServedResult) {
+	for _, r := range rs {
+		if r.OK() {
+			fmt.Fprintf(w, "  served    %s: version %d\n", r.Endpoint, r.Version)
+			continue
+		}
+		fmt.Fprintf(w, "  %-9s %s\n", strings.ToUpper(r.Status), r)
 	}
 }

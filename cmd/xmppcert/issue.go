@@ -46,6 +46,7 @@ func issueCommand() *cli.Command {
 			&cli.BoolFlag{Name: "reuse-key", Usage: "keep the lineage's current key (DANE 3 1 1 pins stay valid)"},
 			&cli.IntFlag{Name: "days", Value: int(localca.DefaultLifetime / (24 * time.Hour)), Usage: "validity, for --ca local"},
 		}, deployFlags("shell command to run after deploying, with certbot's environment (repeatable)")...),
+			&cli.StringSliceFlag{Name: "serve-check", Usage: "[KIND:]HOST:PORT that serves this certificate, checked after every deploy (KIND xmpp-client, the default, xmpp-server, xmpps-client, xmpps-server; repeatable, stored)"},
 			&cli.BoolFlag{Name: "replace-names", Usage: "re-issue an existing lineage with other names, roles or another CA than it was issued with"},
 			&cli.BoolFlag{Name: "no-deploy", Usage: "drop the deploy targets stored with an existing lineage (those given now are kept)"},
 			&cli.BoolFlag{Name: "no-hooks", Usage: "drop the hooks stored with an existing lineage (those given now are kept)"},
@@ -106,7 +107,10 @@ func runIssue(c *cli.Context) error {
 	if err := lifecycle.CheckAccount(state, plan.reqs[0], plan.opts); err != nil {
 		return accountUsage(err)
 	}
-	engine := &lifecycle.Engine{Store: acme.Store{Dir: state}}
+	engine, err := newEngine(c, state)
+	if err != nil {
+		return err
+	}
 	var results []lifecycle.IssueReport
 	failed := false
 	for _, req := range plan.reqs {
@@ -152,9 +156,14 @@ func runIssue(c *cli.Context) error {
 		for _, d := range res.Deploy {
 			if !d.OK {
 				fmt.Fprintf(c.App.ErrWriter, "xmppcert: deploy %s failed: %s\n", d.Target, d.Error)
-				deployed = false
 			}
 		}
+		for _, r := range res.Served {
+			if !r.OK() {
+				fmt.Fprintf(c.App.ErrWriter, "xmppcert: %s\n", r)
+			}
+		}
+		deployed = deployed && res.Deployed()
 		valid = valid && res.Valid
 	}
 	switch {
@@ -203,6 +212,13 @@ func issueRequest(c *cli.Context) (issuePlan, error) {
 	dr, err := deployRequest(c)
 	if err != nil {
 		return plan, err
+	}
+	for _, spec := range c.StringSlice("serve-check") {
+		ep, err := acme.ParseServeEndpoint(spec)
+		if err != nil {
+			return plan, usagef("--serve-check: %v", err)
+		}
+		req.ServeCheck = append(req.ServeCheck, ep)
 	}
 	req.Deploy, req.Hooks, req.ProsodyConfig, req.EjabberdCtlConfig = dr.Deploy, dr.Hooks, dr.ProsodyConfig, dr.EjabberdCtlConfig
 	plan.policy = lifecycle.ReplacePolicy{ReplaceNames: c.Bool("replace-names"), NoDeploy: c.Bool("no-deploy"), NoHooks: c.Bool("no-hooks")}
@@ -408,6 +424,7 @@ func printIssued(w io.Writer, r lifecycle.IssueReport) {
 		fmt.Fprintf(w, "  note: %s\n", note)
 	}
 	printDeployResults(w, r.Deploy)
+	printServed(w, r.Served)
 	switch {
 	case r.TrustRoot != "":
 		fmt.Fprintf(w, "Peers must trust the private CA's root, as this host does with --trust-root %s\n", r.TrustRoot)

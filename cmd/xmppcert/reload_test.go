@@ -16,14 +16,16 @@ import (
 )
 
 // TestProsodyReload deploys to a real Prosody started from a
-// configuration in a non-default place, given with --prosody-config:
-// issue before Prosody runs says "not reloaded" (exit 1) and deploy
-// once it runs says "reloaded"; renew --force deploys, reloads, and
-// Prosody's c2s and s2s ports present the new version. A prosodyctl
-// that exits 1 (through PATH) makes the renewal "not reloaded", exit 1,
-// while Prosody still presents the old version; the next renew, with
-// nothing due, deploys again once prosodyctl works, and Prosody
-// presents the version then.
+// configuration in a non-default place, given with --prosody-config,
+// and checks what its c2s and s2s ports serve (--serve-check): issue
+// before Prosody runs says "not reloaded" (exit 1) and deploy once it
+// runs says "reloaded" and "served"; renew --force deploys, reloads, and
+// both ports serve the new version. A prosodyctl that exits 1 (through
+// PATH) makes the renewal "not reloaded", exit 1, while Prosody still
+// presents the old version. A prosodyctl that says it reloaded but did
+// nothing leaves both ports "stale" (exit 1). The next renew, with
+// nothing due, deploys again once prosodyctl works, and the ports serve
+// the version then.
 func TestProsodyReload(t *testing.T) {
 	dir := serverTempDir(t)
 	state := filepath.Join(dir, "state")
@@ -45,19 +47,24 @@ func TestProsodyReload(t *testing.T) {
 	target := "prosody " + certs
 	notRunning := "not reloaded: 'prosodyctl --config " + p.Config + " status' says Prosody is not running"
 
-	code, out, errs := cli("issue", names[0], "--component", names[1], "--deploy", "prosody:"+certs, "--prosody-config", p.Config)
+	c2s, s2s := "xmpp-client:"+p.C2SAddr, "xmpp-server:"+p.S2SAddr
+	served := func(v int) string {
+		return fmt.Sprintf("  served    %s: version %d\n  served    %s: version %d\n", c2s, v, s2s, v)
+	}
+	code, out, errs := cli("issue", names[0], "--component", names[1], "--deploy", "prosody:"+certs, "--prosody-config", p.Config,
+		"--serve-check", c2s, "--serve-check", s2s)
 	if code != exitFailed || !strings.Contains(out, "  FAILED    "+target+": "+notRunning) {
 		t.Fatalf("issue before Prosody runs: exit %d; want 1 and %q\n%s%s", code, notRunning, out, errs)
 	}
 	p.Start(t)
-	if code, out, errs := cli("deploy"); code != exitOK || out != names[0]+": version 1\n  deployed  "+target+": reloaded\n" {
-		t.Fatalf("deploy once Prosody runs: exit %d; want 0 and reloaded\n%s%s", code, out, errs)
+	if code, out, errs := cli("deploy"); code != exitOK || out != names[0]+": version 1\n  deployed  "+target+": reloaded\n"+served(1) {
+		t.Fatalf("deploy once Prosody runs: exit %d; want 0, reloaded and served\n%s%s", code, out, errs)
 	}
 	awaitServed(t, p, names, leaf())
 
 	code, out, errs = cli("renew", "--force")
-	if code != exitOK || !strings.Contains(out, "  deployed  "+target+": reloaded\n") {
-		t.Fatalf("renew --force: exit %d; want 0 and reloaded\n%s%s", code, out, errs)
+	if code != exitOK || !strings.Contains(out, "  deployed  "+target+": reloaded\n"+served(2)) {
+		t.Fatalf("renew --force: exit %d; want 0, reloaded and served\n%s%s", code, out, errs)
 	}
 	v2 := leaf()
 	awaitServed(t, p, names, v2)
@@ -84,9 +91,20 @@ func TestProsodyReload(t *testing.T) {
 		}
 	}
 
+	// A prosodyctl that says Prosody runs and reloaded, and did nothing:
+	// the deploy looks fine, but both ports still serve version 2.
+	if err := os.WriteFile(filepath.Join(bin, "prosodyctl"), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = cli("renew", "--serve-grace", "1s")
+	stale := fmt.Sprintf("  STALE     %s still serves version 2 (stale: the reload did not take)\n  STALE     %s still serves version 2 (stale: the reload did not take)\n", c2s, s2s)
+	if code != exitFailed || !strings.Contains(out, "  deployed  "+target+": reloaded\n"+stale) || !strings.Contains(out, names[0]+": FAILED: version 3 is deployed, but "+c2s+" still serves version 2") {
+		t.Fatalf("renew with a prosodyctl that does not reload: exit %d; want 1 and both ports stale\n%s%s", code, out, errs)
+	}
+
 	t.Setenv("PATH", path)
 	code, out, errs = cli("renew")
-	if code != exitOK || !strings.Contains(out, names[0]+": deployed version 3") || !strings.Contains(out, "  deployed  "+target+": reloaded\n") {
+	if code != exitOK || !strings.Contains(out, names[0]+": deployed version 3") || !strings.Contains(out, "  deployed  "+target+": reloaded\n"+served(3)) {
 		t.Fatalf("renew once prosodyctl works: exit %d; want 0, version 3 deployed and reloaded\n%s%s", code, out, errs)
 	}
 	awaitServed(t, p, names, v3)

@@ -69,7 +69,10 @@ func runRenew(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	engine := &lifecycle.Engine{Store: acme.Store{Dir: state}}
+	engine, err := newEngine(c, state)
+	if err != nil {
+		return err
+	}
 	dryRun := c.Bool("dry-run")
 	r := engine.NewRenewRun(lifecycle.RenewOptions{Force: c.Bool("force"), DryRun: dryRun, Targets: targets})
 	names, err := engine.Store.Names()
@@ -123,7 +126,23 @@ func deployFlags(hookUsage string) []cli.Flag {
 		&cli.StringSliceFlag{Name: "hook", Usage: hookUsage},
 		&cli.PathFlag{Name: "prosody-config", Usage: "Prosody's configuration file, for the prosody target's 'prosodyctl --config FILE status|reload'"},
 		&cli.PathFlag{Name: "ejabberd-ctl-config", Usage: "ejabberdctl.cfg, for the ejabberd target's 'ejabberdctl --ctl-config FILE status|reload_config'"},
+		serveGraceFlag(),
 	}
+}
+
+// serveGraceFlag is how long the served check after a deploy waits.
+func serveGraceFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "serve-grace", Value: lifecycle.DefaultServeGrace, Usage: "how long the check after a deploy waits for the --serve-check endpoints to present the new version"}
+}
+
+// newEngine is the lifecycle engine over state with the command's
+// --serve-grace.
+func newEngine(c *cli.Context, state string) (*lifecycle.Engine, error) {
+	grace := c.Duration("serve-grace")
+	if grace < 0 {
+		return nil, usagef("--serve-grace %s: give a duration of 0 or more", grace)
+	}
+	return &lifecycle.Engine{Store: acme.Store{Dir: state}, ServeGrace: grace}, nil
 }
 
 // deployRequest reads --deploy, --hook, --prosody-config and
@@ -205,6 +224,7 @@ func printRenew(w io.Writer, rep renewReport, state string) {
 			fmt.Fprintf(w, "%s: FAILED: %s\n", l.Name, renewError(l))
 		}
 		printDeployResults(w, l.Deploy)
+		printServed(w, l.Served)
 		for _, n := range l.Notes {
 			fmt.Fprintf(w, "  note: %s\n", n)
 		}

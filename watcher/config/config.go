@@ -153,6 +153,9 @@ type Host struct {
 	// the prosody and ejabberd deploy targets give their status and
 	// reload commands; absolute, empty for the defaults.
 	ProsodyConfig, EjabberdCtlConfig string
+	// ServeCheck are the endpoints that serve the host's certificate
+	// (serve_check), asked after every deploy what they present.
+	ServeCheck []acme.ServeEndpoint
 	// ACME is how to reach an ACME CA ([host.acme]); nil for the local CA.
 	ACME *acme.ACMESettings
 	// AgreeTOS is agree_tos in [host.acme]: agreement to the CA's terms,
@@ -360,6 +363,7 @@ func (h Host) Request() (acme.Request, error) {
 	req.Deploy = append([]string(nil), h.Deploy...)
 	req.Hooks = append([]string(nil), h.Hooks...)
 	req.ProsodyConfig, req.EjabberdCtlConfig = h.ProsodyConfig, h.EjabberdCtlConfig
+	req.ServeCheck = append([]acme.ServeEndpoint(nil), h.ServeCheck...)
 	if h.ACME != nil {
 		a := *h.ACME
 		if a.Challenges.RFC2136 != nil {

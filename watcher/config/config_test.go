@@ -495,14 +495,15 @@ func FuzzParse(f *testing.F) {
 
 // TestServerConfigs: prosody_config and ejabberd_ctl_config are taken
 // relative to the file, stored in the host's request for its deploy
-// targets, and a missing file is refused with its key and line.
+// targets, and a missing file is refused with its key and line;
+// serve_check endpoints are parsed into the request.
 func TestServerConfigs(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "prosody.cfg.lua"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	file := filepath.Join(dir, "xmppcert.toml")
-	cfg, err := Parse(file, []byte("[[host]]\ndomain = \"example.org\"\ndeploy = [\"prosody:/srv/certs\"]\nprosody_config = \"prosody.cfg.lua\"\n"))
+	cfg, err := Parse(file, []byte("[[host]]\ndomain = \"example.org\"\ndeploy = [\"prosody:/srv/certs\"]\nprosody_config = \"prosody.cfg.lua\"\nserve_check = [\"xmpps-server:127.0.0.1:5270\"]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -513,6 +514,12 @@ func TestServerConfigs(t *testing.T) {
 	targets, err := req.Targets()
 	if err != nil || len(targets) != 1 || targets[0].(*acme.ProsodyTarget).Config != filepath.Join(dir, "prosody.cfg.lua") {
 		t.Fatalf("targets %+v, %v; want the prosody target with the absolute configuration", targets, err)
+	}
+	if len(req.ServeCheck) != 1 || req.ServeCheck[0].String() != "xmpps-server:127.0.0.1:5270" {
+		t.Errorf("serve_check %+v; want the direct TLS s2s endpoint", req.ServeCheck)
+	}
+	if _, err := Parse(file, []byte("[[host]]\ndomain = \"example.org\"\nserve_check = [\"smtp:host:25\"]\n")); err == nil || !strings.Contains(err.Error(), "host.serve_check: endpoint \"smtp:host:25\"") {
+		t.Errorf("bad serve_check: %v; want the key named", err)
 	}
 	_, err = Parse(file, []byte("[[host]]\ndomain = \"example.org\"\nejabberd_ctl_config = \"missing.cfg\"\n"))
 	if err == nil || !strings.Contains(err.Error(), ":3:") || !strings.Contains(err.Error(), "host.ejabberd_ctl_config") || !strings.Contains(err.Error(), "missing.cfg") {

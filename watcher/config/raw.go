@@ -30,10 +30,13 @@ type rawHost struct {
 	Hooks      []string `toml:"hooks"`
 	// ProsodyConfig and EjabberdCtlConfig are the servers' own
 	// configuration files for the deploy targets' status and reload.
-	ProsodyConfig     string   `toml:"prosody_config"`
-	EjabberdCtlConfig string   `toml:"ejabberd_ctl_config"`
-	ACME              *rawACME `toml:"acme"`
-	Pins              rawPins  `toml:"pins"`
+	ProsodyConfig     string `toml:"prosody_config"`
+	EjabberdCtlConfig string `toml:"ejabberd_ctl_config"`
+	// ServeCheck are the endpoints asked after every deploy what they
+	// present ([KIND:]HOST:PORT).
+	ServeCheck []string `toml:"serve_check"`
+	ACME       *rawACME `toml:"acme"`
+	Pins       rawPins  `toml:"pins"`
 }
 
 type rawACME struct {

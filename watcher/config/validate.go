@@ -199,6 +199,14 @@ func (p *parser) host(path string, r *rawHost, names map[string]string) (Host, b
 			p.errAt(path+"."+f.key, "%v; give the server's configuration file, which its status and reload commands read", err)
 		}
 	}
+	for i, spec := range r.ServeCheck {
+		ep, err := acme.ParseServeEndpoint(spec)
+		if err != nil {
+			p.errAt(fmt.Sprintf("%s.serve_check[%d]", path, i), "%v", err)
+			continue
+		}
+		h.ServeCheck = append(h.ServeCheck, ep)
+	}
 	if r.Pins.TLSA != nil {
 		h.TLSA = p.tlsa(path+".pins.tlsa", r.Pins.TLSA)
 	}

@@ -1,0 +1,249 @@
+package lifecycle
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/internal/xmpptls"
+)
+
+// What an endpoint presents, compared with the lineage version just
+// deployed (ServedResult.Status).
+const (
+	// ServedCurrent: the version deployed (or the staged one).
+	ServedCurrent = "served"
+	// ServedStale: an older version of the lineage; the server was not
+	// reloaded, or the reload did not take.
+	ServedStale = "stale"
+	// ServedMismatch: a certificate of another lineage.
+	ServedMismatch = "mismatch"
+	// ServedForeign: a key that belongs to no version of any lineage.
+	ServedForeign = "foreign"
+	// ServedUnreachable: no TLS handshake with the endpoint.
+	ServedUnreachable = "unreachable"
+)
+
+// ServedResult is what one endpoint presents.
+type ServedResult struct {
+	// Endpoint is the endpoint as acme.ServeEndpoint.String gives it.
+	Endpoint string `json:"endpoint"`
+	// Status is one of the Served* constants.
+	Status string `json:"status"`
+	// Lineage and Version say whose version is presented (served,
+	// stale, mismatch).
+	Lineage string `json:"lineage,omitempty"`
+	Version int    `json:"version,omitempty"`
+	// Serial and SHA256 identify the certificate presented.
+	Serial string `json:"serial,omitempty"`
+	SHA256 string `json:"sha256,omitempty"`
+	// Error is why an endpoint was unreachable.
+	Error string `json:"error,omitempty"`
+}
+
+// OK reports whether the endpoint presents the version deployed.
+func (r ServedResult) OK() bool { return r.Status == ServedCurrent }
+
+func (r ServedResult) String() string {
+	switch r.Status {
+	case ServedCurrent:
+		return fmt.Sprintf("%s serves version %d", r.Endpoint, r.Version)
+	case ServedStale:
+		return fmt.Sprintf("%s still serves version %d (stale: the reload did not take)", r.Endpoint, r.Version)
+	case ServedMismatch:
+		if r.Lineage == "" {
+			return fmt.Sprintf("%s serves a certificate with the key of another lineage (serial %s)", r.Endpoint, r.Serial)
+		}
+		return fmt.Sprintf("%s serves version %d of lineage %s", r.Endpoint, r.Version, r.Lineage)
+	case ServedForeign:
+		return fmt.Sprintf("%s serves a certificate whose key belongs to no lineage (serial %s, SHA-256 %s)", r.Endpoint, r.Serial, r.SHA256)
+	}
+	return fmt.Sprintf("%s is unreachable: %s", r.Endpoint, r.Error)
+}
+
+// Defaults of the served check.
+const (
+	// DefaultServeGrace is how long a check waits for every endpoint to
+	// present the version deployed: a reload is asynchronous.
+	DefaultServeGrace = 10 * time.Second
+	// serveInterval is the pause between two rounds of the check.
+	serveInterval = 250 * time.Millisecond
+	// serveTimeout bounds one connection to an endpoint.
+	serveTimeout = 5 * time.Second
+)
+
+// CheckServed asks every endpoint of l's request (ServeCheck) what it
+// presents and compares it with l, again and again until every endpoint
+// presents l's version or the grace period (Engine.ServeGrace) is over,
+// and reports the last answers. It returns nil for a lineage without
+// endpoints.
+func (e *Engine) CheckServed(ctx context.Context, l *acme.Lineage) []ServedResult {
+	if len(l.Request.ServeCheck) == 0 {
+		return nil
+	}
+	grace := e.ServeGrace
+	if grace <= 0 {
+		grace = DefaultServeGrace
+	}
+	deadline := time.Now().Add(grace)
+	for {
+		out := make([]ServedResult, len(l.Request.ServeCheck))
+		all := true
+		for i, ep := range l.Request.ServeCheck {
+			out[i] = e.served(ctx, l, ep)
+			all = all && out[i].OK()
+		}
+		if all || time.Now().Add(serveInterval).After(deadline) || ctx.Err() != nil {
+			return out
+		}
+		select {
+		case <-ctx.Done():
+			return out
+		case <-time.After(serveInterval):
+		}
+	}
+}
+
+// served asks one endpoint what it presents for l's host and classifies
+// it.
+func (e *Engine) served(ctx context.Context, l *acme.Lineage, ep acme.ServeEndpoint) ServedResult {
+	r := ServedResult{Endpoint: ep.String()}
+	res, err := xmpptls.Dial(ctx, ep.Addr, xmpptls.Config{Domain: l.Request.Host(), Service: ep.Service, DirectTLS: ep.DirectTLS, Timeout: serveTimeout})
+	if err != nil || len(res.State.PeerCertificates) == 0 {
+		r.Status = ServedUnreachable
+		if err == nil {
+			err = fmt.Errorf("no certificate presented")
+		}
+		r.Error = err.Error()
+		return r
+	}
+	return e.classify(l, res.State.PeerCertificates[0], r)
+}
+
+// classify compares a presented leaf with l: its version (or the staged
+// one), an older version of the lineage, a version of another lineage,
+// or none.
+func (e *Engine) classify(l *acme.Lineage, leaf *x509.Certificate, r ServedResult) ServedResult {
+	sum := sha256.Sum256(leaf.Raw)
+	r.Serial, r.SHA256 = leaf.SerialNumber.String(), fmt.Sprintf("%X", sum)
+	r.Lineage = l.Name
+	if leaf.Equal(l.Chain[0]) {
+		r.Status, r.Version = ServedCurrent, l.Version
+		return r
+	}
+	if pins, err := e.Store.PinState(l.Name); err == nil {
+		if v, ok := pins.StagedFor(l.Version); ok {
+			if staged, err := e.Store.VersionLeaf(l.Name, v); err == nil && leaf.Equal(staged) {
+				r.Status, r.Version = ServedCurrent, v
+				return r
+			}
+		}
+	}
+	names, _ := e.Store.Names()
+	// This lineage first, so that its own older version is found as such.
+	for _, name := range append([]string{l.Name}, names...) {
+		versions, _ := e.Store.Versions(name)
+		for i := len(versions) - 1; i >= 0; i-- {
+			c, err := e.Store.VersionLeaf(name, versions[i])
+			if err != nil || !c.Equal(leaf) {
+				continue
+			}
+			r.Lineage, r.Version = name, versions[i]
+			if name == l.Name {
+				r.Status = ServedStale
+			} else {
+				r.Status = ServedMismatch
+			}
+			return r
+		}
+	}
+	r.Lineage = ""
+	if e.knownKey(names, leaf) {
+		r.Status = ServedMismatch
+		return r
+	}
+	r.Status = ServedForeign
+	return r
+}
+
+// knownKey reports whether leaf's key is the key of some version of some
+// lineage (a certificate of it that the archive no longer holds).
+func (e *Engine) knownKey(names []string, leaf *x509.Certificate) bool {
+	for _, name := range names {
+		versions, _ := e.Store.Versions(name)
+		for _, v := range versions {
+			c, err := e.Store.VersionLeaf(name, v)
+			if err == nil && strings.EqualFold(spki(c), spki(leaf)) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// spki is the hex SHA-256 of a certificate's SubjectPublicKeyInfo.
+func spki(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	return fmt.Sprintf("%x", sum)
+}
+
+// servedFailures lists the endpoints that do not present the version,
+// "; " between them; empty when all do.
+func servedFailures(rs []ServedResult) string {
+	var out []string
+	for _, r := range rs {
+		if !r.OK() {
+			out = append(out, r.String())
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// deployChecked deploys l to targets (deploy) and, when every target
+// succeeded, checks what the lineage's endpoints present (CheckServed).
+// An endpoint that does not present l's version marks the targets just
+// run as not holding it, so that later runs deploy and reload again, and
+// is reported as an event. Notes say what could not be recorded.
+func (e *Engine) deployChecked(ctx context.Context, l *acme.Lineage, event string, targets []acme.Target) ([]DeployResult, []ServedResult, []string) {
+	var notes []string
+	results, err := e.deploy(ctx, l, event, targets)
+	if err != nil {
+		notes = append(notes, err.Error())
+	}
+	if !allDeployed(results) {
+		return results, nil, notes
+	}
+	served := e.CheckServed(ctx, l)
+	failed := servedFailures(served)
+	if failed == "" {
+		return results, served, notes
+	}
+	for _, r := range served {
+		switch r.Status {
+		case ServedStale, ServedMismatch, ServedUnreachable:
+			e.emit(Event{Name: EventServedStale, Lineage: l.Name, Version: l.Version, Target: r.Endpoint, Err: fmt.Errorf("%s", r)})
+		case ServedForeign:
+			e.emit(Event{Name: EventServedForeign, Lineage: l.Name, Version: l.Version, Target: r.Endpoint, Err: fmt.Errorf("%s", r)})
+		}
+	}
+	if len(results) > 0 {
+		rec, _, err := e.Store.DeployRecord(l.Name)
+		if err == nil {
+			for _, d := range results {
+				if tr, ok := rec.Find(d.Target); ok {
+					tr.Failed, tr.Error = l.Version, "deployed, but "+failed
+					rec.Set(tr)
+				}
+			}
+			err = e.Store.SaveDeployRecord(l.Name, rec)
+		}
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("recording that the endpoints do not serve version %d: %v", l.Version, err))
+		}
+	}
+	return results, served, notes
+}
