@@ -60,6 +60,7 @@ go test -run='^$' -fuzz='^FuzzFeatures$' -fuzztime="${fuzzexecs}x" ./internal/xm
 go test -run='^$' -fuzz='^FuzzReadServerHello$' -fuzztime="${fuzzexecs}x" ./internal/tlsscan
 go test -run='^$' -fuzz='^FuzzProbe$' -fuzztime="${fuzzexecs}x" ./watcher/probe
 go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="${fuzzexecs}x" ./watcher/config
+go test -run='^$' -fuzz='^FuzzParseServeEndpoint$' -fuzztime="${fuzzexecs}x" ./acme
 
 # Performance target: the full check costs at most 1.3x bare crypto/x509 verification.
 bench/check-vs-x509.sh "${BENCH_RUNS:-5}"
