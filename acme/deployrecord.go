@@ -20,6 +20,22 @@ const deployDir = "deploy"
 // and deploy it again.
 type DeployRecord struct {
 	Targets []TargetRecord `json:"targets"`
+	// Served is what the lineage's endpoints presented at the last check
+	// after a deploy.
+	Served []ServedRecord `json:"served,omitempty"`
+}
+
+// ServedRecord is what one endpoint presented at a check.
+type ServedRecord struct {
+	// Endpoint is the endpoint as ServeEndpoint.String gives it.
+	Endpoint string `json:"endpoint"`
+	// Status is served, stale, mismatch, foreign or unreachable; Detail
+	// says it in words.
+	Status string `json:"status"`
+	Detail string `json:"detail"`
+	// Version is the lineage version the check was for.
+	Version int       `json:"version"`
+	At      time.Time `json:"at"`
 }
 
 // TargetRecord is one target's state.

@@ -233,6 +233,17 @@ type ariCache struct {
 	Until time.Time `json:"until"`
 }
 
+// CachedRenewalWindow returns the CA's renewal window for c's
+// certificate as last fetched, without asking the CA, or nil when none
+// is kept for this certificate.
+func (s Store) CachedRenewalWindow(c *Current) *RenewalWindow {
+	var cached ariCache
+	if err := readJSON(s.renewFile(c.Name, ".ari.json"), &cached); err != nil || cached.Serial != c.Leaf.SerialNumber.String() {
+		return nil
+	}
+	return &RenewalWindow{Start: cached.Start, End: cached.End, ExplanationURL: cached.ExplanationURL, RetryAfter: cached.Until}
+}
+
 // RenewalWindow returns the CA's renewal window for c's certificate: the
 // answer cached in STATE/renew/NAME.ari.json while its Retry-After has
 // not passed, else adv's answer, which is then cached unless save is

@@ -218,6 +218,11 @@ func (e *Engine) deployChecked(ctx context.Context, l *acme.Lineage, event strin
 		return results, nil, notes
 	}
 	served := e.CheckServed(ctx, l)
+	if served != nil {
+		if err := e.recordServed(l, served); err != nil {
+			notes = append(notes, fmt.Sprintf("recording what the endpoints serve: %v", err))
+		}
+	}
 	failed := servedFailures(served)
 	if failed == "" {
 		return results, served, notes
@@ -246,4 +251,19 @@ func (e *Engine) deployChecked(ctx context.Context, l *acme.Lineage, event strin
 		}
 	}
 	return results, served, notes
+}
+
+// recordServed keeps a check's answers in the lineage's deploy record,
+// for the certificates command. The caller holds the lineage's lock.
+func (e *Engine) recordServed(l *acme.Lineage, served []ServedResult) error {
+	rec, _, err := e.Store.DeployRecord(l.Name)
+	if err != nil {
+		rec = acme.DeployRecord{}
+	}
+	rec.Served = nil
+	now := e.now().UTC()
+	for _, r := range served {
+		rec.Served = append(rec.Served, acme.ServedRecord{Endpoint: r.Endpoint, Status: r.Status, Detail: r.String(), Version: l.Version, At: now})
+	}
+	return e.Store.SaveDeployRecord(l.Name, rec)
 }

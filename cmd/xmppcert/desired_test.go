@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -90,6 +91,10 @@ func TestDeployRetried(t *testing.T) {
 	if code != exitFailed || !strings.Contains(out, "a.example: FAILED: version 1 is current, but deploying it failed again") {
 		t.Fatalf("renew while the hook fails: exit %d; want 1 and the deploy tried again\n%s%s", code, out, errs)
 	}
+	code, out, errs = cli("certificates", "a.example")
+	if code != exitOK || !strings.Contains(out, "  deploy    hook "+hook+": FAILED at version 1: ") || !strings.Contains(out, "a.example: version 1, ECDSA P-256, from the embedded CA\n") {
+		t.Errorf("certificates while the hook fails: exit %d; want the failed hook shown\n%s%s", code, out, errs)
+	}
 	if err := os.Remove(fail); err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +104,24 @@ func TestDeployRetried(t *testing.T) {
 	}
 	if code, out, _ := cli("renew", "--lineage", "a.example"); code != exitOK || !strings.Contains(out, "a.example: not due") {
 		t.Errorf("renew after the retry: exit %d; want not due\n%s", code, out)
+	}
+	code, out, errs = cli("certificates", "--json")
+	var certs struct {
+		Lineages []struct {
+			Name    string
+			Version int
+			Rule    string
+			Targets []struct {
+				Target string
+				Holds  bool
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &certs); code != exitOK || err != nil || len(certs.Lineages) != 2 {
+		t.Fatalf("certificates --json: exit %d, %v\n%s%s", code, err, out, errs)
+	}
+	if a, b := certs.Lineages[0], certs.Lineages[1]; a.Name != "a.example" || a.Rule != "lifetime" || len(a.Targets) != 1 || !a.Targets[0].Holds || b.Name != "b.example" || b.Targets[0].Holds {
+		t.Errorf("certificates --json: %+v; want a.example's hook holding version 1, b.example's not", certs.Lineages)
 	}
 
 	code, out, errs = cli("deploy", "b.example")
@@ -116,6 +139,9 @@ func TestDeployRetried(t *testing.T) {
 		t.Errorf("hook calls %q; want %q", b, want)
 	}
 
+	if code, out, errs := cli("certificates", "c.example"); code != exitUsage || out != "" || !oneLine(errs) {
+		t.Errorf("certificates c.example: exit %d, stdout %q, stderr %q; want exit 2 and one line", code, out, errs)
+	}
 	before := testfs.Snapshot(t, state)
 	code, out, errs = cli("deploy", "c.example")
 	if code != exitUsage || out != "" || !oneLine(errs) || !strings.HasPrefix(errs, "xmppcert: no lineage c.example in ") {
@@ -140,4 +166,53 @@ func fakeServerCtl(t *testing.T, name string) string {
 	}
 	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	return log
+}
+
+// TestDelete: delete refuses without --yes and for an unknown lineage
+// (exit 2, one line, nothing changed), and with --yes removes the
+// lineage and its records, leaving the others and what was deployed.
+func TestDelete(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	certs := filepath.Join(dir, "certs")
+	fakeServerCtl(t, "prosodyctl")
+	cli := func(args ...string) (int, string, string) {
+		t.Helper()
+		return runCLI(t, nil, append([]string{"--state-dir", state}, args...)...)
+	}
+	for _, name := range []string{"a.example", "b.example"} {
+		if code, out, errs := cli("issue", name, "--deploy", "prosody:"+certs, "-q"); code != exitOK {
+			t.Fatalf("issue %s: exit %d\n%s%s", name, code, out, errs)
+		}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"delete", "a.example"}, "xmppcert: delete removes lineage a.example and every version of it from " + state + "; give --yes to do it\n"},
+		{[]string{"delete", "c.example", "--yes"}, "xmppcert: no lineage c.example in " + filepath.Join(state, "live") + "; 'xmppcert certificates' lists them\n"},
+		{[]string{"delete", "--yes"}, "xmppcert: delete needs exactly one LINEAGE\n"},
+	} {
+		before := testfs.Snapshot(t, state)
+		if code, out, errs := cli(c.args...); code != exitUsage || out != "" || errs != c.want {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2 and %q", c.args, code, out, errs, c.want)
+		}
+		if d := diff(before, testfs.Snapshot(t, state)); d != nil {
+			t.Errorf("%q changed the state directory: %q", c.args, d)
+		}
+	}
+	if code, out, errs := cli("delete", "a.example", "--yes"); code != exitOK || !strings.HasPrefix(out, "Deleted lineage a.example: ") {
+		t.Fatalf("delete --yes: exit %d\n%s%s", code, out, errs)
+	}
+	for _, p := range []string{"live/a.example", "archive/a.example", "deploy/a.example.json"} {
+		if _, err := os.Lstat(filepath.Join(state, p)); !os.IsNotExist(err) {
+			t.Errorf("%s is still there: %v", p, err)
+		}
+	}
+	if code, out, _ := cli("certificates", "--json"); code != exitOK || !strings.Contains(out, `"name": "b.example"`) || strings.Contains(out, "a.example") {
+		t.Errorf("certificates after the delete: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(certs, "a.example.crt")); err != nil {
+		t.Errorf("the deployed certificate of the deleted lineage: %v; want it left in place", err)
+	}
 }

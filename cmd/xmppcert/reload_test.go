@@ -108,6 +108,20 @@ func TestProsodyReload(t *testing.T) {
 		t.Fatalf("renew once prosodyctl works: exit %d; want 0, version 3 deployed and reloaded\n%s%s", code, out, errs)
 	}
 	awaitServed(t, p, names, v3)
+
+	// certificates shows the same from the state directory alone.
+	code, out, errs = cli("certificates")
+	for _, want := range []string{
+		names[0] + ": version 3, ECDSA P-256, from the embedded CA\n",
+		"  names     example.org (host), conference.example.org (component)\n",
+		"  deploy    " + target + ": version 3, reloaded ",
+		"  served    " + c2s + " serves version 3 (checked ",
+		"  served    " + s2s + " serves version 3 (checked ",
+	} {
+		if code != exitOK || !strings.Contains(out, want) {
+			t.Errorf("certificates: exit %d; lacks %q\n%s%s", code, want, out, errs)
+		}
+	}
 }
 
 // presented is the leaf Prosody presents after STARTTLS on its s2s

@@ -1,0 +1,107 @@
+package lifecycle
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"time"
+
+	"github.com/xmppcert/xmppcert/acme"
+)
+
+// LineageStatus is a lineage's four states as the state directory
+// records them, read without asking any CA or endpoint: what is desired
+// (names, CA, targets), issued (the current and a staged version),
+// deployed (per target) and served (the last check). It is the --json
+// form of one lineage in the certificates command's output.
+type LineageStatus struct {
+	Name  string      `json:"name"`
+	Names []acme.Name `json:"names"`
+	// CA is "local" or the ACME directory URL.
+	CA      string `json:"ca"`
+	KeyType string `json:"key_type"`
+	Key     string `json:"key"`
+	Version int    `json:"version"`
+	// Staged is a version written for POSH and not yet current.
+	Staged    int       `json:"staged,omitempty"`
+	NotBefore time.Time `json:"not_before"`
+	NotAfter  time.Time `json:"not_after"`
+	Serial    string    `json:"serial"`
+	SHA256    string    `json:"sha256"`
+	// RenewAt is when the lineage is due by Rule (acme.RuleARI from the
+	// CA's last renewal window, else acme.RuleLifetime); Due is whether
+	// that is now or past.
+	RenewAt time.Time `json:"renew_at"`
+	Rule    string    `json:"rule"`
+	Due     bool      `json:"due"`
+	// RetryAfter is when a CA that refused asked to be asked again.
+	RetryAfter time.Time `json:"retry_after,omitzero"`
+	// DeployPending is set when a renewal made the version current and
+	// its deploy has not finished.
+	DeployPending bool           `json:"deploy_pending"`
+	Targets       []TargetStatus `json:"targets"`
+	// Served is what the lineage's endpoints presented at the last check.
+	Served []acme.ServedRecord `json:"served,omitempty"`
+}
+
+// TargetStatus is one stored deploy target's state.
+type TargetStatus struct {
+	Target string `json:"target"`
+	// Holds is whether the target holds the current version, with its
+	// server reloaded.
+	Holds bool `json:"holds"`
+	// Record is what the target last did; nil when it never ran since
+	// records were kept.
+	Record *acme.TargetRecord `json:"record,omitempty"`
+}
+
+// Status reads lineage name's states at the engine's clock.
+func (e *Engine) Status(name string) (LineageStatus, error) {
+	cur, err := e.Store.Current(name)
+	if err != nil {
+		return LineageStatus{}, err
+	}
+	leaf := cur.Leaf
+	sum := sha256.Sum256(leaf.Raw)
+	st := LineageStatus{
+		Name: name, Names: cur.Request.Names, CA: caName(cur.Request), KeyType: string(cur.Request.Key),
+		Key: acme.KeyDescription(leaf.PublicKey), Version: cur.Version,
+		NotBefore: leaf.NotBefore.UTC(), NotAfter: leaf.NotAfter.UTC(),
+		Serial: leaf.SerialNumber.String(), SHA256: fmt.Sprintf("%X", sum),
+		RetryAfter: cur.State.RetryAfter.UTC(), DeployPending: cur.DeployPending(),
+		Targets: []TargetStatus{},
+	}
+	if st.KeyType == "" {
+		st.KeyType = string(acme.KeyECDSAP256)
+	}
+	var w *acme.RenewalWindow
+	if !LocalCA(cur.Request) {
+		w = e.Store.CachedRenewalWindow(cur)
+	}
+	d := acme.Decide(leaf, e.now(), w, false)
+	st.RenewAt, st.Rule, st.Due = d.At.UTC(), d.Rule, d.Due
+	if pins, err := e.Store.PinState(name); err == nil {
+		if v, ok := pins.StagedFor(cur.Version); ok {
+			st.Staged = v
+		}
+	}
+	targets, err := cur.Request.Targets()
+	if err != nil {
+		return st, fmt.Errorf("the deploy targets stored with lineage %s: %w", name, err)
+	}
+	rec, recorded, err := e.Store.DeployRecord(name)
+	if err != nil {
+		return st, err
+	}
+	for _, t := range targets {
+		ts := TargetStatus{Target: t.String()}
+		if tr, ok := rec.Find(ts.Target); ok {
+			ts.Record = &tr
+			ts.Holds = tr.Holds(cur.Version)
+		} else if !recorded {
+			ts.Holds = !st.DeployPending // deployed before records were kept
+		}
+		st.Targets = append(st.Targets, ts)
+	}
+	st.Served = rec.Served
+	return st, nil
+}
