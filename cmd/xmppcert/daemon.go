@@ -23,8 +23,11 @@ func daemonCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "daemon",
 		Usage: "renew, probe, record and alert on a schedule; serve the dashboard, JSON API and /metrics",
-		Description: "The daemon reads the configuration given with the global --config (TOML; see contrib/xmppcert.toml),\n" +
-			"probes every watched endpoint each watch.interval (plus jitter) with bounded concurrency, records what\n" +
+		Description: "The daemon reads the configuration given with the global --config (TOML; see contrib/xmppcert.toml);\n" +
+			"without one it runs on the state directory alone: it renews and deploys every lineage, watches the\n" +
+			"c2s and s2s endpoints of every name in them (lineages issued meanwhile are picked up at the next\n" +
+			"sweep), and serves the dashboard on loopback, every setting at its default.\n" +
+			"It probes every watched endpoint each watch.interval (plus jitter) with bounded concurrency, records what\n" +
 			"each showed in STATE_DIR/history.db, alerts on changes (log, webhooks, exec hooks), and once an hour\n" +
 			"issues every [[host]] that has no lineage yet and renews every lineage that is due (the same code and\n" +
 			"locks as 'xmppcert issue' and 'xmppcert renew'), publishes [host.pins.tlsa] records by RFC 2136 as\n" +
@@ -97,9 +100,17 @@ func runDaemon(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usagef("daemon takes no arguments; configure it with --config FILE")
 	}
-	cfg, err := loadConfig(c, true)
+	cfg, err := loadConfig(c, false)
 	if err != nil {
 		return err
+	}
+	if cfg == nil {
+		// No file: the state directory says what to renew and watch.
+		state, err := stateDir(c)
+		if err != nil {
+			return err
+		}
+		cfg = config.Defaults(state)
 	}
 	if l := c.String("listen"); l != "" {
 		if err := checkListen(l, cfg); err != nil {

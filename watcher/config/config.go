@@ -172,6 +172,33 @@ type Host struct {
 	POSH *POSH
 	// Line is the line of the host's [[host]] header, for messages.
 	Line int
+	// Role is the role of Domain when it is not a host: set for a host
+	// taken from a lineage of a component alone (HostFromRequest).
+	Role xmppaddr.Role
+	// FromLineage marks a host taken from a lineage in the state
+	// directory (a daemon without a configuration file), not configured:
+	// it is watched, and its lineage renewed, but it states no desired
+	// state of its own.
+	FromLineage bool
+}
+
+// HostFromRequest is the host a lineage's stored request describes: its
+// first name with its role, the others as components, and the request's
+// CA, key, deploy and check settings. FromLineage is set.
+func HostFromRequest(req acme.Request) Host {
+	h := Host{Domain: req.Host(), CA: req.CA, KeyType: req.Key, ReuseKey: req.ReuseKey, Days: req.Days,
+		Deploy: req.Deploy, Hooks: req.Hooks, ACME: req.ACME, ProsodyConfig: req.ProsodyConfig,
+		EjabberdCtlConfig: req.EjabberdCtlConfig, ServeCheck: req.ServeCheck, FromLineage: true}
+	switch r := req.Names[0].Role; r {
+	case xmppaddr.RoleAnonymousHost:
+		h.Anonymous = true
+	default:
+		h.Role = r
+	}
+	for _, n := range req.Names[1:] {
+		h.Components = append(h.Components, n.Domain)
+	}
+	return h
 }
 
 // TLSA is [host.pins.tlsa]: how the host's TLSA records are published,
@@ -339,7 +366,7 @@ func (h Host) role() xmppaddr.Role {
 	if h.Anonymous {
 		return xmppaddr.RoleAnonymousHost
 	}
-	return xmppaddr.RoleHost
+	return h.Role
 }
 
 func (h Host) names() []xmppaddr.Name {

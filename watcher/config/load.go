@@ -53,9 +53,24 @@ func Parse(name string, data []byte) (*Config, error) {
 	return cfg, nil
 }
 
+// Defaults is the configuration of a daemon started without a file:
+// every setting at its default and stateDir as the state directory. It
+// has no host and no peer; the daemon takes its hosts from the lineages
+// in the state directory (HostFromRequest).
+func Defaults(stateDir string) *Config {
+	p := &parser{file: "", allowEmpty: true}
+	raw, _ := p.decode(nil)
+	cfg := p.validate(raw)
+	cfg.StateDir = stateDir
+	return cfg
+}
+
 // parser collects the problems of one file.
 type parser struct {
-	file string
+	// allowEmpty accepts a configuration with no host and no peer
+	// (Defaults).
+	allowEmpty bool
+	file       string
 	ix   *keyIndex
 	errs ErrorList
 }

@@ -52,7 +52,7 @@ func (p *parser) validate(d *decoded) *Config {
 	}
 	cfg.Alert = p.alert(&d.top.Alert, d.webhooks, d.execs)
 	cfg.HTTP = p.http(&d.top.HTTP)
-	if len(d.hosts) == 0 && len(d.peers) == 0 && len(p.errs) == 0 {
+	if len(d.hosts) == 0 && len(d.peers) == 0 && len(p.errs) == 0 && !p.allowEmpty {
 		p.errs = append(p.errs, &Error{File: p.file, Msg: "nothing to do: add a [[host]] whose certificate xmppcert keeps, or a [[watch.peer]] to watch (see contrib/xmppcert.toml)"})
 	}
 	return cfg

@@ -156,6 +156,9 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 		return nil, err
 	}
 	d.health = h
+	if cfg.File == "" {
+		d.refreshLineageHosts()
+	}
 	if deps.Engine != nil {
 		// The engine's events feed /metrics and the log; the caller's
 		// engine is left as it was.
@@ -191,6 +194,7 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 		Sweep:    func(ctx context.Context) (any, error) { return d.SweepOnce(ctx) },
 		POSHRoot: d.poshRoot,
 		Health:   d.health.check,
+		Lineages: d.lineages,
 	})
 	if err != nil {
 		store.Close()
@@ -284,6 +288,12 @@ func (d *Daemon) probeFor(key string) *probe.Endpoint {
 // documentation for what a reload can change).
 func (d *Daemon) Reload() error {
 	old := d.Config()
+	if old.File == "" {
+		// No file: the state directory is the configuration.
+		d.refreshLineageHosts()
+		d.log.Info("no configuration file; hosts taken from the lineages again", "hosts", len(d.Config().Hosts))
+		return nil
+	}
 	cfg, err := config.Load(old.File)
 	if err != nil {
 		var list config.ErrorList

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/internal/dnsupdate"
 	"github.com/xmppcert/xmppcert/watcher/config"
+	"github.com/xmppcert/xmppcert/watcher/web"
 )
 
 // renew is one renewal run of the lifecycle engine over the
@@ -20,6 +22,9 @@ func (d *Daemon) renew(ctx context.Context) error {
 	var hosts []lifecycle.Host
 	skipped := 0
 	for _, h := range cfg.Hosts {
+		if h.FromLineage {
+			continue // the engine renews every lineage anyway
+		}
 		dh, err := DesiredHost(cfg, h)
 		if err != nil {
 			skipped++
@@ -101,4 +106,89 @@ func (d *Daemon) lifecycleEvent(ev lifecycle.Event) {
 	if ev.Name == lifecycle.EventDeployFailed && ev.Err != nil {
 		d.log.Warn("deploy failed", "lineage", ev.Lineage, "version", ev.Version, "target", ev.Target, "error", ev.Err.Error())
 	}
+}
+
+// refreshLineageHosts takes the hosts of a daemon without a
+// configuration file from the lineages in the state directory
+// (config.HostFromRequest): they are watched as our own, and renewed as
+// every lineage is, but state no desired state. A lineage that cannot be
+// read is logged and left out.
+func (d *Daemon) refreshLineageHosts() {
+	cfg := *d.Config()
+	store := acme.Store{Dir: cfg.StateDir}
+	names, err := store.Names()
+	if err != nil {
+		d.log.Error("listing the lineages", "dir", cfg.StateDir, "error", err.Error())
+		return
+	}
+	cfg.Hosts = nil
+	for _, name := range names {
+		cur, err := store.Current(name)
+		if err != nil {
+			d.log.Warn("lineage left out of the watched hosts", "lineage", name, "error", err.Error())
+			continue
+		}
+		cfg.Hosts = append(cfg.Hosts, config.HostFromRequest(cur.Request))
+	}
+	if len(cfg.Hosts) > 0 && cfg.Watch.From == "" {
+		cfg.Watch.From = cfg.Hosts[0].Domain
+	}
+	d.mu.Lock()
+	d.cfg = &cfg
+	d.mu.Unlock()
+}
+
+// lineages is what the dashboard shows of every lineage in the state
+// directory (lifecycle.Engine.Status), read at each request.
+func (d *Daemon) lineages() []web.Lineage {
+	e := d.deps.Engine
+	if e == nil {
+		e = &lifecycle.Engine{Store: acme.Store{Dir: d.Config().StateDir}}
+	}
+	names, err := e.Store.Names()
+	if err != nil {
+		d.log.Warn("listing the lineages for the dashboard", "error", err.Error())
+		return nil
+	}
+	var out []web.Lineage
+	for _, name := range names {
+		st, err := e.Status(name)
+		if err != nil {
+			out = append(out, web.Lineage{Name: name, Problems: []string{err.Error()}})
+			continue
+		}
+		l := web.Lineage{Name: name, Version: st.Version, NotAfter: st.NotAfter, RenewAt: st.RenewAt, Rule: st.Rule}
+		for _, n := range st.Names {
+			l.Names = append(l.Names, fmt.Sprintf("%s (%s)", n.Domain, n.Role))
+		}
+		for _, t := range st.Targets {
+			line := t.Target + ": "
+			switch r := t.Record; {
+			case t.Holds && r != nil && r.Reloaded:
+				line += fmt.Sprintf("version %d, reloaded", r.Version)
+			case t.Holds && r != nil:
+				line += fmt.Sprintf("version %d", r.Version)
+			case t.Holds:
+				line += "deployed before deploy records were kept"
+			case r != nil && r.Error != "":
+				line += "FAILED: " + r.Error
+				l.Problems = append(l.Problems, line)
+			default:
+				line += "behind the current version"
+				l.Problems = append(l.Problems, line)
+			}
+			l.Deploy = append(l.Deploy, line)
+		}
+		for _, s := range st.Served {
+			l.Served = append(l.Served, s.Detail)
+			if s.Status != lifecycle.ServedCurrent {
+				l.Problems = append(l.Problems, s.Detail)
+			}
+		}
+		if st.Due {
+			l.Problems = append(l.Problems, "due for renewal")
+		}
+		out = append(out, l)
+	}
+	return out
 }

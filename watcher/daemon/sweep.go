@@ -41,6 +41,9 @@ func (d *Daemon) SweepOnce(ctx context.Context) (SweepResult, error) {
 // sweep is SweepOnce under its lock.
 func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 	start := time.Now()
+	if d.Config().File == "" {
+		d.refreshLineageHosts() // lineages issued since the last sweep
+	}
 	d.mu.Lock()
 	cfg, disp := d.cfg, d.disp
 	d.mu.Unlock()

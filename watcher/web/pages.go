@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/xmppcert/xmppcert/watcher/changes"
 )
@@ -59,6 +60,26 @@ type dashboardData struct {
 	Endpoints   []EndpointStatus
 	Unacked     int // endpoints with unacknowledged changes
 	Conditioned int // endpoints with conditions
+	Lineages    []Lineage
+}
+
+// Lineage is one certificate the daemon keeps, as the dashboard's
+// certificates table shows it: its names, version, expiry, when it
+// renews, what each deploy target holds and what the endpoints served at
+// the last check, with the problems among them.
+type Lineage struct {
+	Name     string
+	Names    []string
+	Version  int
+	NotAfter time.Time
+	RenewAt  time.Time
+	// Rule is the renewal rule: "ari" (the CA's window) or "lifetime".
+	Rule   string
+	Deploy []string
+	Served []string
+	// Problems are what needs the operator: a failed or behind target,
+	// an endpoint not serving the version, a lineage due or unreadable.
+	Problems []string
 }
 
 // handleDashboard is GET /.
@@ -73,6 +94,9 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 		return cmp.Compare(urgency(b), urgency(a))
 	})
 	d := dashboardData{Title: "xmppcert: watched endpoints", Now: fmtTime(s.now()), Endpoints: st}
+	if s.opts.Lineages != nil {
+		d.Lineages = s.opts.Lineages()
+	}
 	for _, e := range st {
 		if len(e.Unacknowledged) > 0 {
 			d.Unacked++

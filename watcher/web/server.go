@@ -85,6 +85,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (expiry, days left); nil means time.Now.
 	Now func() time.Time
+	// Lineages returns the certificates the daemon keeps, for the
+	// dashboard's certificates table; nil shows none.
+	Lineages func() []Lineage
 	// HistoryLimit bounds the entries an endpoint page shows and the API
 	// returns; zero means 200.
 	HistoryLimit int
