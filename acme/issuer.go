@@ -55,6 +55,10 @@ type Request struct {
 	// Replaces is the certificate this issuance renews, for ACME Renewal
 	// Information (RFC 9773: the new order's "replaces"). Not stored.
 	Replaces *x509.Certificate `json:"-"`
+	// KeyCompromised makes the issuance leave the current key, whatever
+	// ReuseKey and the pin hold say: the key was revoked as compromised.
+	// Not stored.
+	KeyCompromised bool `json:"-"`
 	// Stage writes the new version without making it current: a
 	// renewal of a lineage pinned by POSH stages the certificate, so
 	// that POSH lists it before peers see it (pins.go). Not stored.

@@ -220,12 +220,23 @@ func planKey(req Request, cur *Lineage, pins PinState, now time.Time) (keyPlan, 
 			return keyPlan{}, err
 		}
 	}
-	if req.ReuseKey && req.Key.Matches(cur.Key) {
-		return keyPlan{key: cur.Key, next: next, choice: KeyReused}, nil
-	}
 	switchNow := func(note string) (keyPlan, error) {
 		fresh, err := gen()
 		return keyPlan{key: next, next: fresh, choice: KeyNext, note: note}, err
+	}
+	if req.KeyCompromised {
+		// Never the compromised key again: the next key, whose pins (if
+		// any) were published beside the current key's, at once.
+		note := "the current key was revoked as compromised: moved to the next key"
+		if since, ok := pins.PublishedFor(next.Public()); ok {
+			note += fmt.Sprintf(", whose pins are public since %s", stamp(since))
+		} else if pins.Pinned() {
+			note += ", whose pins are not published yet: publish them now"
+		}
+		return switchNow(note)
+	}
+	if req.ReuseKey && req.Key.Matches(cur.Key) {
+		return keyPlan{key: cur.Key, next: next, choice: KeyReused}, nil
 	}
 	if !pins.Pinned() {
 		return switchNow("")

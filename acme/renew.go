@@ -54,6 +54,50 @@ type RenewState struct {
 	// again (a rate limit). Renewal leaves the lineage alone until then
 	// unless forced.
 	RetryAfter time.Time `json:"retry_after,omitzero"`
+	// Revoked records that the current certificate was revoked: a
+	// lineage whose current certificate has this serial is due at once.
+	Revoked Revocation `json:"revoked,omitzero"`
+}
+
+// Revocation is a certificate's revocation, as recorded.
+type Revocation struct {
+	// Serial is the revoked certificate's serial number, decimal.
+	Serial string `json:"serial"`
+	// Reason is the RFC 5280 reason code (ReasonKeyCompromise, ...).
+	Reason int       `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// Of reports whether r revokes leaf.
+func (r Revocation) Of(leaf *x509.Certificate) bool {
+	return r.Serial != "" && r.Serial == leaf.SerialNumber.String()
+}
+
+// RFC 5280 revocation reason codes that xmppcert revoke takes (those
+// ACME CAs accept from subscribers).
+const (
+	ReasonUnspecified          = 0
+	ReasonKeyCompromise        = 1
+	ReasonAffiliationChanged   = 3
+	ReasonSuperseded           = 4
+	ReasonCessationOfOperation = 5
+)
+
+// ReasonNames maps each accepted reason's RFC 5280 name to its code.
+var ReasonNames = map[string]int{
+	"unspecified": ReasonUnspecified, "keyCompromise": ReasonKeyCompromise,
+	"affiliationChanged": ReasonAffiliationChanged, "superseded": ReasonSuperseded,
+	"cessationOfOperation": ReasonCessationOfOperation,
+}
+
+// ReasonName is the RFC 5280 name of a reason code.
+func ReasonName(code int) string {
+	for n, c := range ReasonNames {
+		if c == code {
+			return n
+		}
+	}
+	return fmt.Sprintf("reason %d", code)
 }
 
 // DeployPending reports whether an earlier renewal made a new version
@@ -130,6 +174,7 @@ const (
 	RuleLifetime = "lifetime" // a third of the lifetime left (DESIGN.md)
 	RuleARI      = "ari"      // the CA's renewal window (RFC 9773)
 	RuleForce    = "force"    // the operator asked
+	RuleRevoked  = "revoked"  // the current certificate was revoked
 )
 
 // Decision says whether a lineage is due for renewal, when and why.

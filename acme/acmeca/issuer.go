@@ -660,3 +660,23 @@ var (
 	_ acme.Issuer         = (*Issuer)(nil)
 	_ acme.RenewalAdvisor = (*Issuer)(nil)
 )
+
+// Revoke asks the CA to revoke cert for reason (an RFC 5280 code),
+// signed with the account's key: the CA accepts it from the account
+// that ordered the certificate or one that holds authorizations for all
+// its names (RFC 8555 §7.6). It is not retried; the error is an *Error.
+func (i *Issuer) Revoke(ctx context.Context, cert *x509.Certificate, reason int) error {
+	ctx, cancel := context.WithTimeout(ctx, i.cfg.Timeout)
+	defer cancel()
+	client, rec := i.client()
+	op := "revoking the certificate with serial " + cert.SerialNumber.String()
+	acct, err := i.account(ctx, client)
+	if err == nil {
+		err = client.RevokeCertificate(ctx, acct, cert, nil, reason)
+	}
+	if err != nil {
+		kind, _ := classify(err, rec)
+		return &Error{CA: i.Name(), Op: op, Kind: kind, Attempts: 1, Err: err}
+	}
+	return nil
+}

@@ -60,6 +60,7 @@ const (
 	// after a deploy.
 	EventServedStale   = "served_stale"
 	EventServedForeign = "served_foreign"
+	EventRevoked       = "cert_revoked"
 )
 
 // Event is one thing the engine did to a lineage.

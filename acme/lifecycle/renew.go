@@ -146,7 +146,13 @@ func (r *RenewRun) lineage(ctx context.Context, name string) LineageResult {
 	if pending {
 		rep.Due, rep.Reason = true, fmt.Sprintf("version %d was renewed by an earlier run that did not finish deploying it", cur.Version)
 	} else {
-		d := r.decide(ctx, cur, now, &rep)
+		var d acme.Decision
+		if rv := cur.State.Revoked; rv.Of(cur.Leaf) {
+			d = acme.Decision{Due: true, At: rv.At, Rule: acme.RuleRevoked,
+				Reason: fmt.Sprintf("version %d was revoked (%s) at %s", cur.Version, acme.ReasonName(rv.Reason), stamp(rv.At))}
+		} else {
+			d = r.decide(ctx, cur, now, &rep)
+		}
 		rep.Due, rep.Rule, rep.Reason, rep.DueAt = d.Due, d.Rule, d.Reason, d.At.UTC()
 		switch {
 		case !d.Due:
@@ -353,13 +359,22 @@ func (r *RenewRun) renew(ctx context.Context, cur *acme.Current, rep LineageResu
 	if err != nil {
 		return rep.fail(err)
 	}
-	if v, ok := pins.StagedFor(cur.Version); ok {
+	if v, ok := pins.StagedFor(cur.Version); ok && !cur.State.Revoked.Of(cur.Leaf) {
 		return r.promoteStaged(ctx, cur, pins, v, rep)
 	}
 	req := cur.Request
 	req.Replaces = cur.Leaf
+	revoked := cur.State.Revoked
+	if revoked.Of(cur.Leaf) {
+		// A revoked certificate is replaced at once, never staged; a
+		// compromised key is never used again.
+		req.KeyCompromised = revoked.Reason == acme.ReasonKeyCompromise
+		pins.POSH = nil
+	} else {
+		revoked = acme.Revocation{}
+	}
 	req.Stage = pins.POSH != nil
-	if err := store.SaveRenewState(cur.Name, acme.RenewState{RenewingFrom: cur.Version}); err != nil {
+	if err := store.SaveRenewState(cur.Name, acme.RenewState{RenewingFrom: cur.Version, Revoked: revoked}); err != nil {
 		return rep.fail(fmt.Errorf("recording the renewal: %w; nothing was issued", err))
 	}
 	iss, roots, release, err := r.e.open(req, IssueOptions{})
@@ -376,6 +391,12 @@ func (r *RenewRun) renew(ctx context.Context, cur *acme.Current, rep LineageResu
 	rep.Result, rep.Key = ResultRenewed, string(got.KeyChoice)
 	if got.KeyNote != "" {
 		rep.Notes = append(rep.Notes, "key "+string(got.KeyChoice)+": "+got.KeyNote)
+	}
+	if revoked.Serial != "" {
+		// Not staged: POSH must list the replacement now.
+		if note := r.e.reissuedPOSH(got.Lineage); note != "" {
+			rep.Notes = append(rep.Notes, note)
+		}
 	}
 	if req.Stage {
 		r.e.emit(Event{Name: EventStaged, Lineage: cur.Name, Version: got.Version})
@@ -394,6 +415,8 @@ func (r *RenewRun) recordFailure(cur *acme.Current, err error, rep *LineageResul
 	var st acme.RenewState
 	if now, cerr := store.Current(cur.Name); cerr != nil || now.Version != cur.Version {
 		st.RenewingFrom = cur.Version
+	} else {
+		st.Revoked = cur.State.Revoked // still current, still revoked
 	}
 	if wait, ok := acme.RetryAfter(err); ok && wait.After(r.e.now()) {
 		st.RetryAfter = wait

@@ -79,6 +79,7 @@ func (ca *CA) Handler(o ServeOptions) (http.Handler, error) {
 	linker := stepacme.NewLinker(o.Host, "acme")
 	mux := chi.NewRouter()
 	mux.Route("/acme", func(r chi.Router) { acmeapi.Route(r) })
+	mux.Method(http.MethodGet, CRLPath, CRLHandler(ca.dir))
 	base := func(ctx context.Context) context.Context {
 		ctx = authority.NewContext(ctx, ca.auth)
 		ctx = db.NewContext(ctx, ca.db)

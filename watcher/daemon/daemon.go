@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
+	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/watcher"
 	"github.com/xmppcert/xmppcert/watcher/alert"
 	"github.com/xmppcert/xmppcert/watcher/changes"
@@ -195,6 +196,7 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 		POSHRoot: d.poshRoot,
 		Health:   d.health.check,
 		Lineages: d.lineages,
+		CRL:      localca.CRLHandler(filepath.Join(cfg.StateDir, "ca")),
 	})
 	if err != nil {
 		store.Close()

@@ -3,10 +3,12 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
+	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/dnsupdate"
 	"github.com/xmppcert/xmppcert/watcher/config"
 	"github.com/xmppcert/xmppcert/watcher/web"
@@ -35,6 +37,12 @@ func (d *Daemon) renew(ctx context.Context) error {
 		hosts = append(hosts, dh)
 	}
 	err := d.deps.Engine.Reconcile(ctx, hosts, false, d.log)
+	caDir := filepath.Join(cfg.StateDir, "ca")
+	if refreshed, cerr := localca.MaintainCRL(caDir, d.deps.Now()); cerr != nil {
+		d.log.Error("signing the embedded CA's CRL again failed", "dir", caDir, "error", cerr.Error())
+	} else if refreshed {
+		d.log.Info("the embedded CA's CRL was signed again", "file", filepath.Join(caDir, localca.CRLFile))
+	}
 	if skipped > 0 && err == nil {
 		err = fmt.Errorf("%d hosts skipped", skipped)
 	}

@@ -68,8 +68,8 @@ type Options struct {
 	// case, without port), or "" for none. Nil serves no POSH documents
 	// (404).
 	POSHRoot func(host string) string
-	// Token, when set, is required of every request except /healthz and
-	// POSH documents (as a Bearer token or the Basic password); when
+	// Token, when set, is required of every request except /healthz,
+	// /crl and POSH documents (as a Bearer token or the Basic password); when
 	// empty only loopback clients are answered. Never logged or shown.
 	Token string
 	// AllowedHosts are further Host header names (without port) that a
@@ -88,6 +88,9 @@ type Options struct {
 	// Lineages returns the certificates the daemon keeps, for the
 	// dashboard's certificates table; nil shows none.
 	Lineages func() []Lineage
+	// CRL, when set, serves the embedded CA's certificate revocation list
+	// at /crl, to anyone (like /healthz and POSH: it is public data).
+	CRL http.Handler
 	// HistoryLimit bounds the entries an endpoint page shows and the API
 	// returns; zero means 200.
 	HistoryLimit int
@@ -172,6 +175,9 @@ func New(opts Options) (*Server, error) {
 		io.WriteString(w, "ok\n")
 	})
 	m.HandleFunc("GET /.well-known/posh/{name}", s.handlePOSH)
+	if opts.CRL != nil {
+		m.Handle("GET /crl", opts.CRL)
+	}
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{s.log}}))
 	m.HandleFunc("GET /{$}", s.handleDashboard)
 	m.HandleFunc("GET /endpoint/{id}", s.handleEndpointPage)
@@ -210,7 +216,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // public reports whether path is served without the access policy.
 func public(path string) bool {
-	return path == "/healthz" || strings.HasPrefix(path, "/.well-known/posh/")
+	return path == "/healthz" || path == "/crl" || strings.HasPrefix(path, "/.well-known/posh/")
 }
 
 // authorize applies the access policy; status 0 means allowed.
