@@ -71,8 +71,8 @@ type parser struct {
 	// (Defaults).
 	allowEmpty bool
 	file       string
-	ix   *keyIndex
-	errs ErrorList
+	ix         *keyIndex
+	errs       ErrorList
 }
 
 // result sorts the problems by position and caps them.
