@@ -267,3 +267,98 @@ func (e *Engine) recordServed(l *acme.Lineage, served []ServedResult) error {
 	}
 	return e.Store.SaveDeployRecord(l.Name, rec)
 }
+
+// ServedIndex knows every version of every lineage by the SHA-256 of its
+// certificate and of its key, so that what an endpoint presents (as
+// digests, the way the daemon's observations keep it) can be compared
+// with the lineage it should serve.
+type ServedIndex struct {
+	certs map[string]versionRef // certificate digest
+	keys  map[string]string     // key digest: its lineage
+	lines map[string]lineageRef // by lineage name
+}
+
+type versionRef struct {
+	lineage string
+	version int
+}
+
+type lineageRef struct {
+	current, staged int
+	// since is when the current version went out: its last deploy, or
+	// its notBefore when no deploy is recorded.
+	since time.Time
+}
+
+// NewServedIndex reads every version of every lineage in the store.
+func (e *Engine) NewServedIndex() (*ServedIndex, error) {
+	ix := &ServedIndex{certs: map[string]versionRef{}, keys: map[string]string{}, lines: map[string]lineageRef{}}
+	names, err := e.Store.Names()
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		cur, err := e.Store.Current(name)
+		if err != nil {
+			continue // an unreadable lineage serves nothing to compare with
+		}
+		ref := lineageRef{current: cur.Version, since: cur.Leaf.NotBefore}
+		if pins, err := e.Store.PinState(name); err == nil {
+			if v, ok := pins.StagedFor(cur.Version); ok {
+				ref.staged = v
+			}
+		}
+		if rec, _, err := e.Store.DeployRecord(name); err == nil {
+			for _, t := range rec.Targets {
+				if t.Version == cur.Version && t.At.After(ref.since) {
+					ref.since = t.At
+				}
+			}
+		}
+		ix.lines[name] = ref
+		versions, _ := e.Store.Versions(name)
+		for _, v := range versions {
+			c, err := e.Store.VersionLeaf(name, v)
+			if err != nil {
+				continue
+			}
+			sum := sha256.Sum256(c.Raw)
+			ix.certs[fmt.Sprintf("%x", sum)] = versionRef{name, v}
+			ix.keys[spki(c)] = name
+		}
+	}
+	return ix, nil
+}
+
+// Has reports whether the index knows lineage name.
+func (ix *ServedIndex) Has(name string) bool {
+	_, ok := ix.lines[name]
+	return ok
+}
+
+// Since is when lineage name's current version went out.
+func (ix *ServedIndex) Since(name string) time.Time { return ix.lines[name].since }
+
+// Classify compares a presented certificate, given by the hex SHA-256 of
+// its DER and of its SubjectPublicKeyInfo, with lineage name: one of
+// the Served* statuses (never unreachable), the version presented when
+// it is one of ours, and the lineage it belongs to.
+func (ix *ServedIndex) Classify(name, certSHA256, spkiSHA256 string) (status string, version int, lineage string) {
+	ref := ix.lines[name]
+	if v, ok := ix.certs[strings.ToLower(certSHA256)]; ok {
+		switch {
+		case v.lineage == name && (v.version == ref.current || v.version == ref.staged):
+			return ServedCurrent, v.version, name
+		case v.lineage == name:
+			return ServedStale, v.version, name
+		}
+		return ServedMismatch, v.version, v.lineage
+	}
+	if l, ok := ix.keys[strings.ToLower(spkiSHA256)]; ok {
+		if l == name {
+			return ServedStale, 0, name // a certificate of ours for this key, no longer kept
+		}
+		return ServedMismatch, 0, l
+	}
+	return ServedForeign, 0, ""
+}

@@ -123,6 +123,16 @@ const (
 	Expiry1d Kind = "expiry-1d"
 	// Expired: the leaf has expired (critical; condition).
 	Expired Kind = "expired"
+	// ServedStale: one of our own endpoints still presents an older
+	// version of its lineage well after the current one was deployed:
+	// the reload did not take (warning).
+	ServedStale Kind = "served-stale"
+	// ServedMismatch: one of our own endpoints presents another
+	// lineage's certificate (warning).
+	ServedMismatch Kind = "served-mismatch"
+	// ServedForeign: one of our own endpoints presents a certificate
+	// whose key belongs to no lineage we keep (critical).
+	ServedForeign Kind = "served-foreign"
 )
 
 // Change is one classified difference (or condition) of an endpoint.

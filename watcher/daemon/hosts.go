@@ -10,6 +10,8 @@ import (
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/dnsupdate"
+	"github.com/xmppcert/xmppcert/watcher"
+	"github.com/xmppcert/xmppcert/watcher/changes"
 	"github.com/xmppcert/xmppcert/watcher/config"
 	"github.com/xmppcert/xmppcert/watcher/web"
 )
@@ -199,4 +201,65 @@ func (d *Daemon) lineages() []web.Lineage {
 		out = append(out, l)
 	}
 	return out
+}
+
+// servedStaleGrace is how long after a lineage's current version went
+// out one of our endpoints may still present an older one before that is
+// a served-stale condition: a reload, or a deploy on another node, may
+// be under way.
+const servedStaleGrace = 15 * time.Minute
+
+// servedChecker returns the comparison of each observation of our own
+// hosts' endpoints with the lineage it should serve (lifecycle.
+// ServedIndex): conditions served-foreign (critical), served-mismatch
+// and, after servedStaleGrace, served-stale (warnings). The index is read
+// once per sweep, when the first observation of our own needs it.
+func (d *Daemon) servedChecker(cfg *config.Config) func(watcher.Observation, time.Time) []changes.Change {
+	lineageOf := map[string]string{}
+	for _, h := range cfg.Hosts {
+		lineageOf[h.Domain] = h.Domain
+		for _, c := range h.Components {
+			lineageOf[c] = h.Domain
+		}
+	}
+	var ix *lifecycle.ServedIndex
+	failed := false
+	return func(o watcher.Observation, now time.Time) []changes.Change {
+		name, own := lineageOf[o.Endpoint.Domain]
+		if !own || !o.Reachable || len(o.Chain) == 0 || failed {
+			return nil
+		}
+		if ix == nil {
+			e := d.deps.Engine
+			if e == nil {
+				e = &lifecycle.Engine{Store: acme.Store{Dir: cfg.StateDir}}
+			}
+			var err error
+			if ix, err = e.NewServedIndex(); err != nil {
+				failed = true
+				d.log.Error("reading the lineages to compare what our endpoints serve", "error", err.Error())
+				return nil
+			}
+		}
+		if !ix.Has(name) {
+			return nil // no lineage yet
+		}
+		leaf := o.Chain[0]
+		status, version, other := ix.Classify(name, leaf.SHA256, leaf.SPKISHA256)
+		ep := o.Endpoint.String()
+		change := func(kind changes.Kind, sev changes.Severity, text string) []changes.Change {
+			return []changes.Change{{Kind: kind, Severity: sev, Text: text, New: leaf.SHA256, Key: ep + "|" + string(kind) + "|" + leaf.SHA256}}
+		}
+		switch status {
+		case lifecycle.ServedForeign:
+			return change(changes.ServedForeign, changes.Critical, fmt.Sprintf("serves a certificate whose key belongs to no lineage (%s, SHA-256 %s) instead of lineage %s", leaf.Subject, leaf.SHA256, name))
+		case lifecycle.ServedMismatch:
+			return change(changes.ServedMismatch, changes.Warning, fmt.Sprintf("serves a certificate of lineage %s instead of lineage %s", other, name))
+		case lifecycle.ServedStale:
+			if since := ix.Since(name); now.Sub(since) >= servedStaleGrace {
+				return change(changes.ServedStale, changes.Warning, fmt.Sprintf("still serves version %d of lineage %s; the current version went out %s: the reload did not take", version, name, since.UTC().Format("2006-01-02 15:04 MST")))
+			}
+		}
+		return nil
+	}
 }

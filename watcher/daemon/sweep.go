@@ -129,6 +129,7 @@ func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 		return res, fmt.Errorf("recording %d observations: %w", len(obs), err)
 	}
 	judged := now
+	served := d.servedChecker(cfg)
 	for i, o := range obs {
 		rec := recorded[i]
 		cctx := expect[o.Endpoint.Domain]
@@ -146,6 +147,7 @@ func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 			cctx.LastReachable = d.lastReachable(o.Endpoint.String())
 		}
 		cs := changes.Classify(prev, o, cctx)
+		cs = append(cs, served(o, judged)...)
 		res.Alerts += disp.Report(o.Endpoint, o.At, cs)
 	}
 	if cfg.History.Retention > 0 && judged.Sub(d.lastPrune) >= pruneEvery {
