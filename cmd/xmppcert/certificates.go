@@ -35,15 +35,11 @@ type certificatesOutput struct {
 }
 
 func runCertificates(c *cli.Context) error {
-	state, err := stateDir(c)
+	engine, names, err := engineFor(c)
 	if err != nil {
 		return err
 	}
-	engine := &lifecycle.Engine{Store: acme.Store{Dir: state}}
-	names, err := lineageArgs(c, engine.Store)
-	if err != nil {
-		return err
-	}
+	state := engine.Store.Dir
 	out := certificatesOutput{Lineages: []lifecycle.LineageStatus{}}
 	failed := 0
 	for _, name := range names {

@@ -178,10 +178,6 @@ func TestDaemonBadUsage(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "token") {
 		t.Errorf("--listen off loopback without a token: exit %d: %s", code, errOut)
 	}
-	code, _, errOut = runCLI(t, nil, "--state-dir", dir, "daemon")
-	if code != 2 || !strings.Contains(errOut, "--config") {
-		t.Errorf("daemon without --config: exit %d: %s", code, errOut)
-	}
 
 	code, out, errOut = runCLI(t, nil, "--state-dir", filepath.Join(dir, "empty"), "status", "--listen", freeAddr(t))
 	if code != 0 || !strings.Contains(out, "no history yet") || !strings.Contains(out, "no lineages") {

@@ -274,7 +274,7 @@ func hookBlocks(t *testing.T, path string) [][]string {
 	t.Helper()
 	var out [][]string
 	var cur []string
-	for _, line := range readLines(t, path) {
+	for _, line := range testtool.Lines(t, path) {
 		switch f := strings.Fields(line); {
 		case line == ".":
 			out, cur = append(out, cur), nil

@@ -4,8 +4,6 @@ import (
 	"fmt"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/xmppcert/xmppcert/acme"
 )
 
 func deleteCommand() *cli.Command {
@@ -27,16 +25,11 @@ func runDelete(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usagef("delete needs exactly one LINEAGE")
 	}
-	state, err := stateDir(c)
+	engine, names, err := engineFor(c)
 	if err != nil {
 		return err
 	}
-	store := acme.Store{Dir: state}
-	names, err := lineageArgs(c, store)
-	if err != nil {
-		return err
-	}
-	name := names[0]
+	store, state, name := engine.Store, engine.Store.Dir, names[0]
 	if !c.Bool("yes") {
 		return usagef("delete removes lineage %s and every version of it from %s; give --yes to do it", name, state)
 	}

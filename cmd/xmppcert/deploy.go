@@ -40,18 +40,11 @@ type deployOutput struct {
 }
 
 func runDeploy(c *cli.Context) error {
-	state, err := stateDir(c)
+	engine, names, err := engineFor(c)
 	if err != nil {
 		return err
 	}
-	engine, err := newEngine(c, state)
-	if err != nil {
-		return err
-	}
-	names, err := lineageArgs(c, engine.Store)
-	if err != nil {
-		return err
-	}
+	state := engine.Store.Dir
 	out := deployOutput{Lineages: []lifecycle.DeployReport{}}
 	failed := 0
 	for _, name := range names {
@@ -78,6 +71,22 @@ func runDeploy(c *cli.Context) error {
 		return fmt.Errorf("%d of %d lineages not fully deployed", failed, len(names))
 	}
 	return nil
+}
+
+// engineFor is the lifecycle engine over --state-dir (with the command's
+// --serve-grace) and the lineages the arguments name, all without
+// arguments (lineageArgs).
+func engineFor(c *cli.Context) (*lifecycle.Engine, []string, error) {
+	state, err := stateDir(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	engine, err := newEngine(c, state)
+	if err != nil {
+		return nil, nil, err
+	}
+	names, err := lineageArgs(c, engine.Store)
+	return engine, names, err
 }
 
 // lineageArgs are the lineages the arguments name, canonical and

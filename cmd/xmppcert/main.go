@@ -124,7 +124,7 @@ func flagAnywhere(c *cli.Context, name string) bool {
 }
 
 // defaultStateDir is $XDG_STATE_HOME/xmppcert (or ~/.local/state/xmppcert)
-// for users and /var/lib/xmppcert for root, as DESIGN.md says.
+// for users and /var/lib/xmppcert for root, as the README says.
 func defaultStateDir() string {
 	if os.Geteuid() == 0 {
 		return "/var/lib/xmppcert"

@@ -29,6 +29,7 @@ import (
 	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/certfile"
 	"github.com/xmppcert/xmppcert/internal/testfs"
+	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
 
@@ -129,18 +130,6 @@ func agedLineage(t testing.TB, state string, req acme.Request, age time.Duration
 // RENEWED_DOMAINS and XMPPCERT_FULLCHAIN to log, one line per call.
 func hookLog(log string) string {
 	return `printf '%s|%s|%s|%s\n' "$XMPPCERT_EVENT" "$RENEWED_LINEAGE" "$RENEWED_DOMAINS" "$XMPPCERT_FULLCHAIN" >> '` + log + `'`
-}
-
-func readLines(t *testing.T, path string) []string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 }
 
 // lineageFiles snapshots what serving a lineage relies on: live/NAME
@@ -254,7 +243,7 @@ func TestRenew(t *testing.T) {
 		slices.Contains(anonIDs, "SRVName _xmpp-server.anon.example") || !slices.Contains(anonIDs, "SRVName _xmpp-client.anon.example") {
 		t.Errorf("roles not kept: old.example %q, anon.example %q", oldIDs, anonIDs)
 	}
-	got := readLines(t, log)
+	got := testtool.Lines(t, log)
 	slices.Sort(got)
 	slices.Sort(hooks)
 	if !slices.Equal(got, hooks) {
@@ -272,7 +261,7 @@ func TestRenew(t *testing.T) {
 	if code != exitOK || stderr != "" || !strings.HasSuffix(stdout, "\n4 lineages: 4 not due\n") {
 		t.Errorf("second renew: exit %d, stderr %q\n%s", code, stderr, stdout)
 	}
-	if n := len(readLines(t, log)); n != 3 {
+	if n := len(testtool.Lines(t, log)); n != 3 {
 		t.Errorf("the second run ran hooks: %d calls in all", n)
 	}
 	if d := diff(all, testfs.Snapshot(t, state)); d != nil {
@@ -488,13 +477,13 @@ func TestRenewDeployRetried(t *testing.T) {
 	if code != exitOK || stderr != "" || !regexp.MustCompile(want).MatchString(stdout) {
 		t.Errorf("the next run: exit %d, stderr %q\n%s\nwant to match %s", code, stderr, stdout, want)
 	}
-	if got := readLines(t, log); len(got) != 1 || !strings.HasPrefix(got[0], "renewed|"+filepath.Join(state, "live", "example.org")+"|example.org conference.example.org|") {
+	if got := testtool.Lines(t, log); len(got) != 1 || !strings.HasPrefix(got[0], "renewed|"+filepath.Join(state, "live", "example.org")+"|example.org conference.example.org|") {
 		t.Errorf("hook calls %q; want one, event renewed", got)
 	}
 	if v := mustLoad(t, state, "example.org").Version; v != 2 {
 		t.Errorf("version %d after the deploy; want still 2", v)
 	}
-	if code, stdout, _ := runCLI(t, nil, "--state-dir", state, "renew", "--hook", hook); code != exitOK || !strings.HasSuffix(stdout, "1 lineage: 1 not due\n") || len(readLines(t, log)) != 1 {
+	if code, stdout, _ := runCLI(t, nil, "--state-dir", state, "renew", "--hook", hook); code != exitOK || !strings.HasSuffix(stdout, "1 lineage: 1 not due\n") || len(testtool.Lines(t, log)) != 1 {
 		t.Errorf("the run after: exit %d\n%s", code, stdout)
 	}
 }
@@ -658,14 +647,14 @@ func TestRenewPublicCA(t *testing.T) {
 		rep := r.lineage(ctx, "example.org")
 		want := `^version [0-9]+ is current but was not deployed: it fails the check for example\.org xmpp-client \(.+\), example\.org xmpp-server \(.+\), ` +
 			`conference\.example\.org xmpp-server \(.+\); the next run checks it again$`
-		if rep.Result != lifecycle.ResultFailed || !regexp.MustCompile(want).MatchString(rep.Error) || len(rep.Deploy) != 0 || readLines(t, log) != nil {
-			t.Fatalf("%+v, hook calls %q; want failed, not deployed: %s", rep, readLines(t, log), want)
+		if rep.Result != lifecycle.ResultFailed || !regexp.MustCompile(want).MatchString(rep.Error) || len(rep.Deploy) != 0 || testtool.Lines(t, log) != nil {
+			t.Fatalf("%+v, hook calls %q; want failed, not deployed: %s", rep, testtool.Lines(t, log), want)
 		}
 		r.e.Open = open
 		r.run = nil // a new run, with the real roots
 		rep = r.lineage(ctx, "example.org")
-		if rep.Result != lifecycle.ResultDeployed || len(readLines(t, log)) != 1 || len(ca.reqs) != 1 {
-			t.Errorf("next run: %+v, hook calls %q, %d requests; want deployed without issuing again", rep, readLines(t, log), len(ca.reqs))
+		if rep.Result != lifecycle.ResultDeployed || len(testtool.Lines(t, log)) != 1 || len(ca.reqs) != 1 {
+			t.Errorf("next run: %+v, hook calls %q, %d requests; want deployed without issuing again", rep, testtool.Lines(t, log), len(ca.reqs))
 		}
 	})
 
@@ -856,7 +845,7 @@ func testRenewKill(t *testing.T, bin string) {
 	}
 	deployedTimes := func(name string) int {
 		n := 0
-		for _, l := range readLines(t, log) {
+		for _, l := range testtool.Lines(t, log) {
 			if strings.HasPrefix(l, "renewed|"+filepath.Join(state, "live", name)+"|") {
 				n++
 			}
@@ -996,7 +985,7 @@ func testRenewConcurrent(t *testing.T, bin string) {
 			}
 		}
 		hooks := map[string]int{}
-		for _, l := range readLines(t, log) {
+		for _, l := range testtool.Lines(t, log) {
 			hooks[filepath.Base(strings.Split(l, "|")[1])]++
 		}
 		for _, n := range names {

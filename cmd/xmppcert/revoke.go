@@ -42,15 +42,7 @@ func runRevoke(c *cli.Context) error {
 	if !ok {
 		return usagef("--reason %q is not a revocation reason; use one of %s", c.String("reason"), strings.Join(reasonNames(), ", "))
 	}
-	state, err := stateDir(c)
-	if err != nil {
-		return err
-	}
-	engine, err := newEngine(c, state)
-	if err != nil {
-		return err
-	}
-	names, err := lineageArgs(c, engine.Store)
+	engine, names, err := engineFor(c)
 	if err != nil {
 		return err
 	}
