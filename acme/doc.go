@@ -8,5 +8,6 @@
 // certbot's layout (Store). Deploy targets (Prosody, ejabberd, a hook
 // command) then install the result. Decide says when a lineage is due for
 // renewal: the CA's renewal window (ARI) when it offers one, else when a
-// third of the lifetime is left (DESIGN.md, "Issuance").
+// third of the lifetime is left (docs/architecture.md, "The data path of a
+// certificate").
 package acme

@@ -171,7 +171,7 @@ func readJSON(path string, v any) error {
 
 // Renewal rules, as Decision.Rule names them.
 const (
-	RuleLifetime = "lifetime" // a third of the lifetime left (DESIGN.md)
+	RuleLifetime = "lifetime" // a third of the lifetime left
 	RuleARI      = "ari"      // the CA's renewal window (RFC 9773)
 	RuleForce    = "force"    // the operator asked
 	RuleRevoked  = "revoked"  // the current certificate was revoked

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
 
@@ -134,8 +135,8 @@ func TestIssueKeepsDesiredState(t *testing.T) {
 	if l, _ := e.Store.Load("example.org"); l == nil || !slices.Equal(l.Request.Hooks, []string{cmd}) {
 		t.Errorf("plain re-issue stored %+v; want the hook kept", l.Request)
 	}
-	if want := []string{"issued example.org muc.example.org", "issued example.org muc.example.org"}; !slices.Equal(lines(t, log), want) {
-		t.Errorf("hook calls %q; want %q", lines(t, log), want)
+	if want := []string{"issued example.org muc.example.org", "issued example.org muc.example.org"}; !slices.Equal(testtool.Lines(t, log), want) {
+		t.Errorf("hook calls %q; want %q", testtool.Lines(t, log), want)
 	}
 
 	before := tree(t, e.Store.Dir)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/internal/testpki"
+	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
 
@@ -144,18 +145,6 @@ func hook(t *testing.T) (cmd, log, fail string) {
 	return `test ! -e ` + fail + ` && echo "$XMPPCERT_EVENT $XMPPCERT_DOMAINS" >> ` + log, log, fail
 }
 
-func lines(t *testing.T, path string) []string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Split(strings.TrimSpace(string(b)), "\n")
-}
-
 func eventNames(evs []Event) []string {
 	var out []string
 	for _, ev := range evs {
@@ -201,8 +190,8 @@ func TestRenewByLifetime(t *testing.T) {
 	if last := reqs[len(reqs)-1]; last.Replaces == nil || !last.Replaces.Equal(v1.Chain[0]) || !slices.Equal(last.Domains(), req.Domains()) {
 		t.Errorf("renewal order: %+v; want the stored names, replacing version 1", last)
 	}
-	if want := []string{"issued example.org conference.example.org", "renewed example.org conference.example.org"}; !slices.Equal(lines(t, log), want) {
-		t.Errorf("hook calls %q; want %q", lines(t, log), want)
+	if want := []string{"issued example.org conference.example.org", "renewed example.org conference.example.org"}; !slices.Equal(testtool.Lines(t, log), want) {
+		t.Errorf("hook calls %q; want %q", testtool.Lines(t, log), want)
 	}
 	if want := []string{EventIssued, EventDeployed, EventRenewed, EventDeployed}; !slices.Equal(eventNames(*events), want) {
 		t.Errorf("events %q; want %q", eventNames(*events), want)
@@ -282,8 +271,8 @@ func TestRenewRetriesFailedDeploy(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org")
-	if got.Result != ResultDeployed || got.Version != 2 || len(ca.requests()) != 2 || !slices.Equal(lines(t, log), []string{"issued example.org", "renewed example.org"}) {
-		t.Fatalf("hook fixed: %+v, hook calls %q; want version 2 deployed without issuing", got, lines(t, log))
+	if got.Result != ResultDeployed || got.Version != 2 || len(ca.requests()) != 2 || !slices.Equal(testtool.Lines(t, log), []string{"issued example.org", "renewed example.org"}) {
+		t.Fatalf("hook fixed: %+v, hook calls %q; want version 2 deployed without issuing", got, testtool.Lines(t, log))
 	}
 }
 
@@ -370,8 +359,8 @@ func TestIssueDeployRetried(t *testing.T) {
 	if got.Result != ResultDeployed || got.Version != 1 || len(got.Deploy) != 1 || !got.Deploy[0].OK || len(ca.requests()) != 1 {
 		t.Fatalf("hook fixed: %+v; want version 1 deployed without issuing", got)
 	}
-	if want := []string{"issued example.org"}; !slices.Equal(lines(t, log), want) {
-		t.Errorf("hook calls %q; want %q: the retried deploy tells the hook what it deploys", lines(t, log), want)
+	if want := []string{"issued example.org"}; !slices.Equal(testtool.Lines(t, log), want) {
+		t.Errorf("hook calls %q; want %q: the retried deploy tells the hook what it deploys", testtool.Lines(t, log), want)
 	}
 	if got := e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org"); got.Result != ResultNotDue {
 		t.Errorf("after the retry: %+v; want not due", got)
@@ -383,7 +372,7 @@ func TestIssueDeployRetried(t *testing.T) {
 	if d, err := e.Deploy(ctx, "example.org", true); err != nil || d.UpToDate || len(d.Deploy) != 1 || !d.Deployed() {
 		t.Errorf("Deploy all: %+v, %v; want the hook run again", d, err)
 	}
-	if n := len(lines(t, log)); n != 2 {
+	if n := len(testtool.Lines(t, log)); n != 2 {
 		t.Errorf("%d hook calls; want 2", n)
 	}
 	var failed, deployed int

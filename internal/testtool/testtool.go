@@ -77,3 +77,17 @@ func OneLineError(t testing.TB, err error, wants ...string) {
 		t.Errorf("error is not one line: %q", err)
 	}
 }
+
+// Lines returns the lines of the file at path (a hook's log, say), none
+// when it does not exist yet.
+func Lines(t testing.TB, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+}

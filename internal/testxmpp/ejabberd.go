@@ -150,7 +150,7 @@ func NewEjabberd(t testing.TB, opts EjabberdOptions) *Ejabberd {
 	return e
 }
 
-// Start runs ejabberd in the foreground, as DESIGN.md has it:
+// Start runs ejabberd in the foreground, as an operator runs it by hand:
 //
 //	ejabberdctl --config-dir D --config D/ejabberd.yml --spool D/db --logs D/log --node N@localhost foreground
 //

@@ -326,7 +326,7 @@ func (s *Server) handle(c net.Conn) (h Hello) {
 	}
 	if s.cfg.ClientCAs != nil {
 		// Asked for, verified by the server itself: Go's own check would
-		// demand the clientAuth EKU (DESIGN.md, "Identity rules").
+		// demand the clientAuth EKU (README, "Identity rules").
 		tcfg.ClientAuth = tls.RequestClientCert
 	}
 	if s.cfg.TLSConfig != nil {
