@@ -13,7 +13,7 @@ import (
 )
 
 // Role is what a name is in an XMPP deployment. It decides which
-// identities a certificate carries for it (DESIGN.md, role policy).
+// identities a certificate carries for it (README, "Identity rules").
 type Role int
 
 // Roles.

@@ -32,7 +32,7 @@ type Reference struct {
 }
 
 // References returns the reference identities for reaching domain for
-// svc, per RFC 6120 §13.7.2.1 and DESIGN.md: c2s and s2s look for the
+// svc, per RFC 6120 §13.7.2.1 (README, "Identity rules"): c2s and s2s look for the
 // DNS-ID, the SRV-ID of their own service and the XmppAddr; HTTPS looks
 // only for the DNS-ID. An IP-literal domain (RFC 7622 allows one) is
 // looked for only as an IP-ID. The domain is the source domain (a JID's
