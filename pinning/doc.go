@@ -1,5 +1,5 @@
-// Package pinning makes, publishes and verifies pin data (DESIGN.md,
-// "Pinning"): SHA-256/SHA-512 digests of certificates and SPKIs, DANE
+// Package pinning makes, publishes and verifies pin data (README, "Pin
+// data and key rollover"): SHA-256/SHA-512 digests of certificates and SPKIs, DANE
 // TLSA records (RFC 6698/7671/7673) at _PORT._tcp.TARGET, POSH documents
 // and redirects (RFC 7711) with a fetcher that classifies what a domain
 // serves, XEP-0487 host-meta pins, TLSA publishing by RFC 2136 dynamic

@@ -36,8 +36,8 @@ const (
 	MatchSHA512 uint8 = 2
 )
 
-// TLSA is one TLSA record: the owner name and the record data. DESIGN.md
-// recommends 3 1 1 (DANE-EE, SPKI, SHA-256), published for the next key
+// TLSA is one TLSA record: the owner name and the record data. The README
+// ("Pin data and key rollover") recommends 3 1 1 (DANE-EE, SPKI, SHA-256), published for the next key
 // before a renewal switches to it, and 2 1 1 to pin a CA.
 type TLSA struct {
 	// Name is the owner name, _PORT._tcp.TARGET. in canonical form

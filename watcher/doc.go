@@ -1,6 +1,6 @@
 // Package watcher looks at XMPP endpoints: SRV resolution, STARTTLS
 // and direct-TLS probing, history in bbolt, change alerts, metrics and the
-// dashboard (DESIGN.md, "Probing and watching").
+// dashboard (README, "Probing an endpoint" and "The daemon").
 //
 // watcher/probe probes one domain's endpoints as a peer does and grades
 // them against the manifesto; Observation reduces a probe to what is

@@ -10,10 +10,9 @@ import (
 )
 
 // Observation is what one probe of one endpoint showed, reduced to what
-// history keeps and what changes are judged on (DESIGN.md, "Probing and
-// watching"; issue: certificate chain, SPKI, identities matched, TLS
-// version/cipher/group, STARTTLS required, dialback, SASL mechanisms,
-// EXTERNAL result). Two observations of an unchanged endpoint are Equal;
+// history keeps and what changes are judged on (certificate chain, SPKI,
+// identities matched, TLS version/cipher/group, STARTTLS required,
+// dialback, SASL mechanisms, EXTERNAL result). Two observations of an unchanged endpoint are Equal;
 // At is not part of what is compared.
 type Observation struct {
 	// Endpoint is where it was seen.

@@ -1,5 +1,5 @@
 // Package changes classifies what changed between two observations of one
-// endpoint (issue 7, "Change classification"): certificate renewals with
+// endpoint (README, "The daemon"): certificate renewals with
 // the same key or a pre-announced next key, unexpected key changes, CA
 // changes, identities dropped or added, expiry approaching, TLS downgrades,
 // STARTTLS, dialback and SASL EXTERNAL lost, and reachability.

@@ -1,4 +1,4 @@
-// Package daemon is the long-running half of xmppcert (issue 7): it wires
+// Package daemon is the long-running half of xmppcert: it wires
 // the watcher packages together. On a schedule it probes every endpoint
 // the configuration watches (watcher/probe), records what each showed in
 // the history (watcher/history, one commit per sweep), classifies what

@@ -1,6 +1,6 @@
 // Package history keeps, per watched endpoint, the observations that
 // differ from one another, each with the time it was first and last seen
-// (issue 7, "History in bbolt"). It is the memory behind change alerts, the
+// (README, "The daemon"). It is the memory behind change alerts, the
 // dashboard's per-endpoint history and `xmppcert status`.
 //
 // # What is stored
@@ -84,5 +84,5 @@
 // page consistency and this package's invariants.
 //
 // Files are created 0600 in a directory created 0700 (state files hold
-// what an operator's servers present; issue 7, "state files 0600").
+// what an operator's servers present).
 package history

@@ -1,6 +1,6 @@
 // Package probe looks at a live XMPP endpoint the way a peer does and
 // grades it against the 2014 manifesto on ubiquitous encryption
-// (DESIGN.md, "Probing and watching"; issue 6). It is the core of
+// (README, "Probing an endpoint"). It is the core of
 // `xmppcert probe` and of the daemon's watching.
 //
 // For a domain and service, Probe resolves the SRV records (XEP-0368:

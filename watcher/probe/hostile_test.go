@@ -12,7 +12,7 @@ import (
 	"github.com/xmppcert/xmppcert/internal/xmpptls/xmpptlstest"
 )
 
-// Hostile and broken servers (issue 6, "Must show"): each probe ends
+// Hostile and broken servers: each probe ends
 // within its deadline with the right classification and without holding
 // more than the negotiation limits in memory.
 func TestHostile(t *testing.T) {

@@ -1,4 +1,4 @@
-// Package web is the daemon's HTTP side (issue 7, deliverable 6): the
+// Package web is the daemon's HTTP side (README, "The daemon"): the
 // dashboard, the JSON API, Prometheus metrics, a health check and the
 // POSH documents of our own hosts. It reads what the watcher recorded
 // (watcher/history), judges what changed with watcher/changes, and lets an
@@ -43,7 +43,7 @@
 //	xmppcert_last_seen_timestamp_seconds when the endpoint was last probed
 //
 // The probe_ names are blackbox_exporter's and xmpp-blackbox-exporter's
-// (DESIGN.md, "Probing and watching").
+// (README, "The daemon").
 //
 // # Security
 //
