@@ -117,8 +117,9 @@ func checkLineage(t *testing.T, state, name string, verified map[string]bool) li
 		return false
 	}
 	expected := map[string][]string{
-		"":                {"archive", "ca", "live", "locks"},
+		"":                {"archive", "ca", "deploy", "live", "locks"},
 		"archive":         {name},
+		"deploy":          {name + ".json"},
 		"ca":              {"ca.db", "intermediate.crt", "intermediate.key", "root.crt", "root.key"},
 		"locks":           {name + ".lock"},
 		"live":            {name},
