@@ -37,6 +37,12 @@ type Obtained struct {
 // that would break DANE pins. The certificate is checked to carry the key
 // before anything is written; on error the current version is untouched.
 func Obtain(ctx context.Context, s Store, iss Issuer, req Request) (*Obtained, error) {
+	return ObtainAt(ctx, s, iss, req, time.Now())
+}
+
+// ObtainAt is Obtain with the key rollover judged at now: the lifecycle
+// engine passes its own clock, so that the pin hold follows it.
+func ObtainAt(ctx context.Context, s Store, iss Issuer, req Request, now time.Time) (*Obtained, error) {
 	if len(req.Names) == 0 {
 		return nil, errors.New("no names to certify")
 	}
@@ -54,7 +60,7 @@ func Obtain(ctx context.Context, s Store, iss Issuer, req Request) (*Obtained, e
 		// Nothing relies on the old key: start the lineage's keys afresh.
 		cur = nil
 	}
-	plan, err := planKey(req, cur, pins, time.Now())
+	plan, err := planKey(req, cur, pins, now)
 	if err != nil {
 		return nil, err
 	}

@@ -141,7 +141,7 @@ func (e *Engine) issueLocked(ctx context.Context, req acme.Request, o IssueOptio
 	if err != nil {
 		return IssueReport{}, err
 	}
-	got, err := acme.Obtain(ctx, e.Store, iss, req)
+	got, err := acme.ObtainAt(ctx, e.Store, iss, req, e.now())
 	release() // the local CA's database is free before deploy hooks run
 	if err != nil {
 		return IssueReport{}, err

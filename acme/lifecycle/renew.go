@@ -382,7 +382,7 @@ func (r *RenewRun) renew(ctx context.Context, cur *acme.Current, rep LineageResu
 		r.recordFailure(cur, err, &rep)
 		return rep.fail(fmt.Errorf("%w; the deployed certificate is unchanged", err))
 	}
-	got, err := acme.Obtain(ctx, store, iss, req)
+	got, err := acme.ObtainAt(ctx, store, iss, req, r.e.now())
 	release() // the local CA's database is free before deploy hooks run
 	if err != nil {
 		r.recordFailure(cur, err, &rep)
