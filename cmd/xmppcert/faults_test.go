@@ -23,6 +23,7 @@ import (
 
 	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/internal/testfs"
+	"github.com/xmppcert/xmppcert/internal/testtool"
 )
 
 // TestFaults runs the built command as operators do, as a separate
@@ -43,6 +44,7 @@ func TestFaults(t *testing.T) {
 // process, and these tests start hundreds.
 func buildXmppcert(t *testing.T) string {
 	t.Helper()
+	testtool.SkipShort(t, "it builds and runs the xmppcert binary")
 	bin := filepath.Join(t.TempDir(), "xmppcert")
 	start := time.Now()
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {

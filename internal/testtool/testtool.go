@@ -21,8 +21,10 @@ import (
 // Require returns the path of a program the test needs, also found in
 // the sbin directories that a non-root PATH lacks, or skips (outside CI)
 // or fails (in CI) the test, naming the Debian package that provides it.
+// With -short it skips: real servers and tools are the full tier's.
 func Require(t testing.TB, name, debianPackage string) string {
 	t.Helper()
+	SkipShort(t, "it runs "+name)
 	if path, err := exec.LookPath(name); err == nil {
 		return path
 	}
@@ -90,4 +92,15 @@ func Lines(t testing.TB, path string) []string {
 		t.Fatal(err)
 	}
 	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+}
+
+// SkipShort skips the test with -short, the contributor's fast tier,
+// saying why it belongs to the full tier (./test.sh): it runs a real
+// server or tool, builds and runs the binary, kills processes, or works
+// at scale.
+func SkipShort(t testing.TB, why string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("left out with -short: %s; ./test.sh runs it", why)
+	}
 }
