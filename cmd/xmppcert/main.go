@@ -15,9 +15,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"github.com/xmppcert/xmppcert/internal/safetext"
 )
 
 func main() { os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr)) }
@@ -43,8 +45,13 @@ var errInvalid = errors.New("not valid")
 // run is main without the process: it returns the exit code, so that
 // tests run the CLI in-process. SIGINT and SIGTERM cancel the command's
 // context: ca serve shuts down, a running hook is killed with its
-// children.
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+// children. Everything written to stdout and stderr goes through
+// safetext: text that a certificate, a peer or a file supplied reaches
+// the terminal with its control characters escaped.
+func run(args []string, stdin io.Reader, rawStdout, rawStderr io.Writer) int {
+	stdout, stderr := safetext.NewWriter(rawStdout), safetext.NewWriter(rawStderr)
+	defer stdout.Flush()
+	defer stderr.Flush()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	app := newApp(stdin, stdout, stderr)
@@ -56,13 +63,29 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case errors.Is(err, errInvalid), errors.Is(err, errDeploy):
 		return exitFailed
 	case errors.As(err, &ue):
-		fmt.Fprintf(stderr, "xmppcert: %s\n", ue.msg)
+		fmt.Fprintf(stderr, "xmppcert: %s\n", clipLines(ue.msg))
 		return exitUsage
 	}
 	// Anything else is an operation that failed (writing the output, say);
 	// command-line mistakes all arrive as usageError through onUsageError.
-	fmt.Fprintf(stderr, "xmppcert: %v\n", err)
+	fmt.Fprintf(stderr, "xmppcert: %s\n", clipLines(err.Error()))
 	return exitFailed
+}
+
+// maxErrorLine bounds each line of an error message, in bytes: an error
+// that quotes a hostile input (a file of 500 PEM blocks, a CA's problem
+// document) stays a line a terminal can show.
+const maxErrorLine = 2000
+
+// clipLines cuts every line of msg to maxErrorLine bytes, saying so.
+func clipLines(msg string) string {
+	lines := strings.Split(msg, "\n")
+	for i, l := range lines {
+		if len(l) > maxErrorLine {
+			lines[i] = l[:maxErrorLine] + fmt.Sprintf(" ... (%d more bytes cut)", len(l)-maxErrorLine)
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
