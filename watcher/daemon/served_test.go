@@ -111,32 +111,42 @@ url = %q
 		t.Fatal(err)
 	}
 	defer d.Close(context.Background())
+	// served sweeps once and, once the webhook has received every alert
+	// the sweep dispatched (a barrier, not a wait and hope), counts the
+	// served-* ones by kind.
 	served := func(step string) map[changes.Kind]int {
 		t.Helper()
-		if _, err := d.SweepOnce(context.Background()); err != nil {
+		res, err := d.SweepOnce(context.Background())
+		if err != nil {
 			t.Fatalf("%s: %v\n%s", step, err, logs.String())
 		}
-		// Webhooks are delivered from a queue: wait for what may come.
-		deadline := time.Now().Add(2 * time.Second)
+		deadline := time.Now().Add(20 * time.Second)
 		for {
 			mu.Lock()
-			counts := map[changes.Kind]int{}
-			for _, ev := range got {
-				switch ev.Kind {
-				case changes.ServedForeign, changes.ServedStale, changes.ServedMismatch:
-					if ev.Kind == changes.ServedForeign && ev.Severity != changes.Critical || ev.Kind != changes.ServedForeign && ev.Severity != changes.Warning {
-						t.Errorf("%s: %s alert with severity %s", step, ev.Kind, ev.Severity)
-					}
-					counts[ev.Kind]++
-				}
-			}
-			got = nil
+			n := len(got)
 			mu.Unlock()
-			if len(counts) > 0 || time.Now().After(deadline) {
-				return counts
+			if n >= res.Alerts {
+				break
 			}
-			time.Sleep(50 * time.Millisecond)
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the webhook got %d of the sweep's %d alerts in 20 s", step, n, res.Alerts)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
+		mu.Lock()
+		defer mu.Unlock()
+		counts := map[changes.Kind]int{}
+		for _, ev := range got {
+			switch ev.Kind {
+			case changes.ServedForeign, changes.ServedStale, changes.ServedMismatch:
+				if ev.Kind == changes.ServedForeign && ev.Severity != changes.Critical || ev.Kind != changes.ServedForeign && ev.Severity != changes.Warning {
+					t.Errorf("%s: %s alert with severity %s", step, ev.Kind, ev.Severity)
+				}
+				counts[ev.Kind]++
+			}
+		}
+		got = nil
+		return counts
 	}
 	if c := served("current version"); len(c) != 0 {
 		t.Errorf("the current version served: alerts %v; want none", c)
