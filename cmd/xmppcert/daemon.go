@@ -49,14 +49,12 @@ func daemonCommand() *cli.Command {
 	}
 }
 
-// loadConfig reads --config for daemon and status. A refused file is a
-// usage error (exit 2) with each problem on its own line.
-func loadConfig(c *cli.Context, required bool) (*config.Config, error) {
+// loadConfig reads --config for daemon and status; without one it
+// returns nil. A refused file is a usage error (exit 2) with each
+// problem on its own line.
+func loadConfig(c *cli.Context) (*config.Config, error) {
 	path := c.Path("config")
 	if path == "" {
-		if required {
-			return nil, usagef("no configuration: give --config FILE (a commented example is contrib/xmppcert.toml)")
-		}
 		return nil, nil
 	}
 	cfg, err := config.Load(path)
@@ -100,7 +98,7 @@ func runDaemon(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usagef("daemon takes no arguments; configure it with --config FILE")
 	}
-	cfg, err := loadConfig(c, false)
+	cfg, err := loadConfig(c)
 	if err != nil {
 		return err
 	}

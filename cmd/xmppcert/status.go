@@ -75,7 +75,7 @@ func runStatus(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usagef("status takes no arguments")
 	}
-	cfg, err := loadConfig(c, false)
+	cfg, err := loadConfig(c)
 	if err != nil {
 		return err
 	}
