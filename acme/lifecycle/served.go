@@ -53,10 +53,13 @@ func (r ServedResult) String() string {
 	case ServedCurrent:
 		return fmt.Sprintf("%s serves version %d", r.Endpoint, r.Version)
 	case ServedStale:
+		if r.Version == 0 {
+			return fmt.Sprintf("%s still serves an older certificate for the lineage's key, serial %s (stale: the reload did not take)", r.Endpoint, r.Serial)
+		}
 		return fmt.Sprintf("%s still serves version %d (stale: the reload did not take)", r.Endpoint, r.Version)
 	case ServedMismatch:
-		if r.Lineage == "" {
-			return fmt.Sprintf("%s serves a certificate with the key of another lineage (serial %s)", r.Endpoint, r.Serial)
+		if r.Version == 0 {
+			return fmt.Sprintf("%s serves a certificate with the key of lineage %s (serial %s)", r.Endpoint, r.Lineage, r.Serial)
 		}
 		return fmt.Sprintf("%s serves version %d of lineage %s", r.Endpoint, r.Version, r.Lineage)
 	case ServedForeign:
@@ -90,11 +93,12 @@ func (e *Engine) CheckServed(ctx context.Context, l *acme.Lineage) []ServedResul
 		grace = DefaultServeGrace
 	}
 	deadline := time.Now().Add(grace)
+	ix, ixErr := e.NewServedIndex() // the store does not change while we hold the lock
 	for {
 		out := make([]ServedResult, len(l.Request.ServeCheck))
 		all := true
 		for i, ep := range l.Request.ServeCheck {
-			out[i] = e.served(ctx, l, ep)
+			out[i] = e.served(ctx, ix, ixErr, l, ep)
 			all = all && out[i].OK()
 		}
 		if all || time.Now().Add(serveInterval).After(deadline) || ctx.Err() != nil {
@@ -109,80 +113,26 @@ func (e *Engine) CheckServed(ctx context.Context, l *acme.Lineage) []ServedResul
 }
 
 // served asks one endpoint what it presents for l's host and classifies
-// it.
-func (e *Engine) served(ctx context.Context, l *acme.Lineage, ep acme.ServeEndpoint) ServedResult {
+// it with ix (ServedIndex.Classify), the index of every lineage's
+// versions.
+func (e *Engine) served(ctx context.Context, ix *ServedIndex, ixErr error, l *acme.Lineage, ep acme.ServeEndpoint) ServedResult {
 	r := ServedResult{Endpoint: ep.String()}
 	res, err := xmpptls.Dial(ctx, ep.Addr, xmpptls.Config{Domain: l.Request.Host(), Service: ep.Service, DirectTLS: ep.DirectTLS, Timeout: serveTimeout})
-	if err != nil || len(res.State.PeerCertificates) == 0 {
-		r.Status = ServedUnreachable
-		if err == nil {
-			err = fmt.Errorf("no certificate presented")
-		}
-		r.Error = err.Error()
+	if err == nil && len(res.State.PeerCertificates) == 0 {
+		err = fmt.Errorf("no certificate presented")
+	}
+	if err == nil && ixErr != nil {
+		err = fmt.Errorf("reading the lineages to compare with: %w", ixErr)
+	}
+	if err != nil {
+		r.Status, r.Error = ServedUnreachable, err.Error()
 		return r
 	}
-	return e.classify(l, res.State.PeerCertificates[0], r)
-}
-
-// classify compares a presented leaf with l: its version (or the staged
-// one), an older version of the lineage, a version of another lineage,
-// or none.
-func (e *Engine) classify(l *acme.Lineage, leaf *x509.Certificate, r ServedResult) ServedResult {
+	leaf := res.State.PeerCertificates[0]
 	sum := sha256.Sum256(leaf.Raw)
 	r.Serial, r.SHA256 = leaf.SerialNumber.String(), fmt.Sprintf("%X", sum)
-	r.Lineage = l.Name
-	if leaf.Equal(l.Chain[0]) {
-		r.Status, r.Version = ServedCurrent, l.Version
-		return r
-	}
-	if pins, err := e.Store.PinState(l.Name); err == nil {
-		if v, ok := pins.StagedFor(l.Version); ok {
-			if staged, err := e.Store.VersionLeaf(l.Name, v); err == nil && leaf.Equal(staged) {
-				r.Status, r.Version = ServedCurrent, v
-				return r
-			}
-		}
-	}
-	names, _ := e.Store.Names()
-	// This lineage first, so that its own older version is found as such.
-	for _, name := range append([]string{l.Name}, names...) {
-		versions, _ := e.Store.Versions(name)
-		for i := len(versions) - 1; i >= 0; i-- {
-			c, err := e.Store.VersionLeaf(name, versions[i])
-			if err != nil || !c.Equal(leaf) {
-				continue
-			}
-			r.Lineage, r.Version = name, versions[i]
-			if name == l.Name {
-				r.Status = ServedStale
-			} else {
-				r.Status = ServedMismatch
-			}
-			return r
-		}
-	}
-	r.Lineage = ""
-	if e.knownKey(names, leaf) {
-		r.Status = ServedMismatch
-		return r
-	}
-	r.Status = ServedForeign
+	r.Status, r.Version, r.Lineage = ix.Classify(l.Name, r.SHA256, spki(leaf))
 	return r
-}
-
-// knownKey reports whether leaf's key is the key of some version of some
-// lineage (a certificate of it that the archive no longer holds).
-func (e *Engine) knownKey(names []string, leaf *x509.Certificate) bool {
-	for _, name := range names {
-		versions, _ := e.Store.Versions(name)
-		for _, v := range versions {
-			c, err := e.Store.VersionLeaf(name, v)
-			if err == nil && strings.EqualFold(spki(c), spki(leaf)) {
-				return true
-			}
-		}
-	}
-	return false
 }
 
 // spki is the hex SHA-256 of a certificate's SubjectPublicKeyInfo.
