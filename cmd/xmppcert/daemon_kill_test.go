@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/internal/xmppsim"
 	"github.com/xmppcert/xmppcert/watcher/daemon"
 	"github.com/xmppcert/xmppcert/watcher/history"
@@ -126,8 +127,7 @@ func TestDaemonKill9(t *testing.T) {
 
 	// Churn: a few new keys every 100 ms, so that each sweep finds about
 	// half of the endpoints changed.
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	seed := testtool.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	stopChurn := make(chan struct{})
 	var churn sync.WaitGroup

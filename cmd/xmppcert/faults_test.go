@@ -314,9 +314,8 @@ func testKill(t *testing.T, bin string) {
 			t.Fatal(err)
 		}
 	}
-	seed := uint64(time.Now().UnixNano())
-	rng := rand.New(rand.NewPCG(seed, 0))
-	t.Logf("an issuance takes %v (median of 5) at first; seed %d", typical().Round(time.Millisecond), seed)
+	rng := rand.New(rand.NewPCG(testtool.Seed(t), 0))
+	t.Logf("an issuance takes %v (median of 5) at first", typical().Round(time.Millisecond))
 
 	const runs = 200
 	verified := map[string]bool{}

@@ -914,9 +914,8 @@ func testRenewKill(t *testing.T, bin string) {
 	}
 	slices.Sort(durs)
 	window := durs[1] * 5 / 4
-	seed := uint64(time.Now().UnixNano())
-	rng := mrand.New(mrand.NewPCG(seed, 0))
-	t.Logf("a renewal takes %v (median of 3); kills fall in [0, %v); seed %d", durs[1].Round(time.Millisecond), window.Round(time.Millisecond), seed)
+	rng := mrand.New(mrand.NewPCG(testtool.Seed(t), 0))
+	t.Logf("a renewal takes %v (median of 3); kills fall in [0, %v)", durs[1].Round(time.Millisecond), window.Round(time.Millisecond))
 	outcomes := map[string]int{}
 	const runs = 24
 	for i := 10; i < 10+runs; i++ {

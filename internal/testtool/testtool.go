@@ -13,9 +13,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // Require returns the path of a program the test needs, also found in
@@ -103,4 +105,26 @@ func SkipShort(t testing.TB, why string) {
 	if testing.Short() {
 		t.Skipf("left out with -short: %s; ./test.sh runs it", why)
 	}
+}
+
+// SeedEnv names the environment variable that fixes the seed of the
+// tests that kill processes at random moments, to repeat a failed run.
+const SeedEnv = "XMPPCERT_TEST_SEED"
+
+// Seed returns the seed of a randomised test: the value of SeedEnv when
+// set, otherwise one drawn from the clock. It logs the seed and how to
+// repeat the run, so that a failure can be reproduced.
+func Seed(t testing.TB) uint64 {
+	t.Helper()
+	if v := os.Getenv(SeedEnv); v != "" {
+		seed, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("%s=%q: give a decimal number", SeedEnv, v)
+		}
+		t.Logf("seed %d (from %s)", seed, SeedEnv)
+		return seed
+	}
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d (%s=%d repeats this run)", seed, SeedEnv, seed)
+	return seed
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/watcher"
 )
 
@@ -71,6 +72,7 @@ func TestKillMidRecordAll(t *testing.T) {
 	if testing.Short() {
 		rounds = 2
 	}
+	rng := rand.New(rand.NewPCG(testtool.Seed(t), 0))
 	for round := range rounds {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestKillHelper$", "-test.count=1")
 		cmd.Env = append(os.Environ(), helperEnv+"="+path)
@@ -88,7 +90,7 @@ func TestKillMidRecordAll(t *testing.T) {
 			cmd.Wait()
 			t.Fatalf("round %d: helper said %q", round, line)
 		}
-		time.Sleep(time.Duration(20+rand.IntN(300)) * time.Millisecond)
+		time.Sleep(time.Duration(20+rng.IntN(300)) * time.Millisecond)
 		if err := cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
