@@ -56,7 +56,7 @@ func runCertificates(c *cli.Context) error {
 			return err
 		}
 	} else {
-		printCertificates(c.App.Writer, out, state, time.Now())
+		printCertificates(c.App.Writer, out, state, clock())
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d lineages could not be read", failed, len(names))

@@ -94,7 +94,7 @@ func checkOptions(c *cli.Context) (xmppaddr.Options, error) {
 	if _, err := xmppaddr.References(c.String("domain"), svc); err != nil {
 		return xmppaddr.Options{}, usagef("check --domain: %v", err)
 	}
-	opts := xmppaddr.Options{Domain: c.String("domain"), Service: svc, Profile: profile, CurrentTime: time.Now()}
+	opts := xmppaddr.Options{Domain: c.String("domain"), Service: svc, Profile: profile, CurrentTime: clock()}
 	if at := c.String("at"); at != "" {
 		if opts.CurrentTime, err = parseTime(at); err != nil {
 			return opts, usagef("check --at: %v", err)

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +20,16 @@ func runCLI(t testing.TB, stdin []byte, args ...string) (int, string, string) {
 	var stdout, stderr bytes.Buffer
 	code := run(append([]string{"xmppcert"}, args...), bytes.NewReader(stdin), &stdout, &stderr)
 	return code, stdout.String(), stderr.String()
+}
+
+// fakeClock sets the commands' clock to real time plus an offset and
+// returns the function that moves the offset forward: tests step over
+// pin holds and POSH lifetimes of realistic length without sleeping.
+func fakeClock(t *testing.T) (advance func(time.Duration)) {
+	var offset atomic.Int64
+	clock = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	t.Cleanup(func() { clock = time.Now })
+	return func(d time.Duration) { offset.Add(int64(d)) }
 }
 
 // TestBadInput holds every kind of bad input to the contract: exit 2, one

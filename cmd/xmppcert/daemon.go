@@ -136,7 +136,7 @@ func runDaemon(c *cli.Context) error {
 	} else if !errors.Is(err, localca.ErrNotInitialized) {
 		return fmt.Errorf("reading the embedded CA's root: %w", err)
 	}
-	engine := &lifecycle.Engine{Store: acme.Store{Dir: state}}
+	engine := &lifecycle.Engine{Store: acme.Store{Dir: state}, Now: clock}
 	d, err := daemon.New(cfg, daemon.Deps{Engine: engine, Logger: logger, Roots: roots})
 	if err != nil {
 		return fmt.Errorf("starting the daemon: %w", err)

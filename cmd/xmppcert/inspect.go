@@ -53,7 +53,7 @@ func runInspect(c *cli.Context) error {
 	case flagAnywhere(c, "quiet"):
 		return nil
 	}
-	now := time.Now()
+	now := clock()
 	for i, in := range out {
 		if i > 0 {
 			fmt.Fprintln(c.App.Writer)

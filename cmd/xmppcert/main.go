@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"github.com/xmppcert/xmppcert/internal/safetext"
@@ -37,6 +38,11 @@ type usageError struct{ msg string }
 func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// clock is the time every command works at: certificate validity,
+// renewal windows, pin holds and POSH lifetimes. Tests move it forward to
+// step over a hold instead of sleeping through it.
+var clock = time.Now
 
 // errInvalid reports that what was checked is bad (exit 1); the command
 // has already said why on stdout.

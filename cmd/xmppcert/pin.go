@@ -217,7 +217,7 @@ func markIfAsked(c *cli.Context, store acme.Store, l *acme.Lineage, keys []crypt
 	if len(keys) == 0 {
 		return usagef("--mark-published: this output pins no key (a CA or full-certificate pin); renewals do not wait for it")
 	}
-	return (&lifecycle.Engine{Store: store}).MarkPublished(l, keys, holdTime(c))
+	return (&lifecycle.Engine{Store: store, Now: clock}).MarkPublished(l, keys, holdTime(c))
 }
 
 // holdTime is --hold, else twice --ttl when the command has one.

@@ -23,10 +23,11 @@ import (
 // run makes it current, deploys it, and the documents list it alone.
 // At no moment do the documents lack the certificate being served.
 func TestPOSHStaging(t *testing.T) {
+	advance := fakeClock(t)
 	state := filepath.Join(t.TempDir(), "state")
 	www := t.TempDir()
 	mustRun(t, "--state-dir", state, "issue", "example.org", "-q")
-	mustRun(t, "--state-dir", state, "pin", "posh", "example.org", "--out-dir", www, "--expires", "2s")
+	mustRun(t, "--state-dir", state, "pin", "posh", "example.org", "--out-dir", www, "--expires", "24h")
 	v1 := mustLoad(t, state, "example.org")
 	doc := filepath.Join(www, ".well-known", "posh", "xmpp-server.json")
 	if got := poshListed(t, doc); len(got) != 1 || got[0] != poshDigest(v1.Chain[0]) {
@@ -35,7 +36,7 @@ func TestPOSHStaging(t *testing.T) {
 
 	hook := filepath.Join(t.TempDir(), "deployed")
 	out := mustRun(t, "--state-dir", state, "renew", "--force", "--hook", "echo $RENEWED_LINEAGE >> "+hook)
-	if !regexp.MustCompile(`example\.org: staged: version 2 is staged, valid until .*; it goes live once POSH has listed it for 2s\n`).MatchString(out) {
+	if !regexp.MustCompile(`example\.org: staged: version 2 is staged, valid until .*; it goes live once POSH has listed it for 24h0m0s\n`).MatchString(out) {
 		t.Fatalf("first renewal:\n%s\nwant the new version staged", out)
 	}
 	staged, err := acme.Store{Dir: state}.LoadVersion("example.org", 2)
@@ -60,7 +61,7 @@ func TestPOSHStaging(t *testing.T) {
 	if !strings.Contains(out, "example.org: staged: version 2 is staged; it goes live after ") {
 		t.Errorf("renewal inside the POSH lifetime:\n%s\nwant it to wait", out)
 	}
-	time.Sleep(2100 * time.Millisecond)
+	advance(24*time.Hour + time.Minute)
 	out = mustRun(t, "--state-dir", state, "renew", "--force", "--hook", "echo $RENEWED_LINEAGE >> "+hook)
 	if !strings.Contains(out, "example.org: renewed version 2 ") || !strings.Contains(out, "note: staged version 2 went live: POSH has listed it since ") {
 		t.Fatalf("renewal after the POSH lifetime:\n%s\nwant the staged version live", out)

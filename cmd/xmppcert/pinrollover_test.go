@@ -33,6 +33,7 @@ import (
 // set matches the deployed key, and a renewal switches keys only once
 // the next key's record has been public for the hold time.
 func TestPinRollover(t *testing.T) {
+	advance := fakeClock(t)
 	state := filepath.Join(t.TempDir(), "state")
 	mustRun(t, "--state-dir", state, "issue", "example.org", "-q")
 	root := filepath.Join(t.TempDir(), "root.pem")
@@ -58,7 +59,7 @@ func TestPinRollover(t *testing.T) {
 	owners := []string{fmt.Sprintf("_%d._tcp.example.org.", starttls.Port()), fmt.Sprintf("_%d._tcp.example.org.", direct.Port())}
 	publish := func() string {
 		t.Helper()
-		return mustRun(t, "--state-dir", state, "pin", "publish", "example.org", "--ttl", "1s", "--hold", "2s", "--from-srv", "--resolver", u.Addr,
+		return mustRun(t, "--state-dir", state, "pin", "publish", "example.org", "--ttl", "1s", "--hold", "48h", "--from-srv", "--resolver", u.Addr,
 			"--dns-rfc2136-server", k.Addr, "--dns-tsig-name", k.KeyName, "--dns-tsig-secret-file", secret)
 	}
 	// step checks the published record set against the deployed key
@@ -130,7 +131,7 @@ func TestPinRollover(t *testing.T) {
 	}
 
 	for i := 1; i <= 2; i++ {
-		time.Sleep(2100 * time.Millisecond)
+		advance(48*time.Hour + time.Minute)
 		before := mustLoad(t, state, "example.org")
 		mustRun(t, "--state-dir", state, "renew", "--force")
 		after := mustLoad(t, state, "example.org")

@@ -69,7 +69,7 @@ func runPinVerify(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	v := &pinning.Verifier{Resolver: c.String("resolver"), Timeout: c.Duration("timeout"), From: c.String("from"), NoPOSH: c.Bool("no-posh")}
+	v := &pinning.Verifier{Resolver: c.String("resolver"), Timeout: c.Duration("timeout"), From: c.String("from"), NoPOSH: c.Bool("no-posh"), CurrentTime: clock()}
 	if f := c.Path("roots"); f != "" {
 		if v.Roots, err = certfile.ReadPool(f, c.App.Reader); err != nil {
 			return usagef("--roots %v", err)
