@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -113,7 +112,7 @@ func BenchmarkProbeProsody(b *testing.B) {
 	b.ReportMetric(ratio, "probe/openssl")
 	if ratio > maxProbeRatio || med[2] >= 2*time.Second {
 		b.Fatalf("targets: a plain probe within %.0fx openssl s_client side by side (%.2fx: %.1f ms against %.1f ms), --full under 2 s (median %.1f ms); %s",
-			maxProbeRatio, ratio, ms(med[0]), ms(med[1]), ms(med[2]), loadAverage())
+			maxProbeRatio, ratio, ms(med[0]), ms(med[1]), ms(med[2]), testtool.LoadAverage())
 	}
 	fmt.Printf("  targets: plain probe within %.0fx openssl s_client, --full under 2 s: met\n", maxProbeRatio)
 }
@@ -123,18 +122,5 @@ func BenchmarkProbeProsody(b *testing.B) {
 // is a Go process with its start-up where openssl is a small C one, so
 // this catches a regression without failing on a loaded machine.
 const maxProbeRatio = 4.0
-
-// loadAverage is /proc/loadavg's first three figures, for a failed gate.
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "load average unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "load average unknown"
-	}
-	return "load average " + strings.Join(f[:3], " ")
-}
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

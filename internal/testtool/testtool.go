@@ -128,3 +128,17 @@ func Seed(t testing.TB) uint64 {
 	t.Logf("seed %d (%s=%d repeats this run)", seed, SeedEnv, seed)
 	return seed
 }
+
+// LoadAverage is /proc/loadavg's first three figures, for the message of
+// a failed performance gate: a figure missed under load says so.
+func LoadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "load average unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "load average unknown"
+	}
+	return "load average (1, 5, 15 min) " + strings.Join(f[:3], " ")
+}
