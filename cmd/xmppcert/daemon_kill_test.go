@@ -106,7 +106,7 @@ func TestDaemonKill9(t *testing.T) {
 	}
 	defer sim.Close()
 	const n = 150
-	const rounds = 8
+	rounds := testtool.Rounds(t, 8)
 	const interval = time.Second
 	domains := make([]string, n)
 	var peers strings.Builder

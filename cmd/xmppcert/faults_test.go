@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,19 +40,38 @@ func TestFaults(t *testing.T) {
 	t.Run("full-tmpfs", func(t *testing.T) { testFullTmpfs(t, bin) })
 }
 
-// buildXmppcert builds the command into a temporary directory, without
-// the race detector even under -race: its start-up costs a second per
-// process, and these tests start hundreds.
-func buildXmppcert(t *testing.T) string {
+// built is the xmppcert binary the tests of this package run as whole
+// processes, built once per package run into a directory TestMain
+// removes.
+var built struct {
+	once      sync.Once
+	dir, path string
+	err       error
+}
+
+// buildXmppcert returns the path of the xmppcert binary, building it on
+// first use, without the race detector even under -race: its start-up
+// costs a second per process, and these tests start hundreds. With
+// -short it skips: whole processes are the full tier's.
+func buildXmppcert(t testing.TB) string {
 	t.Helper()
 	testtool.SkipShort(t, "it builds and runs the xmppcert binary")
-	bin := filepath.Join(t.TempDir(), "xmppcert")
-	start := time.Now()
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	built.once.Do(func() {
+		start := time.Now()
+		if built.dir, built.err = os.MkdirTemp("", "xmppcert-test-"); built.err != nil {
+			return
+		}
+		built.path = filepath.Join(built.dir, "xmppcert")
+		if out, err := exec.Command("go", "build", "-o", built.path, ".").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		t.Logf("built %s in %v", built.path, time.Since(start).Round(time.Millisecond))
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	t.Logf("built %s in %v", bin, time.Since(start).Round(time.Millisecond))
-	return bin
+	return built.path
 }
 
 // result is how a run of the command ended.
@@ -317,7 +337,7 @@ func testKill(t *testing.T, bin string) {
 	rng := rand.New(rand.NewPCG(testtool.Seed(t), 0))
 	t.Logf("an issuance takes %v (median of 5) at first", typical().Round(time.Millisecond))
 
-	const runs = 200
+	runs := testtool.Rounds(t, 200)
 	verified := map[string]bool{}
 	var killed, finished, leftTemps, leftOrphan, beforeFirst, clean int
 	prev := 0 // the live version after the last run that exited

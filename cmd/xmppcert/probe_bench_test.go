@@ -32,10 +32,7 @@ func BenchmarkProbeProsody(b *testing.B) {
 	openssl := testtool.Require(b, "openssl", "openssl")
 	testssl := testtool.Require(b, "testssl", "testssl.sh")
 	dir := b.TempDir()
-	bin := filepath.Join(dir, "xmppcert")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildXmppcert(b)
 	state := filepath.Join(dir, "state")
 	for _, args := range [][]string{{"issue", "example.org", "-q"}} {
 		if out, err := exec.Command(bin, append([]string{"--state-dir", state}, args...)...).CombinedOutput(); err != nil {

@@ -917,7 +917,7 @@ func testRenewKill(t *testing.T, bin string) {
 	rng := mrand.New(mrand.NewPCG(testtool.Seed(t), 0))
 	t.Logf("a renewal takes %v (median of 3); kills fall in [0, %v)", durs[1].Round(time.Millisecond), window.Round(time.Millisecond))
 	outcomes := map[string]int{}
-	const runs = 24
+	runs := testtool.Rounds(t, 24)
 	for i := 10; i < 10+runs; i++ {
 		name := lineage(i)
 		cmd := exec.Command(bin, "--state-dir", state, "renew", "--lineage", name, "-q", "--hook", hookLog(log))

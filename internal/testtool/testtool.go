@@ -142,3 +142,23 @@ func LoadAverage() string {
 	}
 	return "load average (1, 5, 15 min) " + strings.Join(f[:3], " ")
 }
+
+// SoakEnv names the environment variable that multiplies the rounds of
+// the kill and fault tests, for a soak-length run (XMPPCERT_SOAK=20
+// ./test.sh); unset, they run their ordinary length.
+const SoakEnv = "XMPPCERT_SOAK"
+
+// Rounds is n, times SoakEnv when it is set to a positive number.
+func Rounds(t testing.TB, n int) int {
+	t.Helper()
+	v := os.Getenv(SoakEnv)
+	if v == "" {
+		return n
+	}
+	k, err := strconv.Atoi(v)
+	if err != nil || k < 1 {
+		t.Fatalf("%s=%q: give a whole number of 1 or more", SoakEnv, v)
+	}
+	t.Logf("soak: %d rounds (%s=%d)", n*k, SoakEnv, k)
+	return n * k
+}

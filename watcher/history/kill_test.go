@@ -72,6 +72,7 @@ func TestKillMidRecordAll(t *testing.T) {
 	if testing.Short() {
 		rounds = 2
 	}
+	rounds = testtool.Rounds(t, rounds)
 	rng := rand.New(rand.NewPCG(testtool.Seed(t), 0))
 	for round := range rounds {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestKillHelper$", "-test.count=1")
