@@ -82,8 +82,10 @@ const (
 // CheckServed asks every endpoint of l's request (ServeCheck) what it
 // presents and compares it with l, again and again until every endpoint
 // presents l's version or the grace period (Engine.ServeGrace) is over,
-// and reports the last answers. It returns nil for a lineage without
-// endpoints.
+// and reports the last answers. The last round begins at or after the end
+// of the grace period, so that an endpoint that does not present l is
+// asked at least twice, however slow the first round was. It returns nil
+// for a lineage without endpoints.
 func (e *Engine) CheckServed(ctx context.Context, l *acme.Lineage) []ServedResult {
 	if len(l.Request.ServeCheck) == 0 {
 		return nil
@@ -95,19 +97,24 @@ func (e *Engine) CheckServed(ctx context.Context, l *acme.Lineage) []ServedResul
 	deadline := time.Now().Add(grace)
 	ix, ixErr := e.NewServedIndex() // the store does not change while we hold the lock
 	for {
+		started := time.Now()
 		out := make([]ServedResult, len(l.Request.ServeCheck))
 		all := true
 		for i, ep := range l.Request.ServeCheck {
 			out[i] = e.served(ctx, ix, ixErr, l, ep)
 			all = all && out[i].OK()
 		}
-		if all || time.Now().Add(serveInterval).After(deadline) || ctx.Err() != nil {
+		// The answers reported are from a round that began at or after
+		// the end of the grace period, however long a round takes.
+		if all || !started.Before(deadline) || ctx.Err() != nil {
 			return out
 		}
-		select {
-		case <-ctx.Done():
-			return out
-		case <-time.After(serveInterval):
+		if wait := min(serveInterval, time.Until(deadline)); wait > 0 {
+			select {
+			case <-ctx.Done():
+				return out
+			case <-time.After(wait):
+			}
 		}
 	}
 }
