@@ -10,6 +10,7 @@ package testtool
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,20 +28,40 @@ import (
 func Require(t testing.TB, name, debianPackage string) string {
 	t.Helper()
 	SkipShort(t, "it runs "+name)
-	if path, err := exec.LookPath(name); err == nil {
+	if path, ok := Find(name); ok {
 		return path
+	}
+	msg, fail := missing(name, debianPackage)
+	if fail {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// Find looks name up in PATH and in the sbin directories that a non-root
+// PATH lacks.
+func Find(name string) (string, bool) {
+	if path, err := exec.LookPath(name); err == nil {
+		return path, true
 	}
 	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/local/sbin"} {
 		path := filepath.Join(dir, name)
-		if fi, err := os.Stat(path); err == nil && fi.Mode()&0o111 != 0 {
-			return path
+		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return path, true
 		}
 	}
+	return "", false
+}
+
+// missing is what a test says when a program is not found: the Debian
+// package to install, and whether to fail (in CI, whose test command
+// installs it) rather than skip.
+func missing(name, debianPackage string) (msg string, fail bool) {
 	if os.Getenv("CI") != "" {
-		t.Fatalf("%s not found in CI: the test command must install Debian package %s", name, debianPackage)
+		return fmt.Sprintf("%s not found in CI: the test command must install Debian package %s", name, debianPackage), true
 	}
-	t.Skipf("%s not found: install Debian package %s (./test.sh does so when run as root)", name, debianPackage)
-	return ""
+	return fmt.Sprintf("%s not found: install Debian package %s (./test.sh does so when run as root)", name, debianPackage), false
 }
 
 // LockedBuffer is a bytes.Buffer that a child process's stdout and
