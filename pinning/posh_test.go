@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/xmppcert/xmppcert/internal/testpki"
+	"github.com/xmppcert/xmppcert/internal/testtool"
 )
 
 // poshTestCerts makes a CA and n leaves for names (all leaves carry all
@@ -456,14 +457,7 @@ func poshCheckMode(t *testing.T, path string, want os.FileMode) {
 // command RFC 7711 operators use: the sha-256 of the DER certificate,
 // not of its public key.
 func TestPOSHFingerprintMatchesOpenSSL(t *testing.T) {
-	for _, tool := range []string{"openssl", "sh", "base64"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s is not installed, and CI is set: install it (Debian: apt-get install openssl coreutils)", tool)
-			}
-			t.Skipf("%s is not installed: install it to compare POSH fingerprints with openssl's", tool)
-		}
-	}
+	testtool.Require(t, "openssl", "openssl")
 	_, certs := poshTestCerts(t, 1, "example.org")
 	doc, err := NewPOSH(certs, time.Hour, POSHOptions{})
 	if err != nil {
