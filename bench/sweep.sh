@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The scale benchmark: the daemon watching 10,000 endpoints (half
-# c2s, half s2s with dialback) served by one simulator listener on
-# loopback (internal/xmppsim in a child process, answering for
+# The scale benchmark (README, "Watching 10,000 endpoints"): the daemon
+# watching 10,000 endpoints (half c2s, half s2s with dialback) served by
+# one simulator listener on loopback (internal/xmppsim in a child process, answering for
 # d00001.sim.example ... by stream to and SNI), swept with the daemon's
 # own SweepOnce (probe, one history commit, classification, alert
 # dispatch) into a fresh bbolt history: a first sweep, unchanged sweeps,

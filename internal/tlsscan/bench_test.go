@@ -8,7 +8,7 @@ import (
 // BenchmarkScan measures a whole scan against loopback servers: Go's
 // crypto/tls with TLS 1.0-1.3 and its default suites, and `openssl
 // s_server` with every suite OpenSSL 3 has (77 TLS 1.2 suites, the worst
-// case for enumeration). The issue's budget for `probe --full` against a
+// case for enumeration). The README's budget for `probe --full` against a
 // loopback Prosody (STARTTLS adds an XMPP negotiation per connection) is
 // 2 s.
 func BenchmarkScan(b *testing.B) {

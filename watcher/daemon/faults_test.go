@@ -31,7 +31,7 @@ import (
 	"github.com/xmppcert/xmppcert/watcher/web"
 )
 
-// The "Faults" must-show, for the daemon in-process: a webhook
+// The daemon's faults, in-process (README, "The daemon"): a webhook
 // receiver that is down and then slow, peers that hang, a full disk. The
 // kill -9 fault needs a process to kill: cmd/xmppcert/daemon_kill_test.go.
 

@@ -341,7 +341,8 @@ func TestSweepSmall(t *testing.T) {
 	runScale(t, scaleConfig{N: 48, Concurrency: 8, Unchanged: 2, Log: t.Logf})
 }
 
-// TestSweepScale is the issue's scale benchmark, run by bench/sweep.sh:
+// TestSweepScale is the scale benchmark (README, "Watching 10,000
+// endpoints"), run by bench/sweep.sh:
 // $XMPPCERT_SWEEP endpoints (10000 there) watched by the daemon and swept
 // with SweepOnce against a simulator in another process. It fails when a
 // sweep takes 60 s or more, the daemon process's peak RSS reaches 300 MB,

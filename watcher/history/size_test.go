@@ -55,7 +55,7 @@ func unchangedGrowth(t testing.TB, endpoints, sweeps int) (fileBytes, usedBytes 
 	return float64(file1-file0) / n, float64(used1-used0) / n
 }
 
-// TestBytesPerUnchangedObservation holds the budget: history
+// TestBytesPerUnchangedObservation holds the README's budget: history
 // grows under 200 bytes per unchanged observation (measured over 100,000
 // unchanged observations of 1,000 endpoints, one RecordAll per sweep).
 func TestBytesPerUnchangedObservation(t *testing.T) {
