@@ -15,12 +15,13 @@ import (
 	"strings"
 )
 
-// MaxSize is the largest input read. A certificate chain is a few KB;
-// anything larger is the wrong file, and is refused before it is parsed.
+// MaxSize is the largest input read, and the only bound on how many
+// certificates it holds: a trust bundle holds hundreds (Debian's
+// ca-certificates.crt: 144 in 215 KiB) and a chain built for path
+// building dozens, while verification bounds its own work (crypto/x509
+// caps the signature checks of one verification). Anything larger is the
+// wrong file, and is refused before it is parsed.
 const MaxSize = 1 << 20
-
-// MaxCerts is the longest chain accepted.
-const MaxCerts = 32
 
 // Read reads a chain from path, or from stdin when path is "-". Errors
 // start with the path ("stdin" for "-"), fit on one line and never quote
@@ -46,7 +47,7 @@ func Read(path string, stdin io.Reader) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("%s: cannot read: %v", name, unwrapPath(err))
 	}
 	if len(data) > MaxSize {
-		return nil, fmt.Errorf("%s: larger than %d KiB; a certificate chain is a few KB, so this is not one", name, MaxSize>>10)
+		return nil, fmt.Errorf("%s: larger than %d KiB; a certificate chain is a few KB and a trust bundle a few hundred, so this is neither", name, MaxSize>>10)
 	}
 	certs, err := Parse(data)
 	if err != nil {
@@ -76,8 +77,6 @@ func Parse(data []byte) ([]*x509.Certificate, error) {
 	if data[0] == 0x30 { // an ASN.1 SEQUENCE: DER
 		certs, err := x509.ParseCertificates(data)
 		switch {
-		case err == nil && len(certs) > MaxCerts:
-			return nil, fmt.Errorf("more than %d certificates; a chain is the leaf and a few intermediates", MaxCerts)
 		case err == nil:
 			return certs, nil
 		case isDERPrivateKey(data):
@@ -100,9 +99,6 @@ func parsePEM(data []byte) ([]*x509.Certificate, error) {
 		if block.Type != "CERTIFICATE" {
 			others = append(others, block.Type)
 			continue
-		}
-		if len(certs) == MaxCerts {
-			return nil, fmt.Errorf("more than %d certificates; a chain is the leaf and a few intermediates", MaxCerts)
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {

@@ -3,6 +3,9 @@ package certfile
 import (
 	"bytes"
 	"crypto/x509"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -43,7 +46,6 @@ func TestParse(t *testing.T) {
 		"CSR only":      {[]byte("-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"), "only CERTIFICATE REQUEST"},
 		"broken PEM":    {[]byte("-----BEGIN CERTIFICATE-----\nAAAA"), "truncated or corrupt"},
 		"bad cert PEM":  {[]byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), "certificate 1 is not a valid X.509 certificate"},
-		"too many":      {bytes.Repeat(testpki.PEM(leaf), MaxCerts+1), "more than 32 certificates"},
 	}
 	for name, tc := range bad {
 		_, err := Parse(tc.data)
@@ -67,8 +69,44 @@ func FuzzParse(f *testing.F) {
 			}
 			return
 		}
-		if len(certs) == 0 || len(certs) > MaxCerts {
+		if len(certs) == 0 {
 			t.Fatalf("%d certificates without an error", len(certs))
 		}
 	})
+}
+
+// TestReadPoolBundle: a system trust bundle (Debian's ca-certificates.crt
+// holds 144 roots, some bundles put a comment before each) is read
+// whole; the bound is the file's size, not how many certificates it holds.
+func TestReadPoolBundle(t *testing.T) {
+	var bundle bytes.Buffer
+	var roots []*testpki.CA
+	for i := range 150 {
+		r := testpki.NewRoot(fmt.Sprintf("Bundle Root %d", i), nil)
+		roots = append(roots, r)
+		fmt.Fprintf(&bundle, "# Issuer: CN=Bundle Root %d\n", i)
+		bundle.Write(testpki.PEM(r.Cert))
+	}
+	path := filepath.Join(t.TempDir(), "ca-certificates.crt")
+	if err := os.WriteFile(path, bundle.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := ReadPool(path, nil)
+	if err != nil {
+		t.Fatalf("a bundle of 150 roots: %v", err)
+	}
+	for _, i := range []int{0, 149} {
+		leaf, _ := roots[i].Leaf(nil)
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: testpki.At}); err != nil {
+			t.Errorf("a leaf of root %d does not verify against the pool: %v", i, err)
+		}
+	}
+
+	big := filepath.Join(t.TempDir(), "big.pem")
+	if err := os.WriteFile(big, bytes.Repeat(bundle.Bytes(), MaxSize/bundle.Len()+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPool(big, nil); err == nil || !strings.Contains(err.Error(), "larger than 1024 KiB") {
+		t.Errorf("a file over MaxSize: %v; want it refused by size", err)
+	}
 }
