@@ -18,6 +18,8 @@ import (
 	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/internal/xmpptls/xmpptlstest"
 	"github.com/xmppcert/xmppcert/watcher/changes"
+	"github.com/xmppcert/xmppcert/watcher/daemon"
+	"github.com/xmppcert/xmppcert/watcher/history"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
 
@@ -182,5 +184,30 @@ func TestDaemonBadUsage(t *testing.T) {
 	code, out, errOut = runCLI(t, nil, "--state-dir", filepath.Join(dir, "empty"), "status", "--listen", freeAddr(t))
 	if code != 0 || !strings.Contains(out, "no history yet") || !strings.Contains(out, "no lineages") {
 		t.Errorf("status with nothing: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestStatusUnreadable: state that cannot be read is an error (exit 1,
+// one line naming the file), never an empty success: a lineage directory
+// that is not one, and a history held by a daemon that does not answer
+// where status asked.
+func TestStatusUnreadable(t *testing.T) {
+	state := t.TempDir()
+	writeFile(t, filepath.Join(state, "live"), []byte("not a directory\n"), 0o600)
+	code, out, errOut := runCLI(t, nil, "--state-dir", state, "status", "--listen", freeAddr(t))
+	if code != exitFailed || out != "" || strings.Count(errOut, "\n") != 1 || !strings.Contains(errOut, "listing the lineages in "+filepath.Join(state, "live")) {
+		t.Errorf("status over an unreadable lineage directory: exit %d\n%s%s", code, out, errOut)
+	}
+
+	state = t.TempDir()
+	path := filepath.Join(state, daemon.HistoryFile)
+	held, err := history.Open(path, history.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	code, out, errOut = runCLI(t, nil, "--state-dir", state, "status", "--json", "--listen", freeAddr(t))
+	if code != exitFailed || out != "" || !strings.Contains(errOut, path+" is held by a daemon that did not answer at ") || !strings.Contains(errOut, "--listen") {
+		t.Errorf("status over a history another process holds: exit %d\n%s%s", code, out, errOut)
 	}
 }

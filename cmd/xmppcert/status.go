@@ -42,7 +42,8 @@ func statusCommand() *cli.Command {
 			"http.listen, else 127.0.0.1:8787, with the configured token). When no daemon answers it reads\n" +
 			"STATE_DIR/history.db itself, read-only, and says so (acknowledgements are kept in the same file, so\n" +
 			"both ways show the same unacknowledged changes). It also lists the lineages in the state directory.\n" +
-			"Exit 0 (also when there is nothing to show), 2 for an invalid configuration or flags.",
+			"Exit 0 (also when there is nothing to show yet), 1 when the history or the state directory cannot be\n" +
+			"read (an empty list would pass for a healthy one), 2 for an invalid configuration or flags.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Usage: "HOST:PORT of the daemon's API (default: the configuration's http.listen)"},
 			jsonFlag(), quietFlag(),
@@ -105,13 +106,17 @@ func runStatus(c *cli.Context) error {
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 			rep.Note = "no history yet: start 'xmppcert daemon' to watch endpoints"
+		case errors.Is(err, history.ErrLocked):
+			return fmt.Errorf("%s is held by a daemon that did not answer at %s (%v): give its API address with --listen", path, dialAddr(addr), apiErr)
 		case err != nil:
-			rep.Note = err.Error()
+			return fmt.Errorf("reading the history: %w", err)
 		default:
 			rep.Endpoints = eps
 		}
 	}
-	rep.Lineages = lineages(state)
+	if rep.Lineages, err = lineages(state); err != nil {
+		return err
+	}
 	if flagAnywhere(c, "json") {
 		return writeJSON(c.App.Writer, rep)
 	}
@@ -194,13 +199,14 @@ func readHistory(path string) ([]web.EndpointStatus, error) {
 	return decodeEndpoints(rec.Body)
 }
 
-// lineages lists the lineages of the state directory.
-func lineages(state string) []lineageStatus {
+// lineages lists the lineages of the state directory; a directory that
+// cannot be read is an error, not an empty list.
+func lineages(state string) ([]lineageStatus, error) {
 	out := []lineageStatus{}
 	store := acme.Store{Dir: state}
 	names, err := store.Names()
 	if err != nil {
-		return out
+		return nil, fmt.Errorf("listing the lineages in %s: %w", filepath.Join(state, "live"), err)
 	}
 	for _, n := range names {
 		l := lineageStatus{Name: n}
@@ -209,11 +215,11 @@ func lineages(state string) []lineageStatus {
 			l.Error = err.Error()
 		} else {
 			l.Version, l.NotAfter = cur.Version, cur.Leaf.NotAfter.UTC()
-			l.DaysLeft = time.Until(cur.Leaf.NotAfter).Hours() / 24
+			l.DaysLeft = cur.Leaf.NotAfter.Sub(clock()).Hours() / 24
 		}
 		out = append(out, l)
 	}
-	return out
+	return out, nil
 }
 
 func printStatus(w io.Writer, rep statusReport) {
