@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -627,5 +629,39 @@ func TestSecretNeverLogged(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "alert not delivered") || !strings.Contains(logs.String(), "[redacted]") {
 		t.Errorf("expected the failures and a redacted secret in the logs:\n%s", logs.String())
+	}
+}
+
+// TestWebhookRedirectNotFollowed: a receiver that answers 307 or 302
+// does not get the body and its signature re-sent elsewhere; the
+// delivery fails at once, naming where it was sent (scheme and host).
+func TestWebhookRedirectNotFollowed(t *testing.T) {
+	other := &receiver{}
+	elsewhere := httptest.NewServer(other)
+	defer elsewhere.Close()
+	for _, status := range []int{http.StatusTemporaryRedirect, http.StatusFound, http.StatusPermanentRedirect} {
+		var hits atomic.Int32
+		redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits.Add(1)
+			http.Redirect(w, r, elsewhere.URL+"/hook?token=secret", status)
+		}))
+		o := fastWebhook(redirector.URL + "/hook")
+		o.Secret = []byte("s3cr3t-hmac-key")
+		w, err := NewWebhook(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = w.Deliver(t.Context(), testAlert(changes.KeyChanged, changes.Warning, "x"))
+		redirector.Close()
+		var re *RedirectError
+		if !errors.As(err, &re) || re.Status != status || re.To != elsewhere.URL || strings.Contains(err.Error(), "secret") {
+			t.Errorf("%d: %v; want a RedirectError to %s without the Location's query", status, err, elsewhere.URL)
+		}
+		if n := hits.Load(); n != 1 {
+			t.Errorf("%d: the receiver was asked %d times; a redirect is not retried", status, n)
+		}
+	}
+	if n := other.count(); n != 0 || other.refused != 0 {
+		t.Errorf("the redirect target got %d requests", n+other.refused)
 	}
 }

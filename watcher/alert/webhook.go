@@ -59,7 +59,9 @@ type WebhookOptions struct {
 	// Secret, when set, signs each body (SignatureHeader).
 	Secret Secret
 	// Client sends the requests; nil means a client with no overall
-	// timeout (each attempt is bounded by Timeout).
+	// timeout (each attempt is bounded by Timeout). Redirects are never
+	// followed, whatever the client's CheckRedirect: a redirect would
+	// carry the body and its signature to another address.
 	Client *http.Client
 	// Timeout bounds each attempt (DefaultWebhookTimeout).
 	Timeout time.Duration
@@ -123,10 +125,12 @@ func NewWebhook(o WebhookOptions) (*Webhook, error) {
 	if o.MaxBackoff < o.MinBackoff {
 		o.MaxBackoff = o.MinBackoff
 	}
-	c := o.Client
-	if c == nil {
-		c = &http.Client{}
+	c := &http.Client{}
+	if o.Client != nil {
+		c = new(http.Client)
+		*c = *o.Client
 	}
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return &Webhook{url: o.URL, where: u.Scheme + "://" + u.Host, secret: o.Secret, client: c, o: o}, nil
 }
 
@@ -213,11 +217,30 @@ func (w *Webhook) post(ctx context.Context, a Alert, body []byte) (retry bool, e
 	switch s := resp.StatusCode; {
 	case s >= 200 && s < 300:
 		return false, nil
+	case s >= 300 && s < 400:
+		to := "no Location"
+		if loc, err := resp.Location(); err == nil {
+			to = loc.Scheme + "://" + loc.Host
+		}
+		return false, &RedirectError{Status: s, To: to}
 	case s == http.StatusRequestTimeout, s == http.StatusTooEarly, s == http.StatusTooManyRequests, s >= 500:
 		return true, errors.New("POST: status " + strconv.Itoa(s))
 	default:
 		return false, errors.New("POST: status " + strconv.Itoa(s) + " (not retried)")
 	}
+}
+
+// RedirectError is a receiver's answer that redirects the POST elsewhere.
+// It is not followed: the body and its signature would reach an address
+// that was not configured. To is the Location's scheme and host only
+// (its path may hold a token).
+type RedirectError struct {
+	Status int
+	To     string
+}
+
+func (e *RedirectError) Error() string {
+	return fmt.Sprintf("POST: status %d redirects to %s; redirects are not followed (not retried)", e.Status, e.To)
 }
 
 // redact strips the URL (which may carry a token) from a client error.
