@@ -86,6 +86,7 @@ go test -run='^$' -fuzz='^FuzzFeatures$' -fuzztime="${fuzzexecs}x" ./internal/xm
 go test -run='^$' -fuzz='^FuzzReadServerHello$' -fuzztime="${fuzzexecs}x" ./internal/tlsscan
 go test -run='^$' -fuzz='^FuzzProbe$' -fuzztime="${fuzzexecs}x" ./watcher/probe
 go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="${fuzzexecs}x" ./watcher/config
+go test -run='^$' -fuzz='^FuzzPrescan$' -fuzztime="${fuzzexecs}x" ./watcher/config
 go test -run='^$' -fuzz='^FuzzParseServeEndpoint$' -fuzztime="${fuzzexecs}x" ./acme
 go test -run='^$' -fuzz='^FuzzWriter$' -fuzztime="${fuzzexecs}x" ./internal/safetext
 

@@ -134,7 +134,14 @@ type decoded struct {
 // decode parses the TOML, decodes it into the raw types and refuses
 // unknown keys. It reports whether all went well.
 func (p *parser) decode(data []byte) (*decoded, bool) {
-	// Syntax first: into a map, only syntax errors can happen, and the
+	// Bounded first: the library's memory grows with the square of what
+	// the pre-scan caps.
+	if e := prescan(data); e != nil {
+		e.File = p.file
+		p.errs = append(p.errs, e)
+		return nil, false
+	}
+	// Syntax next: into a map, only syntax errors can happen, and the
 	// library's position of them is exact.
 	var syntax map[string]any
 	if _, err := toml.Decode(string(data), &syntax); err != nil {
