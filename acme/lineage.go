@@ -101,7 +101,13 @@ func (s Store) Lock(name string) (unlock func(), err error) {
 	if err := atomicfile.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, name+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	// Never through a symbolic link: truncating the lock would truncate
+	// whatever file it points to.
+	path := filepath.Join(dir, name+".lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("lock file %s is a symbolic link, which is not followed", path)
+	}
 	if err != nil {
 		return nil, err
 	}

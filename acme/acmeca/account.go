@@ -130,7 +130,13 @@ func lockAccountDir(dir string) (unlock func(), err error) {
 	if err := atomicfile.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, accountLock), os.O_RDWR|os.O_CREATE, 0o600)
+	// Never through a symbolic link (the lock is only opened, but a
+	// link would create or hold open a file elsewhere).
+	path := filepath.Join(dir, accountLock)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("lock file %s is a symbolic link, which is not followed", path)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
+	"github.com/xmppcert/xmppcert/internal/safedir"
 )
 
 // stateDir returns --state-dir as an absolute path, for commands that
@@ -21,7 +23,27 @@ func stateDir(c *cli.Context) (string, error) {
 	if err != nil {
 		return "", usagef("state directory %s: %v", dir, err)
 	}
+	if err := safedir.Check(abs); err != nil {
+		return "", unsafeStateDir(abs, err)
+	}
 	return abs, nil
+}
+
+// unsafeStateDir phrases safedir's refusal of the state directory: what
+// to chown or chmod, before anything in it is read or run.
+func unsafeStateDir(abs string, err error) error {
+	var ue *safedir.UnsafeError
+	if !errors.As(err, &ue) {
+		return usagef("state directory %s: %v", abs, err)
+	}
+	inside := ue.Path == abs || strings.HasPrefix(ue.Path, abs+string(filepath.Separator))
+	switch {
+	case !inside:
+		return usagef("state directory %s: %v, who could replace it: choose a state directory whose parents only you or root can write, with --state-dir", abs, err)
+	case ue.OtherOwner():
+		return usagef("state directory %s: %v: another user could plant what this runs; use a directory of your own with --state-dir, or chown -R %d %s if it is yours", abs, err, ue.Want, abs)
+	}
+	return usagef("state directory %s: %v: another user could plant what this runs; chmod -R go-w %s", abs, err, abs)
 }
 
 // writableStateDir returns --state-dir after proving that it can be

@@ -1,0 +1,67 @@
+package safedir
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestCheck(t *testing.T) {
+	base := t.TempDir() // 0700, ours, under a sticky /tmp or a private directory
+	root := filepath.Join(base, "state")
+	if err := Check(root); err != nil {
+		t.Errorf("a state directory not created yet: %v", err)
+	}
+	sub := filepath.Join(root, "archive", "example.org")
+	if err := os.MkdirAll(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(root); err != nil {
+		t.Errorf("a private tree: %v", err)
+	}
+
+	// A link inside to a world-writable directory is not followed.
+	open := filepath.Join(base, "open")
+	if err := os.Mkdir(open, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(open, filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(root); err != nil {
+		t.Errorf("a link under the root: %v", err)
+	}
+	// A link as the root is resolved: what it points to is checked.
+	var ue *UnsafeError
+	if err := Check(filepath.Join(root, "link")); !errors.As(err, &ue) || ue.Path != open || ue.OtherOwner() {
+		t.Errorf("a root linking to a world-writable directory: %v", err)
+	}
+
+	if err := os.Chmod(sub, 0o770); err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(root); !errors.As(err, &ue) || ue.Path != sub || ue.Mode.Perm() != 0o770 || ue.OtherOwner() {
+		t.Errorf("a group-writable directory inside: %v; want %s refused", err, sub)
+	}
+	if err := os.Chmod(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
+	// Above the root: writable by others only when sticky.
+	if err := os.Chmod(base, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(root); !errors.As(err, &ue) || ue.Path != base {
+		t.Errorf("a world-writable parent: %v; want %s refused", err, base)
+	}
+	if err := os.Chmod(base, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(root); err != nil {
+		t.Errorf("a sticky world-writable parent: %v", err)
+	}
+}
