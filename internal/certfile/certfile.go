@@ -47,7 +47,7 @@ func Read(path string, stdin io.Reader) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("%s: cannot read: %v", name, unwrapPath(err))
 	}
 	if len(data) > MaxSize {
-		return nil, fmt.Errorf("%s: larger than %d KiB; a certificate chain is a few KB and a trust bundle a few hundred, so this is neither", name, MaxSize>>10)
+		return nil, fmt.Errorf("%s: larger than %d KiB; a certificate chain is a few KB and a trust bundle a few hundred KB, so this is neither", name, MaxSize>>10)
 	}
 	certs, err := Parse(data)
 	if err != nil {
