@@ -1,9 +1,11 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/urfave/cli/v2"
+	"github.com/xmppcert/xmppcert/internal/secretfile"
 )
 
 // permuteArgs reorders a command line into the order urfave/cli/v2
@@ -138,4 +140,12 @@ func findCommand(cmds []*cli.Command, name string) *cli.Command {
 		}
 	}
 	return nil
+}
+
+// warnExposed warns on stderr when the secret file given with --flag is
+// readable by group or others; the command goes on.
+func warnExposed(c *cli.Context, flag, path string) {
+	if mode, exposed := secretfile.Exposed(path); exposed {
+		fmt.Fprintf(c.App.ErrWriter, "xmppcert: warning: --%s %s is readable by group or others (mode %04o): chmod 600 %s\n", flag, path, uint32(mode), path)
+	}
 }

@@ -272,6 +272,7 @@ func acmeRequest(c *cli.Context, req *acme.Request) (lifecycle.IssueOptions, err
 		if err != nil {
 			return o, usagef("%v", err)
 		}
+		warnExposed(c, "eab-hmac-file", f)
 		hmac = string(key)
 	}
 	if kid != "" || hmac != "" {
@@ -306,6 +307,7 @@ func acmeRequest(c *cli.Context, req *acme.Request) (lifecycle.IssueOptions, err
 			if r.TSIGSecretFile, err = filepath.Abs(f); err != nil {
 				return o, usagef("--dns-tsig-secret-file %s: %v", f, err)
 			}
+			warnExposed(c, "dns-tsig-secret-file", f)
 		}
 		if r.TSIGName != "" && r.TSIGSecretFile == "" {
 			return o, usagef("--dns-tsig-name %s needs --dns-tsig-secret-file, the file holding its secret", r.TSIGName)

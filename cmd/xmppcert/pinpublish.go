@@ -84,6 +84,7 @@ func dnsClient(c *cli.Context) (*dnsupdate.Client, error) {
 		if err != nil {
 			return nil, usagef("--dns-tsig-secret-file %s: %v", f, err)
 		}
+		warnExposed(c, "dns-tsig-secret-file", f)
 		cl.Secret = secret
 		if cl.KeyName == "" {
 			return nil, usagef("--dns-tsig-secret-file needs --dns-tsig-name, the key's name on the server")

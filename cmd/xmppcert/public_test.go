@@ -488,3 +488,25 @@ func TestRenewInsideARIWindow(t *testing.T) {
 		t.Errorf("orders %+v; want a second one with replaces", orders)
 	}
 }
+
+// TestSecretFileExposedWarning: a secret file readable by group or others
+// is used, with one warning line naming it and the chmod to run; a
+// private one gets none.
+func TestSecretFileExposedWarning(t *testing.T) {
+	dir := t.TempDir()
+	eab := filepath.Join(dir, "eab.hmac")
+	writeFile(t, eab, []byte("a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5\n"), 0o644)
+	args := []string{"--state-dir", filepath.Join(dir, "state"), "issue", "acme.example", "--ca", "https://127.0.0.1:1/dir",
+		"--agree-tos", "--email", "a@example.org", "--eab-kid", "kid", "--eab-hmac-file", eab}
+	_, _, errOut := runCLI(t, nil, args...)
+	want := "xmppcert: warning: --eab-hmac-file " + eab + " is readable by group or others (mode 0644): chmod 600 " + eab + "\n"
+	if !strings.HasPrefix(errOut, want) {
+		t.Errorf("stderr:\n%s\nwant it to start with %q", errOut, want)
+	}
+	if err := os.Chmod(eab, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, errOut := runCLI(t, nil, args...); strings.Contains(errOut, "warning") {
+		t.Errorf("a private secret file warned:\n%s", errOut)
+	}
+}

@@ -40,6 +40,17 @@ func Read(path, what string) ([]byte, error) {
 	return data, nil
 }
 
+// Exposed reports whether the file at path is readable by group or
+// others, and its mode: a secret there is known to more than its owner.
+// A file that cannot be examined is not reported (Read says why).
+func Exposed(path string) (fs.FileMode, bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, false
+	}
+	return fi.Mode().Perm(), fi.Mode().Perm()&0o044 != 0
+}
+
 // bare is err without the path an *fs.PathError repeats.
 func bare(err error) error {
 	var pe *fs.PathError

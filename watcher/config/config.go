@@ -117,6 +117,10 @@ type Config struct {
 	Alert Alert
 	// HTTP says where the dashboard, API and /metrics listen ([http]).
 	HTTP HTTP
+	// Warnings are what does not stop the daemon but should be fixed: a
+	// secret file readable by group or others. The daemon logs them at
+	// start and on every reload.
+	Warnings ErrorList
 }
 
 // Host is one [[host]]: an XMPP host and its components, certified

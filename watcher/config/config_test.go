@@ -526,3 +526,26 @@ func TestServerConfigs(t *testing.T) {
 		t.Errorf("missing ejabberd_ctl_config: %v; want the key, line and file named", err)
 	}
 }
+
+// TestSecretFileWarnings: a secret file readable by group or others is
+// taken, with a warning at its key and line; a private one without.
+func TestSecretFileWarnings(t *testing.T) {
+	dir := testDir(t)
+	text := oneHost + "[http]\ntoken_file = \"http.token\"\n"
+	file := filepath.Join(dir, "xmppcert.toml")
+	cfg, err := Parse(file, []byte(text))
+	if err != nil || len(cfg.Warnings) != 0 {
+		t.Fatalf("private token file: %v, warnings %v", err, cfg.Warnings)
+	}
+	if err := os.Chmod(filepath.Join(dir, "http.token"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = Parse(file, []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := file + ":4:1: http.token_file: token file " + filepath.Join(dir, "http.token") + " is readable by group or others (mode 0640): chmod 600 it"
+	if len(cfg.Warnings) != 1 || !strings.HasPrefix(cfg.Warnings[0].Error(), want) {
+		t.Errorf("warnings %v; want one starting %q", cfg.Warnings, want)
+	}
+}

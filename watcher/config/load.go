@@ -50,6 +50,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	if len(p.errs) > 0 {
 		return nil, p.result()
 	}
+	cfg.Warnings = p.warns
 	return cfg, nil
 }
 
@@ -73,6 +74,7 @@ type parser struct {
 	file       string
 	ix         *keyIndex
 	errs       ErrorList
+	warns      ErrorList
 }
 
 // result sorts the problems by position and caps them.
@@ -95,13 +97,22 @@ var indexRE = regexp.MustCompile(`\[\d+\]`)
 // errAt records a problem at the key with the indexed path (see
 // position.go); the message names the key without indices.
 func (p *parser) errAt(path, format string, args ...any) {
+	p.errs = append(p.errs, p.at(path, format, args...))
+}
+
+// warnAt records a warning (Config.Warnings) as errAt records a problem.
+func (p *parser) warnAt(path, format string, args ...any) {
+	p.warns = append(p.warns, p.at(path, format, args...))
+}
+
+func (p *parser) at(path, format string, args ...any) *Error {
 	e := &Error{File: p.file, Key: indexRE.ReplaceAllString(path, ""), Msg: fmt.Sprintf(format, args...)}
 	if p.ix != nil {
 		if at, ok := p.ix.lookup(path); ok {
 			e.Line, e.Col = at.Line, at.Col
 		}
 	}
-	p.errs = append(p.errs, e)
+	return e
 }
 
 // lineOf is the line of path, or 0.

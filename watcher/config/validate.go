@@ -100,7 +100,15 @@ func (p *parser) readSecret(path, file, what string) (string, []byte, bool) {
 		p.errAt(path, "%v", err)
 		return abs, nil, false
 	}
+	p.warnExposed(path, abs, what)
 	return abs, data, true
+}
+
+// warnExposed warns of a secret file readable by group or others.
+func (p *parser) warnExposed(path, file, what string) {
+	if mode, exposed := secretfile.Exposed(file); exposed {
+		p.warnAt(path, "%s %s is readable by group or others (mode %04o): chmod 600 it; only this user needs to read it", what, file, uint32(mode))
+	}
 }
 
 func (p *parser) domain(path, d string) (string, bool) {
@@ -314,6 +322,7 @@ func (p *parser) dnsUpdate(path, server, keyName, alg, secretFile string) {
 			p.errAt(path+".tsig_secret_file", "%v", err)
 			return
 		}
+		p.warnExposed(path+".tsig_secret_file", p.abs(secretFile), "TSIG secret file")
 		c.Secret = secret
 		if err := c.Validate(); err != nil && server != "" {
 			p.errAt(path+".tsig_name", "%v", err)

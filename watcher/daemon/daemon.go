@@ -157,6 +157,7 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 		return nil, err
 	}
 	d.health = h
+	d.logWarnings(cfg)
 	if cfg.File == "" {
 		d.refreshLineageHosts()
 	}
@@ -308,6 +309,7 @@ func (d *Daemon) Reload() error {
 		}
 		return err
 	}
+	d.logWarnings(cfg)
 	if cfg.StateDir == "" {
 		cfg.StateDir = old.StateDir
 	} else if cfg.StateDir != old.StateDir {
@@ -443,6 +445,14 @@ loop:
 	d.Close(shut)
 	d.log.Info("daemon stopped")
 	return nil
+}
+
+// logWarnings logs what the configuration accepted but should not hold
+// (config.Config.Warnings), at start and on every reload.
+func (d *Daemon) logWarnings(cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		d.log.Warn("configuration", "warning", w.Error())
+	}
 }
 
 // nextDelay is the interval plus a random jitter.

@@ -268,13 +268,24 @@ func TestRunReloadShutdown(t *testing.T) {
 	}
 	resp.Body.Close()
 
-	// A good one, directly.
-	f.writeConfig(t, "2s")
+	// A good one, directly, whose webhook secret file others can read:
+	// taken, with a warning naming the file and the key.
+	secret := filepath.Join(f.dir, "exposed.secret")
+	if err := os.WriteFile(secret, []byte("s3cr3t\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(f.config("2s"), "max_attempts = 2\n", "max_attempts = 2\nhmac_secret_file = \"exposed.secret\"\n", 1)
+	if err := os.WriteFile(f.cfg, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := d.Reload(); err != nil {
 		t.Fatal(err)
 	}
 	if got := d.Config().Watch.Interval; got != 2*time.Second {
 		t.Errorf("interval after reload = %s, want 2s", got)
+	}
+	if want := "alert.webhook.hmac_secret_file: webhook HMAC secret file " + secret + " is readable by group or others (mode 0644): chmod 600 it"; !strings.Contains(logs.String(), want) {
+		t.Errorf("no warning %q in the log:\n%s", want, logs.String())
 	}
 
 	cancel()
