@@ -315,7 +315,7 @@ func serverDir(dir, group string) error {
 		return err
 	}
 	if gid >= 0 {
-		if err := os.Chown(dir, -1, gid); err != nil {
+		if err := atomicfile.ChmodDir(dir, perm, gid); err != nil {
 			return err
 		}
 	}
@@ -330,10 +330,7 @@ func writeServerKey(path string, data []byte, group string) error {
 	if gid < 0 {
 		return atomicfile.WriteFile(path, data, 0o600)
 	}
-	if err := atomicfile.WriteFile(path, data, 0o640); err != nil {
-		return err
-	}
-	return os.Chown(path, -1, gid)
+	return atomicfile.WriteFileGroup(path, data, 0o640, gid)
 }
 
 // reloadTimeout bounds `tool status` and `tool reload` together.

@@ -583,7 +583,7 @@ func poshMkdir(dir string) error {
 	if err := atomicfile.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("making %s: %v: check the web root's permissions", dir, err)
 	}
-	if err := os.Chmod(dir, 0o755); err != nil {
+	if err := atomicfile.ChmodDir(dir, 0o755, -1); err != nil {
 		return fmt.Errorf("making %s: %v", dir, err)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/mholt/acmez/v3/acme"
 
+	"github.com/xmppcert/xmppcert/internal/atomicfile"
 	"github.com/xmppcert/xmppcert/internal/oneline"
 )
 
@@ -67,8 +68,11 @@ func (s *Webroot) Present(ctx context.Context, chal acme.Challenge) error {
 		err := os.Mkdir(dir, 0o755)
 		switch {
 		case err == nil:
-			if err := os.Chmod(dir, 0o755); err != nil {
-				return fmt.Errorf("webroot: %v", err)
+			// Past the umask, through the new directory itself: by
+			// path, a link the web server's user swapped in would have
+			// its target made world-readable.
+			if err := atomicfile.ChmodDir(dir, 0o755, -1); err != nil {
+				return fmt.Errorf("webroot: %s: %v", dir, pathErr(err))
 			}
 			if s.created == nil {
 				s.created = make(map[string]bool)

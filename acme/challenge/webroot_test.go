@@ -108,3 +108,47 @@ func TestWebrootErrors(t *testing.T) {
 		t.Fatalf("an invalid token wrote into the webroot: %v", entries)
 	}
 }
+
+// TestSwapHelper is the other user's process of TestWebrootSymlinkRace.
+func TestSwapHelper(t *testing.T) { testtool.SwapHelper(t) }
+
+// TestWebrootSymlinkRace: root presents and cleans up challenges under a
+// web root that another user (the web server's) owns, while that user
+// swaps the .well-known directory for a symbolic link to a root-only
+// file thousands of times: the root file's mode and owner never change.
+func TestWebrootSymlinkRace(t *testing.T) {
+	testtool.SkipShort(t, "it races another user's process for thousands of swaps")
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the race is root's writes against another user's links")
+	}
+	root := filepath.Join(testtool.SharedDir(t), "www")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(root, testtool.Nobody, testtool.Nobody); err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(t.TempDir(), "shadow")
+	if err := os.WriteFile(victim, []byte("root's secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := &Webroot{Dir: root}
+	sw := testtool.StartSwapper(t, "TestSwapHelper", root, victim, []string{".well-known"})
+	c := httpChallenge("example.org")
+	rounds := 0
+	// At least 1,000 rounds, and on until the other user has swapped
+	// 2,000 times, however fast either side runs.
+	for ; rounds < 1000 || sw.Swaps() < 2000; rounds++ {
+		// Errors are expected: the other user moves things away.
+		s.Present(t.Context(), c)
+		s.CleanUp(t.Context(), c)
+	}
+	t.Logf("%d challenges presented and cleaned up against %d swaps", rounds, sw.Stop(t))
+	fi, err := os.Lstat(victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); fi.Mode().Perm() != 0o600 || st.Uid != 0 || st.Gid != 0 {
+		t.Errorf("the root file behind the links changed: mode %v, owner %d:%d", fi.Mode().Perm(), st.Uid, st.Gid)
+	}
+}

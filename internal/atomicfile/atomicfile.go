@@ -27,6 +27,14 @@ func tempPrefix(base string) string { return "." + base + ".tmp" }
 // written, so a private key is never readable by others, not even for a
 // moment.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
+	return WriteFileGroup(path, data, perm, -1)
+}
+
+// WriteFileGroup is WriteFile that also gives the file to group gid (when
+// gid >= 0). Group and mode are set on the open temporary file before
+// the rename, never by path afterwards: in a directory someone else can
+// write, the path may meanwhile be a symbolic link to a file of root's.
+func WriteFileGroup(path string, data []byte, perm os.FileMode, gid int) error {
 	dir, base := filepath.Dir(path), filepath.Base(path)
 	f, err := os.CreateTemp(dir, tempPrefix(base)+"-*")
 	if err != nil {
@@ -40,6 +48,11 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 			os.Remove(tmp)
 		}
 	}()
+	if gid >= 0 {
+		if err := f.Chown(-1, gid); err != nil {
+			return err
+		}
+	}
 	if err := f.Chmod(perm); err != nil {
 		return err
 	}
@@ -57,6 +70,24 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	}
 	ok = true
 	return SyncDir(dir)
+}
+
+// ChmodDir sets the permission bits of dir, and its group when gid >= 0,
+// through a descriptor opened without following a symbolic link: if
+// someone replaced the directory with a link since it was made, the
+// change fails (ELOOP) instead of reaching the link's target.
+func ChmodDir(dir string, perm os.FileMode, gid int) error {
+	d, err := os.OpenFile(dir, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if gid >= 0 {
+		if err := d.Chown(-1, gid); err != nil {
+			return err
+		}
+	}
+	return d.Chmod(perm)
 }
 
 // SyncDir fsyncs a directory, making the renames and creations in it
