@@ -81,9 +81,10 @@ func (p *process) stop() {
 }
 
 // waitReady polls ready every 20 ms until it succeeds, the process
-// exits, or 15 s pass.
+// exits, or a minute passes: far above what a start takes under load,
+// so that only a server that hangs reaches it.
 func (p *process) waitReady(name string, ready func() error) error {
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		err := ready()
 		if err == nil {

@@ -334,13 +334,13 @@ func (e *Ejabberd) start(t testing.TB) error {
 	// the VM alone, which stops ejabberd cleanly, and the script then
 	// exits (a TERM to the script would leave the VM running).
 	proc.term = func() { signalGroupExceptLeader(proc.cmd.Process.Pid, syscall.SIGTERM) }
-	err = proc.waitReady("ejabberd", 30*time.Second, e.ready)
+	err = proc.waitReady("ejabberd", startTimeout, e.ready)
 	if err == nil {
 		e.StartupTime = time.Since(start)
 		e.proc = proc
 		t.Cleanup(func() {
-			if e.proc.stop(10*time.Second) && !t.Failed() {
-				t.Errorf("ejabberd did not exit within 10s of SIGTERM\n%s", e.Log())
+			if e.proc.stop(stopTimeout) && !t.Failed() {
+				t.Errorf("ejabberd did not exit within %v of SIGTERM\n%s", stopTimeout, e.Log())
 			}
 			if t.Failed() {
 				t.Logf("ejabberd (%s) log:\n%s", e.ConfigFile, e.Log())
@@ -348,7 +348,7 @@ func (e *Ejabberd) start(t testing.TB) error {
 		})
 		return nil
 	}
-	proc.stop(10 * time.Second)
+	proc.stop(stopTimeout)
 	return err
 }
 
@@ -359,7 +359,7 @@ func (e *Ejabberd) CtlConfig() string { return filepath.Join(e.Dir, "ejabberdctl
 // Stop stops ejabberd before the test ends.
 func (e *Ejabberd) Stop() {
 	if e.proc != nil {
-		e.proc.stop(10 * time.Second)
+		e.proc.stop(stopTimeout)
 	}
 }
 

@@ -327,13 +327,13 @@ func (p *Prosody) Start(t testing.TB) {
 		// last one) sometimes finishes its shutdown but does not exit
 		// until the next signal (or a second later): ask again.
 		proc.repeat = 25 * time.Millisecond
-		lastErr = proc.waitReady("prosody", 20*time.Second, p.ready)
+		lastErr = proc.waitReady("prosody", startTimeout, p.ready)
 		if lastErr == nil {
 			p.StartupTime = time.Since(start)
 			p.proc = proc
 			t.Cleanup(func() {
-				if p.proc.stop(5*time.Second) && !t.Failed() {
-					t.Errorf("prosody did not exit within 5s of SIGTERM\n%s", p.Log())
+				if p.proc.stop(stopTimeout) && !t.Failed() {
+					t.Errorf("prosody did not exit within %v of SIGTERM\n%s", stopTimeout, p.Log())
 				}
 				if t.Failed() {
 					t.Logf("prosody (%s) log:\n%s", p.Config, p.Log())
@@ -341,7 +341,7 @@ func (p *Prosody) Start(t testing.TB) {
 			})
 			return
 		}
-		proc.stop(5 * time.Second)
+		proc.stop(stopTimeout)
 		if !errors.Is(lastErr, errPortTaken) {
 			break
 		}
@@ -353,7 +353,7 @@ func (p *Prosody) Start(t testing.TB) {
 // ends, e.g. to see what a client does when the server is gone.
 func (p *Prosody) Stop() {
 	if p.proc != nil {
-		p.proc.stop(5 * time.Second)
+		p.proc.stop(stopTimeout)
 	}
 }
 

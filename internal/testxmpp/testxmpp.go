@@ -243,6 +243,15 @@ func (p *process) signal(sig syscall.Signal) {
 	}
 }
 
+// Bounds on a server's start and stop, far above what they take on the
+// 2-core machine under load (ejabberd's Erlang VM once took 30 s to start
+// beside two busy loops and the rest of the test suite), so that only a
+// server that hangs reaches them.
+const (
+	startTimeout = 2 * time.Minute
+	stopTimeout  = time.Minute
+)
+
 // stop asks the process to stop (SIGTERM, or term), every repeat if
 // set, and waits up to grace for the exit, then kills it (SIGKILL to
 // the process or group). It reports whether the process had to be
