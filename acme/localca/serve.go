@@ -12,9 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	stepacme "github.com/smallstep/certificates/acme"
@@ -64,10 +62,7 @@ func (ca *CA) Handler(o ServeOptions) (http.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	var client stepacme.Client = stepacme.NewClient()
-	if o.ValidateIP != "" || o.HTTPPort != 0 || o.TLSALPNPort != 0 {
-		client = newRedirectClient(o)
-	}
+	client := newValidationClient(o)
 	allowed := make([]string, 0, len(o.AllowDomains))
 	for _, d := range o.AllowDomains {
 		c, err := acme.CanonicalName(d)
@@ -179,54 +174,6 @@ func acmeProblem(w http.ResponseWriter, status int, typ, detail string) {
 	})
 }
 
-// redirectClient validates challenges against a fixed address and ports
-// instead of the ones DNS and RFC 8555 give; step-ca takes it from the
-// request context.
-type redirectClient struct {
-	ip                    string
-	httpPort, tlsALPNPort int
-	http                  *http.Client
-	dialer                *net.Dialer
-}
-
-func newRedirectClient(o ServeOptions) *redirectClient {
-	c := &redirectClient{ip: o.ValidateIP, httpPort: o.HTTPPort, tlsALPNPort: o.TLSALPNPort,
-		dialer: &net.Dialer{Timeout: 10 * time.Second}}
-	if c.httpPort == 0 {
-		c.httpPort = 80
-	}
-	if c.tlsALPNPort == 0 {
-		c.tlsALPNPort = 443
-	}
-	c.http = &http.Client{
-		Timeout: 30 * time.Second,
-		Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return c.dialer.DialContext(ctx, network, c.target(addr, c.httpPort))
-		}},
-	}
-	return c
-}
-
-// target rewrites host:port to the validation address and port.
-func (c *redirectClient) target(addr string, port int) string {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		host = addr
-	}
-	if c.ip != "" {
-		host = c.ip
-	}
-	return net.JoinHostPort(host, strconv.Itoa(port))
-}
-
-func (c *redirectClient) Get(url string) (*http.Response, error) { return c.http.Get(url) }
-
-func (c *redirectClient) LookupTxt(name string) ([]string, error) { return net.LookupTXT(name) }
-
-func (c *redirectClient) TLSDial(network, addr string, config *tls.Config) (*tls.Conn, error) {
-	return tls.DialWithDialer(c.dialer, network, c.target(addr, c.tlsALPNPort), config)
-}
-
 // ServerCertificate issues the certificate the ACME server presents, for
 // the host names and IP addresses clients use to reach it.
 func (ca *CA) ServerCertificate(ctx context.Context, hosts []string) (tls.Certificate, error) {
@@ -292,9 +239,6 @@ func (ca *CA) NewEABKey(ctx context.Context, reference string) (kid string, hmac
 	}
 	return k.ID, base64.RawURLEncoding.EncodeToString(k.HmacKey), nil
 }
-
-// compile-time check that redirectClient is what step-ca expects.
-var _ stepacme.Client = (*redirectClient)(nil)
 
 // RootPool is a pool holding the CA's root, for clients of the server.
 func (ca *CA) RootPool() *x509.CertPool {
