@@ -18,6 +18,7 @@ import (
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/certfile"
+	"github.com/xmppcert/xmppcert/internal/httpserve"
 )
 
 func caCommand() *cli.Command {
@@ -265,11 +266,8 @@ func runCAServe(c *cli.Context) error {
 		ln.Close()
 		return fmt.Errorf("ca serve: issuing the server's own certificate: %w", err)
 	}
-	srv := &http.Server{
-		Handler:           h,
-		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	srv := httpserve.Server(h, httpserve.Limits{}, nil)
+	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	go func() {
 		<-c.Context.Done() // SIGINT or SIGTERM (run)
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -280,7 +278,7 @@ func runCAServe(c *cli.Context) error {
 		fmt.Fprintf(c.App.ErrWriter, "xmppcert: ca serve listens on %s, beyond loopback, for %s\n", addr, strings.Join(c.StringSlice("allow-domain"), ", "))
 	}
 	fmt.Fprintf(c.App.Writer, "ACME directory https://%s%s\nroot %s\n", hostport, localca.ACMEPath, filepath.Join(caDir(state), "root.crt"))
-	if err := srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.ServeTLS(httpserve.Listener(ln, httpserve.Limits{}), "", ""); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("ca serve: %w", err)
 	}
 	return nil

@@ -22,6 +22,7 @@ import (
 
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
+	"github.com/xmppcert/xmppcert/internal/httpserve"
 	"github.com/xmppcert/xmppcert/watcher"
 	"github.com/xmppcert/xmppcert/watcher/alert"
 	"github.com/xmppcert/xmppcert/watcher/changes"
@@ -373,11 +374,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // serve is Run with a listener.
 func (d *Daemon) serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: d.web, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	// POST /api/sweep answers when its sweep ends: the write bound
+	// leaves room for a long one.
+	limits := httpserve.Limits{Write: 5 * time.Minute}
+	srv := httpserve.Server(d.web, limits, slog.NewLogLogger(d.log.Handler(), slog.LevelWarn))
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(httpserve.Listener(ln, limits)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("HTTP server stopped", "error", err.Error())
 		}
 	}()

@@ -1,0 +1,101 @@
+package httpserve
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serve starts a server for h under l on loopback and returns its address.
+func serve(t *testing.T, h http.Handler, l Limits) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := Server(h, l, nil)
+	go srv.Serve(Listener(ln, l))
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+// A body past MaxBody stops the handler's read with *http.MaxBytesError:
+// no handler holds more than the limit.
+func TestBodyBounded(t *testing.T) {
+	got := make(chan error, 1)
+	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if len(b) > 1024 {
+			err = errors.New("read past the limit")
+		}
+		got <- err
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+	}), Limits{MaxBody: 1024})
+	resp, err := http.Post("http://"+addr+"/acme/new-account", "application/jose+json", bytes.NewReader(make([]byte, 64<<10)))
+	if err == nil {
+		resp.Body.Close()
+	}
+	var mbe *http.MaxBytesError
+	if err := <-got; !errors.As(err, &mbe) {
+		t.Errorf("the handler read: %v; want *http.MaxBytesError", err)
+	}
+}
+
+// Connections that send nothing, or stop after a request, are closed
+// after the header and idle bounds.
+func TestIdleClosed(t *testing.T) {
+	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}), Limits{Header: 200 * time.Millisecond, Idle: 200 * time.Millisecond})
+	silent, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	kept, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kept.Close()
+	io.WriteString(kept, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(kept), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for name, c := range map[string]net.Conn{"silent": silent, "kept alive": kept} {
+		c.SetReadDeadline(time.Now().Add(30 * time.Second))
+		start := time.Now()
+		if n, err := io.Copy(io.Discard, c); err != nil {
+			t.Errorf("%s connection: %v after %d bytes, %v; want it closed by the server", name, err, n, time.Since(start))
+		}
+	}
+}
+
+// MaxConns idle clients do not lock a real client out: they are cut at
+// the header bound, and it is served.
+func TestConnectionCap(t *testing.T) {
+	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+		Limits{MaxConns: 3, Header: 300 * time.Millisecond})
+	for range 10 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatalf("a real client behind 10 idle ones: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "ok") {
+		t.Errorf("answer %q", b)
+	}
+}
