@@ -160,10 +160,15 @@ func TestProbeProsody(t *testing.T) {
 		t.Logf("xmppcert probe --full:\n%s", text)
 	})
 	t.Run("full equals testssl.sh, old TLS profile and an RSA key", func(t *testing.T) {
+		// TLS 1.0 and a static-RSA suite beside forward-secret ones, CBC
+		// and GCM: what the requirements below fail on, in four suites.
+		// testssl.sh -E makes a handshake per accepted suite per
+		// protocol: with every suite OpenSSL has ("ALL") its run took
+		// over seven minutes under load.
 		old := testxmpp.StartProsody(t, testxmpp.ProsodyOptions{
 			VirtualHosts: []testxmpp.VirtualHost{{Domain: "legacy.example", C2SRequireEncryption: true,
 				CertFile: live(state, "legacy.example", "fullchain.pem"), KeyFile: live(state, "legacy.example", "privkey.pem"),
-				SSL: `protocol = "tlsv1+"; ciphers = "ALL:@SECLEVEL=0";`}},
+				SSL: `protocol = "tlsv1+"; ciphers = "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-GCM-SHA384:AES128-SHA:AES256-GCM-SHA384:@SECLEVEL=0";`}},
 			TLSProfile: "old",
 		})
 		r := probeJSON(t, exitOK, "legacy.example", "--connect", old.C2SAddr, "--roots", root, "--full")
