@@ -47,7 +47,7 @@ func TestValidationRedirects(t *testing.T) {
 	_, port, _ := strings.Cut(strings.TrimPrefix(internal.URL, "http://"), ":")
 	for _, to := range []string{
 		"http://127.0.0.2:" + port + "/secret", // another port
-		"http://127.0.0.2/secret",               // loopback by address
+		"http://127.0.0.2/secret",              // loopback by address
 		"http://[::1]/secret",
 		"http://10.0.0.1/secret", // private
 		"http://169.254.169.254/latest/meta-data/",
