@@ -15,6 +15,7 @@ import (
 	"github.com/xmppcert/xmppcert/acme/acmeca"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
+	"github.com/xmppcert/xmppcert/internal/safedir"
 	"github.com/xmppcert/xmppcert/watcher/config"
 	"github.com/xmppcert/xmppcert/watcher/daemon"
 )
@@ -76,6 +77,9 @@ func loadConfig(c *cli.Context) (*config.Config, error) {
 // (or $XMPPCERT_STATE_DIR), else the file's state_dir, else the default.
 func configStateDir(c *cli.Context, cfg *config.Config) (string, error) {
 	if cfg != nil && cfg.StateDir != "" && !c.IsSet("state-dir") {
+		if err := safedir.Check(cfg.StateDir); err != nil {
+			return "", unsafeStateDir(cfg.StateDir, err)
+		}
 		return cfg.StateDir, nil
 	}
 	return stateDir(c)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,6 +50,12 @@ func TestHostileStateDir(t *testing.T) {
 
 	chownTree(65534)
 	refused("owned by nobody", "is owned by uid 65534, not by uid 0, which runs this: another user could plant what this runs; use a directory of your own with --state-dir, or chown -R 0 "+state)
+	// The same directory named by a configuration's state_dir.
+	cfg := filepath.Join(t.TempDir(), "xmppcert.toml")
+	writeFile(t, cfg, []byte(fmt.Sprintf("state_dir = %q\n[[watch.peer]]\ndomain = \"peer.example\"\n", state)), 0o600)
+	if code, _, errOut := runCLI(t, nil, "--config", cfg, "status", "--listen", freeAddr(t)); code != exitUsage || !strings.Contains(errOut, "is owned by uid 65534") {
+		t.Errorf("status with the hostile directory as state_dir: exit %d: %s", code, errOut)
+	}
 	chownTree(0)
 
 	archive := filepath.Join(state, "archive", "example.org")
