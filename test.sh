@@ -44,12 +44,12 @@ go vet ./...
 
 # Every package under -race, with a timeout per package sized from
 # clean-clone runs of this script on the 2-core machine (README, "Run the
-# tests"): over twice what it took with two busy loops on both cores, so
-# that a loaded machine passes and a hung test still fails. cmd/xmppcert
-# (real servers, testssl.sh, whole processes, kills: about 430 s quiet,
-# 16 minutes under the busy loops) runs beside the others, run one at a
+# tests"): about four times what it took with two busy loops on both
+# cores, so that a loaded machine passes and a hung test still fails.
+# cmd/xmppcert (real servers, testssl.sh, whole processes, kills: 430 s
+# quiet, 590 s under the busy loops) runs beside the others, run one at a
 # time (about 230 s in all; the slowest, internal/testxmpp, 105 s quiet and
-# 215 s loaded): two test processes for two cores, as go test ./... would
+# 156 s loaded): two test processes for two cores, as go test ./... would
 # run them.
 stage "go test -race"
 slow=./cmd/xmppcert
