@@ -28,40 +28,15 @@ type UnsafeError struct {
 	Mode fs.FileMode
 }
 
-// OtherOwner says whether the directory belongs to another user (else it
-// is writable by group or others).
-func (e *UnsafeError) OtherOwner() bool { return e.Owner != e.Want }
+// OtherOwner says whether the directory belongs to another user than the
+// one running the program and root (else it is writable by group or
+// others).
+func (e *UnsafeError) OtherOwner() bool { return e.Owner != e.Want && e.Owner != 0 }
 
-func (e *UnsafeError) Error() string {
-	if e.OtherOwner() {
-		return fmt.Sprintf("%s is owned by uid %d, not by uid %d, which runs this", e.Path, e.Owner, e.Want)
-	}
-	return fmt.Sprintf("%s is writable by group or others (mode %04o)", e.Path, uint32(e.Mode.Perm()))
-}
-
-// Check returns an *UnsafeError for the first directory of the tree at
-// root that another user could write to: root itself (a symbolic link to
-// it resolved) and every directory under it must be owned by the
-// effective user and not writable by group or others; the directories
-// above it must be owned by that user or by root and, unless sticky (as
-// /tmp is), not writable by group or others either, or their owner could
-// swap root for a tree of theirs. Symbolic links under root are not
-// followed. A root that does not exist yet is fine: the program creates
-// it private.
-func Check(root string) error {
-	euid := uint32(os.Geteuid())
-	real, err := filepath.EvalSymlinks(root)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	real, err = filepath.Abs(real)
-	if err != nil {
-		return err
-	}
-	for dir := filepath.Dir(real); ; dir = filepath.Dir(dir) {
+// checkAbove checks dir and every directory above it: owned by euid or
+// root, and not writable by group or others unless sticky.
+func checkAbove(dir string, euid uint32) error {
+	for ; ; dir = filepath.Dir(dir) {
 		fi, err := os.Stat(dir)
 		if err != nil {
 			return err
@@ -73,8 +48,58 @@ func Check(root string) error {
 			}
 		}
 		if dir == filepath.Dir(dir) {
-			break
+			return nil
 		}
+	}
+}
+
+func (e *UnsafeError) Error() string {
+	switch {
+	case e.OtherOwner() && e.Want == 0:
+		return fmt.Sprintf("%s is owned by uid %d, not by uid %d, which runs this", e.Path, e.Owner, e.Want)
+	case e.OtherOwner():
+		return fmt.Sprintf("%s is owned by uid %d, neither by uid %d, which runs this, nor by root", e.Path, e.Owner, e.Want)
+	}
+	return fmt.Sprintf("%s is writable by group or others (mode %04o)", e.Path, uint32(e.Mode.Perm()))
+}
+
+// Check returns an *UnsafeError for the first directory of the tree at
+// root that another user could write to: root itself (a symbolic link to
+// it resolved) and every directory under it must be owned by the
+// effective user or by root (whom every user trusts: a user may read the
+// state of root's daemon) and not writable by group or others; the
+// directories above it likewise, except that those may be writable by
+// others when sticky (as /tmp is), or their owner could swap root for a
+// tree of theirs. Symbolic links under root are not
+// followed. A root that does not exist yet is checked by the directories
+// it would be created in.
+func Check(root string) error {
+	euid := uint32(os.Geteuid())
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return err
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Not created yet: the nearest directory that exists is where
+		// it will be, and must be as safe as a parent.
+		existing := filepath.Dir(abs)
+		for {
+			if real, err = filepath.EvalSymlinks(existing); !errors.Is(err, fs.ErrNotExist) || existing == filepath.Dir(existing) {
+				break
+			}
+			existing = filepath.Dir(existing)
+		}
+		if err != nil {
+			return err
+		}
+		return checkAbove(real, euid)
+	}
+	if err != nil {
+		return err
+	}
+	if err := checkAbove(filepath.Dir(real), euid); err != nil {
+		return err
 	}
 	return filepath.WalkDir(real, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -91,7 +116,7 @@ func Check(root string) error {
 		if !ok {
 			return nil
 		}
-		if st.Uid != euid || fi.Mode().Perm()&0o022 != 0 {
+		if (st.Uid != euid && st.Uid != 0) || fi.Mode().Perm()&0o022 != 0 {
 			return &UnsafeError{Path: path, Owner: st.Uid, Want: euid, Mode: fi.Mode()}
 		}
 		return nil

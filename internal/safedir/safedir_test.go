@@ -65,3 +65,24 @@ func TestCheck(t *testing.T) {
 		t.Errorf("a sticky world-writable parent: %v", err)
 	}
 }
+
+// A state directory not created yet is checked by where it would be:
+// under a world-writable, non-sticky directory it is refused before it
+// exists.
+func TestCheckNotCreated(t *testing.T) {
+	base := t.TempDir()
+	open := filepath.Join(base, "open")
+	if err := os.Mkdir(open, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := Check(filepath.Join(open, "state", "deeper")); err != nil {
+		t.Errorf("under a private directory: %v", err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	var ue *UnsafeError
+	if err := Check(filepath.Join(open, "state", "deeper")); !errors.As(err, &ue) || ue.Path != open {
+		t.Errorf("under a world-writable directory: %v; want %s refused", err, open)
+	}
+}
