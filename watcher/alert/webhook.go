@@ -235,8 +235,10 @@ func (w *Webhook) post(ctx context.Context, a Alert, body []byte) (retry bool, e
 // that was not configured. To is the Location's scheme and host only
 // (its path may hold a token).
 type RedirectError struct {
+	// Status is the receiver's HTTP status (3xx).
 	Status int
-	To     string
+	// To is where it redirected: scheme and host, or "no Location".
+	To string
 }
 
 func (e *RedirectError) Error() string {
