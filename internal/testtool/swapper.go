@@ -2,6 +2,7 @@ package testtool
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -141,4 +142,43 @@ func SwapHelper(t *testing.T) {
 		}
 	}
 	fmt.Printf("swaps %d\n", swaps)
+}
+
+// NobodysDir returns a new directory named name, owned by Nobody and
+// reachable by every user: the directory another user writes into while
+// root writes there too. It needs root.
+func NobodysDir(t testing.TB, name string) string {
+	t.Helper()
+	dir := filepath.Join(SharedDir(t), name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(dir, Nobody, Nobody); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// Victim writes a file only root may read (0600, root:root) where no other
+// user can reach it, the target of a Swapper's links, and returns its path
+// and a check that fails the test if its owner, group, mode or content
+// has changed.
+func Victim(t testing.TB) (path string, unchanged func()) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "shadow")
+	secret := []byte("root's secret\n")
+	if err := os.WriteFile(path, secret, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, func() {
+		t.Helper()
+		fi, err := os.Lstat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if b, _ := os.ReadFile(path); fi.Mode().Perm() != 0o600 || st.Uid != 0 || st.Gid != 0 || !bytes.Equal(b, secret) {
+			t.Errorf("the root file behind the links changed: mode %v, owner %d:%d, content %q", fi.Mode().Perm(), st.Uid, st.Gid, b)
+		}
+	}
 }
