@@ -433,13 +433,23 @@ func startRefusingDNS(t *testing.T) string {
 		}
 		w.WriteMsg(m)
 	})
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// The same port over UDP and TCP: a port free for UDP may be taken
+	// for TCP, so try a few.
+	var pc net.PacketConn
+	var ln net.Listener
+	for range 20 {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
+		pc.Close()
+		pc, ln = nil, nil
 	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
-		t.Fatal(err)
+	if ln == nil {
+		t.Fatal("no port of 127.0.0.1 is free over both UDP and TCP after 20 tries")
 	}
 	// miekg/dns answers NOTIMP to updates unless told to accept them.
 	accept := func(dns.Header) dns.MsgAcceptAction { return dns.MsgAccept }
