@@ -1,18 +1,14 @@
 package localca
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	stepacme "github.com/smallstep/certificates/acme"
@@ -22,7 +18,6 @@ import (
 	"github.com/smallstep/certificates/authority/provisioner"
 	"github.com/smallstep/certificates/db"
 	"github.com/smallstep/nosql"
-	"go.step.sm/crypto/jose"
 	"go.step.sm/crypto/x509util"
 
 	"github.com/xmppcert/xmppcert/acme"
@@ -44,6 +39,13 @@ type ServeOptions struct {
 	// HTTPPort and TLSALPNPort are where http-01 and tls-alpn-01 are
 	// validated; 80 and 443 (RFC 8555, RFC 8737) when zero.
 	HTTPPort, TLSALPNPort int
+	// MaxNamesPerOrder and MaxOrdersPerHour limit each account: an order
+	// of more names, or more orders within an hour, is refused with the
+	// rateLimited problem (the second with Retry-After).
+	// DefaultMaxNamesPerOrder and DefaultMaxOrdersPerHour when zero.
+	MaxNamesPerOrder, MaxOrdersPerHour int
+	// Now is the quota's clock; time.Now when nil.
+	Now func() time.Time
 }
 
 // ACMEPath is the ACME directory's path on the server.
@@ -54,11 +56,7 @@ const ACMEPath = "/acme/" + ProvisionerName + "/directory"
 // the provisioner's XMPP template, so that the certificate carries the
 // SRV-IDs and XmppAddr of the names the order validated.
 func (ca *CA) Handler(o ServeOptions) (http.Handler, error) {
-	nosqlDB, ok := ca.db.(nosql.DB)
-	if !ok {
-		return nil, fmt.Errorf("the CA database %T does not support ACME", ca.db)
-	}
-	acmeDB, err := acmenosql.New(nosqlDB)
+	_, acmeDB, err := ca.acmeDB()
 	if err != nil {
 		return nil, err
 	}
@@ -83,95 +81,18 @@ func (ca *CA) Handler(o ServeOptions) (http.Handler, error) {
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mux.ServeHTTP(w, r.WithContext(base(r.Context())))
 	})
-	if len(allowed) > 0 {
-		h = allowDomains(allowed, h)
+	maxNames, maxOrders, now := o.MaxNamesPerOrder, o.MaxOrdersPerHour, o.Now
+	if maxNames <= 0 {
+		maxNames = DefaultMaxNamesPerOrder
 	}
-	return h, nil
-}
-
-// maxOrderBody bounds the new-order request read by allowDomains.
-const maxOrderBody = 64 << 10
-
-// allowDomains refuses new orders for identifiers outside the allowed
-// domains before step-ca sees them, with the RFC 8555 rejectedIdentifier
-// problem. It reads the JWS payload without verifying the signature: it
-// only ever refuses, and step-ca verifies everything it accepts. It parses
-// the JWS with the parser step-ca uses, so that both read the same payload
-// whatever the serialization (compact or JSON), whitespace or member-name
-// case, and it refuses what it cannot read.
-func allowDomains(allowed []string, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/new-order") {
-			next.ServeHTTP(w, r)
-			return
-		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxOrderBody+1))
-		if err != nil || len(body) > maxOrderBody {
-			acmeProblem(w, http.StatusBadRequest, "malformed", "the new-order request is unreadable or too large")
-			return
-		}
-		ids, err := orderIdentifiers(body)
-		if err != nil {
-			acmeProblem(w, http.StatusBadRequest, "malformed", "the new-order request is not a JWS of an order: "+err.Error())
-			return
-		}
-		for _, id := range ids {
-			if id.Type != string(stepacme.DNS) || !domainAllowed(id.Value, allowed) {
-				acmeProblem(w, http.StatusForbidden, "rejectedIdentifier",
-					fmt.Sprintf("this CA issues only for the DNS names %s and their subdomains; %s %q is not allowed (xmppcert ca serve --allow-domain)", strings.Join(allowed, ", "), id.Type, id.Value))
-				return
-			}
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		next.ServeHTTP(w, r)
-	})
-}
-
-// orderIdentifier is an identifier of a new-order payload.
-type orderIdentifier struct {
-	Type  string `json:"type"`
-	Value string `json:"value"`
-}
-
-// orderIdentifiers returns the identifiers of a new-order JWS, read as
-// step-ca reads them: go.step.sm/crypto/jose.ParseJWS, then encoding/json.
-func orderIdentifiers(body []byte) ([]orderIdentifier, error) {
-	jws, err := jose.ParseJWS(string(body))
-	if err != nil {
-		return nil, err
+	if maxOrders <= 0 {
+		maxOrders = DefaultMaxOrdersPerHour
 	}
-	var order struct {
-		Identifiers []orderIdentifier `json:"identifiers"`
+	if now == nil {
+		now = time.Now
 	}
-	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &order); err != nil {
-		return nil, err
-	}
-	return order.Identifiers, nil
-}
-
-// domainAllowed reports whether name is one of the allowed domains or a
-// subdomain of one. Names that are not valid domains are not allowed.
-func domainAllowed(name string, allowed []string) bool {
-	c, err := acme.CanonicalName(strings.TrimPrefix(name, "*."))
-	if err != nil {
-		return false
-	}
-	for _, a := range allowed {
-		if c == a || strings.HasSuffix(c, "."+a) {
-			return true
-		}
-	}
-	return false
-}
-
-func acmeProblem(w http.ResponseWriter, status int, typ, detail string) {
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{
-		"type":   "urn:ietf:params:acme:error:" + typ,
-		"detail": detail,
-		"status": status,
-	})
+	h = &orderPolicy{allowed: allowed, maxNames: maxNames, quota: newOrderQuota(maxOrders, now), next: h}
+	return &eabGuard{db: acmeDB, provID: ca.prov.ID, next: h}, nil
 }
 
 // ServerCertificate issues the certificate the ACME server presents, for
@@ -219,25 +140,14 @@ func (ca *CA) ServerCertificate(ctx context.Context, hosts []string) (tls.Certif
 	return cert, nil
 }
 
-// NewEABKey creates an External Account Binding key for the ACME
-// provisioner: the key ID and the HMAC key an ACME client presents
-// (certbot's --eab-kid and --eab-hmac-key, base64url).
-func (ca *CA) NewEABKey(ctx context.Context, reference string) (kid string, hmac string, err error) {
+// acmeDB is the CA's database as step-ca's ACME layer reads it.
+func (ca *CA) acmeDB() (nosql.DB, *acmenosql.DB, error) {
 	nosqlDB, ok := ca.db.(nosql.DB)
 	if !ok {
-		return "", "", fmt.Errorf("the CA database %T does not support ACME", ca.db)
+		return nil, nil, fmt.Errorf("the CA database %T does not support ACME", ca.db)
 	}
 	acmeDB, err := acmenosql.New(nosqlDB)
-	if err != nil {
-		return "", "", err
-	}
-	// step-ca looks the key up under the ID field of the provisioner that
-	// serves the new-account request, not under GetID().
-	k, err := acmeDB.CreateExternalAccountKey(ctx, ca.prov.ID, reference)
-	if err != nil {
-		return "", "", err
-	}
-	return k.ID, base64.RawURLEncoding.EncodeToString(k.HmacKey), nil
+	return nosqlDB, acmeDB, err
 }
 
 // RootPool is a pool holding the CA's root, for clients of the server.

@@ -46,7 +46,12 @@ type acmeEnv struct {
 // validation fields it fills in.
 func startACME(t *testing.T, opts Options, so ServeOptions) *acmeEnv {
 	t.Helper()
-	ca := openTestCA(t, opts)
+	return startACMEWith(t, openTestCA(t, opts), so)
+}
+
+// startACMEWith serves ca's ACME API with so, as startACME does.
+func startACMEWith(t *testing.T, ca *CA, so ServeOptions) *acmeEnv {
+	t.Helper()
 	env := &acmeEnv{ca: ca, http01: newHTTP01Solver(t), alpn: newTLSALPNSolver(t)}
 	so.ValidateIP = "127.0.0.1"
 	so.HTTPPort = env.http01.port
@@ -521,10 +526,16 @@ func TestACMEAllowDomains(t *testing.T) {
 	}
 	// Only DNS names: not an IP address, nor an identifier of another
 	// type whose value looks like an allowed name.
-	for _, id := range []acme.Identifier{{Type: "ip", Value: "127.0.0.1"}, {Type: "permanent-identifier", Value: "example.org"}} {
-		_, err := c.NewOrder(ctx, acct, acme.Order{Identifiers: []acme.Identifier{id}})
-		if p := problemOf(t, err); p.Type != acme.ProblemTypeRejectedIdentifier {
-			t.Errorf("order for %s %q: %s; want %s", id.Type, id.Value, p.Type, acme.ProblemTypeRejectedIdentifier)
+	for _, c0 := range []struct {
+		id   acme.Identifier
+		want string
+	}{
+		{acme.Identifier{Type: "ip", Value: "127.0.0.1"}, acme.ProblemTypeRejectedIdentifier},
+		{acme.Identifier{Type: "permanent-identifier", Value: "example.org"}, acme.ProblemTypeUnsupportedIdentifier},
+	} {
+		_, err := c.NewOrder(ctx, acct, acme.Order{Identifiers: []acme.Identifier{c0.id}})
+		if p := problemOf(t, err); p.Type != c0.want {
+			t.Errorf("order for %s %q: %s; want %s", c0.id.Type, c0.id.Value, p.Type, c0.want)
 		}
 	}
 
@@ -554,25 +565,9 @@ func TestACMEAllowDomainsJWSForms(t *testing.T) {
 	evilOrder := []byte(`{"identifiers":[{"type":"dns","value":"evil.example"}]}`)
 	goodOrder := []byte(`{"identifiers":[{"type":"dns","value":"example.org"}]}`)
 
-	// sign returns the new-order JWS of payload with a fresh nonce.
 	sign := func(payload []byte) *jose.JSONWebSignature {
 		t.Helper()
-		resp, err := env.client.Head(dir.NewNonce)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		opts := (&jose.SignerOptions{}).WithHeader("kid", acct.Location).
-			WithHeader("nonce", resp.Header.Get("Replay-Nonce")).WithHeader("url", dir.NewOrder)
-		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: acct.PrivateKey}, opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		jws, err := signer.Sign(payload)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return jws
+		return env.sign(t, acct.PrivateKey, acct.Location, dir, payload)
 	}
 	flattened := func(jws *jose.JSONWebSignature) map[string]string {
 		var m map[string]string
@@ -633,6 +628,28 @@ func TestACMEAllowDomainsJWSForms(t *testing.T) {
 	}
 }
 
+// sign returns the new-order JWS of payload with a fresh nonce, signed
+// by key and naming the account URL kid.
+func (env *acmeEnv) sign(t *testing.T, key crypto.Signer, kid string, dir acme.Directory, payload []byte) *jose.JSONWebSignature {
+	t.Helper()
+	resp, err := env.client.Head(dir.NewNonce)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	opts := (&jose.SignerOptions{}).WithHeader("kid", kid).
+		WithHeader("nonce", resp.Header.Get("Replay-Nonce")).WithHeader("url", dir.NewOrder)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return jws
+}
+
 // TestACMERequireEAB checks that accounts need an External Account
 // Binding key from NewEABKey, and that a key binds one account only.
 func TestACMERequireEAB(t *testing.T) {
@@ -648,10 +665,18 @@ func TestACMERequireEAB(t *testing.T) {
 		t.Fatal(err)
 	}
 	eab := &acme.EAB{KeyID: kid, MACKey: hmac}
-	wrong := &acme.EAB{KeyID: kid, MACKey: "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"}
-	if _, err := newAccount(ctx, c, wrong); err == nil {
-		t.Error("an account with a wrong EAB MAC key was created")
+	// Each refusal is the ACME problem a client can act on, 401, answered
+	// once (acmez retries a 500 twice).
+	unauthorized := func(what string, err error) {
+		t.Helper()
+		if p := problemOf(t, err); p.Type != acme.ProblemTypeUnauthorized || p.Status != http.StatusUnauthorized {
+			t.Errorf("account %s: %s (status %d, %s); want %s, 401", what, p.Type, p.Status, p.Detail, acme.ProblemTypeUnauthorized)
+		}
 	}
+	_, err = newAccount(ctx, c, &acme.EAB{KeyID: kid, MACKey: "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"})
+	unauthorized("with a wrong EAB MAC key", err)
+	_, err = newAccount(ctx, c, &acme.EAB{KeyID: "no-such-key", MACKey: hmac})
+	unauthorized("with an unknown EAB key ID", err)
 	acct, err := newAccount(ctx, c, eab)
 	if err != nil {
 		t.Fatalf("account with EAB: %v", err)
@@ -663,7 +688,15 @@ func TestACMERequireEAB(t *testing.T) {
 	if _, err := c.ObtainCertificateForSANs(ctx, acct, key, []string{"example.org"}); err != nil {
 		t.Errorf("issuance for the bound account: %v", err)
 	}
-	if _, err := newAccount(ctx, c, eab); err == nil {
-		t.Error("a second account was created with an EAB key already bound")
+	_, err = newAccount(ctx, c, eab)
+	unauthorized("with an EAB key already bound", err)
+	// The bound account itself registers again as before (step-ca answers
+	// an existing account's key with the account).
+	again := acme.Account{Contact: acct.Contact, TermsOfServiceAgreed: true, PrivateKey: acct.PrivateKey}
+	if err := again.SetExternalAccountBinding(ctx, c.Client, *eab); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.NewAccount(ctx, again); err != nil || got.Location != acct.Location {
+		t.Errorf("the bound account again: %v, %q; want %q", err, got.Location, acct.Location)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -186,6 +187,8 @@ func caServeCommand() *cli.Command {
 			&cli.StringFlag{Name: "validate-ip", Usage: "validate challenges against this address instead of the name's DNS address"},
 			&cli.IntFlag{Name: "http-01-port", Value: 80, Usage: "port http-01 validation connects to"},
 			&cli.IntFlag{Name: "tls-alpn-01-port", Value: 443, Usage: "port tls-alpn-01 validation connects to"},
+			&cli.IntFlag{Name: "max-names-per-order", Value: localca.DefaultMaxNamesPerOrder, Usage: "names one order may hold; more are refused with rateLimited"},
+			&cli.IntFlag{Name: "max-orders-per-hour", Value: localca.DefaultMaxOrdersPerHour, Usage: "orders one account may create in an hour; more are refused with rateLimited and Retry-After"},
 		},
 		OnUsageError: onUsageError,
 		Action:       runCAServe,
@@ -211,6 +214,11 @@ func runCAServe(c *cli.Context) error {
 	for _, p := range []string{"http-01-port", "tls-alpn-01-port"} {
 		if n := c.Int(p); n < 1 || n > 65535 {
 			return usagef("--%s %d is not a port number", p, n)
+		}
+	}
+	for _, p := range []string{"max-names-per-order", "max-orders-per-hour"} {
+		if n := c.Int(p); n < 1 {
+			return usagef("--%s %d: give a positive number", p, n)
 		}
 	}
 	days := c.Int("days")
@@ -249,6 +257,9 @@ func runCAServe(c *cli.Context) error {
 		ValidateIP:   c.String("validate-ip"),
 		HTTPPort:     c.Int("http-01-port"),
 		TLSALPNPort:  c.Int("tls-alpn-01-port"),
+
+		MaxNamesPerOrder: c.Int("max-names-per-order"),
+		MaxOrdersPerHour: c.Int("max-orders-per-hour"),
 	})
 	if err != nil {
 		ln.Close()
@@ -277,9 +288,34 @@ func runCAServe(c *cli.Context) error {
 	if !loopback {
 		fmt.Fprintf(c.App.ErrWriter, "xmppcert: ca serve listens on %s, beyond loopback, for %s\n", addr, strings.Join(c.StringSlice("allow-domain"), ", "))
 	}
+	if c.Bool("require-eab") {
+		if err := reportAccountsWithoutEAB(c.Context, c.App.ErrWriter, ca); err != nil {
+			ln.Close()
+			return fmt.Errorf("ca serve: listing the ACME accounts: %w", err)
+		}
+	}
 	fmt.Fprintf(c.App.Writer, "ACME directory https://%s%s\nroot %s\n", hostport, localca.ACMEPath, filepath.Join(caDir(state), "root.crt"))
 	if err := srv.ServeTLS(httpserve.Listener(ln, httpserve.Limits{}), "", ""); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("ca serve: %w", err)
+	}
+	return nil
+}
+
+// reportAccountsWithoutEAB warns of the accounts that --require-eab does
+// not hold back: those created before it was turned on, which can still
+// order.
+func reportAccountsWithoutEAB(ctx context.Context, w io.Writer, ca *localca.CA) error {
+	accts, err := ca.AccountsWithoutEAB(ctx)
+	if err != nil || len(accts) == 0 {
+		return err
+	}
+	fmt.Fprintf(w, "xmppcert: warning: %d ACME account(s) predate --require-eab (no External Account Binding) and can still order:\n", len(accts))
+	for _, a := range accts {
+		contact := "no contact"
+		if len(a.Contact) > 0 {
+			contact = strings.Join(a.Contact, " ")
+		}
+		fmt.Fprintf(w, "  account %s (%s), created %s\n", a.ID, contact, a.CreatedAt.UTC().Format(time.DateTime))
 	}
 	return nil
 }
