@@ -277,7 +277,7 @@ func runCAServe(c *cli.Context) error {
 		ln.Close()
 		return fmt.Errorf("ca serve: issuing the server's own certificate: %w", err)
 	}
-	srv := httpserve.Server(h, httpserve.Limits{}, nil)
+	srv := httpserve.New(h, httpserve.Limits{}, nil)
 	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	go func() {
 		<-c.Context.Done() // SIGINT or SIGTERM (run)
@@ -295,7 +295,7 @@ func runCAServe(c *cli.Context) error {
 		}
 	}
 	fmt.Fprintf(c.App.Writer, "ACME directory https://%s%s\nroot %s\n", hostport, localca.ACMEPath, filepath.Join(caDir(state), "root.crt"))
-	if err := srv.ServeTLS(httpserve.Listener(ln, httpserve.Limits{}), "", ""); !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("ca serve: %w", err)
 	}
 	return nil

@@ -10,9 +10,8 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"sync"
 	"time"
-
-	"golang.org/x/net/netutil"
 )
 
 // Limits are a server's bounds; the zero value of a field takes its
@@ -31,7 +30,7 @@ type Limits struct {
 	// (DefaultIdle).
 	Idle time.Duration
 	// MaxConns caps the connections served at once (DefaultMaxConns);
-	// more wait in the kernel's queue until one ends.
+	// see Server for what happens at the cap.
 	MaxConns int
 }
 
@@ -66,22 +65,157 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// Server returns an http.Server for h under limits l; errorLog may be
-// nil. Serve it on Listener(ln, l).
-func Server(h http.Handler, l Limits, errorLog *log.Logger) *http.Server {
+// Server is an http.Server under Limits. Its Serve and ServeTLS cap the
+// connections served at once at MaxConns. When all are taken and a new
+// client connects, the connection that has waited longest without a
+// request in progress (one that has not finished its first request, or a
+// kept-alive one between requests) is closed to make room: clients that
+// connect and send nothing cannot lock out one that does, however many
+// they open. Only when every connection is in the middle of a request
+// does the new one wait until a request ends.
+type Server struct {
+	*http.Server
+	conns *connCap
+}
+
+// New returns a Server for h under limits l; errorLog may be nil.
+func New(h http.Handler, l Limits, errorLog *log.Logger) *Server {
 	l = l.withDefaults()
-	return &http.Server{
-		Handler:           http.MaxBytesHandler(h, l.MaxBody),
-		ReadHeaderTimeout: l.Header,
-		ReadTimeout:       l.Read,
-		WriteTimeout:      l.Write,
-		IdleTimeout:       l.Idle,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          errorLog,
+	c := newConnCap(l.MaxConns)
+	return &Server{
+		Server: &http.Server{
+			Handler:           http.MaxBytesHandler(h, l.MaxBody),
+			ReadHeaderTimeout: l.Header,
+			ReadTimeout:       l.Read,
+			WriteTimeout:      l.Write,
+			IdleTimeout:       l.Idle,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          errorLog,
+			ConnState:         c.track,
+		},
+		conns: c,
 	}
 }
 
-// Listener caps the connections accepted from ln at once (l.MaxConns).
-func Listener(ln net.Listener, l Limits) net.Listener {
-	return netutil.LimitListener(ln, l.withDefaults().MaxConns)
+// Serve serves on ln with the connection cap.
+func (s *Server) Serve(ln net.Listener) error {
+	return s.Server.Serve(&capListener{Listener: ln, cap: s.conns})
+}
+
+// ServeTLS serves TLS on ln with the connection cap; certFile and keyFile
+// as http.Server.ServeTLS takes them.
+func (s *Server) ServeTLS(ln net.Listener, certFile, keyFile string) error {
+	return s.Server.ServeTLS(&capListener{Listener: ln, cap: s.conns}, certFile, keyFile)
+}
+
+// connCap counts the open connections and knows which of them wait
+// without a request in progress, and since when.
+type connCap struct {
+	max int
+
+	mu      sync.Mutex
+	freed   *sync.Cond
+	open    int
+	waiting map[*cappedConn]time.Time
+}
+
+func newConnCap(max int) *connCap {
+	c := &connCap{max: max, waiting: map[*cappedConn]time.Time{}}
+	c.freed = sync.NewCond(&c.mu)
+	return c
+}
+
+// admit makes room for one more connection: at the cap it closes the
+// connection waiting longest, or waits for one to close.
+func (c *connCap) admit() {
+	c.mu.Lock()
+	for c.open >= c.max {
+		var oldest *cappedConn
+		var since time.Time
+		for conn, t := range c.waiting {
+			if oldest == nil || t.Before(since) {
+				oldest, since = conn, t
+			}
+		}
+		if oldest == nil {
+			c.freed.Wait()
+			continue
+		}
+		delete(c.waiting, oldest)
+		c.mu.Unlock()
+		oldest.Close()
+		c.mu.Lock()
+	}
+	c.open++
+	c.mu.Unlock()
+}
+
+// track is the server's ConnState hook: a new or idle connection may be
+// closed to make room, an active one may not.
+func (c *connCap) track(nc net.Conn, state http.ConnState) {
+	conn := unwrapCapped(nc)
+	if conn == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch state {
+	case http.StateNew, http.StateIdle:
+		if !conn.closed {
+			c.waiting[conn] = time.Now()
+		}
+	default:
+		delete(c.waiting, conn)
+	}
+}
+
+// unwrapCapped finds the cappedConn under the connection the server
+// reports (a *tls.Conn over it, for ServeTLS).
+func unwrapCapped(nc net.Conn) *cappedConn {
+	for nc != nil {
+		if c, ok := nc.(*cappedConn); ok {
+			return c
+		}
+		u, ok := nc.(interface{ NetConn() net.Conn })
+		if !ok {
+			return nil
+		}
+		nc = u.NetConn()
+	}
+	return nil
+}
+
+// capListener admits each accepted connection under the cap.
+type capListener struct {
+	net.Listener
+	cap *connCap
+}
+
+func (l *capListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.cap.admit()
+	return &cappedConn{Conn: nc, cap: l.cap}, nil
+}
+
+// cappedConn gives its place back when closed, once.
+type cappedConn struct {
+	net.Conn
+	cap    *connCap
+	closed bool // under cap.mu
+}
+
+func (c *cappedConn) Close() error {
+	err := c.Conn.Close()
+	c.cap.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		c.cap.open--
+		delete(c.cap.waiting, c)
+		c.cap.freed.Signal()
+	}
+	c.cap.mu.Unlock()
+	return err
 }

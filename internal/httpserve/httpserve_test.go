@@ -19,8 +19,8 @@ func serve(t *testing.T, h http.Handler, l Limits) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := Server(h, l, nil)
-	go srv.Serve(Listener(ln, l))
+	srv := New(h, l, nil)
+	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
 }
@@ -76,26 +76,78 @@ func TestIdleClosed(t *testing.T) {
 	}
 }
 
-// MaxConns idle clients do not lock a real client out: they are cut at
-// the header bound, and it is served.
+// Idle clients, ten times MaxConns of them, do not lock a real client
+// out, although the header bound is far away: the longest-waiting idle
+// connection is closed to make room.
 func TestConnectionCap(t *testing.T) {
 	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
-		Limits{MaxConns: 3, Header: 300 * time.Millisecond})
-	for range 10 {
+		Limits{MaxConns: 3, Header: time.Hour})
+	for range 30 {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
 	}
-	client := &http.Client{Timeout: 30 * time.Second}
+	client := &http.Client{Timeout: time.Minute}
+	start := time.Now()
 	resp, err := client.Get("http://" + addr + "/")
 	if err != nil {
-		t.Fatalf("a real client behind 10 idle ones: %v", err)
+		t.Fatalf("a real client behind 30 idle ones: %v", err)
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if !strings.Contains(string(b), "ok") {
 		t.Errorf("answer %q", b)
+	}
+	t.Logf("served after %v", time.Since(start))
+}
+
+// A connection in the middle of a request is never closed to make room:
+// with MaxConns 2, one request in progress and one idle connection, a
+// new client takes the idle one's place, and the request in progress
+// completes.
+func TestConnectionCapKeepsActive(t *testing.T) {
+	release, entered := make(chan struct{}), make(chan struct{}, 1)
+	addr := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			entered <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "ok "+r.URL.Path)
+	}), Limits{MaxConns: 2, Header: time.Hour})
+	slow := make(chan error, 1)
+	go func() {
+		resp, err := (&http.Client{Timeout: time.Minute}).Get("http://" + addr + "/slow")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(b) != "ok /slow" {
+				err = errors.New("answer " + string(b))
+			}
+		}
+		slow <- err
+	}()
+	<-entered
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}
+	for range 3 {
+		resp, err := client.Get("http://" + addr + "/fast")
+		if err != nil {
+			t.Fatalf("a client beside a request in progress and an idle connection: %v", err)
+		}
+		resp.Body.Close()
+	}
+	close(release)
+	if err := <-slow; err != nil {
+		t.Errorf("the request in progress: %v", err)
+	}
+	idle.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := idle.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("the idle connection: read %v; want it closed (EOF)", err)
 	}
 }

@@ -377,11 +377,11 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener) error {
 	// POST /api/sweep answers when its sweep ends: the write bound
 	// leaves room for a long one.
 	limits := httpserve.Limits{Write: 5 * time.Minute}
-	srv := httpserve.Server(d.web, limits, slog.NewLogLogger(d.log.Handler(), slog.LevelWarn))
+	srv := httpserve.New(d.web, limits, slog.NewLogLogger(d.log.Handler(), slog.LevelWarn))
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
-		if err := srv.Serve(httpserve.Listener(ln, limits)); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("HTTP server stopped", "error", err.Error())
 		}
 	}()
