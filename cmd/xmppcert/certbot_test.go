@@ -38,7 +38,7 @@ func TestCertbot(t *testing.T) {
 	state := filepath.Join(dir, "state")
 	httpPort := freePort(t)
 
-	directory := startCAServe(t, xmppcert, "--state-dir", state, "ca", "serve", "--listen", "127.0.0.1:0",
+	directory, _ := startCAServe(t, xmppcert, "--state-dir", state, "ca", "serve", "--listen", "127.0.0.1:0",
 		"--validate-ip", "127.0.0.1", "--http-01-port", strconv.Itoa(httpPort), "--component", "conference.example.org")
 	root, err := exec.Command(xmppcert, "--state-dir", state, "ca", "root").Output()
 	if err != nil {
@@ -100,8 +100,8 @@ func TestCertbot(t *testing.T) {
 }
 
 // startCAServe runs 'xmppcert ca serve' until the test ends and returns
-// the ACME directory URL it prints on its first line.
-func startCAServe(t *testing.T, xmppcert string, args ...string) string {
+// the ACME directory URL it prints on its first line, and its process.
+func startCAServe(t *testing.T, xmppcert string, args ...string) (string, *os.Process) {
 	t.Helper()
 	dir := t.TempDir()
 	stdout, err := os.Create(filepath.Join(dir, "stdout"))
@@ -155,7 +155,7 @@ func startCAServe(t *testing.T, xmppcert string, args ...string) string {
 			if !strings.HasPrefix(line, prefix) {
 				t.Fatalf("ca serve printed %q first; want %q and the URL", line, prefix)
 			}
-			return strings.TrimPrefix(line, prefix)
+			return strings.TrimPrefix(line, prefix), cmd.Process
 		}
 		select {
 		case <-done:

@@ -206,7 +206,7 @@ func TestPublicCAServe(t *testing.T) {
 	dir := t.TempDir()
 	caState := filepath.Join(dir, "ca-state")
 	port := freePort(t)
-	directory := startCAServe(t, xmppcert, "--state-dir", caState, "ca", "serve", "--listen", "127.0.0.1:0",
+	directory, _ := startCAServe(t, xmppcert, "--state-dir", caState, "ca", "serve", "--listen", "127.0.0.1:0",
 		"--validate-ip", "127.0.0.1", "--http-01-port", strconv.Itoa(port), "--component", "conference.example.org")
 	root, err := exec.Command(xmppcert, "--state-dir", caState, "ca", "root").Output()
 	if err != nil {

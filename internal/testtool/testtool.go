@@ -201,3 +201,24 @@ func SharedDir(t testing.TB) string {
 	}
 	return dir
 }
+
+// PeakRSS is the VmHWM (peak resident set size) of /proc/PID/status, in
+// bytes; pid "self" is this process.
+func PeakRSS(t testing.TB, pid string) int64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/proc", pid, "status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb << 10
+		}
+	}
+	t.Fatalf("no VmHWM in /proc/%s/status", pid)
+	return 0
+}

@@ -171,26 +171,6 @@ func (p *simProcess) do(t testing.TB, command string) []string {
 	return nil
 }
 
-// peakRSS is the VmHWM (peak resident set size) of /proc/PID/status, in
-// bytes; pid "self" is this process.
-func peakRSS(t testing.TB, pid string) int64 {
-	b, err := os.ReadFile(filepath.Join("/proc", pid, "status"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatalf("no VmHWM in /proc/%s/status", pid)
-	return 0
-}
-
 // scaleConfig says how runScale sweeps.
 type scaleConfig struct {
 	// N endpoints (domains; odd ones c2s, even ones s2s with dialback).
@@ -327,8 +307,8 @@ func runScale(t testing.TB, cfg scaleConfig) scaleFigures {
 	if err := d.Store().Check(); err != nil {
 		t.Fatal(err)
 	}
-	fig.DaemonPeakRSS = peakRSS(t, "self")
-	fig.SimPeakRSS = peakRSS(t, strconv.Itoa(sim.cmd.Process.Pid))
+	fig.DaemonPeakRSS = testtool.PeakRSS(t, "self")
+	fig.SimPeakRSS = testtool.PeakRSS(t, strconv.Itoa(sim.cmd.Process.Pid))
 	cfg.Log("peak RSS (VmHWM): daemon process %.1f MiB; simulator process (%d certificates) %.1f MiB",
 		float64(fig.DaemonPeakRSS)/(1<<20), cfg.N+fig.ChangedEndpoints, float64(fig.SimPeakRSS)/(1<<20))
 	return fig
