@@ -81,6 +81,20 @@ var ErrNotInitialized = errors.New("no CA has been created")
 // CA appears whole or not at all: it is built in a temporary directory
 // that is renamed into place.
 func Init(dir string) error {
+	return initCA(dir, "")
+}
+
+// InitOffline is Init, except that the root's private key is written to
+// rootKeyOut (a new file, mode 0600; an existing file or link there is
+// refused with an error that errors.Is os.ErrExist) instead of dir. The
+// root signs the intermediate once, at creation; from then on only the
+// intermediate's key is online, and whoever reads dir cannot make another
+// intermediate. rootKeyOut is removed again if the CA is not created.
+func InitOffline(dir, rootKeyOut string) error {
+	return initCA(dir, rootKeyOut)
+}
+
+func initCA(dir, rootKeyOut string) (err error) {
 	if _, err := os.Stat(filepath.Join(dir, rootCertFile)); err == nil {
 		return fmt.Errorf("%s: %w", dir, ErrExists)
 	}
@@ -94,8 +108,15 @@ func Init(dir string) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := writeCA(tmp, time.Now()); err != nil {
+	if err := writeCA(tmp, time.Now(), rootKeyOut); err != nil {
 		return err
+	}
+	if rootKeyOut != "" {
+		defer func() {
+			if err != nil {
+				os.Remove(rootKeyOut)
+			}
+		}()
 	}
 	if err := atomicfile.SyncDir(tmp); err != nil {
 		return err
@@ -125,8 +146,10 @@ func sweepInit(parent, base string) {
 	}
 }
 
-// writeCA generates the root and intermediate into dir.
-func writeCA(dir string, now time.Time) error {
+// writeCA generates the root and intermediate into dir; the root's key
+// goes to rootKeyOut instead when it is not empty (a new file, which
+// writeCA removes again when it fails later).
+func writeCA(dir string, now time.Time, rootKeyOut string) (err error) {
 	id := make([]byte, 4)
 	if _, err := rand.Read(id); err != nil {
 		return err
@@ -170,18 +193,31 @@ func writeCA(dir string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	files := []struct {
+	type caFile struct {
 		name string
 		data []byte
 		perm os.FileMode
-	}{
+	}
+	rootKeyPEM := mustKeyPEM(rootKey)
+	files := []caFile{
 		{rootCertFile, pemBlock("CERTIFICATE", rootDER), 0o644},
-		{rootKeyFile, mustKeyPEM(rootKey), 0o600},
 		{interCertFile, pemBlock("CERTIFICATE", interDER), 0o644},
 		{interKeyFile, mustKeyPEM(interKey), 0o600},
 	}
+	if rootKeyOut == "" {
+		files = append(files, caFile{rootKeyFile, rootKeyPEM, 0o600})
+	} else if rootKeyPEM != nil {
+		if err := atomicfile.WriteNew(rootKeyOut, rootKeyPEM, 0o600); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				os.Remove(rootKeyOut)
+			}
+		}()
+	}
 	for _, f := range files {
-		if f.data == nil {
+		if f.data == nil || rootKeyPEM == nil {
 			return errors.New("encoding a CA key failed")
 		}
 		if err := atomicfile.WriteFile(filepath.Join(dir, f.name), f.data, f.perm); err != nil {

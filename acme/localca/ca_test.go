@@ -2,6 +2,7 @@ package localca
 
 import (
 	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"os"
@@ -54,6 +55,64 @@ func TestInitLayoutAndRefusal(t *testing.T) {
 	}
 	if _, err := Open(filepath.Join(t.TempDir(), "none"), Options{}); !errors.Is(err, ErrNotInitialized) {
 		t.Fatalf("Open of an empty dir: %v; want ErrNotInitialized", err)
+	}
+}
+
+// TestInitOffline: the root's key goes to the named file only (0600),
+// never into the CA directory; the CA opens and issues without it, and
+// the key is the root certificate's. An existing file or link at the
+// named path is refused, and no CA is created.
+func TestInitOffline(t *testing.T) {
+	tmp := t.TempDir()
+	dir, out := filepath.Join(tmp, "state", "ca"), filepath.Join(tmp, "offline", "root.key")
+	if err := os.Mkdir(filepath.Dir(out), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := InitOffline(dir, out); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, rootKeyFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s in the CA directory: %v", rootKeyFile, err)
+	}
+	if st, err := os.Stat(out); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v, %v; want mode 0600", out, st, err)
+	}
+	key, err := acme.ReadKey(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	if !ca.root.PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(key.Public()) {
+		t.Error("the key written is not the root certificate's")
+	}
+	req := acme.Request{Key: acme.KeyECDSAP256, Names: []acme.Name{{Domain: "example.org", Role: xmppaddr.RoleHost}}}
+	leafKey, _ := acme.KeyECDSAP256.Generate()
+	if _, err := ca.Issue(context.Background(), req, leafKey); err != nil {
+		t.Errorf("issuing with the root offline: %v", err)
+	}
+
+	for _, prepare := range []func(path string) error{
+		func(path string) error { return os.WriteFile(path, []byte("keep"), 0o600) },
+		func(path string) error { return os.Symlink(filepath.Join(tmp, "elsewhere"), path) },
+	} {
+		other, out := filepath.Join(tmp, "other-ca"), filepath.Join(tmp, "offline", "taken.key")
+		os.Remove(out)
+		if err := prepare(out); err != nil {
+			t.Fatal(err)
+		}
+		if err := InitOffline(other, out); !errors.Is(err, os.ErrExist) {
+			t.Errorf("InitOffline over an existing path: %v; want os.ErrExist", err)
+		}
+		if _, err := os.Stat(other); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("a CA was created: %v", err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(tmp, "elsewhere")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the link's target was written: %v", err)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -38,7 +39,14 @@ func caCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name: "init", Usage: "create the root and intermediate CA (refuses to replace an existing CA)",
-				Flags: []cli.Flag{jsonFlag(), quietFlag()}, OnUsageError: onUsageError, Action: runCAInit,
+				Description: "With --root-key-out FILE the root's private key is written to FILE (a new file, 0600) and\n" +
+					"never to STATE/ca: the root signs the intermediate once, and only the intermediate's key stays\n" +
+					"online. Move FILE offline; it is needed only to sign another intermediate.",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "root-key-out", Usage: "write the root's private key to this new file instead of STATE/ca", TakesFile: true},
+					jsonFlag(), quietFlag(),
+				},
+				OnUsageError: onUsageError, Action: runCAInit,
 			},
 			{
 				Name: "root", Usage: "print the root certificate (PEM): the trust anchor peers need",
@@ -72,13 +80,30 @@ func runCAInit(c *cli.Context) error {
 		return err
 	}
 	dir := caDir(state)
-	if err := localca.Init(dir); err != nil {
-		if errors.Is(err, localca.ErrExists) {
-			return fmt.Errorf("a CA already exists in %s; nothing was changed (its root: xmppcert ca root)", dir)
+	out := c.String("root-key-out")
+	if c.IsSet("root-key-out") {
+		if out == "" {
+			return usagef("--root-key-out is empty; name the new file for the root's private key")
 		}
+		if _, err := os.Lstat(out); err == nil {
+			return usagef("--root-key-out %s exists; name a new file (nothing is overwritten)", out)
+		}
+		if st, err := os.Stat(filepath.Dir(out)); err != nil || !st.IsDir() {
+			return usagef("--root-key-out %s: the directory %s does not exist", out, filepath.Dir(out))
+		}
+		err = localca.InitOffline(dir, out)
+	} else {
+		err = localca.Init(dir)
+	}
+	switch {
+	case errors.Is(err, localca.ErrExists):
+		return fmt.Errorf("a CA already exists in %s; nothing was changed (its root: xmppcert ca root)", dir)
+	case errors.Is(err, os.ErrExist):
+		return usagef("--root-key-out %s exists; name a new file (nothing is overwritten)", out)
+	case err != nil:
 		return fmt.Errorf("creating the CA in %s: %w", dir, err)
 	}
-	return printCAInfo(c, dir, "created")
+	return printCAInfo(c, dir, "created", out)
 }
 
 // caInfo is the --json form of ca init.
@@ -89,9 +114,13 @@ type caInfo struct {
 	SHA256   string `json:"sha256"`
 	NotAfter string `json:"not_after"`
 	Created  bool   `json:"created"`
+	// RootKey is where ca init --root-key-out wrote the root's key.
+	RootKey string `json:"root_key,omitempty"`
 }
 
-func printCAInfo(c *cli.Context, dir, verb string) error {
+// printCAInfo reports the CA in dir; rootKeyOut is where its root key
+// was written outside dir, if it was.
+func printCAInfo(c *cli.Context, dir, verb, rootKeyOut string) error {
 	pemBytes, err := localca.RootPEM(dir)
 	if err != nil {
 		return err
@@ -103,7 +132,7 @@ func printCAInfo(c *cli.Context, dir, verb string) error {
 	root := certs[0]
 	sum := sha256.Sum256(root.Raw)
 	info := caInfo{Dir: dir, Root: filepath.Join(dir, "root.crt"), Subject: root.Subject.CommonName,
-		SHA256: hex.EncodeToString(sum[:]), NotAfter: root.NotAfter.UTC().Format(time.RFC3339), Created: verb == "created"}
+		SHA256: hex.EncodeToString(sum[:]), NotAfter: root.NotAfter.UTC().Format(time.RFC3339), Created: verb == "created", RootKey: rootKeyOut}
 	if flagAnywhere(c, "json") {
 		return writeJSON(c.App.Writer, info)
 	}
@@ -112,6 +141,9 @@ func printCAInfo(c *cli.Context, dir, verb string) error {
 	}
 	fmt.Fprintf(c.App.Writer, "%s the private CA %q in %s\n  root    %s (valid until %s)\n  sha256  %s\n",
 		verb, info.Subject, dir, info.Root, root.NotAfter.UTC().Format("2006-01-02"), info.SHA256)
+	if rootKeyOut != "" {
+		fmt.Fprintf(c.App.Writer, "  root key %s, and nowhere else: move it offline (it is needed only to sign another intermediate)\n", rootKeyOut)
+	}
 	fmt.Fprintf(c.App.Writer, "Peers and clients must trust this root to accept its certificates: 'xmppcert ca root'.\n")
 	return nil
 }

@@ -35,6 +35,25 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 // the rename, never by path afterwards: in a directory someone else can
 // write, the path may meanwhile be a symbolic link to a file of root's.
 func WriteFileGroup(path string, data []byte, perm os.FileMode, gid int) error {
+	return writeFile(path, data, perm, gid, os.Rename)
+}
+
+// WriteNew creates path with data, whole or not at all, and refuses a
+// path that exists already, as a file or as a symbolic link (an error
+// that errors.Is os.ErrExist): the temporary file is hard-linked into
+// place, which neither replaces nor follows what is there.
+func WriteNew(path string, data []byte, perm os.FileMode) error {
+	return writeFile(path, data, perm, -1, func(tmp, path string) error {
+		if err := os.Link(tmp, path); err != nil {
+			return err
+		}
+		return os.Remove(tmp)
+	})
+}
+
+// writeFile writes a temporary file beside path and puts it in place
+// with place.
+func writeFile(path string, data []byte, perm os.FileMode, gid int, place func(tmp, path string) error) error {
 	dir, base := filepath.Dir(path), filepath.Base(path)
 	f, err := os.CreateTemp(dir, tempPrefix(base)+"-*")
 	if err != nil {
@@ -65,7 +84,7 @@ func WriteFileGroup(path string, data []byte, perm os.FileMode, gid int) error {
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := place(tmp, path); err != nil {
 		return err
 	}
 	ok = true

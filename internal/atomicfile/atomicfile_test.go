@@ -247,3 +247,39 @@ func TestMkdirAll(t *testing.T) {
 		t.Errorf("MkdirAll below a file: %v; want ENOTDIR", err)
 	}
 }
+
+// TestWriteNew creates a file with its mode, refuses an existing file
+// and a symbolic link (dangling or not) without touching either, and
+// leaves no temporary behind.
+func TestWriteNew(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "root.key")
+	if err := WriteNew(path, []byte("key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, %v; want 0600", st.Mode().Perm(), err)
+	}
+	if err := WriteNew(path, []byte("other"), 0o600); !errors.Is(err, os.ErrExist) {
+		t.Errorf("over an existing file: %v; want os.ErrExist", err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "key" {
+		t.Errorf("the existing file now holds %q", got)
+	}
+	victim := filepath.Join(dir, "victim")
+	for _, target := range []string{path, victim} {
+		link := filepath.Join(dir, "link-"+filepath.Base(target))
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteNew(link, []byte("other"), 0o600); !errors.Is(err, os.ErrExist) {
+			t.Errorf("over a link to %s: %v; want os.ErrExist", target, err)
+		}
+	}
+	if _, err := os.Lstat(victim); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a dangling link's target was created: %v", err)
+	}
+	if got := names(t, dir); !slices.Equal(got, []string{"link-root.key", "link-victim", "root.key"}) {
+		t.Errorf("directory holds %q", got)
+	}
+}
