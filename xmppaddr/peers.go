@@ -69,6 +69,13 @@ type peer struct {
 	// clientAuth is non-empty when the peer refuses, for s2s, a
 	// certificate without the clientAuth EKU; it says which versions do.
 	clientAuth string
+	// ignoresEKU: the peer does not check the extended key usage (Prosody
+	// sets LuaSec's lsec_ignore_purpose by default).
+	ignoresEKU bool
+	// identity, when set, is the peer's own identity check ported from
+	// its code, used instead of the rules above; host is the domain as
+	// given, before canonicalisation.
+	identity func(host string, res *Result, leaf *x509.Certificate, p Presented) (bool, string)
 }
 
 // peers are the implementations xmppcert predicts, from their source:
@@ -77,10 +84,14 @@ type peer struct {
 // SASLAuthentication; Conversations XmppDomainVerifier; Smack
 // XmppHostnameVerifier. Servers verify s2s peers; clients verify c2s.
 var peers = []peer{
-	{name: "Prosody 0.12", services: []Service{ServiceServer},
-		reads: []IDType{TypeXmppAddr, TypeSRVName, TypeDNSName},
-		cn:    cnFallback, cnBlockers: []IDType{TypeXmppAddr, TypeSRVName, TypeDNSName, TypeURI}, cnSingle: true,
-		wildcard: wildcardSingleLabelApex},
+	{name: "Prosody 0.12", services: []Service{ServiceServer}, ignoresEKU: true,
+		identity: func(host string, res *Result, leaf *x509.Certificate, p Presented) (bool, string) {
+			return prosodyVerdict(host, prosodyS2S, leaf, p)
+		}},
+	{name: "prosodyctl check", services: []Service{ServiceClient, ServiceServer}, ignoresEKU: true,
+		identity: func(host string, res *Result, leaf *x509.Certificate, p Presented) (bool, string) {
+			return prosodyVerdict(host, "_"+string(res.Service), leaf, p)
+		}},
 	{name: "ejabberd", services: []Service{ServiceServer},
 		reads: []IDType{TypeXmppAddr, TypeDNSName}, cn: cnAlways,
 		wildcard: wildcardRFC9525, clientAuth: "refuses it from a connecting server (no clientAuth EKU) before ejabberd " +
@@ -101,7 +112,7 @@ var peers = []peer{
 
 // predictPeers runs every peer model that verifies certificates for the
 // Result's service.
-func predictPeers(res *Result, leaf *x509.Certificate, chainOK, serverOK, clientOK bool) []PeerVerdict {
+func predictPeers(res *Result, leaf *x509.Certificate, pres Presented, host string, chainOK, serverOK, clientOK bool) []PeerVerdict {
 	verdicts := []PeerVerdict{}
 	for i := range peers {
 		p := &peers[i]
@@ -112,10 +123,12 @@ func predictPeers(res *Result, leaf *x509.Certificate, chainOK, serverOK, client
 		switch {
 		case !chainOK:
 			v.Reason = "refuses: the chain does not validate"
-		case !serverOK:
+		case !serverOK && !p.ignoresEKU:
 			v.Reason = "refuses: the certificate is not for serverAuth"
 		case p.clientAuth != "" && res.Service == ServiceServer && !clientOK:
 			v.Reason = p.clientAuth
+		case p.identity != nil && res.References[0].Type != RefIPID:
+			v.Accepts, v.Reason = p.identity(host, res, leaf, pres)
 		default:
 			v.Accepts, v.Reason = p.matches(res, leaf)
 		}

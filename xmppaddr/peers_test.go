@@ -87,7 +87,7 @@ func TestPeersRefuseUntrustedChains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Valid || !hasCode(res, CodeChainUntrusted) || len(res.Peers) != 3 {
+	if res.Valid || !hasCode(res, CodeChainUntrusted) || len(res.Peers) != 4 {
 		t.Fatalf("valid=%v peers=%d:\n%s", res.Valid, len(res.Peers), findingsText(res))
 	}
 	for _, v := range res.Peers {

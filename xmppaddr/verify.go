@@ -101,7 +101,7 @@ func Verify(chain []*x509.Certificate, opts Options) (*Result, error) {
 	slices.SortStableFunc(fs, func(a, b Finding) int { return cmp.Compare(b.Severity, a.Severity) })
 	res.Findings = nonNil(fs)
 	res.Valid = !slices.ContainsFunc(fs, func(f Finding) bool { return f.Severity == Error })
-	res.Peers = predictPeers(res, leaf, chainErr == nil, serverOK, clientOK)
+	res.Peers = predictPeers(res, leaf, pres, opts.Domain, chainErr == nil, serverOK, clientOK)
 	return res, nil
 }
 

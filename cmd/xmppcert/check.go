@@ -139,6 +139,10 @@ func printCheck(w io.Writer, out checked) {
 	if len(out.Peers) > 0 {
 		fmt.Fprintln(w, "peers:")
 	}
+	width := 0
+	for _, p := range out.Peers {
+		width = max(width, len(p.Peer))
+	}
 	for _, p := range out.Peers {
 		mark := "ok  "
 		if !p.Accepts {
@@ -148,6 +152,6 @@ func printCheck(w io.Writer, out checked) {
 		if p.Differs {
 			differs = "  [differs from the RFC verdict]"
 		}
-		fmt.Fprintf(w, "  %s %-14s %s%s\n", mark, p.Peer, p.Reason, differs)
+		fmt.Fprintf(w, "  %s %-*s %s%s\n", mark, width, p.Peer, p.Reason, differs)
 	}
 }
