@@ -95,4 +95,7 @@ const (
 	CodeEKUNoClientAuth      = "eku-no-client-auth"
 	CodeExpiresSoon          = "expires-soon"
 	CodeCriticalSANOtherOnly = "san-critical-othername-only"
+	CodeChainOrder           = "chain-order" // the leaf is not the first certificate of the file
+	CodeCALeaf               = "ca-as-leaf"  // the leaf is a CA certificate
+	CodeWeakKey              = "weak-key"    // RSA under 2048 bits, or DSA
 )

@@ -72,6 +72,9 @@ type peer struct {
 	// ignoresEKU: the peer does not check the extended key usage (Prosody
 	// sets LuaSec's lsec_ignore_purpose by default).
 	ignoresEKU bool
+	// openssl: the peer's TLS is OpenSSL at the distributions' default
+	// security level 2, which refuses weak keys (weakKey).
+	openssl bool
 	// identity, when set, is the peer's own identity check ported from
 	// its code, used instead of the rules above; host is the domain as
 	// given, before canonicalisation.
@@ -84,7 +87,7 @@ type peer struct {
 // SASLAuthentication; Conversations XmppDomainVerifier; Smack
 // XmppHostnameVerifier. Servers verify s2s peers; clients verify c2s.
 var peers = []peer{
-	{name: "Prosody 0.12", services: []Service{ServiceServer}, ignoresEKU: true,
+	{name: "Prosody 0.12", services: []Service{ServiceServer}, ignoresEKU: true, openssl: true,
 		identity: func(host string, res *Result, leaf *x509.Certificate, p Presented) (bool, string) {
 			return prosodyVerdict(host, prosodyS2S, leaf, p)
 		}},
@@ -92,7 +95,7 @@ var peers = []peer{
 		identity: func(host string, res *Result, leaf *x509.Certificate, p Presented) (bool, string) {
 			return prosodyVerdict(host, "_"+string(res.Service), leaf, p)
 		}},
-	{name: "ejabberd", services: []Service{ServiceServer},
+	{name: "ejabberd", services: []Service{ServiceServer}, openssl: true,
 		reads: []IDType{TypeXmppAddr, TypeDNSName}, cn: cnAlways,
 		wildcard: wildcardRFC9525, clientAuth: "refuses it from a connecting server (no clientAuth EKU) before ejabberd " +
 			ejabberdClientAuthFix + ", which accepts it; until then dialback is the fallback"},
@@ -114,6 +117,7 @@ var peers = []peer{
 // Result's service.
 func predictPeers(res *Result, leaf *x509.Certificate, pres Presented, host string, chainOK, serverOK, clientOK bool) []PeerVerdict {
 	verdicts := []PeerVerdict{}
+	weak := weakKey(leaf)
 	for i := range peers {
 		p := &peers[i]
 		if !slices.Contains(p.services, res.Service) {
@@ -123,6 +127,8 @@ func predictPeers(res *Result, leaf *x509.Certificate, pres Presented, host stri
 		switch {
 		case !chainOK:
 			v.Reason = "refuses: the chain does not validate"
+		case p.openssl && weak != "":
+			v.Reason = "refuses: " + weak
 		case !serverOK && !p.ignoresEKU:
 			v.Reason = "refuses: the certificate is not for serverAuth"
 		case p.clientAuth != "" && res.Service == ServiceServer && !clientOK:

@@ -72,21 +72,29 @@ func Verify(chain []*x509.Certificate, opts Options) (*Result, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
+	chain, fs := leafFirst(chain)
 	leaf := chain[0]
 	pres := Identities(leaf)
 	res := &Result{Domain: refs[0].Value, Service: opts.Service, Profile: profile, References: refs, Presented: pres.Identifiers}
-	fs := pres.Findings
+	fs = append(fs, pres.Findings...)
+	fs = append(fs, leafFindings(leaf)...)
 
 	verified, chainErr := verifyChain(chain, opts.Roots, now)
-	policyChain := chain
+	policyChains := [][]*x509.Certificate{chain}
 	if chainErr != nil {
 		fs = append(fs, *chainErr)
 	} else {
-		res.Chain, policyChain = verified, verified
-		fs = append(fs, applyNameConstraints(res.Presented, verified)...)
+		policyChains = verified
 	}
-	serverOK, clientOK := chainAllows(policyChain, x509.ExtKeyUsageServerAuth), chainAllows(policyChain, x509.ExtKeyUsageClientAuth)
-	fs = append(fs, ekuFindings(opts.Service, serverOK, clientOK)...)
+	// The EKU policy holds when any chain Go built satisfies it: a CA
+	// reachable by two paths may restrict one of them only.
+	serverChain, serverOK := chainFor(policyChains, x509.ExtKeyUsageServerAuth)
+	_, clientOK := chainFor(policyChains, x509.ExtKeyUsageClientAuth)
+	if chainErr == nil {
+		res.Chain = serverChain
+		fs = append(fs, applyNameConstraints(res.Presented, serverChain)...)
+	}
+	fs = append(fs, ekuFindings(opts.Service, serverOK, clientOK, serverChain)...)
 
 	res.Matched = nonNil(matchIdentities(refs, res.Presented, profile))
 	fs = append(fs, identityFindings(res, profile)...)
@@ -107,9 +115,9 @@ func Verify(chain []*x509.Certificate, opts Options) (*Result, error) {
 
 // verifyChain validates the path with crypto/x509 without a DNSName (names
 // are ours to match) and without an EKU requirement (ours to apply per
-// service). A critical SAN holding only otherNames is ours to handle, so it
+// service), and returns every chain Go built. A critical SAN holding only otherNames is ours to handle, so it
 // is not left for crypto/x509 to refuse as an unhandled critical extension.
-func verifyChain(chain []*x509.Certificate, roots *x509.CertPool, now time.Time) ([]*x509.Certificate, *Finding) {
+func verifyChain(chain []*x509.Certificate, roots *x509.CertPool, now time.Time) ([][]*x509.Certificate, *Finding) {
 	leaf := chain[0]
 	intermediates := x509.NewCertPool()
 	for _, c := range chain[1:] {
@@ -127,10 +135,23 @@ func verifyChain(chain []*x509.Certificate, roots *x509.CertPool, now time.Time)
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
 	if err == nil {
-		chains[0][0] = chain[0]
-		return chains[0], nil
+		for _, c := range chains {
+			c[0] = chain[0]
+		}
+		return chains, nil
 	}
 	return nil, chainFinding(err, now)
+}
+
+// chainFor returns the first chain whose EKUs permit usage, and true; or
+// the first chain and false when none does.
+func chainFor(chains [][]*x509.Certificate, usage x509.ExtKeyUsage) ([]*x509.Certificate, bool) {
+	for _, c := range chains {
+		if chainAllows(c, usage) {
+			return c, true
+		}
+	}
+	return chains[0], false
 }
 
 // chainFinding turns a crypto/x509 error into a finding that says what to do.
@@ -230,23 +251,35 @@ func chainAllows(chain []*x509.Certificate, usage x509.ExtKeyUsage) bool {
 
 // ejabberdClientAuthFix is the first ejabberd release that accepts a
 // connecting server's certificate without the clientAuth EKU.
-const ejabberdClientAuthFix = "25.08"
+const ejabberdClientAuthFix = "25.07"
 
 // ekuFindings applies the EKU policy: every service needs serverAuth; s2s
 // also presents the certificate as a TLS client certificate, which some
-// peers refuse without clientAuth.
-func ekuFindings(svc Service, serverOK, clientOK bool) []Finding {
+// peers refuse without clientAuth. chain is the chain the policy was
+// judged on: the finding names the certificate in it that restricts the
+// usage, which is not always the leaf.
+func ekuFindings(svc Service, serverOK, clientOK bool, chain []*x509.Certificate) []Finding {
 	var fs []Finding
 	if !serverOK {
-		fs = append(fs, Finding{CodeEKUNoServerAuth, Error,
-			"the extended key usage does not permit serverAuth, so no peer accepts it as a server certificate: reissue with serverAuth"})
+		text := "the leaf's extended key usage does not permit serverAuth, so no peer accepts it as a server certificate: reissue with serverAuth"
+		if i := restricting(chain, x509.ExtKeyUsageServerAuth); i > 0 {
+			text = fmt.Sprintf("the leaf permits serverAuth, but the CA certificate %q in its chain restricts its extended key usage to exclude it, so peers refuse the chain: have the certificate issued under a CA that permits serverAuth",
+				chain[i].Subject.String())
+		}
+		fs = append(fs, Finding{CodeEKUNoServerAuth, Error, text})
 	}
 	if svc == ServiceServer && !clientOK {
 		fs = append(fs, Finding{CodeEKUNoClientAuth, Warning,
 			"no clientAuth extended key usage (Let's Encrypt stopped issuing it in 2026): when this server connects out it presents the certificate as a TLS client certificate, which ejabberd before " +
-				ejabberdClientAuthFix + " and Metronome refuse, so those connections fall back to Server Dialback (XEP-0220) where offered; Prosody accepts it"})
+				ejabberdClientAuthFix + ", Prosody 13.0.0 (fixed in 13.0.1) and Metronome refuse, so those connections fall back to Server Dialback (XEP-0220) where offered; Prosody 0.12 accepts it (it does not check the EKU)"})
 	}
 	return fs
+}
+
+// restricting returns the index of the first certificate in chain whose
+// EKUs exclude usage, or -1.
+func restricting(chain []*x509.Certificate, usage x509.ExtKeyUsage) int {
+	return slices.IndexFunc(chain, func(c *x509.Certificate) bool { return !chainAllows([]*x509.Certificate{c}, usage) })
 }
 
 // identityFindings explains the matching: why nothing matched, what a

@@ -123,6 +123,18 @@ func sign(tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signe
 	return c
 }
 
+// CrossSign certifies ca's key and subject a second time, signed by
+// issuer: the same CA reachable by another path. edit changes the
+// template before signing.
+func CrossSign(issuer, ca *CA, edit func(*x509.Certificate)) *x509.Certificate {
+	tmpl := caTemplate(ca.Cert.Subject.CommonName)
+	tmpl.Subject = ca.Cert.Subject
+	if edit != nil {
+		edit(tmpl)
+	}
+	return sign(tmpl, issuer.Cert, ca.Key.Public(), issuer.Key)
+}
+
 // Pool returns a pool holding the CA's certificate, for use as roots.
 func (ca *CA) Pool() *x509.CertPool {
 	p := x509.NewCertPool()
