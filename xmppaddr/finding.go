@@ -98,4 +98,5 @@ const (
 	CodeChainOrder           = "chain-order" // the leaf is not the first certificate of the file
 	CodeCALeaf               = "ca-as-leaf"  // the leaf is a CA certificate
 	CodeWeakKey              = "weak-key"    // RSA under 2048 bits, or DSA
+	CodeUnparseable          = "unparseable" // crypto/x509 cannot parse a certificate of the chain
 )

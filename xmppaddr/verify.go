@@ -60,11 +60,7 @@ func Verify(chain []*x509.Certificate, opts Options) (*Result, error) {
 	if len(chain) == 0 {
 		return nil, errors.New("no certificate to verify")
 	}
-	profile, err := ParseProfile(string(opts.Profile))
-	if err != nil {
-		return nil, err
-	}
-	refs, err := References(opts.Domain, opts.Service)
+	profile, refs, err := opts.references()
 	if err != nil {
 		return nil, err
 	}
@@ -345,4 +341,37 @@ func expiryFindings(leaf *x509.Certificate, now time.Time) []Finding {
 // that crypto/x509 finds nothing in, i.e. that it would refuse.
 func leafHasCriticalOtherNameOnlySAN(leaf *x509.Certificate) bool {
 	return slices.ContainsFunc(leaf.UnhandledCriticalExtensions, OIDSAN.Equal)
+}
+
+// Unparseable is the verdict on a chain whose certificate index (of
+// count) crypto/x509 refuses to parse, with cause its error: not valid,
+// with a finding that names what Go refused and says which peers refuse
+// it. A peer built on crypto/x509 never gets as far as the names; OpenSSL
+// and Java parse such certificates, so what those peers decide depends on
+// contents xmppcert cannot read. opts are checked as Verify checks them.
+func Unparseable(index, count int, cause error, opts Options) (*Result, error) {
+	profile, refs, err := opts.references()
+	if err != nil {
+		return nil, err
+	}
+	which := "the leaf"
+	if index > 0 {
+		which = fmt.Sprintf("certificate %d of %d", index+1, count)
+	}
+	f := Finding{CodeUnparseable, Error, fmt.Sprintf(
+		"crypto/x509 cannot parse %s (%v): Go-based peers refuse it before reading any name; OpenSSL-based peers (Prosody, ejabberd) and Java-based ones (Openfire, Conversations, Smack) parse it and judge it by its chain and names: reissue it without the field Go refuses",
+		which, cause)}
+	return &Result{Domain: refs[0].Value, Service: opts.Service, Profile: profile, References: refs,
+		Matched: []Match{}, Presented: []Identifier{}, Findings: []Finding{f}, Peers: []PeerVerdict{}}, nil
+}
+
+// references checks the options' profile, domain and service, and
+// returns the profile and the reference identities.
+func (opts Options) references() (Profile, []Reference, error) {
+	profile, err := ParseProfile(string(opts.Profile))
+	if err != nil {
+		return "", nil, err
+	}
+	refs, err := References(opts.Domain, opts.Service)
+	return profile, refs, err
 }

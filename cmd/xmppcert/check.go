@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -19,7 +20,8 @@ func checkCommand() *cli.Command {
 		Description: "FILE is PEM, leaf first, then intermediates (or DER). The chain is validated against --roots\n" +
 			"(default: the system roots) at --at (default: now), the identities are matched per RFC 6120 §13.7\n" +
 			"with RFC 9525 (or --profile rfc6125), and the EKU policy of the service is applied.\n" +
-			"Exit 0 valid, 1 not valid, 2 bad usage or unreadable input.",
+			"Exit 0 valid, 1 not valid (also for a certificate that crypto/x509 cannot parse), 2 bad usage or\n" +
+			"input that holds no certificate.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "domain", Aliases: []string{"d"}, Usage: "the XMPP domain a peer wants to reach (not an SRV target)"},
 			&cli.StringFlag{Name: "service", Aliases: []string{"s"}, Value: string(xmppaddr.ServiceClient), Usage: "xmpp-client, xmpp-server or https"},
@@ -50,10 +52,17 @@ func runCheck(c *cli.Context) error {
 	}
 	file := c.Args().First()
 	certs, err := certfile.Read(file, c.App.Reader)
-	if err != nil {
+	var unparseable *certfile.UnparseableError
+	var res *xmppaddr.Result
+	switch {
+	case errors.As(err, &unparseable):
+		// A certificate Go refuses is a verdict, not unreadable input.
+		res, err = xmppaddr.Unparseable(unparseable.Index, unparseable.Count, unparseable.Err, opts)
+	case err != nil:
 		return usageError{err.Error()}
+	default:
+		res, err = xmppaddr.Verify(certs, opts)
 	}
-	res, err := xmppaddr.Verify(certs, opts)
 	if err != nil {
 		return usagef("check: %v", err)
 	}

@@ -13,6 +13,9 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // MaxSize is the largest input read, and the only bound on how many
@@ -25,7 +28,9 @@ const MaxSize = 1 << 20
 
 // Read reads a chain from path, or from stdin when path is "-". Errors
 // start with the path ("stdin" for "-"), fit on one line and never quote
-// the input, which may be a private key.
+// the input, which may be a private key. A certificate crypto/x509
+// refuses is an *UnparseableError in the chain (errors.As), returned with
+// the certificates before it.
 func Read(path string, stdin io.Reader) ([]*x509.Certificate, error) {
 	name := path
 	var r io.Reader = stdin
@@ -50,7 +55,11 @@ func Read(path string, stdin io.Reader) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("%s: larger than %d KiB; a certificate chain is a few KB and a trust bundle a few hundred KB, so this is neither", name, MaxSize>>10)
 	}
 	certs, err := Parse(data)
-	if err != nil {
+	var unparseable *UnparseableError
+	switch {
+	case errors.As(err, &unparseable):
+		return certs, fmt.Errorf("%s: %w", name, err)
+	case err != nil:
 		return nil, fmt.Errorf("%s: %v", name, err)
 	}
 	return certs, nil
@@ -82,13 +91,16 @@ func Parse(data []byte) ([]*x509.Certificate, error) {
 		case isDERPrivateKey(data):
 			return nil, errors.New("this is a private key, not a certificate: pass the certificate (cert.pem or fullchain.pem)")
 		}
+		if ders, ok := splitCertificates(data); ok {
+			return parseEach(ders)
+		}
 		return nil, fmt.Errorf("not a valid DER certificate (truncated or corrupt): %v", err)
 	}
 	return nil, errors.New("no certificate found: expected PEM (-----BEGIN CERTIFICATE-----) or DER")
 }
 
 func parsePEM(data []byte) ([]*x509.Certificate, error) {
-	var certs []*x509.Certificate
+	var ders [][]byte
 	var others []string
 	for {
 		var block *pem.Block
@@ -100,14 +112,10 @@ func parsePEM(data []byte) ([]*x509.Certificate, error) {
 			others = append(others, block.Type)
 			continue
 		}
-		c, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("certificate %d is not a valid X.509 certificate: %v", len(certs)+1, err)
-		}
-		certs = append(certs, c)
+		ders = append(ders, block.Bytes)
 	}
-	if len(certs) > 0 {
-		return certs, nil
+	if len(ders) > 0 {
+		return parseEach(ders)
 	}
 	for _, t := range others {
 		if strings.Contains(t, "PRIVATE KEY") {
@@ -118,6 +126,70 @@ func parsePEM(data []byte) ([]*x509.Certificate, error) {
 		return nil, fmt.Errorf("no CERTIFICATE in the PEM input, only %s", strings.Join(others, ", "))
 	}
 	return nil, errors.New("a PEM block is truncated or corrupt: expected -----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----")
+}
+
+// UnparseableError is a certificate that crypto/x509 refuses to parse
+// although it has a certificate's shape (a SEQUENCE of a to-be-signed
+// SEQUENCE, an algorithm SEQUENCE and a signature BIT STRING): an
+// iPAddress of odd length, a URI net/url refuses, a negative serial.
+// That is a fact about the certificate (Go-based peers refuse it), not
+// unreadable input. The certificates before it parsed.
+type UnparseableError struct {
+	// Index is the certificate's position in the input, from 0; Count
+	// how many certificates the input holds.
+	Index, Count int
+	// DER is the certificate as given.
+	DER []byte
+	// Err is crypto/x509's error.
+	Err error
+}
+
+func (e *UnparseableError) Error() string {
+	return fmt.Sprintf("certificate %d is not a valid X.509 certificate: %v", e.Index+1, e.Err)
+}
+
+func (e *UnparseableError) Unwrap() error { return e.Err }
+
+// parseEach parses each DER certificate; the first that crypto/x509
+// refuses is an *UnparseableError when it has a certificate's shape.
+func parseEach(ders [][]byte) ([]*x509.Certificate, error) {
+	certs := make([]*x509.Certificate, 0, len(ders))
+	for i, der := range ders {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			if certificateShaped(der) {
+				return certs, &UnparseableError{Index: i, Count: len(ders), DER: der, Err: err}
+			}
+			return nil, fmt.Errorf("certificate %d is not a valid X.509 certificate: %v", i+1, err)
+		}
+		certs = append(certs, c)
+	}
+	return certs, nil
+}
+
+// splitCertificates splits concatenated DER SEQUENCEs; ok is false when
+// data is not wholly made of them.
+func splitCertificates(data []byte) (ders [][]byte, ok bool) {
+	s := cryptobyte.String(data)
+	for !s.Empty() {
+		var der cryptobyte.String
+		if !s.ReadASN1Element(&der, cbasn1.SEQUENCE) {
+			return nil, false
+		}
+		ders = append(ders, der)
+	}
+	return ders, len(ders) > 0
+}
+
+// certificateShaped reports whether der is SEQUENCE { SEQUENCE,
+// SEQUENCE, BIT STRING } and nothing after: the outline of RFC 5280's
+// Certificate, whatever crypto/x509 thinks of its contents.
+func certificateShaped(der []byte) bool {
+	s := cryptobyte.String(der)
+	var cert cryptobyte.String
+	return s.ReadASN1(&cert, cbasn1.SEQUENCE) && s.Empty() &&
+		cert.SkipASN1(cbasn1.SEQUENCE) && cert.SkipASN1(cbasn1.SEQUENCE) &&
+		cert.SkipASN1(cbasn1.BIT_STRING) && cert.Empty()
 }
 
 func isDERPrivateKey(der []byte) bool {

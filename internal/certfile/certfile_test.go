@@ -2,7 +2,12 @@ package certfile
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -55,6 +60,32 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// TestUnparseable: a certificate crypto/x509 refuses (an iPAddress SAN of
+// five bytes) is an *UnparseableError naming its position, in PEM and in
+// DER, with the certificates before it; a PEM block of garbage is not.
+func TestUnparseable(t *testing.T) {
+	root := testpki.NewRoot("Root", nil)
+	tmpl := testpki.LeafTemplate()
+	tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, testpki.SAN(false, testpki.IP([]byte{192, 0, 2, 1, 9})))
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	bad, err := x509.CreateCertificate(rand.Reader, tmpl, root.Cert, key.Public(), root.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemChain := append(testpki.PEM(root.Cert), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: bad})...)
+	for name, data := range map[string][]byte{"PEM": pemChain, "DER": append(append([]byte(nil), root.Cert.Raw...), bad...)} {
+		certs, err := Parse(data)
+		var ue *UnparseableError
+		if !errors.As(err, &ue) || ue.Index != 1 || ue.Count != 2 || len(certs) != 1 || !strings.Contains(err.Error(), "certificate 2 is not a valid X.509 certificate: x509: cannot parse IP address of length 5") {
+			t.Errorf("%s: %d certificates, %v", name, len(certs), err)
+		}
+	}
+	garbage := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{0x30, 0x03, 0x02, 0x01, 0x01}})
+	if _, err := Parse(garbage); err == nil || errors.As(err, new(*UnparseableError)) {
+		t.Errorf("garbage in a CERTIFICATE block: %v; want a plain error", err)
+	}
+}
+
 func FuzzParse(f *testing.F) {
 	root := testpki.NewRoot("Root", nil)
 	leaf, _ := root.Leaf(nil)
@@ -63,7 +94,14 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		certs, err := Parse(data)
-		if err != nil {
+		var ue *UnparseableError
+		switch {
+		case errors.As(err, &ue):
+			if len(certs) != ue.Index || ue.Index >= ue.Count || ue.Err == nil {
+				t.Fatalf("unparseable certificate %d of %d with %d before it", ue.Index, ue.Count, len(certs))
+			}
+			return
+		case err != nil:
 			if certs != nil || strings.Contains(err.Error(), "\n") {
 				t.Fatalf("error %q with %d certificates", err, len(certs))
 			}
