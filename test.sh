@@ -63,8 +63,9 @@ wait "$slowpid" || slowrc=$?
 if ((restrc || slowrc)); then
   exit 1
 fi
-# The x509-limbo agreement count (the test above fails on any unlisted divergence).
-go test -count=1 -run '^TestX509Limbo$' -v ./xmppaddr | grep 'x509-limbo:'
+# The differentials' counts (the tests above fail on any wrong prediction
+# or unlisted divergence): x509-limbo, Prosody's own identity code.
+go test -count=1 -run '^(TestX509Limbo|TestProsodyDifferential)$' -v ./xmppaddr | grep -E 'x509-limbo 2026:|Prosody differential:'
 
 stage "fuzz targets"
 # Short fuzz runs of every fuzz target, counted in executions so that the
