@@ -117,6 +117,10 @@ type connCap struct {
 	freed   *sync.Cond
 	open    int
 	waiting map[*cappedConn]time.Time
+	// blocked counts the accepted connections waiting for room.
+	blocked int
+	// closed is set when the listener is closed.
+	closed bool
 }
 
 func newConnCap(max int) *connCap {
@@ -126,10 +130,18 @@ func newConnCap(max int) *connCap {
 }
 
 // admit makes room for one more connection: at the cap it closes the
-// connection waiting longest, or waits for one to close.
-func (c *connCap) admit() {
+// connection waiting longest, or waits until one closes or starts
+// waiting.
+//
+// It returns false, admitting nothing, once the listener is closed: a
+// server shutting down must not wait for room.
+func (c *connCap) admit() bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	for c.open >= c.max {
+		if c.closed {
+			return false
+		}
 		var oldest *cappedConn
 		var since time.Time
 		for conn, t := range c.waiting {
@@ -138,7 +150,9 @@ func (c *connCap) admit() {
 			}
 		}
 		if oldest == nil {
+			c.blocked++
 			c.freed.Wait()
+			c.blocked--
 			continue
 		}
 		delete(c.waiting, oldest)
@@ -147,6 +161,14 @@ func (c *connCap) admit() {
 		c.mu.Lock()
 	}
 	c.open++
+	return true
+}
+
+// close wakes an admit waiting for room, for good.
+func (c *connCap) close() {
+	c.mu.Lock()
+	c.closed = true
+	c.freed.Broadcast()
 	c.mu.Unlock()
 }
 
@@ -163,6 +185,7 @@ func (c *connCap) track(nc net.Conn, state http.ConnState) {
 	case http.StateNew, http.StateIdle:
 		if !conn.closed {
 			c.waiting[conn] = time.Now()
+			c.freed.Signal() // an admit waiting for room may close this one
 		}
 	default:
 		delete(c.waiting, conn)
@@ -196,8 +219,19 @@ func (l *capListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	l.cap.admit()
+	if !l.cap.admit() {
+		nc.Close()
+		return nil, net.ErrClosed
+	}
 	return &cappedConn{Conn: nc, cap: l.cap}, nil
+}
+
+// Close closes the listener and wakes an Accept waiting for room:
+// http.Server's Close and Shutdown wait for Serve to return.
+func (l *capListener) Close() error {
+	err := l.Listener.Close()
+	l.cap.close()
+	return err
 }
 
 // cappedConn gives its place back when closed, once.

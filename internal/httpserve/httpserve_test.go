@@ -14,6 +14,12 @@ import (
 
 // serve starts a server for h under l on loopback and returns its address.
 func serve(t *testing.T, h http.Handler, l Limits) string {
+	addr, _ := serveServer(t, h, l)
+	return addr
+}
+
+// serveServer is serve, also returning the Server.
+func serveServer(t *testing.T, h http.Handler, l Limits) (string, *Server) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -22,7 +28,7 @@ func serve(t *testing.T, h http.Handler, l Limits) string {
 	srv := New(h, l, nil)
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
+	return ln.Addr().String(), srv
 }
 
 // A body past MaxBody stops the handler's read with *http.MaxBytesError:
@@ -149,5 +155,88 @@ func TestConnectionCapKeepsActive(t *testing.T) {
 	idle.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := idle.Read(make([]byte, 1)); err != io.EOF {
 		t.Errorf("the idle connection: read %v; want it closed (EOF)", err)
+	}
+}
+
+// A client that arrives while every connection is busy is served as soon
+// as one of them turns idle, not when it closes: with MaxConns 1 and an
+// idle timeout of an hour, the kept-alive connection is closed to make
+// room once its request ends.
+func TestConnectionCapWaitsForIdle(t *testing.T) {
+	release, entered := make(chan struct{}), make(chan struct{}, 1)
+	addr, srv := serveServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			entered <- struct{}{}
+			<-release
+		}
+		io.WriteString(w, "ok")
+	}), Limits{MaxConns: 1, Header: time.Hour, Idle: time.Hour})
+	// Each client its own transport: the second must not borrow the
+	// first's connection once it is idle.
+	kept := &http.Client{Timeout: time.Minute, Transport: &http.Transport{}}
+	go func() {
+		if resp, err := kept.Get("http://" + addr + "/slow"); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	<-entered
+	served := make(chan error, 1)
+	go func() {
+		resp, err := (&http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{}}).Get("http://" + addr + "/fast")
+		if err == nil {
+			resp.Body.Close()
+		}
+		served <- err
+	}()
+	// Release the first request only once the second connection waits
+	// for room.
+	waitBlocked(t, srv)
+	close(release)
+	if err := <-served; err != nil {
+		t.Errorf("a client behind a busy connection that then turned idle: %v", err)
+	}
+}
+
+// Closing the server while a new connection waits for room returns: the
+// wait ends with the listener (http.Server.Close waits for Serve).
+func TestCloseWhileFull(t *testing.T) {
+	release, entered := make(chan struct{}), make(chan struct{}, 1)
+	defer close(release)
+	addr, srv := serveServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+	}), Limits{MaxConns: 1, Header: time.Hour})
+	go (&http.Client{Transport: &http.Transport{}}).Get("http://" + addr + "/busy")
+	<-entered
+	waiting, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer waiting.Close()
+	waitBlocked(t, srv)
+	closed := make(chan error, 1)
+	go func() { closed <- srv.Close() }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not return while a connection waited for room")
+	}
+}
+
+// waitBlocked waits until an accepted connection waits for room.
+func waitBlocked(t *testing.T, srv *Server) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		srv.conns.mu.Lock()
+		blocked := srv.conns.blocked
+		srv.conns.mu.Unlock()
+		if blocked > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no connection waited for room")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
