@@ -1,6 +1,7 @@
 package xmppaddr
 
 import (
+	"bytes"
 	"crypto/rsa"
 	"crypto/x509"
 	"fmt"
@@ -35,14 +36,22 @@ func leafFirst(chain []*x509.Certificate) ([]*x509.Certificate, []Finding) {
 // isCA reports whether c is a CA certificate (basicConstraints cA).
 func isCA(c *x509.Certificate) bool { return c.BasicConstraintsValid && c.IsCA }
 
+// selfSigned reports whether c names itself as issuer and its signature
+// verifies with its own key. A self-signed server certificate is its own
+// trust anchor, and cA TRUE is how `openssl req -x509` and `prosodyctl
+// cert generate` make it, so ca-as-leaf leaves it alone.
+func selfSigned(c *x509.Certificate) bool {
+	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
+}
+
 // leafFindings are what is wrong with the leaf itself, whatever it
 // names: a CA certificate in a server's place, a key too weak for the
 // peers.
 func leafFindings(leaf *x509.Certificate) []Finding {
 	var fs []Finding
-	if isCA(leaf) {
+	if isCA(leaf) && !selfSigned(leaf) {
 		fs = append(fs, Finding{CodeCALeaf, Error,
-			"the leaf is a CA certificate (basicConstraints cA TRUE): a server's certificate must be an end-entity certificate (RFC 5280), and whoever holds this key can issue for any name; crypto/x509 accepts it all the same, xmppcert does not: issue an end-entity certificate"})
+			"the leaf is a CA certificate issued by another CA (basicConstraints cA TRUE): a server's certificate must be an end-entity certificate (RFC 5280), and whoever holds this key can issue for any name under its issuer; crypto/x509 accepts it all the same, xmppcert does not: issue an end-entity certificate"})
 	}
 	if why := weakKey(leaf); why != "" {
 		fs = append(fs, Finding{CodeWeakKey, Error, why + ": reissue with ECDSA P-256 or RSA of 2048 bits or more"})

@@ -32,8 +32,9 @@ func TestChainOrder(t *testing.T) {
 	}
 }
 
-// TestCAAsLeaf: a CA certificate presented as a server's certificate is
-// refused, though crypto/x509 verifies it.
+// TestCAAsLeaf: a CA certificate issued by another CA, presented as a
+// server's certificate, is refused, though crypto/x509 verifies it; a
+// self-signed one is not.
 func TestCAAsLeaf(t *testing.T) {
 	ca := root.Intermediate("Leaf CA", func(c *x509.Certificate) {
 		c.ExtraExtensions = append(c.ExtraExtensions, testpki.SAN(false, testpki.DNS("example.org")))
@@ -44,6 +45,18 @@ func TestCAAsLeaf(t *testing.T) {
 	}
 	if res.Valid || !hasCode(res, CodeCALeaf) || len(res.Matched) != 1 {
 		t.Fatalf("valid=%v:\n%s", res.Valid, findingsText(res))
+	}
+	// A self-signed server certificate with cA TRUE, as openssl req -x509
+	// and prosodyctl cert generate make it, is its own trust anchor.
+	self := testpki.NewRoot("example.org", func(c *x509.Certificate) {
+		c.ExtraExtensions = append(c.ExtraExtensions, testpki.SAN(false, testpki.DNS("example.org")))
+	})
+	res, err = Verify([]*x509.Certificate{self.Cert}, Options{Domain: "example.org", Service: ServiceClient, Roots: self.Pool(), CurrentTime: testpki.At})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Valid || hasCode(res, CodeCALeaf) {
+		t.Errorf("self-signed with cA TRUE: valid=%v:\n%s", res.Valid, findingsText(res))
 	}
 }
 
