@@ -96,14 +96,20 @@ var accountTable = []byte("acme_accounts")
 // unknown key ID, a key already bound to another account, a MAC that
 // does not verify, a binding that is not a JWS. Requests of existing
 // accounts, and bindings it finds valid, go on to step-ca, which checks
-// everything again.
+// everything again. Like step-ca, it looks at a binding only when the CA
+// requires one (RequireEAB); otherwise step-ca ignores it.
 type eabGuard struct {
-	db     stepacme.DB
-	provID string
-	next   http.Handler
+	db       stepacme.DB
+	provID   string
+	required bool
+	next     http.Handler
 }
 
 func (g *eabGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !g.required {
+		g.next.ServeHTTP(w, r)
+		return
+	}
 	body, ok := intercept(w, r, "/new-account", g.next)
 	if !ok {
 		return

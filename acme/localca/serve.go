@@ -92,7 +92,7 @@ func (ca *CA) Handler(o ServeOptions) (http.Handler, error) {
 		now = time.Now
 	}
 	h = &orderPolicy{allowed: allowed, maxNames: maxNames, quota: newOrderQuota(maxOrders, now), next: h}
-	return &eabGuard{db: acmeDB, provID: ca.prov.ID, next: h}, nil
+	return &eabGuard{db: acmeDB, provID: ca.prov.ID, required: ca.prov.RequireEAB, next: h}, nil
 }
 
 // ServerCertificate issues the certificate the ACME server presents, for
