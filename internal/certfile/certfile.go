@@ -75,7 +75,9 @@ func unwrapPath(err error) error {
 
 // Parse reads every certificate in data, leaf first as given. PEM blocks
 // of other types (a private key in a combined file) are skipped; input
-// that holds no certificate at all is described in the error.
+// that holds no certificate at all is described in the error. A
+// certificate crypto/x509 refuses is an *UnparseableError, returned with
+// the certificates before it.
 func Parse(data []byte) ([]*x509.Certificate, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, errors.New("empty input: expected a PEM or DER certificate")
