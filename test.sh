@@ -65,7 +65,7 @@ if ((restrc || slowrc)); then
 fi
 # The differentials' counts (the tests above fail on any wrong prediction
 # or unlisted divergence): x509-limbo, Prosody's own identity code.
-go test -count=1 -run '^(TestX509Limbo|TestProsodyDifferential)$' -v ./xmppaddr | grep -E 'x509-limbo 2026:|Prosody differential:'
+go test -count=1 -run '^(TestX509Limbo|TestProsodyDifferential|TestProsodyDifferentialLimbo)$' -v ./xmppaddr | grep -E 'x509-limbo 2026:|Prosody differential'
 
 stage "fuzz targets"
 # Short fuzz runs of every fuzz target, counted in executions so that the

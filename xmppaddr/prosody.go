@@ -89,9 +89,12 @@ func prosodyVerifyIdentity(host, service string, p Presented, leaf *x509.Certifi
 
 // prosodyHost is compare_dnsname's and compare_srvname's normalisation of
 // the host: IDNA ToASCII, then ASCII lower case; ok is false when ToASCII
-// fails (the Lua code then refuses).
+// fails (the Lua code then refuses). Debian's Prosody does ToASCII with
+// ICU's UTS #46 processing, STD3 rules and non-transitional mapping,
+// which idna.Lookup is: an underscore, or an xn-- label that does not
+// decode to a valid label, fails it.
 func prosodyHost(host string) (norm, chopped string, ok bool) {
-	a, err := idna.ToASCII(host)
+	a, err := idna.Lookup.ToASCII(host)
 	if err != nil {
 		return "", "", false
 	}

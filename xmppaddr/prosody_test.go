@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -86,11 +87,7 @@ func prosodyVectors() []prosodyVector {
 // check. The "Prosody 0.12" (s2s) and "prosodyctl check" predictions of
 // Verify must equal what that code decided, every time.
 func TestProsodyDifferential(t *testing.T) {
-	lua := testtool.Require(t, "lua5.4", "lua5.4")
-	if _, err := os.Stat("/usr/lib/prosody/util/x509.lua"); err != nil {
-		testtool.Require(t, "prosody", "prosody")
-		t.Fatalf("prosody is installed but /usr/lib/prosody/util/x509.lua is not there: %v", err)
-	}
+	lua := requireProsody(t)
 	type run struct {
 		vector  prosodyVector
 		leaf    *x509.Certificate
@@ -116,16 +113,7 @@ func TestProsodyDifferential(t *testing.T) {
 			fmt.Fprintf(&input, "%s\t%s\t%s\n", v.domain, r.service, file)
 		}
 	}
-	cmd := exec.Command(lua, "testdata/prosody_verify_identity.lua")
-	cmd.Stdin = &input
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("lua5.4 prosody_verify_identity.lua: %v\n%s", err, stderrOf(err))
-	}
-	got := strings.Fields(string(out))
-	if len(got) != len(runs) {
-		t.Fatalf("Prosody answered %d of %d: %q", len(got), len(runs), out)
-	}
+	got := runProsody(t, lua, &input, len(runs))
 	agree := 0
 	for i, r := range runs {
 		res, err := Verify([]*x509.Certificate{r.leaf}, Options{Domain: r.vector.domain, Service: r.svc, Roots: root.Pool(), CurrentTime: testpki.At})
@@ -141,6 +129,9 @@ func TestProsodyDifferential(t *testing.T) {
 		if pred == nil {
 			t.Fatalf("%s: no %s prediction for %s", r.vector.name, r.peer, r.svc)
 		}
+		if got[i] == "error" {
+			t.Fatalf("%s: Prosody could not judge it", r.vector.name)
+		}
 		if prosody := got[i] == "true"; pred.Accepts != prosody {
 			t.Errorf("%s, %s for %s %q: predicted accepts=%v (%s); Prosody's verify_identity(%q) says %v",
 				r.vector.name, r.peer, r.svc, r.vector.domain, pred.Accepts, pred.Reason, r.service, prosody)
@@ -149,6 +140,91 @@ func TestProsodyDifferential(t *testing.T) {
 		agree++
 	}
 	t.Logf("Prosody differential: %d comparable cases (%d certificates, 3 service strings), %d agree", len(runs), len(runs)/3, agree)
+}
+
+// requireProsody returns lua5.4, or skips (fails in CI) when it or
+// Prosody's util/x509.lua is missing.
+func requireProsody(t *testing.T) string {
+	lua := testtool.Require(t, "lua5.4", "lua5.4")
+	if _, err := os.Stat("/usr/lib/prosody/util/x509.lua"); err != nil {
+		testtool.Require(t, "prosody", "prosody")
+		t.Fatalf("prosody is installed but /usr/lib/prosody/util/x509.lua is not there: %v", err)
+	}
+	return lua
+}
+
+// runProsody feeds input (HOST, SERVICE, FILE lines) to the harness and
+// returns its n answers: "true", "false" or "error".
+func runProsody(t *testing.T, lua string, input *bytes.Buffer, n int) []string {
+	t.Helper()
+	cmd := exec.Command(lua, "testdata/prosody_verify_identity.lua")
+	cmd.Stdin = input
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("lua5.4 prosody_verify_identity.lua: %v\n%s", err, stderrOf(err))
+	}
+	got := strings.Fields(string(out))
+	if len(got) != n {
+		t.Fatalf("Prosody answered %d of %d: %q", len(got), n, out)
+	}
+	return got
+}
+
+// TestProsodyDifferentialLimbo runs Prosody's own verify_identity over
+// the leaf certificate and DNS peer name of every x509-limbo SERVER case
+// whose leaf crypto/x509 parses, with the three service strings Prosody
+// passes, and compares the port's answer with it. The chains are not
+// the point here: only the identity check is compared.
+func TestProsodyDifferentialLimbo(t *testing.T) {
+	lua := requireProsody(t)
+	data, err := os.ReadFile(filepath.Join("testdata", "x509-limbo-2026.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var suite struct {
+		Testcases []limboCase `json:"testcases"`
+	}
+	if err := json.Unmarshal(data, &suite); err != nil {
+		t.Fatal(err)
+	}
+	type query struct {
+		id, host, service string
+		leaf              *x509.Certificate
+	}
+	dir := t.TempDir()
+	var queries []query
+	var input bytes.Buffer
+	for i, tc := range suite.Testcases {
+		if tc.ValidationKind != "SERVER" || tc.ExpectedPeerName == nil || tc.ExpectedPeerName.Kind != "DNS" {
+			continue
+		}
+		leaf, err := parsePEMCert(tc.PeerCertificate)
+		if err != nil {
+			continue
+		}
+		file := filepath.Join(dir, fmt.Sprintf("%03d.pem", i))
+		if err := os.WriteFile(file, testpki.PEM(leaf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, svc := range []string{"xmpp-server", "_xmpp-server", "_xmpp-client"} {
+			queries = append(queries, query{tc.ID, tc.ExpectedPeerName.Value, svc, leaf})
+			fmt.Fprintf(&input, "%s\t%s\t%s\n", tc.ExpectedPeerName.Value, svc, file)
+		}
+	}
+	got := runProsody(t, lua, &input, len(queries))
+	agree, unjudged := 0, 0
+	for i, q := range queries {
+		if got[i] == "error" {
+			unjudged++
+			continue
+		}
+		if port, prosody := ProsodyVerifyIdentity(q.host, q.service, q.leaf), got[i] == "true"; port != prosody {
+			t.Errorf("%s, verify_identity(%q, %q): the port says %v, Prosody %v", q.id, q.host, q.service, port, prosody)
+			continue
+		}
+		agree++
+	}
+	t.Logf("Prosody differential over x509-limbo: %d comparable cases (%d leaves, 3 service strings), %d agree; %d Prosody could not judge", len(queries)-unjudged, len(queries)/3, agree, unjudged)
 }
 
 func stderrOf(err error) []byte {

@@ -1,7 +1,8 @@
 -- Runs Prosody's own util.x509.verify_identity, from the installed
 -- Prosody, over certificates given on stdin, one per line:
 --   HOST <tab> SERVICE <tab> PEM-FILE
--- and prints "true" or "false" for each. SERVICE is passed as given
+-- and prints "true" or "false" for each ("error" when LuaSec cannot load
+-- the certificate or verify_identity raises). SERVICE is passed as given
 -- ("xmpp-server" as mod_s2s_auth_certs passes it, "_xmpp-server" and
 -- "_xmpp-client" as prosodyctl check does). The certificate is loaded
 -- with LuaSec, as Prosody loads a peer's certificate.
@@ -15,6 +16,14 @@ for line in io.lines() do
 	local f = assert(io.open(file, "rb"))
 	local pem = f:read("a")
 	f:close()
-	local cert = assert(x509.load(pem))
-	print(tostring(verify_identity(host, service, cert) == true))
+	local cert = x509.load(pem)
+	local ok, accepted = false, nil
+	if cert then
+		ok, accepted = pcall(verify_identity, host, service, cert)
+	end
+	if ok then
+		print(tostring(accepted == true))
+	else
+		print("error") -- LuaSec cannot load it, or verify_identity raised
+	end
 end
