@@ -63,7 +63,7 @@ func leafFindings(leaf *x509.Certificate) []Finding {
 // their default security level, or "".
 func weakKey(leaf *x509.Certificate) string {
 	if k, ok := leaf.PublicKey.(*rsa.PublicKey); ok && k.N.BitLen() < minRSABits {
-		return fmt.Sprintf("the key is RSA of %d bits: OpenSSL at security level 2 (the default on Debian and Ubuntu) refuses RSA under %d bits, so Prosody and ejabberd there refuse it; Java-based peers (Openfire, Smack, Conversations) still accept 1024", k.N.BitLen(), minRSABits)
+		return fmt.Sprintf("the key is RSA of %d bits: OpenSSL at security level 2 (the default on Debian and Ubuntu) refuses RSA under %d bits, so Prosody and ejabberd there refuse it; Java's default certificate policy (Openfire, Smack) refuses only RSA under 1024 bits", k.N.BitLen(), minRSABits)
 	}
 	if leaf.PublicKeyAlgorithm == x509.DSA {
 		return "the key is DSA: TLS 1.3 has no DSA and crypto/x509 cannot verify a DSA signature, so no current peer negotiates it"

@@ -38,7 +38,7 @@ var limboGoOwn = map[string]string{
 	"webpki::san::public-suffix-private-namespace-wildcard-san": "crypto/x509 has no Public Suffix List; xmppcert refuses wildcards directly over a single label only",
 	"webpki::forbidden-weak-rsa-key-in-root":                    "crypto/x509 accepts an RSA-1024 trust anchor; xmppcert's weak-key rule is about the leaf a server presents",
 	"webpki::forbidden-rsa-not-divisible-by-8-in-root":          "CABF rule on RSA key sizes; crypto/x509 accepts RSA-2052",
-	"webpki::forbidden-rsa-key-not-divisible-by-8-in-leaf":      "CABF rule on RSA key sizes; crypto/x509 accepts RSA-2052, and so do OpenSSL and Java",
+	"webpki::forbidden-rsa-key-not-divisible-by-8-in-leaf":      "CABF rule on RSA key sizes; crypto/x509 accepts RSA-2052, and so does OpenSSL",
 	"pathlen::self-issued-certs-pathlen":                        "crypto/x509 counts self-issued intermediates against pathLenConstraint (RFC 5280 exempts them)",
 	"pathlen::max-chain-depth-0-exhausted":                      "max_chain_depth is a harness option; crypto/x509 has no depth limit and we set none",
 	"pathlen::max-chain-depth-1-exhausted":                      "max_chain_depth is a harness option; crypto/x509 has no depth limit and we set none",

@@ -111,8 +111,9 @@ func Verify(chain []*x509.Certificate, opts Options) (*Result, error) {
 
 // verifyChain validates the path with crypto/x509 without a DNSName (names
 // are ours to match) and without an EKU requirement (ours to apply per
-// service), and returns every chain Go built. A critical SAN holding only otherNames is ours to handle, so it
-// is not left for crypto/x509 to refuse as an unhandled critical extension.
+// service), and returns every chain Go built. A critical SAN holding
+// only otherNames is ours to handle, so it is not left for crypto/x509 to
+// refuse as an unhandled critical extension.
 func verifyChain(chain []*x509.Certificate, roots *x509.CertPool, now time.Time) ([][]*x509.Certificate, *Finding) {
 	leaf := chain[0]
 	intermediates := x509.NewCertPool()
@@ -346,9 +347,10 @@ func leafHasCriticalOtherNameOnlySAN(leaf *x509.Certificate) bool {
 // Unparseable is the verdict on a chain whose certificate index (of
 // count) crypto/x509 refuses to parse, with cause its error: not valid,
 // with a finding that names what Go refused and says which peers refuse
-// it. A peer built on crypto/x509 never gets as far as the names; OpenSSL
-// and Java parse such certificates, so what those peers decide depends on
-// contents xmppcert cannot read. opts are checked as Verify checks them.
+// it. A peer built on crypto/x509 never gets as far as the names;
+// OpenSSL parses such certificates, so what the OpenSSL-based peers
+// decide depends on contents xmppcert cannot read. opts are checked as
+// Verify checks them.
 func Unparseable(index, count int, cause error, opts Options) (*Result, error) {
 	profile, refs, err := opts.references()
 	if err != nil {
@@ -359,7 +361,7 @@ func Unparseable(index, count int, cause error, opts Options) (*Result, error) {
 		which = fmt.Sprintf("certificate %d of %d", index+1, count)
 	}
 	f := Finding{CodeUnparseable, Error, fmt.Sprintf(
-		"crypto/x509 cannot parse %s (%v): Go-based peers refuse it before reading any name; OpenSSL-based peers (Prosody, ejabberd) and Java-based ones (Openfire, Conversations, Smack) parse it and judge it by its chain and names: reissue it without the field Go refuses",
+		"crypto/x509 cannot parse %s (%v): Go-based peers refuse it before reading any name; OpenSSL-based peers (Prosody, ejabberd) parse it and judge it by its chain and names: reissue it without the field Go refuses",
 		which, cause)}
 	return &Result{Domain: refs[0].Value, Service: opts.Service, Profile: profile, References: refs,
 		Matched: []Match{}, Presented: []Identifier{}, Findings: []Finding{f}, Peers: []PeerVerdict{}}, nil
