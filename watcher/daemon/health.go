@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // health is what the daemon knows of its own work: the outcome of the
@@ -27,7 +28,8 @@ type health struct {
 	lifecycleEvents  *prometheus.CounterVec
 }
 
-// newHealth registers the daemon's own metrics with reg.
+// newHealth registers the daemon's own metrics with reg, and the Go,
+// process and build-info collectors.
 func newHealth(reg prometheus.Registerer) (*health, error) {
 	h := &health{
 		sweepDuration: prometheus.NewGauge(prometheus.GaugeOpts{Name: "xmppcert_sweep_duration_seconds",
@@ -43,7 +45,10 @@ func newHealth(reg prometheus.Registerer) (*health, error) {
 		lifecycleEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xmppcert_lifecycle_events_total",
 			Help: "What the lifecycle engine did to lineages, by event (cert_issued, cert_renewed, cert_deploy_failed, ...)."}, []string{"event"}),
 	}
-	for _, c := range []prometheus.Collector{h.sweepDuration, h.sweepLastSuccess, h.sweepsFailed, h.renewLastSuccess, h.renewalsFailed, h.lifecycleEvents} {
+	// With the process's own: Go runtime, process (CPU, memory,
+	// descriptors) and go_build_info, as every Go exporter has them.
+	for _, c := range []prometheus.Collector{h.sweepDuration, h.sweepLastSuccess, h.sweepsFailed, h.renewLastSuccess, h.renewalsFailed, h.lifecycleEvents,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewBuildInfoCollector()} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("daemon: registering metrics: %w", err)
 		}

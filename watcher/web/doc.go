@@ -35,15 +35,19 @@
 //	probe_success                       1 when TLS was established and nothing failed
 //	probe_ssl_earliest_cert_expiry      earliest notAfter in the chain, Unix seconds
 //	probe_tls_version_info{version}     1, with the negotiated version ("TLS 1.3")
-//	probe_dialback_offered              1 when dialback is offered after TLS (xmpp-server only)
+//	probe_tls_cipher_info{cipher}       1, with the negotiated cipher suite
+//	probe_ssl_last_chain_info{fingerprint_sha256} 1, with the leaf presented last
+//	xmppcert_dialback_offered           1 when dialback is offered after TLS (xmpp-server only)
 //	xmppcert_certificate_days_left      days until the leaf expires (negative when expired)
 //	xmppcert_starttls_required          1 when plaintext streams are refused
 //	xmppcert_forward_secret             1 when the negotiated suite is forward secret
 //	xmppcert_changes_unacknowledged{severity} unacknowledged changes (info, warning, critical)
 //	xmppcert_last_seen_timestamp_seconds when the endpoint was last probed
 //
-// The probe_ names are blackbox_exporter's and xmpp-blackbox-exporter's
-// (README, "The daemon").
+// The probe_ names are blackbox_exporter's and xmpp-blackbox-exporter's,
+// so that their usual alerts (expiry, certificate change by fingerprint)
+// work unchanged; what they lack is named xmppcert_ (README, "The
+// daemon").
 //
 // # Security
 //

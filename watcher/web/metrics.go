@@ -21,7 +21,9 @@ var (
 	descSuccess       = desc("probe_success", "Whether the latest probe of the endpoint succeeded: TLS established and nothing failed.")
 	descEarliest      = desc("probe_ssl_earliest_cert_expiry", "Earliest notAfter of the chain the endpoint presented, in Unix seconds.")
 	descTLSVersion    = desc("probe_tls_version_info", "The TLS version the endpoint negotiated, as the version label.", "version")
-	descDialback      = desc("probe_dialback_offered", "Whether the s2s endpoint offers Server Dialback after TLS.")
+	descCipher        = desc("probe_tls_cipher_info", "The cipher suite the endpoint negotiated, as the cipher label.", "cipher")
+	descChain         = desc("probe_ssl_last_chain_info", "The leaf certificate the endpoint presented last, by its SHA-256 fingerprint (a change of fingerprint is a certificate change).", "fingerprint_sha256")
+	descDialback      = desc("xmppcert_dialback_offered", "Whether the s2s endpoint offers Server Dialback after TLS.")
 	descDaysLeft      = desc("xmppcert_certificate_days_left", "Days until the endpoint's leaf certificate expires (negative when expired).")
 	descStartTLS      = desc("xmppcert_starttls_required", "Whether the endpoint refuses plaintext streams (STARTTLS required or direct TLS).")
 	descForwardSecret = desc("xmppcert_forward_secret", "Whether the negotiated cipher suite is forward secret.")
@@ -36,7 +38,7 @@ type collector struct{ s *Server }
 
 // Describe sends every metric's description.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSuccess, descEarliest, descTLSVersion, descDialback, descDaysLeft, descStartTLS, descForwardSecret, descUnacked, descLastSeen, descScrapeError} {
+	for _, d := range []*prometheus.Desc{descSuccess, descEarliest, descTLSVersion, descCipher, descChain, descDialback, descDaysLeft, descStartTLS, descForwardSecret, descUnacked, descLastSeen, descScrapeError} {
 		ch <- d
 	}
 }
@@ -61,7 +63,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			transport = "direct-tls"
 		}
 		lv := []string{k.Domain, string(k.Service), k.Host, strconv.Itoa(int(k.Port)), k.Address, transport}
-		with := func(extra string) []string { return append(append([]string{}, lv...), extra) }
+		with := func(extra ...string) []string { return append(append([]string{}, lv...), extra...) }
 
 		gauge(descSuccess, b2f(o.Reachable && o.Failure == ""), lv...)
 		gauge(descLastSeen, float64(e.Latest.LastSeen.UnixNano())/1e9, lv...)
@@ -74,6 +76,14 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		if o.Reachable {
 			if o.TLSVersion != "" {
 				gauge(descTLSVersion, 1, with(o.TLSVersion)...)
+			}
+			if o.Cipher != "" {
+				gauge(descCipher, 1, with(o.Cipher)...)
+			}
+			// The fingerprint only: subjects and issuers are a peer's text,
+			// which the dashboard shows escaped and metrics do not carry.
+			if len(o.Chain) > 0 {
+				gauge(descChain, 1, with(o.Chain[0].SHA256)...)
 			}
 			gauge(descStartTLS, b2f(o.StartTLSRequired), lv...)
 			gauge(descForwardSecret, b2f(o.ForwardSecret), lv...)

@@ -404,7 +404,8 @@ func TestMetrics(t *testing.T) {
 		"probe_success{" + org + "} 1",
 		"probe_ssl_earliest_cert_expiry{" + org + "} " + sci(notAfter),
 		`probe_tls_version_info{` + org + `,version="TLS 1.3"} 1`,
-		"probe_dialback_offered{" + org + "} 1",
+		"xmppcert_dialback_offered{" + org + "} 1",
+		`probe_tls_cipher_info{` + strings.Replace(org, `,domain=`, `,cipher="TLS_AES_128_GCM_SHA256",domain=`, 1) + `} 1`,
 		"xmppcert_certificate_days_left{" + org + "} 59.92",
 		"xmppcert_starttls_required{" + org + "} 1",
 		"xmppcert_forward_secret{" + org + "} 1",
@@ -418,10 +419,17 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+	// The leaf presented last, for the usual certificate-change alert
+	// (changes(probe_ssl_last_chain_info{...}) or a fingerprint join).
+	chain := `probe_ssl_last_chain_info\{address="192.0.2.10:5269",domain="example.org",fingerprint_sha256="` + certB +
+		`",host="xmpp.example.org",port="5269",service="xmpp-server",transport="starttls"\} 1`
+	if !regexp.MustCompile(chain).MatchString(b) || strings.Contains(b, `fingerprint_sha256="`+certA+`"`) {
+		t.Errorf("metrics lack the last leaf %s (or still show %s)", certB, certA)
+	}
 	if !regexp.MustCompile(`probe_success\{address="192.0.2.30:5269"[^}]*\} 0`).MatchString(b) {
 		t.Errorf("unreachable endpoint not probe_success 0")
 	}
-	if strings.Contains(b, `probe_dialback_offered{address="192.0.2.20`) {
+	if strings.Contains(b, `xmppcert_dialback_offered{address="192.0.2.20`) {
 		t.Errorf("dialback reported for c2s")
 	}
 	if strings.Contains(b, "<script") {
