@@ -102,19 +102,10 @@ type limboCase struct {
 // peer name are not comparable: xmppcert judges server certificates for
 // a name.
 func TestX509Limbo(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("testdata", "x509-limbo-2026.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var suite struct {
-		Testcases []limboCase `json:"testcases"`
-	}
-	if err := json.Unmarshal(data, &suite); err != nil {
-		t.Fatal(err)
-	}
+	cases := readLimbo(t)
 	agree, goOwn, stricter, skipped := 0, 0, 0, 0
 	seen := map[string]bool{}
-	for _, tc := range suite.Testcases {
+	for _, tc := range cases {
 		seen[tc.ID] = true
 		if tc.ValidationKind != "SERVER" || tc.ExpectedPeerName == nil {
 			skipped++
@@ -152,6 +143,22 @@ func TestX509Limbo(t *testing.T) {
 	}
 	t.Logf("x509-limbo 2026: %d of %d comparable cases agree; %d divergences are crypto/x509's own verdict, %d are xmppcert rules stricter than crypto/x509; %d CLIENT or nameless cases not comparable",
 		agree, agree+goOwn+stricter, goOwn, stricter, skipped)
+}
+
+// readLimbo reads the x509-limbo 2026 cases from testdata.
+func readLimbo(t *testing.T) []limboCase {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "x509-limbo-2026.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var suite struct {
+		Testcases []limboCase `json:"testcases"`
+	}
+	if err := json.Unmarshal(data, &suite); err != nil {
+		t.Fatal(err)
+	}
+	return suite.Testcases
 }
 
 // limboVerdicts returns xmppcert's verdict on the case and plain
