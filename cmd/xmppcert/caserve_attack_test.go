@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,8 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -38,12 +35,7 @@ func TestCAServeUnderAttack(t *testing.T) {
 	httpPort := freePort(t)
 	directory, proc := startCAServe(t, bin, "--state-dir", state, "ca", "serve", "--listen", "127.0.0.1:0",
 		"--validate-ip", "127.0.0.1", "--http-01-port", strconv.Itoa(httpPort))
-	root, err := exec.Command(bin, "--state-dir", state, "ca", "root").Output()
-	if err != nil {
-		t.Fatalf("xmppcert ca root: %v", err)
-	}
-	rootFile := filepath.Join(dir, "root.pem")
-	writeFile(t, rootFile, root, 0o644)
+	rootFile, root := caRootFile(t, bin, state, dir)
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(root)
 	client := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
@@ -119,19 +111,9 @@ func TestCAServeUnderAttack(t *testing.T) {
 		}
 		idle = append(idle, c)
 	}
-	cb := filepath.Join(dir, "certbot")
-	cctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, certbot, "certonly", "--standalone",
-		"--http-01-port", strconv.Itoa(httpPort), "--http-01-address", "127.0.0.1",
-		"--server", directory, "-d", "example.org",
-		"--non-interactive", "--agree-tos", "--register-unsafely-without-email",
-		"--config-dir", filepath.Join(cb, "config"), "--work-dir", filepath.Join(cb, "work"), "--logs-dir", filepath.Join(cb, "logs"))
-	cmd.Env = append(os.Environ(), "REQUESTS_CA_BUNDLE="+rootFile)
 	start = time.Now()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		log, _ := os.ReadFile(filepath.Join(cb, "logs", "letsencrypt.log"))
-		t.Errorf("certbot beside 1,000 idle connections: %v\n%s\n--- letsencrypt.log (end) ---\n%s", err, out, tail(log, 4000))
+	if _, err := certbotOrder(certbot, dir, directory, rootFile, httpPort, "example.org"); err != nil {
+		t.Errorf("beside 1,000 idle connections: %v", err)
 	}
 	t.Logf("certbot beside 1,000 idle connections took %v", time.Since(start).Round(time.Millisecond))
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -40,33 +41,14 @@ func TestCertbot(t *testing.T) {
 
 	directory, _ := startCAServe(t, xmppcert, "--state-dir", state, "ca", "serve", "--listen", "127.0.0.1:0",
 		"--validate-ip", "127.0.0.1", "--http-01-port", strconv.Itoa(httpPort), "--component", "conference.example.org")
-	root, err := exec.Command(xmppcert, "--state-dir", state, "ca", "root").Output()
+	rootFile, _ := caRootFile(t, xmppcert, state, dir)
+	start := time.Now()
+	live, err := certbotOrder(certbot, dir, directory, rootFile, httpPort, "example.org", "conference.example.org")
+	t.Logf("certbot took %v", time.Since(start).Round(10*time.Millisecond))
 	if err != nil {
-		t.Fatalf("xmppcert ca root: %v", err)
-	}
-	rootFile := filepath.Join(dir, "root.pem")
-	if err := os.WriteFile(rootFile, root, 0o644); err != nil {
 		t.Fatal(err)
 	}
 
-	cb := filepath.Join(dir, "certbot")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, certbot, "certonly", "--standalone",
-		"--http-01-port", strconv.Itoa(httpPort), "--http-01-address", "127.0.0.1",
-		"--server", directory, "-d", "example.org", "-d", "conference.example.org",
-		"--non-interactive", "--agree-tos", "--register-unsafely-without-email",
-		"--config-dir", filepath.Join(cb, "config"), "--work-dir", filepath.Join(cb, "work"), "--logs-dir", filepath.Join(cb, "logs"))
-	cmd.Env = append(os.Environ(), "REQUESTS_CA_BUNDLE="+rootFile)
-	start := time.Now()
-	out, err := cmd.CombinedOutput()
-	t.Logf("certbot took %v", time.Since(start).Round(10*time.Millisecond))
-	if err != nil {
-		log, _ := os.ReadFile(filepath.Join(cb, "logs", "letsencrypt.log"))
-		t.Fatalf("certbot: %v\n%s\n--- letsencrypt.log (end) ---\n%s", err, out, tail(log, 4000))
-	}
-
-	live := filepath.Join(cb, "config", "live", "example.org")
 	pemBytes, err := os.ReadFile(filepath.Join(live, "cert.pem"))
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +79,46 @@ func TestCertbot(t *testing.T) {
 			t.Errorf("xmppcert check --service xmpp-server --domain %s fullchain.pem: %v\n%s", domain, err, out)
 		}
 	}
+}
+
+// caRootFile writes the root of the CA in state (xmppcert ca root) to
+// dir/root.pem and returns the file and the PEM.
+func caRootFile(t testing.TB, xmppcert, state, dir string) (string, []byte) {
+	t.Helper()
+	root, err := exec.Command(xmppcert, "--state-dir", state, "ca", "root").Output()
+	if err != nil {
+		t.Fatalf("xmppcert ca root: %v", err)
+	}
+	rootFile := filepath.Join(dir, "root.pem")
+	if err := os.WriteFile(rootFile, root, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return rootFile, root
+}
+
+// certbotOrder has Debian's certbot obtain a certificate for domains from
+// the ACME directory (trusting rootFile), answering http-01 itself
+// (--standalone) on 127.0.0.1:httpPort, with its state under
+// dir/certbot. It returns certbot's live directory for the first domain,
+// or an error with certbot's output and the end of its log.
+func certbotOrder(certbot, dir, directory, rootFile string, httpPort int, domains ...string) (string, error) {
+	cb := filepath.Join(dir, "certbot")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	args := []string{"certonly", "--standalone",
+		"--http-01-port", strconv.Itoa(httpPort), "--http-01-address", "127.0.0.1", "--server", directory,
+		"--non-interactive", "--agree-tos", "--register-unsafely-without-email",
+		"--config-dir", filepath.Join(cb, "config"), "--work-dir", filepath.Join(cb, "work"), "--logs-dir", filepath.Join(cb, "logs")}
+	for _, d := range domains {
+		args = append(args, "-d", d)
+	}
+	cmd := exec.CommandContext(ctx, certbot, args...)
+	cmd.Env = append(os.Environ(), "REQUESTS_CA_BUNDLE="+rootFile)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		log, _ := os.ReadFile(filepath.Join(cb, "logs", "letsencrypt.log"))
+		return "", fmt.Errorf("certbot: %v\n%s\n--- letsencrypt.log (end) ---\n%s", err, out, tail(log, 4000))
+	}
+	return filepath.Join(cb, "config", "live", domains[0]), nil
 }
 
 // startCAServe runs 'xmppcert ca serve' until the test ends and returns

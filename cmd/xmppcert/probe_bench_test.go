@@ -39,12 +39,7 @@ func BenchmarkProbeProsody(b *testing.B) {
 			b.Fatalf("xmppcert %q: %v\n%s", args, err, out)
 		}
 	}
-	root := filepath.Join(dir, "root.pem")
-	out, err := exec.Command(bin, "--state-dir", state, "ca", "root").Output()
-	if err != nil {
-		b.Fatal(err)
-	}
-	os.WriteFile(root, out, 0o644)
+	root, _ := caRootFile(b, bin, state, dir)
 	p := testxmpp.StartProsody(b, testxmpp.ProsodyOptions{VirtualHosts: []testxmpp.VirtualHost{{Domain: "example.org", C2SRequireEncryption: true,
 		CertFile: filepath.Join(state, "live", "example.org", "fullchain.pem"), KeyFile: filepath.Join(state, "live", "example.org", "privkey.pem")}}})
 

@@ -208,14 +208,7 @@ func TestPublicCAServe(t *testing.T) {
 	port := freePort(t)
 	directory, _ := startCAServe(t, xmppcert, "--state-dir", caState, "ca", "serve", "--listen", "127.0.0.1:0",
 		"--validate-ip", "127.0.0.1", "--http-01-port", strconv.Itoa(port), "--component", "conference.example.org")
-	root, err := exec.Command(xmppcert, "--state-dir", caState, "ca", "root").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rootFile := filepath.Join(dir, "root.pem")
-	if err := os.WriteFile(rootFile, root, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	rootFile, _ := caRootFile(t, xmppcert, caState, dir)
 	state := filepath.Join(dir, "state")
 	code, out, errs := runCLI(t, nil, "--state-dir", state, "issue", "example.org", "--component", "conference.example.org",
 		"--ca", directory, "--trust-root", rootFile, "--http-listen", "127.0.0.1:"+strconv.Itoa(port), "--agree-tos", "--require-xmpp-ids")
