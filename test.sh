@@ -64,8 +64,9 @@ if ((restrc || slowrc)); then
   exit 1
 fi
 # The differentials' counts (the tests above fail on any wrong prediction
-# or unlisted divergence): x509-limbo, Prosody's own identity code.
-go test -count=1 -run '^(TestX509Limbo|TestProsodyDifferential|TestProsodyDifferentialLimbo)$' -v ./xmppaddr | grep -E 'x509-limbo 2026:|Prosody differential'
+# or unlisted divergence): x509-limbo, Prosody's and ejabberd's own
+# identity code.
+go test -count=1 -run '^(TestX509Limbo|Test(Prosody|Ejabberd)Differential(Limbo)?)$' -v ./xmppaddr | grep -E 'x509-limbo 2026:|(Prosody|ejabberd) differential'
 
 stage "fuzz targets"
 # Short fuzz runs of every fuzz target, counted in executions so that the

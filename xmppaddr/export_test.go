@@ -8,3 +8,17 @@ import "crypto/x509"
 func ProsodyVerifyIdentity(host, service string, leaf *x509.Certificate) bool {
 	return prosodyVerifyIdentity(host, service, Identities(leaf), leaf) != ""
 }
+
+// EjabberdAuthenticate is the port of ejabberd's identity check alone,
+// answering as the differential's harness does: "true", "false", or
+// "crash" when ejabberd's code raises.
+func EjabberdAuthenticate(host string, leaf *x509.Certificate) string {
+	matched, crash := ejabberdAuthenticate(nameprep(host), Identities(leaf), leaf)
+	switch {
+	case crash != "":
+		return "crash"
+	case matched != "":
+		return "true"
+	}
+	return "false"
+}

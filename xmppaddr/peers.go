@@ -82,7 +82,8 @@ type peer struct {
 }
 
 // peers are the implementations xmppcert predicts, from their source:
-// Prosody 0.12 util/x509.lua; processone/xmpp xmpp_stream_pkix.erl;
+// Prosody 0.12 util/x509.lua (prosody.go); processone/xmpp
+// xmpp_stream_pkix.erl (ejabberd.go);
 // Openfire CertificateManager, SANCertificateIdentityMapping and
 // SASLAuthentication; Conversations XmppDomainVerifier; Smack
 // XmppHostnameVerifier. Servers verify s2s peers; clients verify c2s.
@@ -96,8 +97,10 @@ var peers = []peer{
 			return prosodyVerdict(host, "_"+string(res.Service), leaf, p)
 		}},
 	{name: "ejabberd", services: []Service{ServiceServer}, openssl: true,
-		reads: []IDType{TypeXmppAddr, TypeDNSName}, cn: cnAlways,
-		wildcard: wildcardRFC9525, clientAuth: "refuses it from a connecting server (no clientAuth EKU) before ejabberd " +
+		identity: func(host string, res *Result, leaf *x509.Certificate, p Presented) (bool, string) {
+			return ejabberdVerdict(host, leaf, p)
+		},
+		clientAuth: "refuses it from a connecting server (no clientAuth EKU) before ejabberd " +
 			ejabberdClientAuthFix + ", which accepts it; until then dialback is the fallback"},
 	{name: "Openfire", services: []Service{ServiceServer},
 		reads: []IDType{TypeXmppAddr, TypeSRVName, TypeDNSName}, srvAnyService: true,

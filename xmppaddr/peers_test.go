@@ -40,6 +40,8 @@ func TestPeerPredictions(t *testing.T) {
 			map[string]bool{"Openfire": true, "Prosody": false}},
 		{"CN beside SANs: ejabberd always reads the CN", withCN("example.org", san(testpki.DNS("other.example"))), "example.org", ServiceServer, false,
 			map[string]bool{"ejabberd": true, "Prosody": false, "Openfire": false}},
+		{"XmppAddr beside the dNSName, s2s: ejabberd's check crashes", san(testpki.DNS("example.org"), testpki.Xmpp("example.org")), "example.org", ServiceServer, true,
+			map[string]bool{"ejabberd": false, "Prosody": true, "Openfire": true}},
 		{"CN only, c2s", cnOnly("example.org"), "example.org", ServiceClient, false,
 			map[string]bool{"Smack": true, "Conversations": true}},
 		{"two CNs: Prosody refuses", func(c *x509.Certificate) {

@@ -19,17 +19,18 @@ import (
 	. "github.com/xmppcert/xmppcert/xmppaddr"
 )
 
-// prosodyVector is a certificate and the domain a peer looks for in it.
-type prosodyVector struct {
+// identityVector is a certificate and the domain a peer looks for in it.
+type identityVector struct {
 	name   string
 	leaf   func(*x509.Certificate)
 	domain string
 }
 
-// prosodyVectors are the identity cases where Prosody's code and RFC 9525
-// could part: case, wildcards, SRV-ID service labels and string types,
-// XmppAddr forms, the CN fallback, IDNA on either side, a trailing dot.
-func prosodyVectors() []prosodyVector {
+// identityVectors are the identity cases where a peer's own code and
+// RFC 9525 could part: case, wildcards, SRV-ID service labels and string
+// types, XmppAddr forms, the CN fallback, IDNA on either side, a trailing
+// dot. The Prosody and ejabberd differentials run them all.
+func identityVectors() []identityVector {
 	cn := func(cns ...string) func(*x509.Certificate) {
 		return func(c *x509.Certificate) {
 			for _, v := range cns {
@@ -42,7 +43,7 @@ func prosodyVectors() []prosodyVector {
 	}
 	srvUTF8 := testpki.OtherName(testpki.OIDSRVName, cbasn1.UTF8String, "_xmpp-server.example.org")
 	xmppIA5 := testpki.OtherName(testpki.OIDXmppAddr, cbasn1.IA5String, "example.org")
-	return []prosodyVector{
+	return []identityVector{
 		{"dNSName", san(testpki.DNS("example.org")), "example.org"},
 		{"dNSName, other name", san(testpki.DNS("other.example")), "example.org"},
 		{"dNSName upper case", san(testpki.DNS("Example.ORG")), "example.org"},
@@ -72,6 +73,10 @@ func prosodyVectors() []prosodyVector {
 		{"CN beside a dNSName", withCN("example.org", san(testpki.DNS("other.example"))), "example.org"},
 		{"CN beside a URI", withCN("example.org", san(testpki.URI("xmpp:other.example"))), "example.org"},
 		{"two CNs", cn("example.org", "other.example"), "example.org"},
+		{"two CNs, the second names it", cn("other.example", "example.org"), "example.org"},
+		{"CN as a U-label", withCN("bücher.example", nil), "xn--bcher-kva.example"},
+		{"XmppAddr with a resource, dNSName beside", san(testpki.Xmpp("example.org/res"), testpki.DNS("example.org")), "example.org"},
+		{"XmppAddr for another domain, dNSName beside", san(testpki.Xmpp("other.example"), testpki.DNS("example.org")), "example.org"},
 		{"wildcard CN", withCN("*.example.org", nil), "xmpp.example.org"},
 		{"everything for another domain", san(testpki.DNS("other.example"), testpki.SRV("_xmpp-server.other.example"), testpki.Xmpp("other.example")), "example.org"},
 		{"SRVName c2s beside XmppAddr", san(testpki.SRV("_xmpp-client.example.org"), testpki.Xmpp("example.org")), "example.org"},
@@ -88,7 +93,7 @@ func prosodyVectors() []prosodyVector {
 func TestProsodyDifferential(t *testing.T) {
 	lua := requireProsody(t)
 	type run struct {
-		vector  prosodyVector
+		vector  identityVector
 		leaf    *x509.Certificate
 		service string // as Prosody passes it
 		peer    string
@@ -97,7 +102,7 @@ func TestProsodyDifferential(t *testing.T) {
 	dir := t.TempDir()
 	var runs []run
 	var input bytes.Buffer
-	for i, v := range prosodyVectors() {
+	for i, v := range identityVectors() {
 		leaf, _ := root.Leaf(v.leaf)
 		file := filepath.Join(dir, fmt.Sprintf("%02d.pem", i))
 		if err := os.WriteFile(file, testpki.PEM(leaf), 0o644); err != nil {
@@ -112,7 +117,7 @@ func TestProsodyDifferential(t *testing.T) {
 			fmt.Fprintf(&input, "%s\t%s\t%s\n", v.domain, r.service, file)
 		}
 	}
-	got := runProsody(t, lua, &input, len(runs))
+	got := runHarness(t, &input, len(runs), lua, "testdata/prosody_verify_identity.lua")
 	agree := 0
 	for i, r := range runs {
 		res, err := Verify([]*x509.Certificate{r.leaf}, Options{Domain: r.vector.domain, Service: r.svc, Roots: root.Pool(), CurrentTime: testpki.At})
@@ -152,19 +157,20 @@ func requireProsody(t *testing.T) string {
 	return lua
 }
 
-// runProsody feeds input (HOST, SERVICE, FILE lines) to the harness and
-// returns its n answers: "true", "false" or "error".
-func runProsody(t *testing.T, lua string, input *bytes.Buffer, n int) []string {
+// runHarness feeds input (one query per line) to a peer's harness,
+// command and arguments, and returns its n answers: "true", "false" or
+// "error".
+func runHarness(t *testing.T, input *bytes.Buffer, n int, command ...string) []string {
 	t.Helper()
-	cmd := exec.Command(lua, "testdata/prosody_verify_identity.lua")
+	cmd := exec.Command(command[0], command[1:]...)
 	cmd.Stdin = input
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("lua5.4 prosody_verify_identity.lua: %v\n%s", err, stderrOf(err))
+		t.Fatalf("%s: %v\n%s", strings.Join(command, " "), err, stderrOf(err))
 	}
 	got := strings.Fields(string(out))
 	if len(got) != n {
-		t.Fatalf("Prosody answered %d of %d: %q", len(got), n, out)
+		t.Fatalf("%s answered %d of %d: %q", strings.Join(command, " "), len(got), n, out)
 	}
 	return got
 }
@@ -177,30 +183,18 @@ func runProsody(t *testing.T, lua string, input *bytes.Buffer, n int) []string {
 func TestProsodyDifferentialLimbo(t *testing.T) {
 	lua := requireProsody(t)
 	type query struct {
-		id, host, service string
-		leaf              *x509.Certificate
+		limboLeaf
+		service string
 	}
-	dir := t.TempDir()
 	var queries []query
 	var input bytes.Buffer
-	for i, tc := range readLimbo(t) {
-		if tc.ValidationKind != "SERVER" || tc.ExpectedPeerName == nil || tc.ExpectedPeerName.Kind != "DNS" {
-			continue
-		}
-		leaf, err := parsePEMCert(tc.PeerCertificate)
-		if err != nil {
-			continue
-		}
-		file := filepath.Join(dir, fmt.Sprintf("%03d.pem", i))
-		if err := os.WriteFile(file, testpki.PEM(leaf), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	for _, l := range limboLeaves(t) {
 		for _, svc := range []string{"xmpp-server", "_xmpp-server", "_xmpp-client"} {
-			queries = append(queries, query{tc.ID, tc.ExpectedPeerName.Value, svc, leaf})
-			fmt.Fprintf(&input, "%s\t%s\t%s\n", tc.ExpectedPeerName.Value, svc, file)
+			queries = append(queries, query{l, svc})
+			fmt.Fprintf(&input, "%s\t%s\t%s\n", l.host, svc, l.file)
 		}
 	}
-	got := runProsody(t, lua, &input, len(queries))
+	got := runHarness(t, &input, len(queries), lua, "testdata/prosody_verify_identity.lua")
 	agree, unjudged := 0, 0
 	for i, q := range queries {
 		if got[i] == "error" {
@@ -214,6 +208,36 @@ func TestProsodyDifferentialLimbo(t *testing.T) {
 		agree++
 	}
 	t.Logf("Prosody differential over x509-limbo: %d comparable cases (%d leaves, 3 service strings), %d agree; %d Prosody could not judge", len(queries)-unjudged, len(queries)/3, agree, unjudged)
+}
+
+// limboLeaf is the leaf certificate and DNS peer name of one x509-limbo
+// SERVER case, with the leaf written to file for a peer's harness.
+type limboLeaf struct {
+	id, host, file string
+	leaf           *x509.Certificate
+}
+
+// limboLeaves returns every x509-limbo SERVER case with a DNS peer name
+// whose leaf crypto/x509 parses, its leaf written to a temporary file.
+func limboLeaves(t *testing.T) []limboLeaf {
+	t.Helper()
+	dir := t.TempDir()
+	var out []limboLeaf
+	for i, tc := range readLimbo(t) {
+		if tc.ValidationKind != "SERVER" || tc.ExpectedPeerName == nil || tc.ExpectedPeerName.Kind != "DNS" {
+			continue
+		}
+		leaf, err := parsePEMCert(tc.PeerCertificate)
+		if err != nil {
+			continue
+		}
+		file := filepath.Join(dir, fmt.Sprintf("%03d.pem", i))
+		if err := os.WriteFile(file, testpki.PEM(leaf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, limboLeaf{tc.ID, tc.ExpectedPeerName.Value, file, leaf})
+	}
+	return out
 }
 
 func stderrOf(err error) []byte {

@@ -71,6 +71,11 @@ type Identifier struct {
 
 	wildcard bool   // Domain is "*." followed by a valid base domain
 	ip       net.IP // the address of an iPAddress
+	// raw is the value's text exactly as the certificate holds it (a
+	// dNSName, a CN, an otherName's string), and tag the string type of an
+	// otherName's value: what a peer's own code reads, before any checks.
+	raw string
+	tag cbasn1.Tag
 }
 
 // usable reports whether the identifier takes part in matching at all.
@@ -125,7 +130,7 @@ func appendSubjectCNs(cert *x509.Certificate, ids []Identifier, fs []Finding) ([
 		}
 		if atv.Type.Equal(oidCN) {
 			cns++
-			id := Identifier{Type: TypeCN, Value: printable(s)}
+			id := Identifier{Type: TypeCN, Value: printable(s), raw: s}
 			if d, err := presentedHostname(s); err != nil {
 				id.Ignored = "not a host name: " + err.Error()
 			} else if werr := checkWildcard(d); werr != nil {
@@ -253,7 +258,7 @@ func parseGeneralName(tag cbasn1.Tag, v cryptobyte.String) (Identifier, *Finding
 // parseDNSName checks a dNSName: an IA5String host name, possibly with a
 // wildcard that RFC 9525 allows (the whole left-most label, nothing else).
 func parseDNSName(s string) (Identifier, *Finding) {
-	id := Identifier{Type: TypeDNSName, Value: printable(s)}
+	id := Identifier{Type: TypeDNSName, Value: printable(s), raw: s}
 	d, err := presentedHostname(s)
 	if err != nil {
 		id.Ignored = err.Error()
@@ -315,7 +320,7 @@ func parseOtherName(v cryptobyte.String) (Identifier, *Finding) {
 	case oid.Equal(OIDXmppAddr):
 		typ = TypeXmppAddr
 	}
-	id := Identifier{Type: typ, OID: oid.String(), Value: stringValue(valueTag, value)}
+	id := Identifier{Type: typ, OID: oid.String(), Value: stringValue(valueTag, value), raw: string(value), tag: valueTag}
 	if !ok || !explicit.Empty() || !v.Empty() {
 		id.Ignored = "malformed or trailing data in the otherName value"
 		return id, &Finding{CodeOtherNameInvalid, Warning, fmt.Sprintf("%s entry %q has malformed or trailing data; ignored", typ, id.Value)}
