@@ -1,35 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"encoding/pem"
-	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/xmppcert/xmppcert/internal/testtool"
 )
-
-// betterTLS is the BetterTLS release the test exports its suites from
-// (github.com/Netflix/bettertls, test-suites/cmd/bettertls export-tests).
-const betterTLS = "github.com/Netflix/bettertls/test-suites/cmd/bettertls@v0.0.0-20250909192348-e1e99e353074"
-
-// betterTLSExport is what export-tests writes.
-type betterTLSExport struct {
-	TrustRoot []byte `json:"trustRoot"`
-	Suites    map[string]struct {
-		TestCases []struct {
-			ID               uint     `json:"id"`
-			Certificates     [][]byte `json:"certificates"`
-			Hostname         string   `json:"hostname"`
-			Expected         string   `json:"expected"`
-			FailureIsWarning bool     `json:"failureIsWarning"`
-		} `json:"testCases"`
-	} `json:"suites"`
-}
 
 // TestBetterTLS runs every strict case of the BetterTLS name-constraint
 // and path-building suites, exported by BetterTLS's own command, through
@@ -38,25 +16,8 @@ type betterTLSExport struct {
 // on every one, and no certificate input is answered as unreadable
 // (exit 2), including the certificates crypto/x509 refuses to parse.
 func TestBetterTLS(t *testing.T) {
-	testtool.SkipShort(t, "it exports and checks 8,430 BetterTLS cases")
+	exp := testtool.BetterTLS(t)
 	dir := t.TempDir()
-	out := filepath.Join(dir, "bettertls.json")
-	cmd := exec.Command("go", "run", betterTLS, "export-tests", "--out", out)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		msg := fmt.Sprintf("exporting the BetterTLS suites (go run %s) needs the Go module proxy: %v\n%s", betterTLS, err, b)
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var exp betterTLSExport
-	if err := json.Unmarshal(b, &exp); err != nil {
-		t.Fatal(err)
-	}
 	roots := filepath.Join(dir, "root.pem")
 	writeFile(t, roots, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: exp.TrustRoot}), 0o644)
 
