@@ -65,8 +65,10 @@ if ((restrc || slowrc)); then
 fi
 # The differentials' counts (the tests above fail on any wrong prediction
 # or unlisted divergence): x509-limbo, Prosody's and ejabberd's own
-# identity code.
-go test -count=1 -run '^(TestX509Limbo|Test(Prosody|Ejabberd)Differential(Limbo)?)$' -v ./xmppaddr | grep -E 'x509-limbo 2026:|(Prosody|ejabberd) differential'
+# identity code, openssl verify, and Prosody's whole verdict.
+go test -count=1 -run '^(TestX509Limbo|Test(Prosody|Ejabberd|OpenSSL)Differential(Limbo)?|TestProsodyWholeVerdict)$' -v ./xmppaddr |
+  grep -E 'x509-limbo 2026:|(Prosody|ejabberd|OpenSSL|Prosody whole-verdict) differential'
+
 
 stage "fuzz targets"
 # Short fuzz runs of every fuzz target, counted in executions so that the

@@ -1,6 +1,9 @@
 package xmppaddr
 
-import "crypto/x509"
+import (
+	"crypto/x509"
+	"time"
+)
 
 // ProsodyVerifyIdentity is the port of Prosody's verify_identity alone,
 // without the chain and key checks that Verify's prediction adds, for the
@@ -21,4 +24,10 @@ func EjabberdAuthenticate(host string, leaf *x509.Certificate) string {
 		return "true"
 	}
 	return "false"
+}
+
+// OpenSSLVerify is the OpenSSL chain model alone: "" when OpenSSL would
+// verify the chain, else what it would report.
+func OpenSSLVerify(leaf *x509.Certificate, untrusted, anchors []*x509.Certificate, now time.Time) string {
+	return opensslVerify(leaf, untrusted, anchors, now, nil)
 }

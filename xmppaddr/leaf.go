@@ -66,7 +66,7 @@ func weakKey(leaf *x509.Certificate) string {
 		return fmt.Sprintf("the key is RSA of %d bits: OpenSSL at security level 2 (the default on Debian and Ubuntu) refuses RSA under %d bits, so Prosody and ejabberd there refuse it; Java's default certificate policy (Openfire, Smack) refuses only RSA under 1024 bits", k.N.BitLen(), minRSABits)
 	}
 	if leaf.PublicKeyAlgorithm == x509.DSA {
-		return "the key is DSA: TLS 1.3 has no DSA and crypto/x509 cannot verify a DSA signature, so no current peer negotiates it"
+		return "the key is DSA: TLS 1.3 has no DSA and Go's crypto/tls none at all, so only a TLS 1.2 DSS cipher suite can use it; OpenSSL-based peers (Prosody, ejabberd) still accept the certificate"
 	}
 	return ""
 }

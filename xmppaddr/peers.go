@@ -11,7 +11,8 @@ import (
 // PeerVerdict predicts what one widely deployed XMPP implementation does
 // with a certificate for a domain and service. Peers are modelled from
 // their source code (see the table in peers below); they are assumed to
-// trust the same roots, so only identity and EKU handling differ.
+// trust the same roots. The chain is judged by crypto/x509, or for the
+// peers whose TLS is OpenSSL by the OpenSSL chain model (openssl.go).
 type PeerVerdict struct {
 	Peer    string `json:"peer"`
 	Accepts bool   `json:"accepts"`
@@ -27,22 +28,15 @@ type cnRule int
 const (
 	cnNever    cnRule = iota // the CN is never an identity (RFC 9525)
 	cnFallback               // only when no SAN of a type in cnBlockers exists
-	cnAlways
 )
 
 // wildcardRule is how a peer matches a "*" in a presented host name.
 type wildcardRule int
 
 const (
-	// wildcardRFC9525: the whole left-most label, exactly one label.
-	wildcardRFC9525 wildcardRule = iota
-	// wildcardSingleLabelApex: as RFC 9525, but a single-label reference
-	// survives the strip of its first label, so *.localhost matches
-	// localhost (Prosody util/x509.lua).
-	wildcardSingleLabelApex
 	// wildcardAnyDepthApex: *.d matches any name ending in .d, and d
 	// itself (Openfire SASLAuthentication.verifyCertificate).
-	wildcardAnyDepthApex
+	wildcardAnyDepthApex wildcardRule = iota
 	// wildcardAnyDepth: *.d matches any name ending in .d, not d
 	// (Conversations XmppDomainVerifier).
 	wildcardAnyDepth
@@ -60,8 +54,6 @@ type peer struct {
 	srvAnyService bool
 	cn            cnRule
 	cnBlockers    []IDType
-	// cnSingle: more than one CN makes the peer refuse the CN.
-	cnSingle bool
 	// printedDN: the CN is found by searching the printed subject DN for
 	// "CN=", so text injected into another attribute counts.
 	printedDN bool
@@ -73,7 +65,8 @@ type peer struct {
 	// sets LuaSec's lsec_ignore_purpose by default).
 	ignoresEKU bool
 	// openssl: the peer's TLS is OpenSSL at the distributions' default
-	// security level 2, which refuses weak keys (weakKey).
+	// security level 2: its chain check is OpenSSL's (openssl.go), which
+	// refuses keys under 112 bits of security anywhere in the chain.
 	openssl bool
 	// identity, when set, is the peer's own identity check ported from
 	// its code, used instead of the rules above; host is the domain as
@@ -116,11 +109,17 @@ var peers = []peer{
 		wildcard: wildcardGlob},
 }
 
+// chainVerdicts are the chain checks the peers run: crypto/x509's, and
+// the OpenSSL model's ("" when OpenSSL verifies it, else why not).
+type chainVerdicts struct {
+	goOK    bool
+	openssl string
+}
+
 // predictPeers runs every peer model that verifies certificates for the
 // Result's service.
-func predictPeers(res *Result, leaf *x509.Certificate, pres Presented, host string, chainOK, serverOK, clientOK bool) []PeerVerdict {
+func predictPeers(res *Result, leaf *x509.Certificate, pres Presented, host string, chains chainVerdicts, serverOK, clientOK bool) []PeerVerdict {
 	verdicts := []PeerVerdict{}
-	weak := weakKey(leaf)
 	for i := range peers {
 		p := &peers[i]
 		if !slices.Contains(p.services, res.Service) {
@@ -128,10 +127,10 @@ func predictPeers(res *Result, leaf *x509.Certificate, pres Presented, host stri
 		}
 		v := PeerVerdict{Peer: p.name}
 		switch {
-		case !chainOK:
+		case p.openssl && chains.openssl != "":
+			v.Reason = "refuses: OpenSSL's chain check fails (" + chains.openssl + ")"
+		case !p.openssl && !chains.goOK:
 			v.Reason = "refuses: the chain does not validate"
-		case p.openssl && weak != "":
-			v.Reason = "refuses: " + weak
 		case !serverOK && !p.ignoresEKU:
 			v.Reason = "refuses: the certificate is not for serverAuth"
 		case p.clientAuth != "" && res.Service == ServiceServer && !clientOK:
@@ -158,14 +157,11 @@ func (p *peer) matches(res *Result, leaf *x509.Certificate) (bool, string) {
 		}
 		return false, "refuses: no iPAddress matches " + res.References[0].Value
 	}
-	hasBlocker, cns := false, 0
+	hasBlocker := false
 	for _, id := range res.Presented {
 		hasBlocker = hasBlocker || slices.Contains(p.cnBlockers, id.Type)
-		if id.Type == TypeCN {
-			cns++
-		}
 	}
-	useCN := p.cn == cnAlways || p.cn == cnFallback && !hasBlocker
+	useCN := p.cn == cnFallback && !hasBlocker
 	for _, id := range res.Presented {
 		if id.Domain == "" {
 			continue
@@ -187,7 +183,7 @@ func (p *peer) matches(res *Result, leaf *x509.Certificate) (bool, string) {
 			ok = slices.Contains(p.reads, id.Type) && id.Domain == domain
 		case TypeCN:
 			ok, quirk = p.wildcard.match(domain, id.Domain)
-			ok = ok && useCN && !(p.cnSingle && cns > 1)
+			ok = ok && useCN
 			if ok && !res.Valid {
 				quirk = "it still reads the subject CN"
 			}
@@ -233,10 +229,6 @@ func (w wildcardRule) match(ref, presented string) (ok bool, quirk string) {
 	rfc := checkWildcard(presented) == nil && matchHost(ref, presented, true)
 	base, isLeft := strings.CutPrefix(presented, "*.")
 	switch w {
-	case wildcardRFC9525:
-		return isLeft && matchHost(ref, presented, true), ""
-	case wildcardSingleLabelApex:
-		ok = isLeft && (matchHost(ref, presented, true) || !strings.Contains(ref, ".") && ref == base)
 	case wildcardAnyDepthApex:
 		ok = isLeft && (ref == base || strings.HasSuffix(ref, "."+base))
 	case wildcardAnyDepth:

@@ -98,3 +98,46 @@ func TestPeersRefuseUntrustedChains(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenSSLPeersJudgeTheChain: the peers whose TLS is OpenSSL judge the
+// chain as OpenSSL does, where it parts from crypto/x509. An SRV-ID
+// outside a CA's DNS name constraint is refused by xmppcert but accepted
+// by Prosody (OpenSSL applies no DNS constraint to an otherName); an
+// intermediate given as the only trust anchor satisfies crypto/x509 but
+// not OpenSSL, which wants a self-signed anchor.
+func TestOpenSSLPeersJudgeTheChain(t *testing.T) {
+	constrained := root.Intermediate("Constrained", func(c *x509.Certificate) {
+		c.PermittedDNSDomains, c.PermittedDNSDomainsCritical = []string{"example.org"}, true
+	})
+	srvOutside, _ := constrained.Leaf(san(testpki.DNS("example.org"), testpki.SRV("_xmpp-server.other.example")))
+	plain := root.Intermediate("Plain", nil)
+	leaf, _ := plain.Leaf(san(testpki.DNS("example.org")))
+	for _, tc := range []struct {
+		name    string
+		chain   []*x509.Certificate
+		anchors []*x509.Certificate
+		domain  string
+		valid   bool
+		prosody string // the start of the Prosody 0.12 reason
+	}{
+		{"SRV-ID outside the constraint", []*x509.Certificate{srvOutside, constrained.Cert}, []*x509.Certificate{root.Cert}, "other.example", false, "accepts through SRVName"},
+		{"intermediate as the only anchor", []*x509.Certificate{leaf}, []*x509.Certificate{plain.Cert}, "example.org", true, "refuses: OpenSSL's chain check fails (unable to get issuer certificate)"},
+	} {
+		pool := x509.NewCertPool()
+		for _, a := range tc.anchors {
+			pool.AddCert(a)
+		}
+		res, err := Verify(tc.chain, Options{Domain: tc.domain, Service: ServiceServer, Roots: pool, Anchors: tc.anchors, CurrentTime: testpki.At})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Valid != tc.valid {
+			t.Errorf("%s: valid=%v:\n%s", tc.name, res.Valid, findingsText(res))
+		}
+		for _, v := range res.Peers {
+			if v.Peer == "Prosody 0.12" && (!strings.HasPrefix(v.Reason, tc.prosody) || v.Differs != true) {
+				t.Errorf("%s: Prosody 0.12 %+v; want a reason starting %q, differing from the verdict", tc.name, v, tc.prosody)
+			}
+		}
+	}
+}

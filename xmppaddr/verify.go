@@ -21,6 +21,12 @@ type Options struct {
 	Profile Profile
 	// Roots are the trust anchors; nil means the system roots.
 	Roots *x509.CertPool
+	// Anchors are the same trust anchors as certificates, when the caller
+	// has them (a roots file): the OpenSSL chain model, which predicts the
+	// OpenSSL-based peers, builds its path from them. Without them it
+	// uses the anchors of the chains crypto/x509 built, and when
+	// crypto/x509 built none, those peers are predicted to refuse too.
+	Anchors []*x509.Certificate
 	// CurrentTime is the time to validate at; zero means now.
 	CurrentTime time.Time
 }
@@ -105,7 +111,11 @@ func Verify(chain []*x509.Certificate, opts Options) (*Result, error) {
 	slices.SortStableFunc(fs, func(a, b Finding) int { return cmp.Compare(b.Severity, a.Severity) })
 	res.Findings = nonNil(fs)
 	res.Valid = !slices.ContainsFunc(fs, func(f Finding) bool { return f.Severity == Error })
-	res.Peers = predictPeers(res, leaf, pres, opts.Domain, chainErr == nil, serverOK, clientOK)
+	chains := chainVerdicts{goOK: chainErr == nil, openssl: "the chain does not validate"}
+	if anchors := anchorsFor(opts.Anchors, verified); anchors != nil {
+		chains.openssl = opensslVerify(leaf, chain[1:], anchors, now, verified)
+	}
+	res.Peers = predictPeers(res, leaf, pres, opts.Domain, chains, serverOK, clientOK)
 	return res, nil
 }
 
@@ -138,6 +148,21 @@ func verifyChain(chain []*x509.Certificate, roots *x509.CertPool, now time.Time)
 		return chains, nil
 	}
 	return nil, chainFinding(err, now)
+}
+
+// anchorsFor returns the given trust anchors, or else the anchors of the
+// chains crypto/x509 built (nil when it built none).
+func anchorsFor(given []*x509.Certificate, verified [][]*x509.Certificate) []*x509.Certificate {
+	if given != nil {
+		return given
+	}
+	var out []*x509.Certificate
+	for _, c := range verified {
+		if top := c[len(c)-1]; !slices.ContainsFunc(out, top.Equal) {
+			out = append(out, top)
+		}
+	}
+	return out
 }
 
 // chainFor returns the first chain whose EKUs permit usage, and true; or

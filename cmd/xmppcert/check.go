@@ -110,7 +110,7 @@ func checkOptions(c *cli.Context) (xmppaddr.Options, error) {
 		}
 	}
 	if roots := c.Path("roots"); roots != "" {
-		if opts.Roots, err = certfile.ReadPool(roots, c.App.Reader); err != nil {
+		if opts.Roots, opts.Anchors, err = certfile.ReadAnchors(roots, c.App.Reader); err != nil {
 			return opts, usagef("check --roots %v", err)
 		}
 	}

@@ -207,13 +207,21 @@ func isDERPrivateKey(der []byte) bool {
 
 // ReadPool reads a PEM or DER file of trust anchors into a pool.
 func ReadPool(path string, stdin io.Reader) (*x509.CertPool, error) {
+	pool, _, err := ReadAnchors(path, stdin)
+	return pool, err
+}
+
+// ReadAnchors reads a PEM or DER file of trust anchors into a pool, and
+// returns the certificates too, for models of peers that build their own
+// paths from them (xmppaddr.Options.Anchors).
+func ReadAnchors(path string, stdin io.Reader) (*x509.CertPool, []*x509.Certificate, error) {
 	certs, err := Read(path, stdin)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	pool := x509.NewCertPool()
 	for _, c := range certs {
 		pool.AddCert(c)
 	}
-	return pool, nil
+	return pool, certs, nil
 }
