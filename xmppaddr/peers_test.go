@@ -141,3 +141,18 @@ func TestOpenSSLPeersJudgeTheChain(t *testing.T) {
 		}
 	}
 }
+
+// TestProsodyLocalhostBug: Prosody's acceptance of *.localhost for
+// localhost is its bug, and the prediction says so and names its code.
+func TestProsodyLocalhostBug(t *testing.T) {
+	leaf, _ := root.Leaf(san(testpki.DNS("*.localhost")))
+	res, err := Verify([]*x509.Certificate{leaf}, Options{Domain: "localhost", Service: ServiceServer, Roots: root.Pool(), CurrentTime: testpki.At})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range res.Peers {
+		if v.Peer == "Prosody 0.12" && (!v.Accepts || !strings.Contains(v.Reason, "util/x509.lua") || !strings.Contains(v.Reason, "a bug in its wildcard rule")) {
+			t.Errorf("Prosody 0.12: %+v", v)
+		}
+	}
+}

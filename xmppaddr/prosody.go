@@ -193,7 +193,11 @@ func asciiLower(s string) string {
 func prosodyVerdict(host, service string, leaf *x509.Certificate, p Presented) (bool, string) {
 	call := fmt.Sprintf("util/x509.lua verify_identity(%q, %q)", host, service)
 	if m := prosodyVerifyIdentity(host, service, p, leaf); m != "" {
-		return true, "accepts through " + m + " (" + call + ")"
+		why := "accepts through " + m + " (" + call + ")"
+		if strings.Contains(m, `"*.`) && !strings.Contains(strings.TrimSuffix(host, "."), ".") {
+			why += ": a bug in its wildcard rule, which strips the first label of the host only when there is a second, so a single-label host such as localhost is compared whole with the wildcard's base; RFC 9525 matches a wildcard to exactly one label more"
+		}
+		return true, why
 	}
 	why := "refuses: nothing it compares names " + host + " (" + call
 	if service == prosodyS2S {
