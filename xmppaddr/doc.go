@@ -9,7 +9,11 @@
 // know (name constraints on SRV-IDs and XmppAddrs, extended key usage for
 // server-to-server), and reports the outcome as a structured Result whose
 // findings explain every decision, including what common XMPP software will
-// do where it departs from the standard.
+// do where it departs from the standard. Those predictions are the peers'
+// own code where it can be ported (prosody.go: Prosody's util/x509.lua;
+// ejabberd.go: ejabberd's xmpp_stream_pkix; openssl.go: OpenSSL's
+// X509_verify_cert, the chain check of both), and the tests hold each to
+// the real thing (the installed Prosody, ejabberd and openssl).
 //
 // It also encodes those identities (SANExtension, CertificateRequestTemplate),
 // so the certificates xmppcert issues carry exactly what it checks.

@@ -25,13 +25,16 @@ import (
 // security level 2, which Debian's system configuration sets for every
 // TLS context. It departs from crypto/x509 where OpenSSL does: it builds
 // one path (the first issuer found, trust store first) instead of every
-// path; a trust anchor must be self-signed as OpenSSL defines it (names,
-// authority key identifier and key usage agree) unless its own issuer is
-// at hand; self-issued intermediates count neither against path length
-// nor for name constraints; name constraints cover directory names, are
-// matched byte-wise without checking the names' syntax and never apply to
-// an otherName type they do not list (so SRV-IDs and XmppAddrs escape DNS
-// constraints); and a certificate is expired at its notAfter second.
+// path; a trust anchor must be self-signed as OpenSSL defines it (its
+// subject is its issuer and its authority key identifier, if any, names
+// its own key) unless its own issuer is in the trust store; only the
+// anchor may be a CA by key usage alone, every intermediate needs
+// basicConstraints cA; self-issued intermediates count neither against
+// path length nor for name constraints; name constraints cover directory
+// names, are matched byte-wise without checking the names' syntax and
+// never apply to an otherName type they do not list (so SRV-IDs and
+// XmppAddrs escape DNS constraints); and a certificate is expired at its
+// notAfter second.
 
 // opensslMaxDepth is X509_VERIFY_PARAM's default depth limit (100
 // intermediates) plus the leaf and the anchor.
