@@ -195,6 +195,7 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 		Logger:   d.log,
 		Now:      deps.Now,
 		Sweep:    func(ctx context.Context) (any, error) { return d.SweepOnce(ctx) },
+		ProbeNow: d.ProbeNow,
 		POSHRoot: d.poshRoot,
 		Health:   d.health.check,
 		Lineages: d.lineages,

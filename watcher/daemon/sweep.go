@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
@@ -58,33 +59,9 @@ func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 	jobs := make([]probe.Job, len(targets))
 	now := d.deps.Now()
 	roots := d.roots(cfg)
-	// Our own servers refuse an s2s stream from a domain they serve
-	// (Prosody: "Attempt to connect from a host we serve"), so they are
-	// probed without a from when watch.from is one of our names.
-	own := map[string]bool{}
-	for _, h := range cfg.Hosts {
-		own[h.Domain] = true
-		for _, c := range h.Components {
-			own[c] = true
-		}
-	}
 	for i, t := range targets {
-		o := probe.Options{
-			Service:   t.Service,
-			Connect:   t.Connect,
-			DirectTLS: t.DirectTLS,
-			Resolver:  cfg.Watch.Resolver,
-			Deadline:  cfg.Watch.Timeout,
-			Roots:     roots,
-			Dial:      d.deps.Dial,
-			Now:       now,
-		}
-		if d.deps.Resolver != "" {
-			o.Resolver = d.deps.Resolver
-		}
-		if t.Service == xmppaddr.ServiceServer && !(t.Own && own[cfg.Watch.From]) {
-			o.From = cfg.Watch.From
-		}
+		o := d.probeOptions(cfg, roots, t.Service, t.DirectTLS, t.Own)
+		o.Connect, o.Now = t.Connect, now
 		jobs[i] = probe.Job{Domain: t.Domain, Options: o}
 	}
 	// Each result is reduced as soon as it is complete, so that a sweep
@@ -162,6 +139,48 @@ func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 	d.log.Info("sweep done", "targets", res.Targets, "observations", res.Observations, "changed", res.Changed,
 		"alerts", res.Alerts, "failed", len(res.Failed), "took", res.Duration.Round(time.Millisecond).String())
 	return res, nil
+}
+
+// probeOptions are the options every probe of the daemon's runs with:
+// the configured resolver, deadline and trust roots, and for s2s the
+// configured from, except towards our own servers when it is one of our
+// names (they refuse a stream from a domain they serve: Prosody's
+// "Attempt to connect from a host we serve").
+func (d *Daemon) probeOptions(cfg *config.Config, roots *x509.CertPool, svc xmppaddr.Service, directTLS, ownTarget bool) probe.Options {
+	o := probe.Options{
+		Service:   svc,
+		DirectTLS: directTLS,
+		Resolver:  cfg.Watch.Resolver,
+		Deadline:  cfg.Watch.Timeout,
+		Roots:     roots,
+		Dial:      d.deps.Dial,
+	}
+	if d.deps.Resolver != "" {
+		o.Resolver = d.deps.Resolver
+	}
+	if svc == xmppaddr.ServiceServer && !(ownTarget && ownName(cfg, cfg.Watch.From)) {
+		o.From = cfg.Watch.From
+	}
+	return o
+}
+
+// ownName reports whether domain is a host or component of cfg.
+func ownName(cfg *config.Config, domain string) bool {
+	for _, h := range cfg.Hosts {
+		if h.Domain == domain || slices.Contains(h.Components, domain) {
+			return true
+		}
+	}
+	return false
+}
+
+// ProbeNow probes domain for the service now with the sweeps' options,
+// for the web API's /probe; nothing is recorded in the history.
+func (d *Daemon) ProbeNow(ctx context.Context, domain string, svc xmppaddr.Service, directTLS bool) probe.Result {
+	d.mu.Lock()
+	cfg := d.cfg
+	d.mu.Unlock()
+	return probe.Probe(ctx, domain, d.probeOptions(cfg, d.roots(cfg), svc, directTLS, ownName(cfg, domain)))
 }
 
 // roots is the pool the sweep's probes judge certificates against:

@@ -16,6 +16,8 @@
 //	GET  /api/endpoints/ID           JSON: one endpoint with its history (EndpointDetail)
 //	POST /api/endpoints/ID/ack       acknowledge its changes up to an entry
 //	POST /api/sweep                  probe every watched endpoint now (Options.Sweep); JSON result
+//	GET  /probe?module=M&target=xmpp:DOMAIN  probe any domain now (Options.ProbeNow), blackbox exporter style
+//	POST /api/v1/check/SERVICE       the same, answered {"success": ...} as observe.jabber.network does
 //	GET  /static/style.css           the stylesheet
 //
 // ID is the endpoint's ID: the first 12 bytes of the SHA-256 of
@@ -68,14 +70,20 @@
 //     machine: the token travels in every request.
 //   - /healthz and /.well-known/posh/ need no token: they say "ok" and
 //     publish documents that are public by design (RFC 7711).
-//   - POST (acknowledge, sweep) additionally passes Go's
+//   - POST (acknowledge, sweep, check) additionally passes Go's
 //     http.CrossOriginProtection (Sec-Fetch-Site, Origin against Host),
 //     and then needs either a Bearer header (browsers do not add one on
 //     their own), a JSON body (cross-origin JSON needs a CORS preflight
 //     this server never grants), or, to acknowledge, the form's CSRF
 //     token, an HMAC of the endpoint ID under a random per-server key.
-//     A sweep has no form: it needs the Bearer header or
+//     A sweep or a check has no form: it needs the Bearer header or
 //     Content-Type: application/json.
+//   - /probe and the check API probe any domain the client names, so
+//     they are bounded: at most 8 probes at once (503 beyond), a burst of
+//     10 per client address and then one every 2 s (429 with
+//     Retry-After), a probe no longer than the scrape grants (at most
+//     60 s), a check body of at most 4 KiB. Nothing they find is
+//     recorded or alerted.
 //   - The token and the CSRF key never appear in pages, the API, metrics
 //     or logs; refusals are logged with the client address, method, path
 //     and reason, never with headers.
@@ -129,4 +137,14 @@
 // Sweeps never overlap: one requested during another waits for it, then
 // runs. A failed sweep (the history could not be written) is answered
 // 500 with a pointer to the daemon's log.
+//
+// GET /probe answers the Prometheus blackbox exporter's probe API, so
+// that Prometheus' multi-target scrapes and Prosody's `prosodyctl check
+// connectivity` (its connectivity_probe setting) can ask the daemon:
+// modules c2s_normal_auth and s2s_normal (the XMPP blackbox exporter's
+// names), xmpp-client, xmpp-server, xmpps-client and xmpps-server, the
+// target as xmpp:DOMAIN. It answers probe_success (every endpoint
+// reached, TLS established, the certificate valid for the domain),
+// probe_duration_seconds, and the TLS and certificate series above,
+// without labels, for the endpoint a peer would use.
 package web

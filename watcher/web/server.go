@@ -98,6 +98,12 @@ type Options struct {
 	// what it did (the daemon's SweepResult), for POST /api/sweep; its
 	// result is answered as JSON. Nil means no such route (404).
 	Sweep func(ctx context.Context) (any, error)
+	// ProbeNow, when set, serves GET /probe: a probe of any XMPP domain
+	// now, answered in the Prometheus exposition format as the blackbox
+	// exporter answers, and POST /api/v1/check/{service} as
+	// observe.jabber.network answers (probeapi.go). Nil means no such
+	// routes (404).
+	ProbeNow ProbeFunc
 }
 
 // Server is the daemon's HTTP handler. It is safe for concurrent use.
@@ -112,6 +118,7 @@ type Server struct {
 	cop     *http.CrossOriginProtection
 	pages   map[string]*template.Template
 	allowed map[string]bool
+	probes  *probeLimits
 }
 
 //go:embed templates/*.html
@@ -186,6 +193,11 @@ func New(opts Options) (*Server, error) {
 	m.HandleFunc("POST /api/endpoints/{id}/ack", s.handleAck)
 	if opts.Sweep != nil {
 		m.HandleFunc("POST /api/sweep", s.handleSweep)
+	}
+	if opts.ProbeNow != nil {
+		s.probes = newProbeLimits()
+		m.HandleFunc("GET /probe", s.handleProbe)
+		m.HandleFunc("POST /api/v1/check/{service}", s.handleCheck)
 	}
 	m.HandleFunc("GET /static/style.css", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/css; charset=utf-8")
@@ -583,13 +595,7 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 // The sweep runs to its end even when the client goes away: probes cut
 // short would be recorded as unreachable endpoints.
 func (s *Server) handleSweep(w http.ResponseWriter, r *http.Request) {
-	if err := s.cop.Check(r); err != nil {
-		s.refuse(w, r, http.StatusForbidden, "cross-origin request")
-		return
-	}
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if _, hasBearer := bearer(r); ct != "application/json" && !hasBearer {
-		s.refuse(w, r, http.StatusForbidden, "start a sweep with Content-Type: application/json")
+	if !s.formlessPOST(w, r, "start a sweep") {
 		return
 	}
 	s.log.Info("web: sweep requested", "remote", r.RemoteAddr)
@@ -600,6 +606,23 @@ func (s *Server) handleSweep(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// formlessPOST applies the rules for a POST that has no form (see the
+// package documentation, "Security"): Go's cross-origin protection, then
+// a JSON content type or a bearer token. It answers a refusal itself,
+// saying to do what with a JSON content type, and returns false.
+func (s *Server) formlessPOST(w http.ResponseWriter, r *http.Request, what string) bool {
+	if err := s.cop.Check(r); err != nil {
+		s.refuse(w, r, http.StatusForbidden, "cross-origin request")
+		return false
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if _, hasBearer := bearer(r); ct != "application/json" && !hasBearer {
+		s.refuse(w, r, http.StatusForbidden, what+" with Content-Type: application/json")
+		return false
+	}
+	return true
 }
 
 // slogPrinter adapts a slog.Logger to promhttp's ErrorLog.
