@@ -64,9 +64,15 @@ service = "xmpp-client"
 
 	out, err := p.Prosodyctl("check", "connectivity")
 	t.Logf("prosodyctl check connectivity:\n%s", out)
-	good, bad, _ := strings.Cut(out, "Checking external connectivity for broken.example")
-	if !strings.Contains(good, "Checking external connectivity for example.org via 127.0.0.1") {
-		good, bad = bad, good // the hosts in the other order
+	// One section per host, in whatever order Prosody lists its hosts.
+	section := map[string]string{}
+	for _, s := range strings.Split(out, "Checking external connectivity for ")[1:] {
+		host, rest, _ := strings.Cut(s, " ")
+		section[host] = rest
+	}
+	good, bad := section["example.org"], section["broken.example"]
+	if !strings.HasPrefix(good, "via 127.0.0.1") || !strings.HasPrefix(bad, "via 127.0.0.1") {
+		t.Errorf("no section for each host checked via the daemon: %q", section)
 	}
 	for _, svc := range []string{"xmpp-client", "xmpp-server", "xmpps-client", "xmpps-server"} {
 		if want := svc + ": Works"; !strings.Contains(good, want) {
