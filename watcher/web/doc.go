@@ -80,7 +80,7 @@
 //     Content-Type: application/json.
 //   - /probe and the check API probe any domain the client names, so
 //     they are bounded: at most 8 probes at once (503 beyond), a burst of
-//     10 per client address and then one every 2 s (429 with
+//     30 per client address and then one every 200 ms (429 with
 //     Retry-After), a probe no longer than the scrape grants (at most
 //     60 s), a check body of at most 4 KiB. Nothing they find is
 //     recorded or alerted.

@@ -43,11 +43,13 @@ var probeModules = map[string]probeModule{
 }
 
 // Bounds of the /probe API: probes running at once, and each client's
-// rate (a burst, then one probe per interval).
+// rate (a burst, then one probe per interval: 300 a minute, enough for a
+// Prometheus scraping a few hundred XMPP targets a minute from one
+// address, not for using the daemon to hammer a third party).
 const (
 	probeConcurrency = 8
-	probeBurst       = 10
-	probeEvery       = 2 * time.Second
+	probeBurst       = 30
+	probeEvery       = 200 * time.Millisecond
 	// probeMaxTimeout caps the time a scrape may grant a probe.
 	probeMaxTimeout = 60 * time.Second
 	// probeClients bounds the per-client limiters kept; past it the
@@ -67,8 +69,9 @@ func newProbeLimits() *probeLimits {
 	return &probeLimits{slots: make(chan struct{}, probeConcurrency), clients: map[string]*rate.Limiter{}}
 }
 
-// allow reports whether the client at remoteAddr may start a probe now.
-func (l *probeLimits) allow(remoteAddr string) bool {
+// allow reports whether the client at remoteAddr may start a probe at
+// now.
+func (l *probeLimits) allow(remoteAddr string, now time.Time) bool {
 	host, _, err := net.SplitHostPort(remoteAddr)
 	if err != nil {
 		host = remoteAddr
@@ -79,7 +82,7 @@ func (l *probeLimits) allow(remoteAddr string) bool {
 	if !ok {
 		if len(l.clients) >= probeClients {
 			for k, v := range l.clients {
-				if v.Tokens() >= probeBurst {
+				if v.TokensAt(now) >= probeBurst {
 					delete(l.clients, k) // full again: nothing to remember
 				}
 			}
@@ -90,7 +93,7 @@ func (l *probeLimits) allow(remoteAddr string) bool {
 		lim = rate.NewLimiter(rate.Every(probeEvery), probeBurst)
 		l.clients[host] = lim
 	}
-	return lim.Allow()
+	return lim.AllowN(now, 1)
 }
 
 // handleProbe answers GET /probe?module=M&target=xmpp:DOMAIN as the
@@ -160,8 +163,8 @@ const maxCheckBody = 4 << 10
 // the concurrency bound; when either refuses, it answers the request
 // (429 or 503, with Retry-After) and returns false.
 func (s *Server) probeNow(w http.ResponseWriter, r *http.Request, domain string, m probeModule) (probe.Result, bool) {
-	if !s.probes.allow(r.RemoteAddr) {
-		w.Header().Set("Retry-After", strconv.Itoa(int(probeEvery/time.Second)))
+	if !s.probes.allow(r.RemoteAddr, s.now()) {
+		w.Header().Set("Retry-After", "1")
 		http.Error(w, "too many probes from this client: try again later", http.StatusTooManyRequests)
 		return probe.Result{}, false
 	}

@@ -81,12 +81,17 @@ func TestProbeAPI(t *testing.T) {
 }
 
 // TestProbeAPILimits: a client past its burst gets 429 with Retry-After
-// while another client is still served, and probes beyond the
-// concurrency bound get 503 instead of piling up.
+// (the server's clock stands still, so nothing refills) while another
+// client is still served, and probes beyond the concurrency bound get
+// 503 instead of piling up.
 func TestProbeAPILimits(t *testing.T) {
 	f := newFixture(t)
 	p := &probed{}
-	s, _ := newServer(t, f, func(o *Options) { o.ProbeNow = p.probe })
+	now := t0
+	s, _ := newServer(t, f, func(o *Options) {
+		o.ProbeNow = p.probe
+		o.Now = func() time.Time { return now }
+	})
 	const url = "/probe?module=c2s_normal_auth&target=xmpp:example.org"
 	for i := range probeBurst {
 		if r := req(t, s, "GET", url, nil, nil); r.StatusCode != http.StatusOK {
@@ -99,6 +104,13 @@ func TestProbeAPILimits(t *testing.T) {
 	}
 	if r := req(t, s, "GET", url, nil, map[string]string{"RemoteAddr": "127.0.0.2:40000"}); r.StatusCode != http.StatusOK {
 		t.Errorf("another client: status %d, want 200", r.StatusCode)
+	}
+	now = now.Add(probeEvery)
+	if r := req(t, s, "GET", url, nil, nil); r.StatusCode != http.StatusOK {
+		t.Errorf("one interval later: status %d, want 200", r.StatusCode)
+	}
+	if r := req(t, s, "GET", url, nil, nil); r.StatusCode != http.StatusTooManyRequests {
+		t.Errorf("twice in that interval: status %d, want 429", r.StatusCode)
 	}
 
 	release := make(chan struct{})
