@@ -36,15 +36,11 @@ func ejabberdAuthenticate(host string, p Presented, leaf *x509.Certificate) (mat
 	if err != nil {
 		return "", "" // idna_failed
 	}
-	var names []string
 	for _, atv := range leaf.Subject.Names {
 		if atv.Type.Equal(oidCN) {
 			s, _ := atv.Value.(string)
-			if d, ok := ejabberdBareJID(s); ok {
-				names = append(names, "CN "+strconv.Quote(d))
-				if ejabberdMatch(server, d) {
-					matched = names[len(names)-1]
-				}
+			if d, ok := ejabberdBareJID(s); ok && ejabberdMatch(server, d) {
+				matched = "CN " + strconv.Quote(d)
 			}
 			break // lists:keyfind: the first CN only
 		}

@@ -164,38 +164,37 @@ func readLimbo(t *testing.T) []limboCase {
 // limboVerdicts returns xmppcert's verdict on the case and plain
 // crypto/x509's (Certificate.Verify with the peer name and serverAuth).
 func limboVerdicts(t *testing.T, tc limboCase) (xmppcert, plain bool) {
-	roots, intermediates := x509.NewCertPool(), x509.NewCertPool()
-	for _, p := range tc.TrustedCerts {
-		c, err := parsePEMCert(p)
-		if err != nil {
-			return false, false
-		}
-		roots.AddCert(c)
-	}
-	leaf, err := parsePEMCert(tc.PeerCertificate)
+	leaf, untrusted, anchors, err := limboChain(tc)
 	if err != nil {
 		return false, false // crypto/x509 refuses to parse it: not valid for either
 	}
-	chain := []*x509.Certificate{leaf}
-	for _, p := range tc.UntrustedIntermediates {
-		c, err := parsePEMCert(p)
-		if err != nil {
-			return false, false
-		}
-		chain = append(chain, c)
+	roots, intermediates := x509.NewCertPool(), x509.NewCertPool()
+	for _, c := range anchors {
+		roots.AddCert(c)
+	}
+	for _, c := range untrusted {
 		intermediates.AddCert(c)
 	}
-	at := time.Now()
-	if tc.ValidationTime != nil {
-		if at, err = time.Parse(time.RFC3339, *tc.ValidationTime); err != nil {
-			t.Fatalf("%s: validation_time %q: %v", tc.ID, *tc.ValidationTime, err)
-		}
-	}
+	at := limboTime(t, tc)
+	chain := append([]*x509.Certificate{leaf}, untrusted...)
 	res, err := Verify(chain, Options{Domain: tc.ExpectedPeerName.Value, Service: ServiceHTTPS, Roots: roots, CurrentTime: at})
 	xmppcert = err == nil && res.Valid
 	_, err = leaf.Verify(x509.VerifyOptions{DNSName: tc.ExpectedPeerName.Value, Roots: roots, Intermediates: intermediates, CurrentTime: at,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 	return xmppcert, err == nil
+}
+
+// limboTime is the case's validation time, or now when it has none.
+func limboTime(t *testing.T, tc limboCase) time.Time {
+	t.Helper()
+	if tc.ValidationTime == nil {
+		return time.Now()
+	}
+	at, err := time.Parse(time.RFC3339, *tc.ValidationTime)
+	if err != nil {
+		t.Fatalf("%s: validation_time %q: %v", tc.ID, *tc.ValidationTime, err)
+	}
+	return at
 }
 
 func parsePEMCert(s string) (*x509.Certificate, error) {

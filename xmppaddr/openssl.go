@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math/big"
 	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -633,12 +634,12 @@ func ncDNS(name, base string) bool {
 // equal the address (the domain without case), a base starting with a dot
 // is a suffix of its domain, any other base is its domain.
 func ncEmail(addr, base string) bool {
-	at := bytes.LastIndexByte([]byte(addr), '@')
+	at := strings.LastIndexByte(addr, '@')
 	if at < 0 {
 		return false
 	}
 	local, domain := addr[:at], addr[at+1:]
-	if bi := bytes.LastIndexByte([]byte(base), '@'); bi >= 0 {
+	if bi := strings.LastIndexByte(base, '@'); bi >= 0 {
 		return base[:bi] == local && asciiLower(base[bi+1:]) == asciiLower(domain)
 	}
 	if base != "" && base[0] == '.' {
@@ -650,12 +651,12 @@ func ncEmail(addr, base string) bool {
 // ncURI is nc_uri: the host of a scheme://host URI, against the base as a
 // host (equal) or, starting with a dot, a domain suffix.
 func ncURI(uri, base string) (bool, string) {
-	i := bytes.IndexByte([]byte(uri), ':')
+	i := strings.IndexByte(uri, ':')
 	if i < 0 || len(uri) < i+3 || uri[i+1:i+3] != "//" {
 		return false, "unsupported or invalid name syntax"
 	}
 	host := uri[i+3:]
-	if j := bytes.IndexAny([]byte(host), ":/"); j >= 0 {
+	if j := strings.IndexAny(host, ":/"); j >= 0 {
 		host = host[:j]
 	}
 	if host == "" {

@@ -44,12 +44,7 @@ func chainCases(t *testing.T) ([]chainCase, int) {
 			unparsed++
 			continue
 		}
-		c := chainCase{id: tc.ID, leaf: leaf, untrusted: untrusted, anchors: anchors, at: time.Now()}
-		if tc.ValidationTime != nil {
-			if c.at, err = time.Parse(time.RFC3339, *tc.ValidationTime); err != nil {
-				t.Fatal(err)
-			}
-		}
+		c := chainCase{id: tc.ID, leaf: leaf, untrusted: untrusted, anchors: anchors, at: limboTime(t, tc)}
 		if tc.ExpectedPeerName != nil && tc.ExpectedPeerName.Kind == "DNS" {
 			c.host = tc.ExpectedPeerName.Value
 		}
