@@ -13,7 +13,7 @@ import (
 // every version in its archive and its renewal, pin and deploy records.
 // Files deployed to servers are not touched. The lock file stays:
 // removing it while another process waits on it would let two hold it.
-func (s Store) Delete(name string) error {
+func (s DiskStore) Delete(name string) error {
 	unlock, err := s.Lock(name)
 	if err != nil {
 		return err

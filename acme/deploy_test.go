@@ -62,7 +62,7 @@ func issueLineage(t *testing.T, store acme.Store, ca acme.Issuer, host string) *
 // conference.example.org in a fresh state directory.
 func newLineage(t *testing.T) *acme.Lineage {
 	t.Helper()
-	return issueLineage(t, acme.Store{Dir: t.TempDir()}, deployCA(t), "example.org")
+	return issueLineage(t, acme.DiskStore{Dir: t.TempDir()}, deployCA(t), "example.org")
 }
 
 // fakeTool puts a script named name first in $PATH for the rest of the
@@ -251,7 +251,7 @@ func TestParseTarget(t *testing.T) {
 // so (given Prosody's configuration).
 func TestProsodyTarget(t *testing.T) {
 	log := fakeTool(t, "prosodyctl", 3, 0, 0, "")
-	store := acme.Store{Dir: t.TempDir()}
+	store := acme.DiskStore{Dir: t.TempDir()}
 	ca := deployCA(t)
 	dir := t.TempDir()
 	target := &acme.ProsodyTarget{Dir: dir, Config: "/srv/prosody/prosody.cfg.lua"}
@@ -462,7 +462,7 @@ func TestReload(t *testing.T) {
 // TestHookEnv checks the environment a hook sees: certbot's deploy-hook
 // variables, so that certbot hooks run unchanged, and XMPPCERT_*.
 func TestHookEnv(t *testing.T) {
-	store := acme.Store{Dir: t.TempDir()}
+	store := acme.DiskStore{Dir: t.TempDir()}
 	l := issueLineage(t, store, deployCA(t), "example.org")
 	live := filepath.Join(store.Dir, "live", "example.org")
 	for _, event := range []string{acme.EventIssued, acme.EventRenewed} {

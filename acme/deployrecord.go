@@ -86,7 +86,7 @@ func (r *DeployRecord) Set(t TargetRecord) {
 
 // DeployRecord reads lineage name's deploy record; ok is false when it
 // has none (a lineage last deployed before records were kept).
-func (s Store) DeployRecord(name string) (rec DeployRecord, ok bool, err error) {
+func (s DiskStore) DeployRecord(name string) (rec DeployRecord, ok bool, err error) {
 	path := filepath.Join(s.Dir, deployDir, name+".json")
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return rec, false, nil
@@ -97,6 +97,6 @@ func (s Store) DeployRecord(name string) (rec DeployRecord, ok bool, err error) 
 
 // SaveDeployRecord replaces lineage name's deploy record. The caller
 // holds the lineage's lock.
-func (s Store) SaveDeployRecord(name string, rec DeployRecord) error {
+func (s DiskStore) SaveDeployRecord(name string, rec DeployRecord) error {
 	return s.writeJSONFile(filepath.Join(s.Dir, deployDir, name+".json"), rec)
 }

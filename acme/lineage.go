@@ -22,7 +22,8 @@ import (
 	"github.com/xmppcert/xmppcert/internal/certfile"
 )
 
-// Store keeps lineages in a state directory, in certbot's layout:
+// DiskStore is the Store of one machine: lineages in a state directory, in
+// certbot's layout:
 //
 //	live/NAME -> ../archive/NAME/000003   the current version (a symlink)
 //	archive/NAME/000003/cert.pem          leaf
@@ -41,7 +42,7 @@ import (
 // users know. A version is written completely in a temporary directory
 // and renamed into place, then live/NAME is switched to it with one
 // rename: at every moment the live certificate and key belong together.
-type Store struct {
+type DiskStore struct {
 	// Dir is the state directory.
 	Dir string
 }
@@ -56,11 +57,14 @@ const (
 	RequestFile   = "request.json"
 )
 
-// Lineage is one version of a lineage as found on disk.
+// Lineage is one version of a lineage, as a Store returns it.
 type Lineage struct {
 	// Name is the host, the lineage's name.
 	Name string
-	// Path is live/NAME, the directory certbot's RENEWED_LINEAGE names.
+	// Path is the lineage's directory on this machine in certbot's
+	// layout (DiskStore's live/NAME, or a staged version's directory),
+	// which deploy hooks are given as certbot's RENEWED_LINEAGE; empty
+	// from a store that keeps no files here.
 	Path    string
 	Version int
 	Request Request
@@ -96,7 +100,7 @@ func (e *LockedError) Error() string {
 // Lock takes the lineage's lock, held across processes until unlock is
 // called or the process dies (flock(2): a killed process leaves no stale
 // lock). It does not wait: a held lock returns *LockedError.
-func (s Store) Lock(name string) (unlock func(), err error) {
+func (s DiskStore) Lock(name string) (unlock func(), err error) {
 	dir := filepath.Join(s.Dir, "locks")
 	if err := atomicfile.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -128,7 +132,7 @@ func (s Store) Lock(name string) (unlock func(), err error) {
 }
 
 // Names lists the lineages, sorted.
-func (s Store) Names() ([]string, error) {
+func (s DiskStore) Names() ([]string, error) {
 	ents, err := os.ReadDir(filepath.Join(s.Dir, "live"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -150,7 +154,7 @@ func (s Store) Names() ([]string, error) {
 // once and reads every file from that version, so that a version made
 // current meanwhile cannot mix into what it returns, and it checks that
 // the key belongs to the certificate.
-func (s Store) Load(name string) (*Lineage, error) {
+func (s DiskStore) Load(name string) (*Lineage, error) {
 	version, n, req, err := s.resolve(name)
 	if err != nil {
 		return nil, err
@@ -160,7 +164,7 @@ func (s Store) Load(name string) (*Lineage, error) {
 
 // LoadVersion reads version n of a lineage from its archive: a staged
 // version, not yet current. Its Path is the version's directory.
-func (s Store) LoadVersion(name string, n int) (*Lineage, error) {
+func (s DiskStore) LoadVersion(name string, n int) (*Lineage, error) {
 	dir := s.versionDir(name, n)
 	var req Request
 	if err := readJSON(filepath.Join(dir, RequestFile), &req); err != nil {
@@ -172,7 +176,7 @@ func (s Store) LoadVersion(name string, n int) (*Lineage, error) {
 	return loadVersion(name, dir, dir, n, req)
 }
 
-func (s Store) versionDir(name string, n int) string {
+func (s DiskStore) versionDir(name string, n int) string {
 	return filepath.Join(s.Dir, "archive", name, fmt.Sprintf("%06d", n))
 }
 
@@ -196,7 +200,7 @@ func loadVersion(name, path, dir string, n int, req Request) (*Lineage, error) {
 }
 
 // Versions lists the version numbers in a lineage's archive, ascending.
-func (s Store) Versions(name string) ([]int, error) {
+func (s DiskStore) Versions(name string) ([]int, error) {
 	ents, err := os.ReadDir(filepath.Join(s.Dir, "archive", name))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -216,7 +220,7 @@ func (s Store) Versions(name string) ([]int, error) {
 
 // VersionLeaf reads the leaf certificate of version n of a lineage, and
 // nothing else of it.
-func (s Store) VersionLeaf(name string, n int) (*x509.Certificate, error) {
+func (s DiskStore) VersionLeaf(name string, n int) (*x509.Certificate, error) {
 	certs, err := certfile.Read(filepath.Join(s.versionDir(name, n), CertFile), nil)
 	if err != nil {
 		return nil, err
@@ -226,7 +230,7 @@ func (s Store) VersionLeaf(name string, n int) (*x509.Certificate, error) {
 
 // Promote makes version n of a lineage, written staged, the current one.
 // The caller holds the lineage's lock.
-func (s Store) Promote(name string, n int) (*Lineage, error) {
+func (s DiskStore) Promote(name string, n int) (*Lineage, error) {
 	l, err := s.LoadVersion(name, n)
 	if err != nil {
 		return nil, err
@@ -243,7 +247,7 @@ func (s Store) Promote(name string, n int) (*Lineage, error) {
 // points at: the version's directory, its number and its request. Load
 // and Current read every other file from that directory, so that a
 // version made current meanwhile cannot mix into what they return.
-func (s Store) resolve(name string) (dir string, version int, req Request, err error) {
+func (s DiskStore) resolve(name string) (dir string, version int, req Request, err error) {
 	live := filepath.Join(s.Dir, "live", name)
 	target, err := os.Readlink(live)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -270,13 +274,13 @@ func (s Store) resolve(name string) (dir string, version int, req Request, err e
 	return dir, version, req, nil
 }
 
-// write stores a new version of the lineage and makes it current, or
+// Write stores a new version of the lineage and makes it current, or
 // with req.Stage leaves it beside the current one (Promote). It
 // returns a nil Lineage with an error when the previous version (if any)
 // is still current and nothing of the new one is left on disk, and the
 // new Lineage with an error in the one case where the switch happened
 // but could not be made durable. The caller holds the lineage's lock.
-func (s Store) write(req Request, iss *Issued, next crypto.Signer) (*Lineage, error) {
+func (s DiskStore) Write(req Request, iss *Issued, next crypto.Signer) (*Lineage, error) {
 	name := req.Host()
 	arch := filepath.Join(s.Dir, "archive", name)
 	liveDir := filepath.Join(s.Dir, "live")

@@ -135,7 +135,7 @@ func perm(t *testing.T, path string) fs.FileMode {
 // directories 0700) and that Load reads back what Obtain wrote.
 func TestObtainLayout(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
-	s := acme.Store{Dir: dir}
+	s := acme.DiskStore{Dir: dir}
 	got := mustObtain(t, s, newTestIssuer(t), request(t, "example.org", acme.KeyECDSAP256, false))
 	if got.Version != 1 || got.KeyReused || got.Issuer != "lineage test CA" {
 		t.Errorf("Obtained version %d, reused %v, issuer %q; want 1, false, the issuer's name", got.Version, got.KeyReused, got.Issuer)
@@ -190,7 +190,7 @@ func TestObtainLayout(t *testing.T) {
 // switches live and leaves version 1 as it was.
 func TestObtainNewVersion(t *testing.T) {
 	dir := t.TempDir()
-	s := acme.Store{Dir: dir}
+	s := acme.DiskStore{Dir: dir}
 	iss := newTestIssuer(t)
 	first := mustObtain(t, s, iss, request(t, "example.org", acme.KeyECDSAP256, false))
 	v1 := filepath.Join(dir, "archive", "example.org", "000001")
@@ -229,7 +229,7 @@ func mapsEqual(a, b map[string]string) bool {
 // TestLoadMissing checks that a lineage that does not exist is
 // ErrNoLineage, in an empty state directory and beside another lineage.
 func TestLoadMissing(t *testing.T) {
-	s := acme.Store{Dir: t.TempDir()}
+	s := acme.DiskStore{Dir: t.TempDir()}
 	if _, err := s.Load("example.org"); !errors.Is(err, acme.ErrNoLineage) {
 		t.Errorf("Load in an empty state directory: %v; want ErrNoLineage", err)
 	}
@@ -244,7 +244,7 @@ func TestLoadMissing(t *testing.T) {
 // not belong to its certificate.
 func TestLoadMismatchedKey(t *testing.T) {
 	dir := t.TempDir()
-	s := acme.Store{Dir: dir}
+	s := acme.DiskStore{Dir: dir}
 	iss := newTestIssuer(t)
 	mustObtain(t, s, iss, request(t, "example.org", acme.KeyECDSAP256, false))
 	mustObtain(t, s, iss, request(t, "example.net", acme.KeyECDSAP256, false))
@@ -263,7 +263,7 @@ func TestLoadMismatchedKey(t *testing.T) {
 // of silently replacing the key.
 func TestReuseKey(t *testing.T) {
 	dir := t.TempDir()
-	s := acme.Store{Dir: dir}
+	s := acme.DiskStore{Dir: dir}
 	iss := newTestIssuer(t)
 	first := mustObtain(t, s, iss, request(t, "example.org", acme.KeyECDSAP256, true))
 	if first.KeyReused {
@@ -300,7 +300,7 @@ func TestReuseKey(t *testing.T) {
 // never written.
 func TestObtainRefusesWrongKey(t *testing.T) {
 	dir := t.TempDir()
-	s := acme.Store{Dir: dir}
+	s := acme.DiskStore{Dir: dir}
 	iss := newTestIssuer(t)
 	mustObtain(t, s, iss, request(t, "example.org", acme.KeyECDSAP256, false))
 	before := testfs.Snapshot(t, filepath.Join(dir, "archive"))
@@ -320,7 +320,7 @@ func TestObtainRefusesWrongKey(t *testing.T) {
 // nothing of the new version is left behind.
 func TestWriteFailureKeepsCurrent(t *testing.T) {
 	dir := t.TempDir()
-	s := acme.Store{Dir: dir}
+	s := acme.DiskStore{Dir: dir}
 	iss := newTestIssuer(t)
 	mustObtain(t, s, iss, request(t, "example.org", acme.KeyECDSAP256, false))
 
@@ -348,7 +348,7 @@ func TestWriteFailureKeepsCurrent(t *testing.T) {
 	// live/example.org a real directory (as if copied by hand): the
 	// switch fails and the new version is not left in the archive.
 	second := t.TempDir()
-	s2 := acme.Store{Dir: second}
+	s2 := acme.DiskStore{Dir: second}
 	if err := os.MkdirAll(filepath.Join(second, "live", "example.org", "keep"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +379,7 @@ func keys(m map[string]string) []string {
 // to live) and checks that the next issuance removes them.
 func TestWriteSweepsLeftovers(t *testing.T) {
 	dir := t.TempDir()
-	s := acme.Store{Dir: dir}
+	s := acme.DiskStore{Dir: dir}
 	iss := newTestIssuer(t)
 	mustObtain(t, s, iss, request(t, "example.org", acme.KeyECDSAP256, false))
 	arch := filepath.Join(dir, "archive", "example.org")
@@ -438,7 +438,7 @@ func mustWrite(t *testing.T, path, data string) {
 // process), names the lineage and the holder's pid, and is free again
 // after unlock. Lineages lock independently.
 func TestLockSameProcess(t *testing.T) {
-	s := acme.Store{Dir: t.TempDir()}
+	s := acme.DiskStore{Dir: t.TempDir()}
 	unlock, err := s.Lock("example.org")
 	if err != nil {
 		t.Fatal(err)
@@ -476,7 +476,7 @@ func TestLockHelperProcess(t *testing.T) {
 	if dir == "" {
 		return
 	}
-	unlock, err := acme.Store{Dir: dir}.Lock("example.org")
+	unlock, err := acme.DiskStore{Dir: dir}.Lock("example.org")
 	if err != nil {
 		os.Stdout.WriteString("error " + err.Error() + "\n")
 		os.Exit(1)
@@ -516,7 +516,7 @@ func startHolder(t *testing.T, dir string) (*exec.Cmd, func()) {
 // is killed (no stale lock after kill -9).
 func TestLockOtherProcess(t *testing.T) {
 	dir := t.TempDir()
-	s := acme.Store{Dir: dir}
+	s := acme.DiskStore{Dir: dir}
 	for _, ending := range []string{"unlock", "kill -9"} {
 		holder, release := startHolder(t, dir)
 		_, err := s.Lock("example.org")

@@ -71,7 +71,7 @@ func ObtainAt(ctx context.Context, s Store, iss Issuer, req Request, now time.Ti
 	if len(issued.Chain) == 0 || !samePublicKey(issued.Leaf(), plan.key) {
 		return nil, fmt.Errorf("%s returned a certificate that does not carry the requested key; nothing was written", iss.Name())
 	}
-	l, err := s.write(req, issued, plan.next)
+	l, err := s.Write(req, issued, plan.next)
 	if err != nil {
 		if l != nil {
 			return nil, fmt.Errorf("writing lineage %s: %w", req.Host(), err)

@@ -106,7 +106,7 @@ func (p PinState) StagedReady(staged, current *x509.Certificate, now time.Time) 
 
 // SavePinState replaces the lineage's pin state. The caller holds the
 // lineage's lock.
-func (s Store) SavePinState(name string, p PinState) error {
+func (s DiskStore) SavePinState(name string, p PinState) error {
 	return s.writeJSONFile(filepath.Join(s.Dir, pinsDir, name+".json"), p)
 }
 
@@ -140,18 +140,18 @@ func SPKIDigest(key crypto.PublicKey) string {
 
 // PinState reads the lineage's pin state; a lineage never pinned has the
 // zero state.
-func (s Store) PinState(name string) (PinState, error) {
+func (s DiskStore) PinState(name string) (PinState, error) {
 	var p PinState
 	err := readJSON(filepath.Join(s.Dir, pinsDir, name+".json"), &p)
 	return p, err
 }
 
-// MarkPublished records that pins for keys have been published now (a
+// MarkPublished records in s that pins for keys have been published now (a
 // key already recorded keeps its first time) and sets the hold time when
 // hold is positive. Entries for keys that are neither the lineage's
 // current nor its next key are dropped. The caller holds the lineage's
 // lock, so that a renewal cannot switch keys in between.
-func (s Store) MarkPublished(l *Lineage, keys []crypto.PublicKey, hold time.Duration, now time.Time) (PinState, error) {
+func MarkPublished(s Store, l *Lineage, keys []crypto.PublicKey, hold time.Duration, now time.Time) (PinState, error) {
 	p, err := s.PinState(l.Name)
 	if err != nil {
 		return p, err

@@ -26,7 +26,7 @@ func sameKey(a, b crypto.Signer) bool {
 // next key; --reuse-key keeps both keys.
 func TestNextKeyRollover(t *testing.T) {
 	dir := t.TempDir()
-	s := acme.Store{Dir: dir}
+	s := acme.DiskStore{Dir: dir}
 	iss := newTestIssuer(t)
 	req := request(t, "example.org", acme.KeyECDSAP256, false)
 
@@ -51,7 +51,7 @@ func TestNextKeyRollover(t *testing.T) {
 	// Only the current key's pins are published: the next key is unknown
 	// to resolvers, so the renewal keeps the current key.
 	now := time.Now()
-	if _, err := s.MarkPublished(v2.Lineage, []crypto.PublicKey{v2.Key.Public()}, time.Hour, now); err != nil {
+	if _, err := acme.MarkPublished(s, v2.Lineage, []crypto.PublicKey{v2.Key.Public()}, time.Hour, now); err != nil {
 		t.Fatal(err)
 	}
 	v3 := mustObtain(t, s, iss, req)
@@ -60,7 +60,7 @@ func TestNextKeyRollover(t *testing.T) {
 	}
 
 	// The next key's pins are published but the hold has not passed.
-	if _, err := s.MarkPublished(v3.Lineage, []crypto.PublicKey{v3.NextKey.Public()}, time.Hour, now.Add(-30*time.Minute)); err != nil {
+	if _, err := acme.MarkPublished(s, v3.Lineage, []crypto.PublicKey{v3.NextKey.Public()}, time.Hour, now.Add(-30*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	v4 := mustObtain(t, s, iss, req)
@@ -89,27 +89,27 @@ func TestNextKeyRollover(t *testing.T) {
 // kept, keys that left the lineage are dropped, foreign keys refused.
 func TestMarkPublished(t *testing.T) {
 	dir := t.TempDir()
-	s := acme.Store{Dir: dir}
+	s := acme.DiskStore{Dir: dir}
 	iss := newTestIssuer(t)
 	req := request(t, "example.org", acme.KeyECDSAP256, false)
 	v1 := mustObtain(t, s, iss, req)
 	t0 := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	p, err := s.MarkPublished(v1.Lineage, []crypto.PublicKey{v1.Key.Public(), v1.NextKey.Public()}, 0, t0)
+	p, err := acme.MarkPublished(s, v1.Lineage, []crypto.PublicKey{v1.Key.Public(), v1.NextKey.Public()}, 0, t0)
 	if err != nil || len(p.Published) != 2 || p.Hold() != acme.DefaultHold {
 		t.Fatalf("MarkPublished: %v, %d keys, hold %v; want 2 keys and the default hold", err, len(p.Published), p.Hold())
 	}
-	p, err = s.MarkPublished(v1.Lineage, []crypto.PublicKey{v1.Key.Public()}, 90*time.Minute, t0.Add(time.Hour))
+	p, err = acme.MarkPublished(s, v1.Lineage, []crypto.PublicKey{v1.Key.Public()}, 90*time.Minute, t0.Add(time.Hour))
 	if since, _ := p.PublishedFor(v1.Key.Public()); err != nil || !since.Equal(t0) || p.Hold() != 90*time.Minute {
 		t.Errorf("second mark: %v, since %v, hold %v; want the first time kept and the new hold", err, since, p.Hold())
 	}
 	other := mustObtain(t, s, iss, request(t, "example.net", acme.KeyECDSAP256, false))
-	if _, err := s.MarkPublished(v1.Lineage, []crypto.PublicKey{other.Key.Public()}, 0, t0); err == nil {
+	if _, err := acme.MarkPublished(s, v1.Lineage, []crypto.PublicKey{other.Key.Public()}, 0, t0); err == nil {
 		t.Errorf("marking another lineage's key was accepted")
 	}
 	// The lineage moves on (nothing holds it: its pins' hold has long
 	// passed); the retired key's entry goes at the next mark.
 	v2 := mustObtain(t, s, iss, req)
-	p, err = s.MarkPublished(v2.Lineage, nil, 0, t0.Add(3*time.Hour))
+	p, err = acme.MarkPublished(s, v2.Lineage, nil, 0, t0.Add(3*time.Hour))
 	if _, ok := p.PublishedFor(v1.Key.Public()); err != nil || ok || len(p.Published) != 1 {
 		t.Errorf("after the switch: %v, retired key kept %v, %d entries; want only the new current key", err, ok, len(p.Published))
 	}
@@ -135,7 +135,7 @@ func writeJSONFile(t *testing.T, path string, v any) {
 // version in place, can be read, and goes live with Promote.
 func TestStagedVersion(t *testing.T) {
 	dir := t.TempDir()
-	s := acme.Store{Dir: dir}
+	s := acme.DiskStore{Dir: dir}
 	iss := newTestIssuer(t)
 	req := request(t, "example.org", acme.KeyECDSAP256, false)
 	v1 := mustObtain(t, s, iss, req)

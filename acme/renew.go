@@ -109,7 +109,7 @@ func (c *Current) DeployPending() bool {
 // Current reads what renewal needs of lineage name. Like Load it
 // resolves live/NAME once, so that the request and the leaf belong to
 // the same version.
-func (s Store) Current(name string) (*Current, error) {
+func (s DiskStore) Current(name string) (*Current, error) {
 	version, n, req, err := s.resolve(name)
 	if err != nil {
 		return nil, err
@@ -128,7 +128,7 @@ func (s Store) Current(name string) (*Current, error) {
 
 // SaveRenewState records st for lineage name; the zero RenewState
 // removes the record. The caller holds the lineage's lock.
-func (s Store) SaveRenewState(name string, st RenewState) error {
+func (s DiskStore) SaveRenewState(name string, st RenewState) error {
 	path := s.renewFile(name, ".json")
 	if st == (RenewState{}) {
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -139,11 +139,11 @@ func (s Store) SaveRenewState(name string, st RenewState) error {
 	return s.writeJSONFile(path, st)
 }
 
-func (s Store) renewFile(name, ext string) string {
+func (s DiskStore) renewFile(name, ext string) string {
 	return filepath.Join(s.Dir, renewDir, name+ext)
 }
 
-func (s Store) writeJSONFile(path string, v any) error {
+func (s DiskStore) writeJSONFile(path string, v any) error {
 	b, err := storedJSON(v)
 	if err != nil {
 		return err
@@ -267,40 +267,44 @@ const (
 // renewal information after all; the lifetime rule applies.
 var ErrNoRenewalInfo = errors.New("the CA offers no renewal information")
 
-// ariCache is renew/NAME.ari.json.
-type ariCache struct {
-	// Serial is the certificate's serial number (decimal) the window is for.
-	Serial         string    `json:"serial"`
-	Start          time.Time `json:"start"`
-	End            time.Time `json:"end"`
-	ExplanationURL string    `json:"explanation_url,omitempty"`
-	// Until is when to ask again: the CA's Retry-After, bounded.
-	Until time.Time `json:"until"`
+// WindowRecord reads renew/NAME.ari.json.
+func (s DiskStore) WindowRecord(name string) (WindowRecord, error) {
+	var w WindowRecord
+	err := readJSON(s.renewFile(name, ".ari.json"), &w)
+	return w, err
+}
+
+// SaveWindowRecord replaces renew/NAME.ari.json atomically; it needs no
+// lock.
+func (s DiskStore) SaveWindowRecord(name string, w WindowRecord) error {
+	return s.writeJSONFile(s.renewFile(name, ".ari.json"), w)
+}
+
+// window is the renewal window a record holds.
+func (r WindowRecord) window() *RenewalWindow {
+	return &RenewalWindow{Start: r.Start, End: r.End, ExplanationURL: r.ExplanationURL, RetryAfter: r.Until}
 }
 
 // CachedRenewalWindow returns the CA's renewal window for c's
 // certificate as last fetched, without asking the CA, or nil when none
 // is kept for this certificate.
-func (s Store) CachedRenewalWindow(c *Current) *RenewalWindow {
-	var cached ariCache
-	if err := readJSON(s.renewFile(c.Name, ".ari.json"), &cached); err != nil || cached.Serial != c.Leaf.SerialNumber.String() {
+func CachedRenewalWindow(s Store, c *Current) *RenewalWindow {
+	rec, err := s.WindowRecord(c.Name)
+	if err != nil || rec.Serial != c.Leaf.SerialNumber.String() {
 		return nil
 	}
-	return &RenewalWindow{Start: cached.Start, End: cached.End, ExplanationURL: cached.ExplanationURL, RetryAfter: cached.Until}
+	return rec.window()
 }
 
-// RenewalWindow returns the CA's renewal window for c's certificate: the
-// answer cached in STATE/renew/NAME.ari.json while its Retry-After has
-// not passed, else adv's answer, which is then cached unless save is
-// false (a dry run writes nothing). The cache is written without the
-// lineage's lock: it is replaced atomically and any writer's answer is
-// right. It returns nil and no error when adv returns ErrNoRenewalInfo.
-func (s Store) RenewalWindow(ctx context.Context, c *Current, adv RenewalAdvisor, now time.Time, save bool) (*RenewalWindow, error) {
-	path := s.renewFile(c.Name, ".ari.json")
+// RenewalWindowFor returns the CA's renewal window for c's certificate: the
+// one recorded in s while its Retry-After has not passed, else adv's
+// answer, which is then recorded unless save is false (a dry run writes
+// nothing). It returns nil and no error when adv returns
+// ErrNoRenewalInfo.
+func RenewalWindowFor(ctx context.Context, s Store, c *Current, adv RenewalAdvisor, now time.Time, save bool) (*RenewalWindow, error) {
 	serial := c.Leaf.SerialNumber.String()
-	var cached ariCache
-	if err := readJSON(path, &cached); err == nil && cached.Serial == serial && now.Before(cached.Until) {
-		return &RenewalWindow{Start: cached.Start, End: cached.End, ExplanationURL: cached.ExplanationURL, RetryAfter: cached.Until}, nil
+	if rec, err := s.WindowRecord(c.Name); err == nil && rec.Serial == serial && now.Before(rec.Until) {
+		return rec.window(), nil
 	}
 	w, err := adv.RenewalWindow(ctx, c.Leaf)
 	if errors.Is(err, ErrNoRenewalInfo) {
@@ -315,7 +319,7 @@ func (s Store) RenewalWindow(ctx context.Context, c *Current, adv RenewalAdvisor
 	}
 	w.RetryAfter = now.Add(next)
 	if save {
-		err = s.writeJSONFile(path, ariCache{Serial: serial, Start: w.Start, End: w.End, ExplanationURL: w.ExplanationURL, Until: w.RetryAfter})
+		err = s.SaveWindowRecord(c.Name, WindowRecord{Serial: serial, Start: w.Start, End: w.End, ExplanationURL: w.ExplanationURL, Until: w.RetryAfter})
 	}
 	return &w, err
 }

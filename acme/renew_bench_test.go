@@ -14,7 +14,7 @@ import (
 // 100 lineages; ns/lineage is the figure to multiply. bench/renew.sh
 // measures the whole process over 1,000 lineages beside certbot.
 func BenchmarkNothingDue(b *testing.B) {
-	s := acme.Store{Dir: b.TempDir()}
+	s := acme.DiskStore{Dir: b.TempDir()}
 	iss := newTestIssuer(b)
 	const n = 100
 	for i := range n {

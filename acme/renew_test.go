@@ -186,7 +186,7 @@ func (a *fakeAdvisor) RenewalWindow(context.Context, *x509.Certificate) (acme.Re
 // information gives no window.
 func TestRenewalWindowCache(t *testing.T) {
 	ctx := context.Background()
-	s := acme.Store{Dir: t.TempDir()}
+	s := acme.DiskStore{Dir: t.TempDir()}
 	iss := newTestIssuer(t)
 	mustObtain(t, s, iss, request(t, "example.org", acme.KeyECDSAP256, false))
 	cur, err := s.Current("example.org")
@@ -210,17 +210,17 @@ func TestRenewalWindowCache(t *testing.T) {
 			adv.w.RetryAfter = now.Add(c.retryAfter)
 		}
 		os.RemoveAll(filepath.Join(s.Dir, "renew"))
-		w, err := s.RenewalWindow(ctx, cur, adv, now, true)
+		w, err := acme.RenewalWindowFor(ctx, s, cur, adv, now, true)
 		if err != nil || w == nil || !w.Start.Equal(window.Start) || !w.End.Equal(window.End) || !w.RetryAfter.Equal(now.Add(c.interval)) {
 			t.Fatalf("Retry-After %v: %+v, %v; want the window, asked again at now+%v", c.retryAfter, w, err, c.interval)
 		}
 		for _, later := range []time.Duration{time.Second, c.interval - time.Second} {
-			w, err := s.RenewalWindow(ctx, cur, adv, now.Add(later), true)
+			w, err := acme.RenewalWindowFor(ctx, s, cur, adv, now.Add(later), true)
 			if err != nil || adv.asked != 1 || !w.Start.Equal(window.Start) || !w.End.Equal(window.End) {
 				t.Errorf("Retry-After %v, %v later: asked %d times, %+v, %v; want the cached window", c.retryAfter, later, adv.asked, w, err)
 			}
 		}
-		if _, err := s.RenewalWindow(ctx, cur, adv, now.Add(c.interval), true); err != nil || adv.asked != 2 {
+		if _, err := acme.RenewalWindowFor(ctx, s, cur, adv, now.Add(c.interval), true); err != nil || adv.asked != 2 {
 			t.Errorf("Retry-After %v, at now+%v: asked %d times, %v; want asked again", c.retryAfter, c.interval, adv.asked, err)
 		}
 	}
@@ -229,7 +229,7 @@ func TestRenewalWindowCache(t *testing.T) {
 	os.RemoveAll(filepath.Join(s.Dir, "renew"))
 	adv := &fakeAdvisor{w: window}
 	for i := range 2 {
-		if w, err := s.RenewalWindow(ctx, cur, adv, now, false); err != nil || w == nil || adv.asked != i+1 {
+		if w, err := acme.RenewalWindowFor(ctx, s, cur, adv, now, false); err != nil || w == nil || adv.asked != i+1 {
 			t.Fatalf("dry run %d: %+v, %v, asked %d times", i, w, err, adv.asked)
 		}
 	}
@@ -238,7 +238,7 @@ func TestRenewalWindowCache(t *testing.T) {
 	}
 
 	// A renewed certificate has another serial: the cache is not its.
-	if _, err := s.RenewalWindow(ctx, cur, adv, now, true); err != nil || adv.asked != 3 {
+	if _, err := acme.RenewalWindowFor(ctx, s, cur, adv, now, true); err != nil || adv.asked != 3 {
 		t.Fatal(err, adv.asked)
 	}
 	mustObtain(t, s, iss, request(t, "example.org", acme.KeyECDSAP256, false))
@@ -246,20 +246,20 @@ func TestRenewalWindowCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RenewalWindow(ctx, renewed, adv, now, true); err != nil || adv.asked != 4 {
+	if _, err := acme.RenewalWindowFor(ctx, s, renewed, adv, now, true); err != nil || adv.asked != 4 {
 		t.Errorf("renewed certificate: asked %d times, %v; want asked again", adv.asked, err)
 	}
 
 	// No renewal information, or an error: no window, nothing cached.
 	os.RemoveAll(filepath.Join(s.Dir, "renew"))
-	if w, err := s.RenewalWindow(ctx, cur, &fakeAdvisor{err: acme.ErrNoRenewalInfo}, now, true); w != nil || err != nil {
+	if w, err := acme.RenewalWindowFor(ctx, s, cur, &fakeAdvisor{err: acme.ErrNoRenewalInfo}, now, true); w != nil || err != nil {
 		t.Errorf("CA without renewal information: %+v, %v; want no window and no error", w, err)
 	}
 	broken := &fakeAdvisor{err: errors.New("connection refused")}
-	if w, err := s.RenewalWindow(ctx, cur, broken, now, true); w != nil || err == nil {
+	if w, err := acme.RenewalWindowFor(ctx, s, cur, broken, now, true); w != nil || err == nil {
 		t.Errorf("failing CA: %+v, %v; want the error", w, err)
 	}
-	if _, err := s.RenewalWindow(ctx, cur, broken, now, true); broken.asked != 2 || err == nil {
+	if _, err := acme.RenewalWindowFor(ctx, s, cur, broken, now, true); broken.asked != 2 || err == nil {
 		t.Errorf("an error was cached: asked %d times", broken.asked)
 	}
 }
@@ -267,7 +267,7 @@ func TestRenewalWindowCache(t *testing.T) {
 // TestCurrent checks what renewal reads of a lineage, the renewal record
 // kept under the lineage's lock, and when a renewal's deploy is pending.
 func TestCurrent(t *testing.T) {
-	s := acme.Store{Dir: t.TempDir()}
+	s := acme.DiskStore{Dir: t.TempDir()}
 	iss := newTestIssuer(t)
 	req := request(t, "example.org", acme.KeyECDSAP256, true)
 	req.Days = 30

@@ -58,7 +58,7 @@ type faultCase struct {
 func runFault(t *testing.T, directory string, solver acmez.Solver, fc faultCase) *Error {
 	t.Helper()
 	state := t.TempDir()
-	store := acme.Store{Dir: state}
+	store := acme.DiskStore{Dir: state}
 	if _, err := acme.Obtain(context.Background(), store, selfSigned{}, hostRequest(t)); err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,7 @@ func TestCAServe(t *testing.T) {
 		Solvers:        map[string]acmez.Solver{acmeproto.ChallengeTypeHTTP01: h},
 		RequireXMPPIDs: true, PollInterval: 20 * time.Millisecond,
 	})
-	store := acme.Store{Dir: state}
+	store := acme.DiskStore{Dir: state}
 	req := hostRequest(t, "conference.example.org")
 	got, err := acme.Obtain(context.Background(), store, iss, req)
 	if err != nil {

@@ -86,7 +86,7 @@ func findingCodes(r *xmppaddr.Result) []string {
 func TestPebbleBundle(t *testing.T) {
 	e := startPebble(t, acmecatest.PebbleOptions{})
 	iss := mustIssuer(t, e.config())
-	store := acme.Store{Dir: e.state}
+	store := acme.DiskStore{Dir: e.state}
 	req := hostRequest(t, "conference.example.org")
 	start := time.Now()
 	got, err := acme.Obtain(context.Background(), store, iss, req)
@@ -155,13 +155,13 @@ func TestPebbleAccountReuse(t *testing.T) {
 	e := startPebble(t, acmecatest.PebbleOptions{})
 	ctx := context.Background()
 	first := mustIssuer(t, e.config())
-	if _, err := acme.Obtain(ctx, acme.Store{Dir: e.state}, first, hostRequest(t)); err != nil {
+	if _, err := acme.Obtain(ctx, acme.DiskStore{Dir: e.state}, first, hostRequest(t)); err != nil {
 		t.Fatal(err)
 	}
 	cfg := e.config()
 	cfg.AgreeTOS, cfg.Email = false, ""
 	second := mustIssuer(t, cfg)
-	if _, err := acme.Obtain(ctx, acme.Store{Dir: e.state}, second, hostRequest(t)); err != nil {
+	if _, err := acme.Obtain(ctx, acme.DiskStore{Dir: e.state}, second, hostRequest(t)); err != nil {
 		t.Fatalf("second issuer, stored account: %v", err)
 	}
 	if n := e.pebble.NewAccounts(); n != 1 {
@@ -193,7 +193,7 @@ func TestPebbleAccountReuse(t *testing.T) {
 	// order, nothing written.
 	cfg.StateDir = t.TempDir()
 	third := mustIssuer(t, cfg)
-	store := acme.Store{Dir: cfg.StateDir}
+	store := acme.DiskStore{Dir: cfg.StateDir}
 	_, err := acme.Obtain(ctx, store, third, hostRequest(t))
 	var ae *Error
 	if !errors.As(err, &ae) || ae.Kind != KindConfig || !strings.Contains(err.Error(), "--agree-tos") {
@@ -214,7 +214,7 @@ func TestPebbleEAB(t *testing.T) {
 	const kid, hmac = "kid-1", "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
 	e := startPebble(t, acmecatest.PebbleOptions{EABKeys: map[string]string{kid: hmac}})
 	ctx := context.Background()
-	store := acme.Store{Dir: e.state}
+	store := acme.DiskStore{Dir: e.state}
 
 	_, err := acme.Obtain(ctx, store, mustIssuer(t, e.config()), hostRequest(t))
 	if err == nil || !strings.Contains(err.Error(), "--eab-kid and --eab-hmac") {
@@ -265,7 +265,7 @@ func TestPebbleRenewal(t *testing.T) {
 	e := startPebble(t, acmecatest.PebbleOptions{})
 	ctx := context.Background()
 	iss := mustIssuer(t, e.config())
-	store := acme.Store{Dir: e.state}
+	store := acme.DiskStore{Dir: e.state}
 	req := hostRequest(t)
 	first, err := acme.Obtain(ctx, store, iss, req)
 	if err != nil {
@@ -327,7 +327,7 @@ func TestPebbleRenewal(t *testing.T) {
 	other.StateDir = t.TempDir()
 	req.Replaces = third.Chain[0]
 	req.ReuseKey = false
-	if _, err := acme.Obtain(ctx, acme.Store{Dir: other.StateDir}, mustIssuer(t, other), req); err != nil {
+	if _, err := acme.Obtain(ctx, acme.DiskStore{Dir: other.StateDir}, mustIssuer(t, other), req); err != nil {
 		t.Errorf("replacing another account's certificate: %v", err)
 	}
 }
@@ -338,7 +338,7 @@ func TestPebbleProfile(t *testing.T) {
 	e := startPebble(t, acmecatest.PebbleOptions{})
 	cfg := e.config()
 	cfg.Profile = "shortlived"
-	got, err := acme.Obtain(context.Background(), acme.Store{Dir: e.state}, mustIssuer(t, cfg), hostRequest(t))
+	got, err := acme.Obtain(context.Background(), acme.DiskStore{Dir: e.state}, mustIssuer(t, cfg), hostRequest(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -350,7 +350,7 @@ func TestPebbleProfile(t *testing.T) {
 		t.Errorf("orders %+v", o)
 	}
 	cfg.Profile = "forever"
-	_, err = acme.Obtain(context.Background(), acme.Store{Dir: e.state}, mustIssuer(t, cfg), hostRequest(t))
+	_, err = acme.Obtain(context.Background(), acme.DiskStore{Dir: e.state}, mustIssuer(t, cfg), hostRequest(t))
 	var ae *Error
 	if !errors.As(err, &ae) || ae.Kind != KindRejected || !strings.Contains(err.Error(), `profile "forever" is not offered; the CA offers classic, shortlived`) {
 		t.Errorf("unknown profile: %v", err)
@@ -367,7 +367,7 @@ func TestPebbleRequireXMPPIDs(t *testing.T) {
 	e := startPebble(t, acmecatest.PebbleOptions{})
 	cfg := e.config()
 	cfg.RequireXMPPIDs = true
-	store := acme.Store{Dir: e.state}
+	store := acme.DiskStore{Dir: e.state}
 	_, err := acme.Obtain(context.Background(), store, mustIssuer(t, cfg), hostRequest(t, "conference.example.org"))
 	var ae *Error
 	if !errors.As(err, &ae) || ae.Kind != KindIdentities {
@@ -393,7 +393,7 @@ func TestPebbleRequireXMPPIDs(t *testing.T) {
 func TestPebbleForgottenAccount(t *testing.T) {
 	e := startPebble(t, acmecatest.PebbleOptions{})
 	ctx := context.Background()
-	store := acme.Store{Dir: e.state}
+	store := acme.DiskStore{Dir: e.state}
 	if _, err := acme.Obtain(ctx, store, mustIssuer(t, e.config()), hostRequest(t)); err != nil {
 		t.Fatal(err)
 	}

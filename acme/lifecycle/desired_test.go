@@ -88,11 +88,15 @@ func TestMerge(t *testing.T) {
 	}
 }
 
-// tree maps every file below dir to its content, for "nothing changed".
-func tree(t *testing.T, dir string) map[string]string {
+// contents is everything e keeps, for "nothing changed": every file of
+// its state directory, and a memStore's contents.
+func contents(t *testing.T, e *Engine) map[string]string {
 	t.Helper()
 	out := map[string]string{}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	if m, ok := e.Store.(*memStore); ok {
+		out["memStore"] = m.snapshot()
+	}
+	err := filepath.WalkDir(e.StateDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -115,11 +119,13 @@ func tree(t *testing.T, dir string) map[string]string {
 // targets and hooks (and runs them); fewer names without ReplaceNames is
 // refused with the difference and leaves the lineage byte-identical;
 // with it, the new version drops the name and says so.
-func TestIssueKeepsDesiredState(t *testing.T) {
+func TestIssueKeepsDesiredState(t *testing.T) { eachStore(t, testIssueKeepsDesiredState) }
+
+func testIssueKeepsDesiredState(t *testing.T, newStore func(state string) acme.Store) {
 	ctx := context.Background()
 	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
 	ca := newTestCA(clock)
-	e, _ := newEngine(t, clock, ca)
+	e, _ := newEngine(t, clock, ca, newStore)
 	cmd, log, _ := hook(t)
 	req := request(t, "example.org", "muc.example.org")
 	req.Hooks = []string{cmd}
@@ -139,15 +145,15 @@ func TestIssueKeepsDesiredState(t *testing.T) {
 		t.Errorf("hook calls %q; want %q", testtool.Lines(t, log), want)
 	}
 
-	before := tree(t, e.Store.Dir)
+	before := contents(t, e)
 	fewer := request(t, "example.org")
 	_, err = e.Issue(ctx, fewer, IssueOptions{}, ReplacePolicy{})
 	var nc *NamesChangedError
 	if !errors.As(err, &nc) || nc.Changes.IdentityString() != "- muc.example.org (component)" {
 		t.Fatalf("fewer names: %v; want a *NamesChangedError naming muc.example.org", err)
 	}
-	if after := tree(t, e.Store.Dir); !reflect.DeepEqual(before, after) {
-		t.Errorf("the refused re-issue changed the state directory")
+	if after := contents(t, e); !reflect.DeepEqual(before, after) {
+		t.Errorf("the refused re-issue changed the store")
 	}
 	if n := len(ca.requests()); n != 2 {
 		t.Errorf("%d issuances; the refused one reached the CA", n)

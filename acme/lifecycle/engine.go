@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"crypto/x509"
+	"errors"
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
@@ -11,8 +12,12 @@ import (
 // values of its optional fields are the production defaults; tests set
 // Now and Open.
 type Engine struct {
-	// Store holds the lineages.
+	// Store holds the lineages and their records: acme.DiskStore on one
+	// machine.
 	Store acme.Store
+	// StateDir is this machine's state directory, which holds what is
+	// not a lineage: the embedded CA and the ACME accounts.
+	StateDir string
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Open returns the Issuer for a request, the roots its certificates
@@ -27,6 +32,12 @@ type Engine struct {
 	ServeGrace time.Duration
 }
 
+// OnDisk returns the engine of one machine: its lineages, CA and
+// accounts in the state directory state.
+func OnDisk(state string) *Engine {
+	return &Engine{Store: acme.DiskStore{Dir: state}, StateDir: state}
+}
+
 // now is the engine's clock.
 func (e *Engine) now() time.Time {
 	if e.Now != nil {
@@ -38,9 +49,25 @@ func (e *Engine) now() time.Time {
 // open opens the Issuer of req.
 func (e *Engine) open(req acme.Request, o IssueOptions) (acme.Issuer, *x509.CertPool, func(), error) {
 	if e.Open != nil {
-		return e.Open(e.Store.Dir, req, o)
+		return e.Open(e.StateDir, req, o)
 	}
-	return OpenIssuer(e.Store.Dir, req, o)
+	state, err := e.stateDir()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return OpenIssuer(state, req, o)
+}
+
+// errNoStateDir is what the engine answers when it needs its state
+// directory (the embedded CA, the ACME accounts) and was given none.
+var errNoStateDir = errors.New("the lifecycle engine has no state directory for the CA and the ACME accounts")
+
+// stateDir is e.StateDir, which must be set.
+func (e *Engine) stateDir() (string, error) {
+	if e.StateDir == "" {
+		return "", errNoStateDir
+	}
+	return e.StateDir, nil
 }
 
 // Event names, as Event.Name carries them (certmagic's style: a noun

@@ -111,14 +111,16 @@ type rateLimited struct{ until time.Time }
 func (e rateLimited) Error() string         { return "the CA says: too many certificates" }
 func (e rateLimited) RetryAfter() time.Time { return e.until }
 
-// newEngine is an engine over a new state directory whose CA is ca,
-// on clock, recording its events.
-func newEngine(t *testing.T, clock *fakeClock, ca *testCA) (*Engine, *[]Event) {
+// newEngine is an engine over a new state directory and a new store
+// (newStore's) whose CA is ca, on clock, recording its events.
+func newEngine(t *testing.T, clock *fakeClock, ca *testCA, newStore func(state string) acme.Store) (*Engine, *[]Event) {
 	t.Helper()
 	var events []Event
+	state := t.TempDir()
 	e := &Engine{
-		Store: acme.Store{Dir: filepath.Join(t.TempDir(), "state")},
-		Now:   clock.Now,
+		Store:    newStore(state),
+		StateDir: state,
+		Now:      clock.Now,
 		Open: func(_ string, _ acme.Request, _ IssueOptions) (acme.Issuer, *x509.CertPool, func(), error) {
 			return ca, ca.root.Pool(), func() {}, nil
 		},
@@ -157,11 +159,13 @@ func eventNames(evs []Event) []string {
 // not due before a third of its lifetime is left, and is renewed and
 // deployed after, with the old leaf as the order's "replaces" and the
 // stored request repeated; every step is an event.
-func TestRenewByLifetime(t *testing.T) {
+func TestRenewByLifetime(t *testing.T) { eachStore(t, testRenewByLifetime) }
+
+func testRenewByLifetime(t *testing.T, newStore func(state string) acme.Store) {
 	ctx := context.Background()
 	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
 	ca := newTestCA(clock)
-	e, events := newEngine(t, clock, ca)
+	e, events := newEngine(t, clock, ca, newStore)
 	cmd, log, _ := hook(t)
 	req := request(t, "example.org", "conference.example.org")
 	req.Hooks = []string{cmd}
@@ -205,11 +209,13 @@ func TestRenewByLifetime(t *testing.T) {
 // passed on the engine's clock the CA is not asked again and the result
 // is a *WaitingError; forcing asks at once; after the time, renewal
 // goes on by itself.
-func TestRenewRetryAfter(t *testing.T) {
+func TestRenewRetryAfter(t *testing.T) { eachStore(t, testRenewRetryAfter) }
+
+func testRenewRetryAfter(t *testing.T, newStore func(state string) acme.Store) {
 	ctx := context.Background()
 	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
 	ca := newTestCA(clock)
-	e, events := newEngine(t, clock, ca)
+	e, events := newEngine(t, clock, ca, newStore)
 	if _, err := e.Issue(ctx, request(t, "example.org"), IssueOptions{}, ReplacePolicy{}); err != nil {
 		t.Fatal(err)
 	}
@@ -244,11 +250,13 @@ func TestRenewRetryAfter(t *testing.T) {
 // TestRenewRetriesFailedDeploy: a renewal whose deploy failed is current
 // but not deployed; the next run, with nothing due, deploys it once the
 // target works, and issues nothing.
-func TestRenewRetriesFailedDeploy(t *testing.T) {
+func TestRenewRetriesFailedDeploy(t *testing.T) { eachStore(t, testRenewRetriesFailedDeploy) }
+
+func testRenewRetriesFailedDeploy(t *testing.T, newStore func(state string) acme.Store) {
 	ctx := context.Background()
 	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
 	ca := newTestCA(clock)
-	e, _ := newEngine(t, clock, ca)
+	e, _ := newEngine(t, clock, ca, newStore)
 	cmd, log, fail := hook(t)
 	req := request(t, "example.org")
 	req.Hooks = []string{cmd}
@@ -280,11 +288,13 @@ func TestRenewRetriesFailedDeploy(t *testing.T) {
 // renewed when due on the engine's clock; an ACME host whose account may
 // not be registered fails with the front's hint and leaves the others
 // alone.
-func TestReconcile(t *testing.T) {
+func TestReconcile(t *testing.T) { eachStore(t, testReconcile) }
+
+func testReconcile(t *testing.T, newStore func(state string) acme.Store) {
 	ctx := context.Background()
 	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
 	ca := newTestCA(clock)
-	e, _ := newEngine(t, clock, ca)
+	e, _ := newEngine(t, clock, ca, newStore)
 	acmeReq := request(t, "acme.example")
 	acmeReq.CA = "https://127.0.0.1:1/directory"
 	acmeReq.ACME = &acme.ACMESettings{Directory: acmeReq.CA, Challenges: acme.ChallengeSettings{HTTPListen: "127.0.0.1:0"}}
@@ -323,11 +333,13 @@ func TestReconcile(t *testing.T) {
 // renewal runs with nothing due deploy it again, and once the target
 // works it holds the version and later runs leave it alone. Deploy with
 // all runs every target again; without, none while all hold the version.
-func TestIssueDeployRetried(t *testing.T) {
+func TestIssueDeployRetried(t *testing.T) { eachStore(t, testIssueDeployRetried) }
+
+func testIssueDeployRetried(t *testing.T, newStore func(state string) acme.Store) {
 	ctx := context.Background()
 	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
 	ca := newTestCA(clock)
-	e, events := newEngine(t, clock, ca)
+	e, events := newEngine(t, clock, ca, newStore)
 	cmd, log, fail := hook(t)
 	if err := os.WriteFile(fail, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -386,5 +398,18 @@ func TestIssueDeployRetried(t *testing.T) {
 	}
 	if failed != 2 || deployed != 2 {
 		t.Errorf("%d deploy-failed and %d deployed events; want 2 and 2", failed, deployed)
+	}
+}
+
+// TestNoStateDir: an engine without a state directory refuses to open a
+// CA rather than creating one in the working directory.
+func TestNoStateDir(t *testing.T) {
+	t.Chdir(t.TempDir())
+	e := &Engine{Store: newMemStore()}
+	if _, err := e.Issue(context.Background(), request(t, "example.org"), IssueOptions{}, ReplacePolicy{}); !errors.Is(err, errNoStateDir) {
+		t.Errorf("issue: %v; want errNoStateDir", err)
+	}
+	if ents, _ := os.ReadDir("."); len(ents) != 0 {
+		t.Errorf("the working directory holds %d entries; want none", len(ents))
 	}
 }

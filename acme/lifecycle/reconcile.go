@@ -102,7 +102,7 @@ const retry = "retried at the next renewal run"
 func (w *reconcileRun) run(ctx context.Context, hosts []Host) error {
 	names, err := w.e.Store.Names()
 	if err != nil {
-		return fmt.Errorf("listing the lineages in %s: %w", filepath.Join(w.e.Store.Dir, "live"), err)
+		return fmt.Errorf("listing the lineages: %w", err)
 	}
 	done := map[string]bool{}
 	for _, h := range hosts {
@@ -183,10 +183,14 @@ func (w *reconcileRun) issue(ctx context.Context, h Host, targets []acme.Target)
 	if _, err := store.Load(name); err == nil {
 		return true // issued meanwhile by another process
 	} else if !errors.Is(err, acme.ErrNoLineage) {
-		w.fail(name, "issuance failed", err, "next", fmt.Sprintf("move the damaged lineage out of %s; the next run issues it afresh", filepath.Join(store.Dir, "live")))
+		w.fail(name, "issuance failed", err, "next", "delete the damaged lineage; the next run issues it afresh")
 		return false
 	}
-	if err := CheckAccount(store.Dir, req, h.Options); err != nil {
+	state, err := w.e.stateDir()
+	if err == nil {
+		err = CheckAccount(state, req, h.Options)
+	}
+	if err != nil {
 		next := h.AccountHint
 		if next == "" {
 			next = "allow the account's registration in the host's settings"

@@ -309,7 +309,7 @@ func (r *RenewRun) decide(ctx context.Context, cur *acme.Current, now time.Time,
 	if !LocalCA(cur.Request) && now.Before(cur.Leaf.NotAfter) {
 		err, failed := r.ariFailed[cur.Request.CA]
 		if !failed {
-			w, err = r.e.Store.RenewalWindow(ctx, cur, issuerAdvisor{r.e, cur.Request}, now, !r.opts.DryRun)
+			w, err = acme.RenewalWindowFor(ctx, r.e.Store, cur, issuerAdvisor{r.e, cur.Request}, now, !r.opts.DryRun)
 			if err != nil && w == nil {
 				r.ariFailed[cur.Request.CA] = err
 			}

@@ -49,7 +49,11 @@ func (e *Engine) Revoke(ctx context.Context, name string, reason int) (RevokeRep
 	rep := RevokeReport{Lineage: name, Version: cur.Version, Serial: cur.Leaf.SerialNumber.String(),
 		Reason: acme.ReasonName(reason), CA: caName(cur.Request), NewKey: reason == acme.ReasonKeyCompromise}
 	if LocalCA(cur.Request) {
-		dir := CADir(e.Store.Dir)
+		state, err := e.stateDir()
+		if err != nil {
+			return rep, err
+		}
+		dir := CADir(state)
 		if err := localca.Revoke(dir, cur.Leaf, reason, e.now()); err != nil {
 			return rep, err
 		}

@@ -22,11 +22,13 @@ func sameKey(a, b crypto.PublicKey) bool {
 // TestKeyRolloverHold: on the engine's clock, a renewal keeps the key
 // while the next key's pins have been public for less than the hold
 // time, and moves to that next key once they have been public longer.
-func TestKeyRolloverHold(t *testing.T) {
+func TestKeyRolloverHold(t *testing.T) { eachStore(t, testKeyRolloverHold) }
+
+func testKeyRolloverHold(t *testing.T, newStore func(state string) acme.Store) {
 	ctx := context.Background()
 	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
 	ca := newTestCA(clock)
-	e, _ := newEngine(t, clock, ca)
+	e, _ := newEngine(t, clock, ca, newStore)
 	if _, err := e.Issue(ctx, request(t, "example.org"), IssueOptions{}, ReplacePolicy{}); err != nil {
 		t.Fatal(err)
 	}
@@ -55,11 +57,13 @@ func TestKeyRolloverHold(t *testing.T) {
 // POSH documents xmppcert writes stages the new version and lists it in
 // the documents; it goes live only once the documents have listed it
 // for their lifetime, and is then deployed and listed alone.
-func TestPOSHStaging(t *testing.T) {
+func TestPOSHStaging(t *testing.T) { eachStore(t, testPOSHStaging) }
+
+func testPOSHStaging(t *testing.T, newStore func(state string) acme.Store) {
 	ctx := context.Background()
 	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
 	ca := newTestCA(clock)
-	e, _ := newEngine(t, clock, ca)
+	e, _ := newEngine(t, clock, ca, newStore)
 	cmd, log, _ := hook(t)
 	req := request(t, "example.org")
 	req.Hooks = []string{cmd}
@@ -97,5 +101,8 @@ func TestPOSHStaging(t *testing.T) {
 	got = e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org")
 	if got.Result != ResultRenewed || got.Version != 2 || listed() != 1 || len(testtool.Lines(t, log)) != 2 {
 		t.Fatalf("after the documents' lifetime: %+v, %d listed; want version 2 live, deployed, listed alone", got, listed())
+	}
+	if cur, err := e.Store.Current("example.org"); err != nil || cur.Version != 2 {
+		t.Errorf("the store's current version after promotion: %+v, %v; want 2", cur, err)
 	}
 }

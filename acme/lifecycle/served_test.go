@@ -21,11 +21,13 @@ import (
 // lineage) or unreachable; a stale answer is waited out for the grace
 // period and then marks the deploy failed, with an event, so that the
 // next run deploys again.
-func TestCheckServed(t *testing.T) {
+func TestCheckServed(t *testing.T) { eachStore(t, testCheckServed) }
+
+func testCheckServed(t *testing.T, newStore func(state string) acme.Store) {
 	ctx := context.Background()
 	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
 	ca := newTestCA(clock)
-	e, events := newEngine(t, clock, ca)
+	e, events := newEngine(t, clock, ca, newStore)
 	e.ServeGrace = 300 * time.Millisecond
 	if _, err := e.Issue(ctx, request(t, "example.org"), IssueOptions{}, ReplacePolicy{}); err != nil {
 		t.Fatal(err)

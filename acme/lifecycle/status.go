@@ -75,7 +75,7 @@ func (e *Engine) Status(name string) (LineageStatus, error) {
 	}
 	var w *acme.RenewalWindow
 	if !LocalCA(cur.Request) {
-		w = e.Store.CachedRenewalWindow(cur)
+		w = acme.CachedRenewalWindow(e.Store, cur)
 	}
 	d := acme.Decide(leaf, e.now(), w, false)
 	st.RenewAt, st.Rule, st.Due = d.At.UTC(), d.Rule, d.Due

@@ -279,6 +279,6 @@ func (e *Engine) MarkPublished(l *acme.Lineage, keys []crypto.PublicKey, hold ti
 	if now.Version != l.Version {
 		return fmt.Errorf("lineage %s changed to version %d while its pins were made; nothing was recorded", l.Name, now.Version)
 	}
-	_, err = e.Store.MarkPublished(now, keys, hold, e.now())
+	_, err = acme.MarkPublished(e.Store, now, keys, hold, e.now())
 	return err
 }

@@ -44,7 +44,7 @@ func issueInto(ctx context.Context, store acme.Store, ca *CA, host string) error
 // puts under 10 s, beside BenchmarkIssueFloor.
 func BenchmarkIssue(b *testing.B) {
 	ca := openTestCA(b, Options{})
-	store := acme.Store{Dir: b.TempDir()}
+	store := acme.DiskStore{Dir: b.TempDir()}
 	ctx := context.Background()
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {

@@ -39,7 +39,7 @@ func runCertificates(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	state := engine.Store.Dir
+	state := engine.StateDir
 	out := certificatesOutput{Lineages: []lifecycle.LineageStatus{}}
 	failed := 0
 	for _, name := range names {

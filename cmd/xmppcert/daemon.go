@@ -11,7 +11,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/acmeca"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
@@ -140,7 +139,8 @@ func runDaemon(c *cli.Context) error {
 	} else if !errors.Is(err, localca.ErrNotInitialized) {
 		return fmt.Errorf("reading the embedded CA's root: %w", err)
 	}
-	engine := &lifecycle.Engine{Store: acme.Store{Dir: state}, Now: clock}
+	engine := lifecycle.OnDisk(state)
+	engine.Now = clock
 	d, err := daemon.New(cfg, daemon.Deps{Engine: engine, Logger: logger, Roots: roots})
 	if err != nil {
 		return fmt.Errorf("starting the daemon: %w", err)

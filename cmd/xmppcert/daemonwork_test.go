@@ -138,7 +138,7 @@ ports = [5222, 5269]
 	}
 	pinState := func() acme.PinState {
 		t.Helper()
-		ps, err := acme.Store{Dir: state}.PinState("example.org")
+		ps, err := acme.DiskStore{Dir: state}.PinState("example.org")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +152,7 @@ ports = [5222, 5269]
 		t.Helper()
 		var want []string
 		for _, v := range versions {
-			l, err := acme.Store{Dir: state}.LoadVersion("example.net", v)
+			l, err := acme.DiskStore{Dir: state}.LoadVersion("example.net", v)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -352,6 +352,8 @@ func reconcile(state string, cfg *config.Config, force bool, logger *slog.Logger
 		if err != nil {
 			return err
 		}
-		return (&lifecycle.Engine{Store: acme.Store{Dir: state}, Now: clock}).Reconcile(ctx, hosts, force, logger)
+		engine := lifecycle.OnDisk(state)
+		engine.Now = clock
+		return engine.Reconcile(ctx, hosts, force, logger)
 	}
 }

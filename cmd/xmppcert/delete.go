@@ -29,7 +29,7 @@ func runDelete(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	store, state, name := engine.Store, engine.Store.Dir, names[0]
+	store, state, name := engine.Store, engine.StateDir, names[0]
 	if !c.Bool("yes") {
 		return usagef("delete removes lineage %s and every version of it from %s; give --yes to do it", name, state)
 	}

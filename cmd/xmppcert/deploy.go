@@ -44,7 +44,7 @@ func runDeploy(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	state := engine.Store.Dir
+	state := engine.StateDir
 	out := deployOutput{Lineages: []lifecycle.DeployReport{}}
 	failed := 0
 	for _, name := range names {
@@ -85,17 +85,17 @@ func engineFor(c *cli.Context) (*lifecycle.Engine, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	names, err := lineageArgs(c, engine.Store)
+	names, err := lineageArgs(c, engine)
 	return engine, names, err
 }
 
 // lineageArgs are the lineages the arguments name, canonical and
 // sorted, or every lineage of the store without arguments. An unknown
 // lineage is a usage error.
-func lineageArgs(c *cli.Context, store acme.Store) ([]string, error) {
-	all, err := store.Names()
+func lineageArgs(c *cli.Context, engine *lifecycle.Engine) ([]string, error) {
+	all, err := engine.Store.Names()
 	if err != nil {
-		return nil, fmt.Errorf("listing the lineages in %s: %w", filepath.Join(store.Dir, "live"), err)
+		return nil, fmt.Errorf("listing the lineages in %s: %w", filepath.Join(engine.StateDir, "live"), err)
 	}
 	if c.NArg() == 0 {
 		return all, nil
@@ -107,7 +107,7 @@ func lineageArgs(c *cli.Context, store acme.Store) ([]string, error) {
 			return nil, usagef("LINEAGE: %v", err)
 		}
 		if !slices.Contains(all, name) {
-			return nil, usagef("no lineage %s in %s; 'xmppcert certificates' lists them", name, filepath.Join(store.Dir, "live"))
+			return nil, usagef("no lineage %s in %s; 'xmppcert certificates' lists them", name, filepath.Join(engine.StateDir, "live"))
 		}
 		names = append(names, name)
 	}

@@ -59,7 +59,7 @@ func TestIssueDesiredState(t *testing.T) {
 		!strings.Contains(out, "  changed   hook removed: "+hook+"\n") {
 		t.Fatalf("--replace-names --no-hooks: exit %d; want the dropped name and hook reported\n%s%s", code, out, errs)
 	}
-	l, err := acme.Store{Dir: state}.Load("example.org")
+	l, err := acme.DiskStore{Dir: state}.Load("example.org")
 	if err != nil || len(l.Request.Names) != 1 || len(l.Request.Hooks) != 0 {
 		t.Errorf("stored request %+v, %v; want example.org alone and no hook", l.Request, err)
 	}

@@ -77,7 +77,7 @@ type tlsaOutput struct {
 }
 
 func runPinTLSA(c *cli.Context) error {
-	store, l, err := pinLineage(c)
+	engine, l, err := pinLineage(c)
 	if err != nil {
 		return err
 	}
@@ -87,7 +87,7 @@ func runPinTLSA(c *cli.Context) error {
 	}
 	out := tlsaOutput{Lineage: l.Name, TTL: int64(spec.TTL / time.Second), Notes: []string{}}
 	out.Records, out.Notes = spec.Records(l)
-	if err := markIfAsked(c, store, l, spec.PinnedKeys(l)); err != nil {
+	if err := markIfAsked(c, engine, l, spec.PinnedKeys(l)); err != nil {
 		return err
 	}
 	if flagAnywhere(c, "json") {
@@ -185,39 +185,40 @@ func parsePort(p string) (uint16, error) {
 }
 
 // pinLineage reads the LINEAGE argument's lineage.
-func pinLineage(c *cli.Context) (acme.Store, *acme.Lineage, error) {
+func pinLineage(c *cli.Context) (*lifecycle.Engine, *acme.Lineage, error) {
 	if c.NArg() != 1 {
-		return acme.Store{}, nil, usagef("pin %s needs exactly one LINEAGE, the host a certificate was issued for", c.Command.Name)
+		return nil, nil, usagef("pin %s needs exactly one LINEAGE, the host a certificate was issued for", c.Command.Name)
 	}
 	state, err := stateDir(c)
 	if err != nil {
-		return acme.Store{}, nil, err
+		return nil, nil, err
 	}
 	name, err := acme.CanonicalName(c.Args().First())
 	if err != nil {
-		return acme.Store{}, nil, usagef("LINEAGE: %v", err)
+		return nil, nil, usagef("LINEAGE: %v", err)
 	}
-	store := acme.Store{Dir: state}
-	l, err := store.Load(name)
+	engine := lifecycle.OnDisk(state)
+	engine.Now = clock
+	l, err := engine.Store.Load(name)
 	if errors.Is(err, acme.ErrNoLineage) {
-		return store, nil, usagef("no lineage %s in %s; issue one with 'xmppcert issue %s'", name, filepath.Join(state, "live"), name)
+		return engine, nil, usagef("no lineage %s in %s; issue one with 'xmppcert issue %s'", name, filepath.Join(state, "live"), name)
 	}
 	if err != nil {
-		return store, nil, usagef("lineage %s: %v", name, err)
+		return engine, nil, usagef("lineage %s: %v", name, err)
 	}
-	return store, l, nil
+	return engine, l, nil
 }
 
 // markIfAsked records, with --mark-published, that pins for keys are
 // public from now on.
-func markIfAsked(c *cli.Context, store acme.Store, l *acme.Lineage, keys []crypto.PublicKey) error {
+func markIfAsked(c *cli.Context, engine *lifecycle.Engine, l *acme.Lineage, keys []crypto.PublicKey) error {
 	if !c.Bool("mark-published") {
 		return nil
 	}
 	if len(keys) == 0 {
 		return usagef("--mark-published: this output pins no key (a CA or full-certificate pin); renewals do not wait for it")
 	}
-	return (&lifecycle.Engine{Store: store, Now: clock}).MarkPublished(l, keys, holdTime(c))
+	return engine.MarkPublished(l, keys, holdTime(c))
 }
 
 // holdTime is --hold, else twice --ttl when the command has one.
@@ -247,7 +248,7 @@ type spkiPin struct {
 }
 
 func runPinSPKI(c *cli.Context) error {
-	store, l, err := pinLineage(c)
+	engine, l, err := pinLineage(c)
 	if err != nil {
 		return err
 	}
@@ -263,7 +264,7 @@ func runPinSPKI(c *cli.Context) error {
 		}
 		out.Pins = append(out.Pins, spkiPin{Pins: []string{"current", "next"}[i], SHA256: p})
 	}
-	if err := markIfAsked(c, store, l, keys); err != nil {
+	if err := markIfAsked(c, engine, l, keys); err != nil {
 		return err
 	}
 	if flagAnywhere(c, "json") {
@@ -287,7 +288,7 @@ func pinHostMetaCommand() *cli.Command {
 }
 
 func runPinHostMeta(c *cli.Context) error {
-	store, l, err := pinLineage(c)
+	engine, l, err := pinLineage(c)
 	if err != nil {
 		return err
 	}
@@ -296,7 +297,7 @@ func runPinHostMeta(c *cli.Context) error {
 	if err != nil {
 		return usagef("%v", err)
 	}
-	if err := markIfAsked(c, store, l, keys); err != nil {
+	if err := markIfAsked(c, engine, l, keys); err != nil {
 		return err
 	}
 	return writeJSON(c.App.Writer, h)

@@ -39,7 +39,7 @@ func TestPOSHStaging(t *testing.T) {
 	if !regexp.MustCompile(`example\.org: staged: version 2 is staged, valid until .*; it goes live once POSH has listed it for 24h0m0s\n`).MatchString(out) {
 		t.Fatalf("first renewal:\n%s\nwant the new version staged", out)
 	}
-	staged, err := acme.Store{Dir: state}.LoadVersion("example.org", 2)
+	staged, err := acme.DiskStore{Dir: state}.LoadVersion("example.org", 2)
 	if err != nil {
 		t.Fatal(err)
 	}

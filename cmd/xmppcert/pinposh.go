@@ -61,7 +61,7 @@ type poshOut struct {
 }
 
 func runPinPOSH(c *cli.Context) error {
-	store, l, err := pinLineage(c)
+	engine, l, err := pinLineage(c)
 	if err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ func runPinPOSH(c *cli.Context) error {
 	}
 	dir := c.Path("out-dir")
 	if dir == "" {
-		certs, err := (&lifecycle.Engine{Store: store, Now: clock}).POSHCerts(l)
+		certs, err := engine.POSHCerts(l)
 		if err != nil {
 			return err
 		}
@@ -91,7 +91,7 @@ func runPinPOSH(c *cli.Context) error {
 	if c.Duration("expires") < time.Second {
 		return usagef("--expires %s: give at least 1s; clients refuse a document with expires <= 0", c.Duration("expires"))
 	}
-	err = (&lifecycle.Engine{Store: store, Now: clock}).PublishPOSH(l.Name, acme.POSHPublication{Dir: abs, Services: services,
+	err = engine.PublishPOSH(l.Name, acme.POSHPublication{Dir: abs, Services: services,
 		ExpiresSeconds: int64(c.Duration("expires") / time.Second), SHA512: c.Bool("sha512")})
 	var wr *lifecycle.WebRootError
 	if errors.As(err, &wr) {

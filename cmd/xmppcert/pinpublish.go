@@ -37,7 +37,7 @@ func pinPublishCommand() *cli.Command {
 }
 
 func runPinPublish(c *cli.Context) error {
-	store, l, err := pinLineage(c)
+	engine, l, err := pinLineage(c)
 	if err != nil {
 		return err
 	}
@@ -55,7 +55,7 @@ func runPinPublish(c *cli.Context) error {
 		}
 	}
 	pub := &pinning.TLSAPublisher{DNS: client, TTL: spec.TTL, Zone: c.String("dns-zone"), DryRun: c.Bool("dry-run")}
-	out, perr := (&lifecycle.Engine{Store: store, Now: clock}).PublishTLSA(c.Context, l, spec, pub, holdTime(c), c.Bool("remove-stale"))
+	out, perr := engine.PublishTLSA(c.Context, l, spec, pub, holdTime(c), c.Bool("remove-stale"))
 	if errors.Is(perr, lifecycle.ErrNoRecords) {
 		return usagef("no TLSA records to publish for %s with these parameters; see 'xmppcert pin tlsa %s'", l.Name, l.Name)
 	}

@@ -120,7 +120,7 @@ func expectation(c *cli.Context, domain string) (pinning.Expectation, string, er
 		}
 		return e, "", nil
 	}
-	l, err := acme.Store{Dir: state}.Load(name)
+	l, err := acme.DiskStore{Dir: state}.Load(name)
 	switch {
 	case err != nil && explicit && errors.Is(err, acme.ErrNoLineage):
 		return e, "", usagef("--lineage %s: no such lineage in %s/live", name, state)

@@ -95,7 +95,7 @@ func TestPublicPebble(t *testing.T) {
 	}
 
 	// What renewal needs is stored, and no secret.
-	store := acme.Store{Dir: state}
+	store := acme.DiskStore{Dir: state}
 	l, err := store.Load("example.org")
 	if err != nil {
 		t.Fatal(err)
@@ -177,7 +177,7 @@ func TestPublicPebble(t *testing.T) {
 		t.Fatalf("--split --json: %v\n%s", err, out)
 	}
 	for i, name := range []string{"example.org", "conference.example.org"} {
-		l, err := (acme.Store{Dir: split}).Load(name)
+		l, err := (acme.DiskStore{Dir: split}).Load(name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,7 +188,7 @@ func TestPublicPebble(t *testing.T) {
 			t.Errorf("result %d: %+v", i, results[i])
 		}
 	}
-	if l, _ := (acme.Store{Dir: split}).Load("conference.example.org"); l.Request.Names[0].Role.String() != "component" {
+	if l, _ := (acme.DiskStore{Dir: split}).Load("conference.example.org"); l.Request.Names[0].Role.String() != "component" {
 		t.Errorf("the component's lineage lost its role: %v", l.Request.Names[0].Role)
 	}
 }
@@ -228,7 +228,7 @@ func TestPublicCAServe(t *testing.T) {
 	if strings.Contains(out, "clientAuth") || strings.Contains(out, "DNS names only") {
 		t.Errorf("findings or notes that do not apply:\n%s", out)
 	}
-	l, err := (acme.Store{Dir: state}).Load("example.org")
+	l, err := (acme.DiskStore{Dir: state}).Load("example.org")
 	if err != nil || !l.Request.ACME.RequireXMPPIDs {
 		t.Errorf("stored request: %v %+v", err, l)
 	}

@@ -142,7 +142,9 @@ func newEngine(c *cli.Context, state string) (*lifecycle.Engine, error) {
 	if grace < 0 {
 		return nil, usagef("--serve-grace %s: give a duration of 0 or more", grace)
 	}
-	return &lifecycle.Engine{Store: acme.Store{Dir: state}, Now: clock, ServeGrace: grace}, nil
+	engine := lifecycle.OnDisk(state)
+	engine.Now, engine.ServeGrace = clock, grace
+	return engine, nil
 }
 
 // deployRequest reads --deploy, --hook, --prosody-config and

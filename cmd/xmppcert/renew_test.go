@@ -113,7 +113,7 @@ func localRequest(t testing.TB, host string, role xmppaddr.Role, components ...s
 // the lineage is due.
 func agedLineage(t testing.TB, state string, req acme.Request, age time.Duration) *acme.Obtained {
 	t.Helper()
-	store := acme.Store{Dir: state}
+	store := acme.DiskStore{Dir: state}
 	unlock, err := store.Lock(req.Host())
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +150,7 @@ func lineageFiles(t *testing.T, state, name string) map[string]string {
 
 func mustLoad(t *testing.T, state, name string) *acme.Lineage {
 	t.Helper()
-	l, err := acme.Store{Dir: state}.Load(name)
+	l, err := acme.DiskStore{Dir: state}.Load(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +429,7 @@ func TestRenewLocked(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state")
 	agedLineage(t, state, localRequest(t, "busy.example", xmppaddr.RoleHost), 70*day)
 	before := lineageFiles(t, state, "busy.example")
-	unlock, err := acme.Store{Dir: state}.Lock("busy.example")
+	unlock, err := acme.DiskStore{Dir: state}.Lock("busy.example")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -592,7 +592,7 @@ func (e rateLimited) RetryAfter() time.Time { return e.until }
 func TestRenewPublicCA(t *testing.T) {
 	ctx := context.Background()
 	state := filepath.Join(t.TempDir(), "state")
-	store := acme.Store{Dir: state}
+	store := acme.DiskStore{Dir: state}
 	signer := newPastIssuer(t, state, time.Now().Add(-time.Minute), 90*day)
 	req := localRequest(t, "example.org", xmppaddr.RoleHost, "conference.example.org")
 	req.CA = "https://acme.example/directory"

@@ -33,7 +33,7 @@ func TestRevokeLocal(t *testing.T) {
 	if code, out, errs := cli("issue", "example.org", "--reuse-key", "-q"); code != exitOK {
 		t.Fatalf("issue: exit %d\n%s%s", code, out, errs)
 	}
-	store := acme.Store{Dir: state}
+	store := acme.DiskStore{Dir: state}
 	v1, err := store.Load("example.org")
 	if err != nil {
 		t.Fatal(err)
@@ -107,7 +107,7 @@ func TestRevokePebble(t *testing.T) {
 	if code, out, errs := runCLI(t, nil, append([]string{"--state-dir", state, "issue", "example.org", "-q"}, p.args("--agree-tos")...)...); code != exitOK {
 		t.Fatalf("issue: exit %d\n%s%s", code, out, errs)
 	}
-	store := acme.Store{Dir: state}
+	store := acme.DiskStore{Dir: state}
 	v1, err := store.Load("example.org")
 	if err != nil {
 		t.Fatal(err)

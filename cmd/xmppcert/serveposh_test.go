@@ -51,7 +51,7 @@ own_hosts = false
 	if root != filepath.Join(state, config.POSHDir, "example.org") {
 		t.Fatalf("POSH root %s", root)
 	}
-	l, err := acme.Store{Dir: state}.Load("example.org")
+	l, err := acme.DiskStore{Dir: state}.Load("example.org")
 	if err != nil {
 		t.Fatal(err)
 	}

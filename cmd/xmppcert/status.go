@@ -203,7 +203,7 @@ func readHistory(path string) ([]web.EndpointStatus, error) {
 // cannot be read is an error, not an empty list.
 func lineages(state string) ([]lineageStatus, error) {
 	out := []lineageStatus{}
-	store := acme.Store{Dir: state}
+	store := acme.DiskStore{Dir: state}
 	names, err := store.Names()
 	if err != nil {
 		return nil, fmt.Errorf("listing the lineages in %s: %w", filepath.Join(state, "live"), err)

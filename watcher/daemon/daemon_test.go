@@ -356,7 +356,7 @@ func TestRenewalMetrics(t *testing.T) {
 		Logger:        slog.New(slog.NewTextHandler(&logs, nil)),
 		NoSignals:     true,
 		RenewInterval: 100 * time.Millisecond,
-		Engine:        &lifecycle.Engine{Store: acme.Store{Dir: state}},
+		Engine:        lifecycle.OnDisk(state),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -434,7 +434,7 @@ own_hosts = false
 	}
 	reg := prometheus.NewRegistry()
 	var logs testtool.LockedBuffer
-	d, err := New(cfg, Deps{Engine: &lifecycle.Engine{Store: acme.Store{Dir: cfg.StateDir}}, Registry: reg,
+	d, err := New(cfg, Deps{Engine: lifecycle.OnDisk(cfg.StateDir), Registry: reg,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)), NoSignals: true})
 	if err != nil {
 		t.Fatal(err)
@@ -503,13 +503,13 @@ func TestDaemonReissuesChangedHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logs testtool.LockedBuffer
-	d, err := New(cfg, Deps{Engine: &lifecycle.Engine{Store: acme.Store{Dir: cfg.StateDir}},
+	d, err := New(cfg, Deps{Engine: lifecycle.OnDisk(cfg.StateDir),
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)), NoSignals: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close(context.Background())
-	store := acme.Store{Dir: cfg.StateDir}
+	store := acme.DiskStore{Dir: cfg.StateDir}
 	names := func() []string {
 		t.Helper()
 		l, err := store.Load("example.org")

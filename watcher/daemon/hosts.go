@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/dnsupdate"
@@ -125,7 +124,7 @@ func (d *Daemon) lifecycleEvent(ev lifecycle.Event) {
 // read is logged and left out.
 func (d *Daemon) refreshLineageHosts() {
 	cfg := *d.Config()
-	store := acme.Store{Dir: cfg.StateDir}
+	store := d.engineFor(&cfg).Store
 	names, err := store.Names()
 	if err != nil {
 		d.log.Error("listing the lineages", "dir", cfg.StateDir, "error", err.Error())
@@ -148,13 +147,20 @@ func (d *Daemon) refreshLineageHosts() {
 	d.mu.Unlock()
 }
 
+// engineFor is the lifecycle engine over cfg's state directory: the
+// daemon's, or without one (renewal disabled) one that the daemon only
+// reads lineages through.
+func (d *Daemon) engineFor(cfg *config.Config) *lifecycle.Engine {
+	if d.deps.Engine != nil {
+		return d.deps.Engine
+	}
+	return lifecycle.OnDisk(cfg.StateDir)
+}
+
 // lineages is what the dashboard shows of every lineage in the state
 // directory (lifecycle.Engine.Status), read at each request.
 func (d *Daemon) lineages() []web.Lineage {
-	e := d.deps.Engine
-	if e == nil {
-		e = &lifecycle.Engine{Store: acme.Store{Dir: d.Config().StateDir}}
-	}
+	e := d.engineFor(d.Config())
 	names, err := e.Store.Names()
 	if err != nil {
 		d.log.Warn("listing the lineages for the dashboard", "error", err.Error())
@@ -230,12 +236,8 @@ func (d *Daemon) servedChecker(cfg *config.Config) func(watcher.Observation, tim
 			return nil
 		}
 		if ix == nil {
-			e := d.deps.Engine
-			if e == nil {
-				e = &lifecycle.Engine{Store: acme.Store{Dir: cfg.StateDir}}
-			}
 			var err error
-			if ix, err = e.NewServedIndex(); err != nil {
+			if ix, err = d.engineFor(cfg).NewServedIndex(); err != nil {
 				failed = true
 				d.log.Error("reading the lineages to compare what our endpoints serve", "error", err.Error())
 				return nil

@@ -35,7 +35,7 @@ import (
 func TestSweepServed(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
-	engine := &lifecycle.Engine{Store: acme.Store{Dir: state}}
+	engine := lifecycle.OnDisk(state)
 	req, err := acme.NewRequest(domain, 0, nil, acme.KeyECDSAP256)
 	if err != nil {
 		t.Fatal(err)

@@ -235,7 +235,7 @@ func (d *Daemon) lastReachable(key string) *watcher.Observation {
 // lineage yet expects nothing.
 func (d *Daemon) expectations(cfg *config.Config) map[string]changes.Context {
 	out := map[string]changes.Context{}
-	store := acme.Store{Dir: cfg.StateDir}
+	store := d.engineFor(cfg).Store
 	for _, h := range cfg.Hosts {
 		c, err := lineageContext(store, h.Domain)
 		if err != nil {

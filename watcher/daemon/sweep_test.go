@@ -66,7 +66,7 @@ func seen(c *x509.Certificate) watcher.Observation {
 // renewal-next-key (info), not "a key that was not pre-announced".
 func TestRenewalToAnnouncedKey(t *testing.T) {
 	state := t.TempDir()
-	store := acme.Store{Dir: state}
+	store := acme.DiskStore{Dir: state}
 	req, err := acme.NewRequest(domain, xmppaddr.RoleHost, nil, acme.KeyECDSAP256)
 	if err != nil {
 		t.Fatal(err)
