@@ -305,8 +305,37 @@ func (p *Prosody) Start(t testing.TB) {
 	if p.proc != nil {
 		t.Fatal("testxmpp: Prosody started twice")
 	}
+	if err := p.launch(t, 5); err != nil {
+		t.Fatalf("prosody did not start: %v\n%s", err, p.Log())
+	}
+	t.Cleanup(func() {
+		if p.proc.stop(stopTimeout) && !t.Failed() {
+			t.Errorf("prosody did not exit within %v of SIGTERM\n%s", stopTimeout, p.Log())
+		}
+		if t.Failed() {
+			t.Logf("prosody (%s) log:\n%s", p.Config, p.Log())
+		}
+	})
+}
+
+// Restart stops Prosody if it runs (see Stop) and starts it again on
+// the same ports, e.g. to see a client log in again.
+func (p *Prosody) Restart(t testing.TB) {
+	t.Helper()
+	if p.proc == nil {
+		t.Fatal("testxmpp: Prosody restarted before Start")
+	}
+	p.proc.stop(stopTimeout)
+	if err := p.launch(t, 1); err != nil {
+		t.Fatalf("prosody did not start again: %v\n%s", err, p.Log())
+	}
+}
+
+// launch starts Prosody and waits until it is ready, making up to
+// attempts attempts, each after the first on fresh ports.
+func (p *Prosody) launch(t testing.TB, attempts int) error {
 	var lastErr error
-	for attempt := range 5 {
+	for attempt := range attempts {
 		if attempt > 0 {
 			p.writeConfig(t)
 		}
@@ -321,7 +350,7 @@ func (p *Prosody) Start(t testing.TB) {
 		start := time.Now()
 		proc, err := startProcess(cmd, false)
 		if err != nil {
-			t.Fatalf("starting prosody: %v", err)
+			return fmt.Errorf("starting prosody: %w", err)
 		}
 		// Prosody 0.12 stopped just after a stream closed (a test's
 		// last one) sometimes finishes its shutdown but does not exit
@@ -331,22 +360,14 @@ func (p *Prosody) Start(t testing.TB) {
 		if lastErr == nil {
 			p.StartupTime = time.Since(start)
 			p.proc = proc
-			t.Cleanup(func() {
-				if p.proc.stop(stopTimeout) && !t.Failed() {
-					t.Errorf("prosody did not exit within %v of SIGTERM\n%s", stopTimeout, p.Log())
-				}
-				if t.Failed() {
-					t.Logf("prosody (%s) log:\n%s", p.Config, p.Log())
-				}
-			})
-			return
+			return nil
 		}
 		proc.stop(stopTimeout)
 		if !errors.Is(lastErr, errPortTaken) {
 			break
 		}
 	}
-	t.Fatalf("prosody did not start: %v\n%s", lastErr, p.Log())
+	return lastErr
 }
 
 // Stop stops Prosody (SIGTERM, then SIGKILL after 5 s) before the test
@@ -405,6 +426,15 @@ func (p *Prosody) Log() string {
 		}
 	}
 	return b.String()
+}
+
+// Register creates the account user@domain with password, through
+// prosodyctl (before or after Start).
+func (p *Prosody) Register(t testing.TB, user, domain, password string) {
+	t.Helper()
+	if out, err := p.Prosodyctl("register", user, domain, password); err != nil {
+		t.Fatalf("prosodyctl register %s@%s: %v\n%s", user, domain, err, out)
+	}
 }
 
 // Prosodyctl runs prosodyctl --config p.Config with args (as root,

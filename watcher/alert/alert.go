@@ -1,7 +1,9 @@
 // Package alert delivers classified changes (watcher/changes) to people
 // and programs: a log sink (log/slog), a webhook (JSON POST, optional
-// HMAC-SHA256 signature, retries with capped exponential backoff) and an
-// exec hook (the event in XMPPCERT_ALERT_* variables and as JSON on stdin).
+// HMAC-SHA256 signature, retries with capped exponential backoff), an
+// exec hook (the event in XMPPCERT_ALERT_* variables and as JSON on
+// stdin) and an XMPP account that sends each alert as a chat message
+// (mellium.im/xmpp).
 //
 // A Dispatcher fans alerts out to sinks and de-duplicates them. Sinks that
 // do I/O sit behind a Queue: a bounded queue with one goroutine, so that a

@@ -258,10 +258,9 @@ func TestWebhookGivesUpAfterBudget(t *testing.T) {
 }
 
 func TestBackoffCapped(t *testing.T) {
-	w, _ := NewWebhook(WebhookOptions{URL: "http://h", MinBackoff: time.Second, MaxBackoff: 8 * time.Second})
 	for attempt, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 30: 8 * time.Second} {
 		for range 20 {
-			if d := w.backoff(attempt); d < want/2 || d > want {
+			if d := backoff(attempt, time.Second, 8*time.Second); d < want/2 || d > want {
 				t.Errorf("attempt %d: backoff %v, want in [%v, %v]", attempt, d, want/2, want)
 			}
 		}

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -163,34 +162,9 @@ func (w *Webhook) Deliver(ctx context.Context, a Alert) error {
 	if err != nil {
 		return fmt.Errorf("%s: encoding the alert: %v", w.Name(), err)
 	}
-	var last error
-	for attempt := 1; ; attempt++ {
-		retry, err := w.post(ctx, a, body)
-		if err == nil {
-			return nil
-		}
-		last = err
-		if !retry || attempt >= w.o.MaxAttempts {
-			break
-		}
-		t := time.NewTimer(w.backoff(attempt))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("%s: gave up after %d attempts (%v): %w", w.Name(), attempt, ctx.Err(), last)
-		case <-t.C:
-		}
-	}
-	return fmt.Errorf("%s: gave up: %w", w.Name(), last)
-}
-
-func (w *Webhook) backoff(attempt int) time.Duration {
-	d := w.o.MinBackoff
-	for i := 1; i < attempt && d < w.o.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, w.o.MaxBackoff)
-	return d/2 + rand.N(d/2+1)
+	return retry(ctx, w.Name(), w.o.MaxAttempts, w.o.MinBackoff, w.o.MaxBackoff, func() (bool, error) {
+		return w.post(ctx, a, body)
+	})
 }
 
 // post makes one attempt; retry says whether another may succeed.

@@ -428,6 +428,40 @@ type Alert struct {
 	Webhooks []Webhook
 	// Execs are the [[alert.exec]] entries.
 	Execs []Exec
+	// XMPP are the [[alert.xmpp]] entries.
+	XMPP []XMPP
+}
+
+// XMPP is one [[alert.xmpp]]: alerts sent as chat messages from an
+// account.
+type XMPP struct {
+	// JID is the account the alerts are sent from (jid, user@domain).
+	JID string
+	// PasswordFile is the file the account's password was read from
+	// (password_file, absolute).
+	PasswordFile string
+	// Password is that file's content without surrounding white space.
+	Password alert.Secret
+	// To are the recipients' JIDs (to, at least one).
+	To []string
+	// Server is the HOST:PORT to connect to (server); empty: the JID's
+	// domain through its SRV records.
+	Server string
+	// MinSeverity is the least severity sent (min_severity, default info).
+	MinSeverity changes.Severity
+	// Timeout bounds each attempt (timeout; default
+	// alert.DefaultXMPPTimeout).
+	Timeout time.Duration
+	// MaxAttempts is the retry budget per alert (max_attempts; default
+	// alert.DefaultXMPPMaxAttempts).
+	MaxAttempts int
+}
+
+// Options are the sink's alert.XMPPOptions; the caller adds the roots
+// the server's certificate is checked against.
+func (x XMPP) Options() alert.XMPPOptions {
+	return alert.XMPPOptions{JID: x.JID, Password: x.Password, To: append([]string(nil), x.To...), Server: x.Server,
+		Timeout: x.Timeout, MaxAttempts: x.MaxAttempts}
 }
 
 // Webhook is one [[alert.webhook]].

@@ -12,6 +12,7 @@ import (
 
 	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/internal/testpki"
+	"github.com/xmppcert/xmppcert/watcher/alert"
 	"github.com/xmppcert/xmppcert/watcher/changes"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
@@ -180,6 +181,13 @@ func TestBadConfigs(t *testing.T) {
 		{"exec command as string", oneHost + "[[alert.exec]]\ncommand = \"/bin/true\" #<\n", "alert.exec.command: must be an array, not a string"},
 		{"exec program missing", oneHost + "[[alert.exec]]\ncommand = [\"bin/no-such-hook\"] #<\n", dir + "/bin/no-such-hook: "},
 		{"exec program not in PATH", oneHost + "[[alert.exec]]\ncommand = [\"no-such-hook-xmppcert\", \"x\"] #<\n", "no-such-hook-xmppcert: executable file not found"},
+		{"xmpp sink without jid", oneHost + "[[alert.xmpp]] #<\npassword_file = \"webhook.secret\"\nto = [\"admin@example.org\"]\n", "this [[alert.xmpp]] has no jid"},
+		{"xmpp sink domain as jid", oneHost + "[[alert.xmpp]]\njid = \"example.org\" #<\npassword_file = \"webhook.secret\"\nto = [\"admin@example.org\"]\n", `"example.org" is not an account JID; give user@domain`},
+		{"xmpp sink without password", oneHost + "[[alert.xmpp]] #<\njid = \"alerts@example.org\"\nto = [\"admin@example.org\"]\n", "has no password_file"},
+		{"xmpp sink password missing", oneHost + "[[alert.xmpp]]\njid = \"alerts@example.org\"\npassword_file = \"missing.password\" #<\nto = [\"admin@example.org\"]\n", "cannot read XMPP alert account's password file " + dir + "/missing.password"},
+		{"xmpp sink without recipients", oneHost + "[[alert.xmpp]] #<\njid = \"alerts@example.org\"\npassword_file = \"webhook.secret\"\n", "has no recipients"},
+		{"xmpp sink bad recipient", oneHost + "[[alert.xmpp]]\njid = \"alerts@example.org\"\npassword_file = \"webhook.secret\"\nto = [\"admin@exa mple.org\"] #<\n", `"admin@exa mple.org" is not a JID`},
+		{"xmpp sink bad server", oneHost + "[[alert.xmpp]]\njid = \"alerts@example.org\"\npassword_file = \"webhook.secret\"\nto = [\"admin@example.org\"]\nserver = \"xmpp.example.org\" #<\n", "is not HOST:PORT"},
 		{"resend interval", oneHost + "[alert]\nresend_interval = \"0s\" #<\n", "alert.resend_interval: 0s is not positive"},
 		{"listen on all addresses without token", oneHost + "[http]\nlisten = \":8787\" #<\n", "every address is not a loopback address"},
 		{"listen on public address without token", oneHost + "[http]\nlisten = \"0.0.0.0:8787\" #<\n", "0.0.0.0 is not a loopback address, so clients must send a bearer token: set token_file"},
@@ -266,6 +274,19 @@ func TestSecretsNeverInErrors(t *testing.T) {
 		noSecrets(t, fmt.Sprintf(f, cfg))
 		noSecrets(t, fmt.Sprintf(f, *cfg))
 	}
+	cfg, err = parseIn(t, dir, oneHost+"[[alert.xmpp]]\njid = \"alerts@example.org\"\npassword_file = \"webhook.secret\"\nto = [\"admin@example.org\", \"ops@example.net\"]\nmin_severity = \"warning\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := cfg.Alert.XMPP[0]
+	if o := x.Options(); o.JID != "alerts@example.org" || string(o.Password) != hmacSecret || len(o.To) != 2 || o.Server != "" ||
+		o.Timeout != alert.DefaultXMPPTimeout || o.MaxAttempts != alert.DefaultXMPPMaxAttempts || x.MinSeverity != changes.Warning {
+		t.Errorf("[[alert.xmpp]]: %+v", x)
+	}
+	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
+		noSecrets(t, fmt.Sprintf(f, cfg))
+		noSecrets(t, fmt.Sprintf(f, *cfg))
+	}
 }
 
 // TestExample: contrib/xmppcert.toml is accepted and says what its
@@ -277,7 +298,7 @@ func TestExample(t *testing.T) {
 	}
 	dir := t.TempDir()
 	// The example names secret files relative to itself.
-	for name, content := range map[string]string{"tsig.key": tsigSecret, "webhook.secret": hmacSecret} {
+	for name, content := range map[string]string{"tsig.key": tsigSecret, "webhook.secret": hmacSecret, "xmpp.password": tokenSecret} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -299,11 +320,14 @@ func TestExample(t *testing.T) {
 	if a := cfg.Hosts[1].ACME; a == nil || a.Directory != "https://acme-v02.api.letsencrypt.org/directory" || a.Challenges.HTTPListen != ":80" || !cfg.Hosts[1].AgreeTOS {
 		t.Errorf("acme: %+v", a)
 	}
-	if len(cfg.Watch.Peers) != 3 || len(cfg.Alert.Webhooks) != 1 || len(cfg.Alert.Execs) != 1 {
+	if len(cfg.Watch.Peers) != 3 || len(cfg.Alert.Webhooks) != 1 || len(cfg.Alert.Execs) != 1 || len(cfg.Alert.XMPP) != 1 {
 		t.Errorf("watch/alert: %+v %+v", cfg.Watch, cfg.Alert)
 	}
 	if cfg.Alert.Webhooks[0].MinSeverity != changes.Warning || string(cfg.Alert.Webhooks[0].HMACSecret) != hmacSecret {
 		t.Errorf("webhook: %+v", cfg.Alert.Webhooks[0])
+	}
+	if x := cfg.Alert.XMPP[0]; x.JID != "xmppcert@example.org" || string(x.Password) != tokenSecret || x.MinSeverity != changes.Warning || x.MaxAttempts != 10 {
+		t.Errorf("xmpp: %+v", x)
 	}
 	if got := len(cfg.Targets()); got != 10 {
 		t.Errorf("%d targets, want 10: %+v", got, cfg.Targets())

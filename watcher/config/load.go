@@ -130,6 +130,7 @@ var arraysOfTables = map[string]reflect.Type{
 	"watch.peer":    reflect.TypeFor[rawPeer](),
 	"alert.webhook": reflect.TypeFor[rawWebhook](),
 	"alert.exec":    reflect.TypeFor[rawExec](),
+	"alert.xmpp":    reflect.TypeFor[rawXMPP](),
 }
 
 // decoded is the file after decoding: the top level and each element of
@@ -140,6 +141,7 @@ type decoded struct {
 	peers    []rawPeer
 	webhooks []rawWebhook
 	execs    []rawExec
+	xmpps    []rawXMPP
 }
 
 // decode parses the TOML, decodes it into the raw types and refuses
@@ -185,6 +187,7 @@ func (p *parser) decode(data []byte) (*decoded, bool) {
 	each("watch.peer", d.top.Watch.Peer, &d.peers)
 	each("alert.webhook", d.top.Alert.Webhook, &d.webhooks)
 	each("alert.exec", d.top.Alert.Exec, &d.execs)
+	each("alert.xmpp", d.top.Alert.XMPP, &d.xmpps)
 	if len(p.errs) > 0 {
 		// Keys after a decoding error were never decoded: only now
 		// would Undecoded be right about them.

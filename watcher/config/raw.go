@@ -118,6 +118,7 @@ type rawAlert struct {
 	ResendInterval *duration        `toml:"resend_interval"`
 	Webhook        []toml.Primitive `toml:"webhook"`
 	Exec           []toml.Primitive `toml:"exec"`
+	XMPP           []toml.Primitive `toml:"xmpp"`
 }
 
 type rawWebhook struct {
@@ -126,6 +127,16 @@ type rawWebhook struct {
 	MinSeverity    *string   `toml:"min_severity"`
 	Timeout        *duration `toml:"timeout"`
 	MaxAttempts    *int      `toml:"max_attempts"`
+}
+
+type rawXMPP struct {
+	JID          *string   `toml:"jid"`
+	PasswordFile string    `toml:"password_file"`
+	To           []string  `toml:"to"`
+	Server       *string   `toml:"server"`
+	MinSeverity  *string   `toml:"min_severity"`
+	Timeout      *duration `toml:"timeout"`
+	MaxAttempts  *int      `toml:"max_attempts"`
 }
 
 type rawExec struct {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"mellium.im/xmpp/jid"
+
 	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/acmeca"
 	"github.com/xmppcert/xmppcert/acme/challenge"
@@ -50,7 +52,7 @@ func (p *parser) validate(d *decoded) *Config {
 	if cfg.History.Retention > 0 && cfg.Watch.Interval > 0 && cfg.History.Retention < cfg.Watch.Interval {
 		p.errAt("history.retention", "%s is shorter than watch.interval %s: history would forget what it just saw; keep at least one interval", cfg.History.Retention, cfg.Watch.Interval)
 	}
-	cfg.Alert = p.alert(&d.top.Alert, d.webhooks, d.execs)
+	cfg.Alert = p.alert(&d.top.Alert, d.webhooks, d.execs, d.xmpps)
 	cfg.HTTP = p.http(&d.top.HTTP)
 	if len(d.hosts) == 0 && len(d.peers) == 0 && len(p.errs) == 0 && !p.allowEmpty {
 		p.errs = append(p.errs, &Error{File: p.file, Msg: "nothing to do: add a [[host]] whose certificate xmppcert keeps, or a [[watch.peer]] to watch (see contrib/xmppcert.toml)"})
@@ -613,7 +615,7 @@ func (p *parser) severity(path string, s *string) changes.Severity {
 	return sev
 }
 
-func (p *parser) alert(r *rawAlert, hooks []rawWebhook, execs []rawExec) Alert {
+func (p *parser) alert(r *rawAlert, hooks []rawWebhook, execs []rawExec, xmpps []rawXMPP) Alert {
 	a := Alert{MinSeverity: p.severity("alert.min_severity", r.MinSeverity)}
 	a.ResendInterval = p.duration("alert.resend_interval", r.ResendInterval, alert.DefaultResendInterval, time.Second, true)
 	for i := range hooks {
@@ -626,7 +628,64 @@ func (p *parser) alert(r *rawAlert, hooks []rawWebhook, execs []rawExec) Alert {
 			a.Execs = append(a.Execs, e)
 		}
 	}
+	for i := range xmpps {
+		if x, ok := p.xmppSink(fmt.Sprintf("alert.xmpp[%d]", i), &xmpps[i]); ok {
+			a.XMPP = append(a.XMPP, x)
+		}
+	}
 	return a
+}
+
+func (p *parser) xmppSink(path string, r *rawXMPP) (XMPP, bool) {
+	n := len(p.errs)
+	x := XMPP{MinSeverity: p.severity(path+".min_severity", r.MinSeverity)}
+	if r.JID == nil {
+		p.errAt(path, "this [[alert.xmpp]] has no jid; add jid = \"alerts@example.org\", the account the alerts are sent from")
+	} else if j, err := jid.Parse(*r.JID); err != nil || j.Localpart() == "" || j.Resourcepart() != "" {
+		p.errAt(path+".jid", "%q is not an account JID; give user@domain, such as \"alerts@example.org\"", clip(*r.JID))
+	} else {
+		x.JID = j.String()
+	}
+	if r.PasswordFile == "" {
+		p.errAt(path, "this [[alert.xmpp]] has no password_file; add password_file = \"/etc/xmppcert/alerts.password\" (mode 0600)")
+	} else {
+		file, data, ok := p.readSecret(path+".password_file", r.PasswordFile, "XMPP alert account's password file")
+		x.PasswordFile = file
+		if ok {
+			x.Password = alert.Secret(data)
+		}
+	}
+	if len(r.To) == 0 {
+		p.errAt(path, "this [[alert.xmpp]] has no recipients; add to = [\"admin@example.org\"]")
+	}
+	for i, to := range r.To {
+		if _, err := jid.Parse(to); err != nil || to == "" {
+			p.errAt(fmt.Sprintf("%s.to[%d]", path, i), "%q is not a JID; give the recipient's address, such as \"admin@example.org\"", clip(to))
+			continue
+		}
+		x.To = append(x.To, to)
+	}
+	if r.Server != nil {
+		host, port, err := net.SplitHostPort(*r.Server)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			p.errAt(path+".server", "%q is not HOST:PORT; give the server's client port, such as \"xmpp.example.org:5222\", or leave server out to use the domain's SRV records", clip(*r.Server))
+		}
+		x.Server = *r.Server
+	}
+	x.Timeout = p.duration(path+".timeout", r.Timeout, alert.DefaultXMPPTimeout, time.Millisecond, false)
+	x.MaxAttempts = p.attempts(path+".max_attempts", r.MaxAttempts, alert.DefaultXMPPMaxAttempts)
+	return x, len(p.errs) == n
+}
+
+// attempts is a sink's max_attempts, def when r is nil: 1 to 100.
+func (p *parser) attempts(path string, r *int, def int) int {
+	if r == nil {
+		return def
+	}
+	if *r < 1 || *r > 100 {
+		p.errAt(path, "%d is out of range: give 1 to 100", *r)
+	}
+	return *r
 }
 
 func (p *parser) webhook(path string, r *rawWebhook) (Webhook, bool) {
@@ -658,13 +717,7 @@ func (p *parser) webhook(path string, r *rawWebhook) (Webhook, bool) {
 		}
 	}
 	w.Timeout = p.duration(path+".timeout", r.Timeout, alert.DefaultWebhookTimeout, time.Millisecond, false)
-	w.MaxAttempts = alert.DefaultWebhookMaxAttempts
-	if r.MaxAttempts != nil {
-		w.MaxAttempts = *r.MaxAttempts
-		if w.MaxAttempts < 1 || w.MaxAttempts > 100 {
-			p.errAt(path+".max_attempts", "%d is out of range: give 1 to 100", w.MaxAttempts)
-		}
-	}
+	w.MaxAttempts = p.attempts(path+".max_attempts", r.MaxAttempts, alert.DefaultWebhookMaxAttempts)
 	return w, len(p.errs) == n
 }
 

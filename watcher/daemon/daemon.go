@@ -233,6 +233,16 @@ func (d *Daemon) dispatcher(cfg *config.Config) (*alert.Dispatcher, error) {
 		}
 		sinks = append(sinks, alert.MinSeverity(q, e.MinSeverity))
 	}
+	for _, x := range cfg.Alert.XMPP {
+		o := x.Options()
+		o.RootCAs, o.Logger = d.roots(cfg), d.log
+		s, err := alert.NewXMPPSink(o)
+		if err != nil {
+			closeSinks(sinks)
+			return nil, fmt.Errorf("alert XMPP account: %w", err)
+		}
+		sinks = append(sinks, alert.MinSeverity(s, x.MinSeverity))
+	}
 	return alert.NewDispatcher(alert.DispatcherOptions{ResendInterval: cfg.Alert.ResendInterval, Now: d.deps.Now, Logger: d.log}, sinks...), nil
 }
 
