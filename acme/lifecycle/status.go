@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"crypto/sha256"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
@@ -104,4 +105,66 @@ func (e *Engine) Status(name string) (LineageStatus, error) {
 	}
 	st.Served = rec.Served
 	return st, nil
+}
+
+// Problem is something about a lineage that needs the operator.
+type Problem struct {
+	// Critical is set when the lineage is broken for its peers or will
+	// be within a day: expired, expiring, or an endpoint serving a key of
+	// no lineage. Everything else is a warning.
+	Critical bool   `json:"critical"`
+	Text     string `json:"text"`
+}
+
+// Problems are what needs the operator in st at now, the most urgent
+// first: the certificate expired or expiring within a day (critical);
+// less than a sixth of its lifetime left, so renewals have failed since
+// it became due at a third (warning); a CA's Retry-After not yet passed;
+// a deploy that did not finish or a target behind; an endpoint that
+// served a key of no lineage (critical), another lineage's certificate
+// or an older version at the last check. The dashboard and the CLI's
+// monitoring check both judge by it.
+func (st LineageStatus) Problems(now time.Time) []Problem {
+	var out []Problem
+	add := func(critical bool, format string, args ...any) {
+		out = append(out, Problem{Critical: critical, Text: fmt.Sprintf(format, args...)})
+	}
+	switch left := st.NotAfter.Sub(now); {
+	case left <= 0:
+		add(true, "version %d expired %s", st.Version, stamp(st.NotAfter))
+	case left < 24*time.Hour:
+		add(true, "version %d expires %s, within a day", st.Version, stamp(st.NotAfter))
+	case left < st.NotAfter.Sub(st.NotBefore)/6:
+		add(false, "version %d expires %s and is still not renewed (due %s)", st.Version, stamp(st.NotAfter), stamp(st.RenewAt))
+	}
+	if st.RetryAfter.After(now) {
+		add(false, "the CA asked not to be asked again before %s", stamp(st.RetryAfter))
+	}
+	if st.DeployPending {
+		add(false, "version %d is current but its deploy did not finish", st.Version)
+	}
+	for _, t := range st.Targets {
+		switch r := t.Record; {
+		case t.Holds:
+		case r != nil && r.Error != "":
+			add(false, "%s: FAILED: %s", t.Target, r.Error)
+		default:
+			add(false, "%s: behind the current version", t.Target)
+		}
+	}
+	for _, s := range st.Served {
+		if s.Status != ServedCurrent {
+			add(s.Status == ServedForeign, "%s", s.Detail)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Problem) int {
+		switch {
+		case a.Critical == b.Critical:
+			return 0
+		case a.Critical:
+			return -1
+		}
+		return 1
+	})
+	return out
 }

@@ -23,12 +23,53 @@ import (
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
 
-// peerLeaf is a certificate for peer.example with a fresh key.
-func peerLeaf(ca *testpki.CA) *tls.Certificate {
+// peerLeaf is a certificate for peer.example with a fresh key, valid
+// from testpki's epoch; change edits it further.
+func peerLeaf(ca *testpki.CA, change ...func(*x509.Certificate)) *tls.Certificate {
 	c, k := ca.Leaf(func(c *x509.Certificate) {
 		c.ExtraExtensions = append(c.ExtraExtensions, testpki.SAN(false, testpki.DNS("peer.example")))
+		for _, f := range change {
+			f(c)
+		}
 	})
 	return &tls.Certificate{Certificate: [][]byte{c.Raw, ca.Cert.Raw}, PrivateKey: k, Leaf: c}
+}
+
+// inProcessDaemon is `xmppcert daemon` running in the test's process.
+type inProcessDaemon struct {
+	listen         string
+	stdout, stderr testtool.LockedBuffer
+	done           chan int
+	code           int
+	stopped        bool
+}
+
+// startDaemon starts `xmppcert --state-dir STATE --config CFG daemon` on a
+// free loopback address; it is stopped when the test ends, if not before.
+func startDaemon(t *testing.T, state, cfgFile string) *inProcessDaemon {
+	t.Helper()
+	d := &inProcessDaemon{listen: freeAddr(t), done: make(chan int, 1)}
+	go func() {
+		d.done <- run([]string{"xmppcert", "--state-dir", state, "--config", cfgFile, "daemon", "--listen", d.listen},
+			strings.NewReader(""), &d.stdout, &d.stderr)
+	}()
+	t.Cleanup(func() { d.stop(t) })
+	return d
+}
+
+// stop sends SIGTERM and returns the daemon's exit code.
+func (d *inProcessDaemon) stop(t *testing.T) int {
+	if d.stopped {
+		return d.code
+	}
+	d.stopped = true
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	select {
+	case d.code = <-d.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the daemon did not stop after SIGTERM")
+	}
+	return d.code
 }
 
 // TestDaemonCommand runs `xmppcert daemon` in-process against a fake XMPP
@@ -67,20 +108,8 @@ connect = %q
 url = %q
 `, xmpp.Addr, hook.URL+"/hook")
 	writeFile(t, cfgFile, []byte(good), 0o600)
-	listen := freeAddr(t)
-	var stdout, stderr testtool.LockedBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run([]string{"xmppcert", "--state-dir", state, "--config", cfgFile, "daemon", "--listen", listen},
-			strings.NewReader(""), &stdout, &stderr)
-	}()
-	stopped := false
-	defer func() {
-		if !stopped {
-			syscall.Kill(os.Getpid(), syscall.SIGTERM)
-			<-done
-		}
-	}()
+	d := startDaemon(t, state, cfgFile)
+	listen, stderr := d.listen, &d.stderr
 
 	hook.waitKind(t, changes.FirstSeen, 1)
 	waitFor(t, "the renewal summary", func() bool { return strings.Contains(stderr.String(), "renew run finished") })
@@ -118,15 +147,8 @@ url = %q
 		t.Fatalf("the daemon stopped serving after a refused reload: /healthz %d", code)
 	}
 
-	syscall.Kill(os.Getpid(), syscall.SIGTERM)
-	select {
-	case code := <-done:
-		stopped = true
-		if code != 0 {
-			t.Fatalf("daemon exit %d after SIGTERM:\n%s", code, stderr.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("the daemon did not stop after SIGTERM")
+	if code := d.stop(t); code != 0 {
+		t.Fatalf("daemon exit %d after SIGTERM:\n%s", code, stderr.String())
 	}
 	if !strings.Contains(stderr.String(), "daemon stopped") {
 		t.Errorf("no clean stop in the log:\n%s", stderr.String())

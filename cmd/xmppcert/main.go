@@ -4,7 +4,8 @@
 // the operator what each peer will do with them.
 //
 // Exit codes: 0 success, 1 the thing checked is bad or an operation
-// failed, 2 usage or input error.
+// failed, 2 usage or input error; status --check alone answers with a
+// monitoring plugin's 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -63,9 +65,15 @@ func run(args []string, stdin io.Reader, rawStdout, rawStderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
 	err := app.RunContext(ctx, permuteArgs(app, args))
 	var ue usageError
+	var ce checkExit
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &ce):
+		return ce.code
+	case errors.As(err, &ue) && statusCheck(args):
+		// A monitoring plugin's invalid command line is UNKNOWN.
+		return monitoringCheck(stdout, statusReport{}, err).(checkExit).code
 	case errors.Is(err, errInvalid), errors.Is(err, errDeploy):
 		return exitFailed
 	case errors.As(err, &ue):
@@ -76,6 +84,14 @@ func run(args []string, stdin io.Reader, rawStdout, rawStderr io.Writer) int {
 	// command-line mistakes all arrive as usageError through onUsageError.
 	fmt.Fprintf(stderr, "xmppcert: %s\n", clipLines(err.Error()))
 	return exitFailed
+}
+
+// statusCheck reports whether args ask for status --check, whose every
+// failure is a monitoring plugin's UNKNOWN.
+func statusCheck(args []string) bool {
+	return slices.Contains(args, "status") && slices.ContainsFunc(args, func(a string) bool {
+		return a == "--check" || a == "-check" || strings.HasPrefix(a, "--check=")
+	})
 }
 
 // maxErrorLine bounds each line of an error message, in bytes: an error
@@ -111,7 +127,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Flags:          globalFlags(),
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   onUsageError,
-		Commands:       []*cli.Command{issueCommand(), renewCommand(), caCommand(), pinCommand(), probeCommand(), inspectCommand(), checkCommand(), daemonCommand(), statusCommand(), certificatesCommand(), deployCommand(), revokeCommand(), deleteCommand(), versionCommand()},
+		Commands:       []*cli.Command{issueCommand(), renewCommand(), caCommand(), pinCommand(), probeCommand(), inspectCommand(), checkCommand(), daemonCommand(), statusCommand(), ackCommand(), sweepCommand(), certificatesCommand(), deployCommand(), revokeCommand(), deleteCommand(), versionCommand()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usagef("unknown command %q; run 'xmppcert help' for the list", c.Args().First())

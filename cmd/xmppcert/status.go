@@ -1,17 +1,14 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -19,20 +16,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
-	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/lifecycle"
+	"github.com/xmppcert/xmppcert/watcher/changes"
 	"github.com/xmppcert/xmppcert/watcher/config"
 	"github.com/xmppcert/xmppcert/watcher/daemon"
 	"github.com/xmppcert/xmppcert/watcher/history"
 	"github.com/xmppcert/xmppcert/watcher/web"
 )
 
-// statusAPITimeout bounds the question to the daemon's API, and
-// statusLockTimeout the wait for the history's lock when no daemon
-// answers.
-const (
-	statusAPITimeout  = 3 * time.Second
-	statusLockTimeout = time.Second
-)
+// statusLockTimeout bounds the wait for the history's lock when no
+// daemon answers.
+const statusLockTimeout = time.Second
 
 func statusCommand() *cli.Command {
 	return &cli.Command{
@@ -41,141 +35,127 @@ func statusCommand() *cli.Command {
 		Description: "status asks the running daemon's JSON API (GET /api/endpoints on --listen, else the configuration's\n" +
 			"http.listen, else 127.0.0.1:8787, with the configured token). When no daemon answers it reads\n" +
 			"STATE_DIR/history.db itself, read-only, and says so (acknowledgements are kept in the same file, so\n" +
-			"both ways show the same unacknowledged changes). It also lists the lineages in the state directory.\n" +
+			"both ways show the same unacknowledged changes). It also lists the lineages in the state directory\n" +
+			"with what needs the operator in each.\n" +
 			"Exit 0 (also when there is nothing to show yet), 1 when the history or the state directory cannot be\n" +
-			"read (an empty list would pass for a healthy one), 2 for an invalid configuration or flags.",
+			"read (an empty list would pass for a healthy one), 2 for an invalid configuration or flags.\n" +
+			"--check answers as a monitoring plugin (Nagios, Icinga, Sensu) instead: one line, then one per\n" +
+			"problem, and the exit codes of that convention: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (anything\n" +
+			"that stops the check, an invalid flag included).",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "listen", Usage: "HOST:PORT of the daemon's API (default: the configuration's http.listen)"},
+			listenFlag(),
+			&cli.BoolFlag{Name: "check", Usage: "answer as a monitoring plugin: exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN"},
 			jsonFlag(), quietFlag(),
 		},
 		OnUsageError: onUsageError,
-		Action:       runStatus,
+		Action: func(c *cli.Context) error {
+			rep, err := statusOf(c)
+			if c.Bool("check") {
+				return monitoringCheck(c.App.Writer, rep, err)
+			}
+			if err != nil {
+				return err
+			}
+			if flagAnywhere(c, "json") {
+				return writeJSON(c.App.Writer, rep)
+			}
+			if !flagAnywhere(c, "quiet") {
+				printStatus(c.App.Writer, rep)
+			}
+			return nil
+		},
 	}
 }
 
 // statusReport is the --json form of status.
 type statusReport struct {
 	// Source says where the endpoints come from: "daemon http://ADDR" or
-	// "history FILE (no daemon answered)"; Note says why there are none.
+	// "history FILE (no daemon answered ...)"; Note says why there are
+	// none.
 	Source    string               `json:"source"`
 	Note      string               `json:"note,omitempty"`
 	Endpoints []web.EndpointStatus `json:"endpoints"`
 	Lineages  []lineageStatus      `json:"lineages"`
+	// noDaemon is set when the endpoints come from the history because
+	// no daemon answered, although a configuration says there is one.
+	noDaemon bool
 }
 
 // lineageStatus is one lineage in status.
 type lineageStatus struct {
-	Name     string    `json:"name"`
-	Version  int       `json:"version"`
-	NotAfter time.Time `json:"not_after,omitzero"`
-	DaysLeft float64   `json:"days_left"`
-	Error    string    `json:"error,omitempty"`
+	Name     string              `json:"name"`
+	Version  int                 `json:"version"`
+	NotAfter time.Time           `json:"not_after,omitzero"`
+	DaysLeft float64             `json:"days_left"`
+	Problems []lifecycle.Problem `json:"problems,omitempty"`
+	Error    string              `json:"error,omitempty"`
 }
 
-func runStatus(c *cli.Context) error {
+// statusOf gathers what status shows.
+func statusOf(c *cli.Context) (statusReport, error) {
+	rep := statusReport{Endpoints: []web.EndpointStatus{}, Lineages: []lineageStatus{}}
 	if c.NArg() != 0 {
-		return usagef("status takes no arguments")
+		return rep, usagef("status takes no arguments")
 	}
-	cfg, err := loadConfig(c)
+	client, cfg, err := daemonClient(c)
 	if err != nil {
-		return err
-	}
-	addr := config.DefaultListen
-	var token string
-	if cfg != nil {
-		addr, token = cfg.HTTP.Listen, string(cfg.HTTP.Token)
-	}
-	if l := c.String("listen"); l != "" {
-		if _, _, err := net.SplitHostPort(l); err != nil {
-			return usagef("--listen %q is not HOST:PORT", l)
-		}
-		addr = l
+		return rep, err
 	}
 	state, err := configStateDir(c, cfg)
 	if err != nil {
-		return err
+		return rep, err
 	}
-	rep := statusReport{Endpoints: []web.EndpointStatus{}, Lineages: []lineageStatus{}}
-	eps, apiErr := askDaemon(c.Context, addr, token)
+	eps, apiErr := client.Endpoints(c.Context)
 	if apiErr == nil {
-		rep.Source, rep.Endpoints = "daemon http://"+dialAddr(addr), eps
+		rep.Source, rep.Endpoints = "daemon "+client.URL(), eps
 	} else {
 		path := filepath.Join(state, daemon.HistoryFile)
-		rep.Source = fmt.Sprintf("history %s (no daemon answered at %s: %v)", path, dialAddr(addr), apiErr)
+		rep.Source = fmt.Sprintf("history %s (%v)", path, apiErr)
+		rep.noDaemon = cfg != nil
 		eps, err := readHistory(path)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 			rep.Note = "no history yet: start 'xmppcert daemon' to watch endpoints"
 		case errors.Is(err, history.ErrLocked):
-			return fmt.Errorf("%s is held by a daemon that did not answer at %s (%v): give its API address with --listen", path, dialAddr(addr), apiErr)
+			return rep, fmt.Errorf("%s is held by a daemon that did not answer at %s (%v): give its API address with --listen", path, client.URL(), apiErr)
 		case err != nil:
-			return fmt.Errorf("reading the history: %w", err)
+			return rep, fmt.Errorf("reading the history: %w", err)
 		default:
 			rep.Endpoints = eps
 		}
 	}
-	if rep.Lineages, err = lineages(state); err != nil {
-		return err
-	}
-	if flagAnywhere(c, "json") {
-		return writeJSON(c.App.Writer, rep)
-	}
-	if !flagAnywhere(c, "quiet") {
-		printStatus(c.App.Writer, rep)
-	}
-	return nil
+	rep.Lineages, err = lineages(state)
+	return rep, err
 }
 
-// dialAddr turns a listen address into one to connect to: an unspecified
-// host (every address) is reached on loopback.
-func dialAddr(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
+// daemonClient is the client of the daemon's API at --listen, else the
+// configuration's http.listen with its token, else the default address;
+// it returns the configuration too (nil without --config).
+func daemonClient(c *cli.Context) (*web.Client, *config.Config, error) {
+	cfg, err := loadConfig(c)
 	if err != nil {
-		return addr
+		return nil, nil, err
 	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
+	client := &web.Client{Addr: config.DefaultListen}
+	if cfg != nil {
+		client.Addr, client.Token = cfg.HTTP.Listen, string(cfg.HTTP.Token)
 	}
-	return net.JoinHostPort(host, port)
+	if l := c.String("listen"); l != "" {
+		if _, _, err := net.SplitHostPort(l); err != nil {
+			return nil, nil, usagef("--listen %q is not HOST:PORT", l)
+		}
+		client.Addr = l
+	}
+	return client, cfg, nil
 }
 
-// askDaemon is GET /api/endpoints on the daemon.
-func askDaemon(ctx context.Context, addr, token string) ([]web.EndpointStatus, error) {
-	ctx, cancel := context.WithTimeout(ctx, statusAPITimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+dialAddr(addr)+"/api/endpoints", nil)
-	if err != nil {
-		return nil, err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, errors.New("not reachable")
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("it answered %s", resp.Status)
-	}
-	return decodeEndpoints(resp.Body)
+// listenFlag is the daemon API address of status, ack and sweep.
+func listenFlag() cli.Flag {
+	return &cli.StringFlag{Name: "listen", Usage: "HOST:PORT of the daemon's API (default: the configuration's http.listen)"}
 }
 
-func decodeEndpoints(r io.Reader) ([]web.EndpointStatus, error) {
-	var body struct {
-		Endpoints []web.EndpointStatus `json:"endpoints"`
-	}
-	if err := json.NewDecoder(io.LimitReader(r, 64<<20)).Decode(&body); err != nil {
-		return nil, fmt.Errorf("reading the daemon's answer: %w", err)
-	}
-	if body.Endpoints == nil {
-		body.Endpoints = []web.EndpointStatus{}
-	}
-	return body.Endpoints, nil
-}
-
-// readHistory opens the history read-only, briefly, and renders the same
-// statuses the daemon's API would, through watcher/web in-process.
+// readHistory opens the history read-only, briefly, and gives the same
+// statuses the daemon's API would.
 func readHistory(path string) ([]web.EndpointStatus, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, err
@@ -189,37 +169,110 @@ func readHistory(path string) ([]web.EndpointStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := httptest.NewRequest(http.MethodGet, "http://localhost/api/endpoints", nil)
-	req.RemoteAddr = "127.0.0.1:1"
-	rec := httptest.NewRecorder()
-	srv.ServeHTTP(rec, req)
-	if rec.Code != http.StatusOK {
-		return nil, fmt.Errorf("reading %s: %s", path, strings.TrimSpace(rec.Body.String()))
-	}
-	return decodeEndpoints(rec.Body)
+	return srv.Statuses()
 }
 
-// lineages lists the lineages of the state directory; a directory that
-// cannot be read is an error, not an empty list.
+// lineages reads the lineages of the state directory with what needs the
+// operator in each; a directory that cannot be read is an error, not an
+// empty list.
 func lineages(state string) ([]lineageStatus, error) {
 	out := []lineageStatus{}
-	store := acme.DiskStore{Dir: state}
-	names, err := store.Names()
+	engine := lifecycle.OnDisk(state)
+	engine.Now = clock
+	names, err := engine.Store.Names()
 	if err != nil {
 		return nil, fmt.Errorf("listing the lineages in %s: %w", filepath.Join(state, "live"), err)
 	}
 	for _, n := range names {
 		l := lineageStatus{Name: n}
-		cur, err := store.Current(n)
+		st, err := engine.Status(n)
 		if err != nil {
 			l.Error = err.Error()
 		} else {
-			l.Version, l.NotAfter = cur.Version, cur.Leaf.NotAfter.UTC()
-			l.DaysLeft = cur.Leaf.NotAfter.Sub(clock()).Hours() / 24
+			l.Version, l.NotAfter = st.Version, st.NotAfter.UTC()
+			l.DaysLeft = st.NotAfter.Sub(clock()).Hours() / 24
+			l.Problems = st.Problems(clock())
 		}
 		out = append(out, l)
 	}
 	return out, nil
+}
+
+// Monitoring plugin states (status --check), the exception to the exit
+// codes every other command uses.
+const (
+	checkOK       = 0
+	checkWarning  = 1
+	checkCritical = 2
+	checkUnknown  = 3
+)
+
+// checkExit ends a command with a monitoring plugin's exit code; the
+// command has printed its answer.
+type checkExit struct{ code int }
+
+func (e checkExit) Error() string { return fmt.Sprintf("check state %d", e.code) }
+
+// monitoringCheck prints status --check's answer for rep, or for err that
+// stopped gathering it, and returns its state as a checkExit: CRITICAL
+// for a critical unacknowledged change or condition of an endpoint or a
+// critical problem of a lineage, WARNING for a warning, a lineage that
+// cannot be read or a configured daemon that did not answer, UNKNOWN
+// when the check could not be made.
+func monitoringCheck(w io.Writer, rep statusReport, err error) error {
+	if err != nil {
+		fmt.Fprintf(w, "XMPPCERT UNKNOWN - %s\n", clipLines(strings.ReplaceAll(err.Error(), "\n", "; ")))
+		return checkExit{checkUnknown}
+	}
+	var critical, warning []string
+	note := func(sev changes.Severity, text string) {
+		switch sev {
+		case changes.Critical:
+			critical = append(critical, text)
+		case changes.Warning:
+			warning = append(warning, text)
+		}
+	}
+	if rep.noDaemon {
+		warning = append(warning, "the daemon: "+strings.TrimPrefix(rep.Source, "history "))
+	}
+	for _, e := range rep.Endpoints {
+		for _, ch := range e.Unacknowledged {
+			note(ch.Severity, fmt.Sprintf("%s: %s: %s", e.Key, ch.Kind, ch.Text))
+		}
+		for _, ch := range e.Conditions {
+			note(ch.Severity, fmt.Sprintf("%s: %s: %s", e.Key, ch.Kind, ch.Text))
+		}
+	}
+	for _, l := range rep.Lineages {
+		if l.Error != "" {
+			warning = append(warning, "lineage "+l.Name+": "+l.Error)
+		}
+		for _, p := range l.Problems {
+			sev := changes.Warning
+			if p.Critical {
+				sev = changes.Critical
+			}
+			note(sev, "lineage "+l.Name+": "+p.Text)
+		}
+	}
+	state, code := "OK", checkOK
+	switch {
+	case len(critical) > 0:
+		state, code = "CRITICAL", checkCritical
+	case len(warning) > 0:
+		state, code = "WARNING", checkWarning
+	}
+	summary := fmt.Sprintf("%d endpoints, %d lineages", len(rep.Endpoints), len(rep.Lineages))
+	if code != checkOK {
+		summary = fmt.Sprintf("%d critical, %d warning: %s", len(critical), len(warning), slices.Concat(critical, warning)[0])
+	}
+	fmt.Fprintf(w, "XMPPCERT %s - %s | endpoints=%d lineages=%d critical=%d warning=%d\n", state, summary,
+		len(rep.Endpoints), len(rep.Lineages), len(critical), len(warning))
+	for _, line := range slices.Concat(critical, warning) {
+		fmt.Fprintln(w, line)
+	}
+	return checkExit{code}
 }
 
 func printStatus(w io.Writer, rep statusReport) {
@@ -271,6 +324,15 @@ func printStatus(w io.Writer, rep statusReport) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%.0f\n", l.Name, l.Version, stamp(l.NotAfter), l.DaysLeft)
 	}
 	tw.Flush()
+	for _, l := range rep.Lineages {
+		for _, p := range l.Problems {
+			sev := changes.Warning
+			if p.Critical {
+				sev = changes.Critical
+			}
+			fmt.Fprintf(w, "  %s: %s: %s\n", l.Name, sev, p.Text)
+		}
+	}
 }
 
 func dash(s string) string {

@@ -188,21 +188,16 @@ func (d *Daemon) lineages() []web.Lineage {
 				line += "deployed before deploy records were kept"
 			case r != nil && r.Error != "":
 				line += "FAILED: " + r.Error
-				l.Problems = append(l.Problems, line)
 			default:
 				line += "behind the current version"
-				l.Problems = append(l.Problems, line)
 			}
 			l.Deploy = append(l.Deploy, line)
 		}
 		for _, s := range st.Served {
 			l.Served = append(l.Served, s.Detail)
-			if s.Status != lifecycle.ServedCurrent {
-				l.Problems = append(l.Problems, s.Detail)
-			}
 		}
-		if st.Due {
-			l.Problems = append(l.Problems, "due for renewal")
+		for _, p := range st.Problems(d.deps.Now()) {
+			l.Problems = append(l.Problems, p.Text)
 		}
 		out = append(out, l)
 	}

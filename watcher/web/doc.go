@@ -15,6 +15,7 @@
 //	GET  /api/endpoints              JSON: every endpoint (EndpointStatus)
 //	GET  /api/endpoints/ID           JSON: one endpoint with its history (EndpointDetail)
 //	POST /api/endpoints/ID/ack       acknowledge its changes up to an entry
+//	POST /api/ack                    acknowledge every endpoint whose changes are all of at most a severity
 //	POST /api/sweep                  probe every watched endpoint now (Options.Sweep); JSON result
 //	GET  /probe?module=M&target=xmpp:DOMAIN  probe any domain now (Options.ProbeNow), blackbox exporter style
 //	POST /api/v1/check/SERVICE       the same, answered {"success": ...} as observe.jabber.network does

@@ -47,7 +47,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 // store that cannot be read fails the scrape, so that it shows as an
 // error rather than as endpoints that vanished.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	st, err := c.s.statuses()
+	st, err := c.s.Statuses()
 	if err != nil {
 		c.s.log.Error("web: metrics: reading history", "err", err)
 		ch <- prometheus.NewInvalidMetric(descScrapeError, err)

@@ -55,10 +55,14 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, page string, dat
 
 // dashboardData is what dashboard.html shows.
 type dashboardData struct {
-	Title       string
-	Now         string
-	Endpoints   []EndpointStatus
-	Unacked     int // endpoints with unacknowledged changes
+	Title     string
+	Now       string
+	Endpoints []EndpointStatus
+	Unacked   int // endpoints with unacknowledged changes
+	// InfoOnly counts the endpoints whose unacknowledged changes are
+	// all info; CSRF is the token of the form that acknowledges them.
+	InfoOnly    int
+	CSRF        string
 	Conditioned int // endpoints with conditions
 	Lineages    []Lineage
 }
@@ -84,7 +88,7 @@ type Lineage struct {
 
 // handleDashboard is GET /.
 func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
-	st, err := s.statuses()
+	st, err := s.Statuses()
 	if err != nil {
 		s.serverError(w, r, err)
 		return
@@ -93,13 +97,16 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	slices.SortStableFunc(st, func(a, b EndpointStatus) int {
 		return cmp.Compare(urgency(b), urgency(a))
 	})
-	d := dashboardData{Title: "xmppcert: watched endpoints", Now: fmtTime(s.now()), Endpoints: st}
+	d := dashboardData{Title: "xmppcert: watched endpoints", Now: fmtTime(s.now()), Endpoints: st, CSRF: s.csrfToken(ackAllID)}
 	if s.opts.Lineages != nil {
 		d.Lineages = s.opts.Lineages()
 	}
 	for _, e := range st {
 		if len(e.Unacknowledged) > 0 {
 			d.Unacked++
+			if !slices.ContainsFunc(e.Unacknowledged, func(c ChangeAt) bool { return c.Severity != changes.Info }) {
+				d.InfoOnly++
+			}
 		}
 		if len(e.Conditions) > 0 {
 			d.Conditioned++

@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -191,6 +192,7 @@ func New(opts Options) (*Server, error) {
 	m.HandleFunc("GET /api/endpoints", s.handleAPIList)
 	m.HandleFunc("GET /api/endpoints/{id}", s.handleAPIEndpoint)
 	m.HandleFunc("POST /api/endpoints/{id}/ack", s.handleAck)
+	m.HandleFunc("POST /api/ack", s.handleAckAll)
 	if opts.Sweep != nil {
 		m.HandleFunc("POST /api/sweep", s.handleSweep)
 	}
@@ -432,8 +434,9 @@ func hasUnreachable(es []history.Entry) bool {
 	return false
 }
 
-// statuses returns the status of every endpoint, in key order.
-func (s *Server) statuses() ([]EndpointStatus, error) {
+// Statuses returns the status of every endpoint, in key order: what GET
+// /api/endpoints answers, for a caller that reads the history itself.
+func (s *Server) Statuses() ([]EndpointStatus, error) {
 	keys, err := s.opts.Store.Endpoints()
 	if err != nil {
 		return nil, err
@@ -472,7 +475,7 @@ func jsonError(w http.ResponseWriter, status int, msg string) {
 
 // handleAPIList is GET /api/endpoints.
 func (s *Server) handleAPIList(w http.ResponseWriter, r *http.Request) {
-	st, err := s.statuses()
+	st, err := s.Statuses()
 	if err != nil {
 		s.serverError(w, r, err)
 		return
@@ -587,6 +590,87 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 	acked, _ := s.opts.Acks.Acked(d.Key)
 	writeJSON(w, http.StatusOK, map[string]any{"id": d.ID, "key": d.Key, "acked_seq": acked})
 }
+
+// AckAllResult is the answer to POST /api/ack: the endpoints
+// acknowledged, and those left with changes above the severity.
+type AckAllResult struct {
+	Acknowledged []string `json:"acknowledged"`
+	Left         []string `json:"left"`
+}
+
+// handleAckAll is POST /api/ack: it acknowledges every endpoint whose
+// unacknowledged changes are all of at most the given severity (JSON
+// {"severity": "info"}, or the dashboard's form with its CSRF token), up
+// to its latest entry, and leaves the others, so that expected renewals
+// need no acknowledgement one endpoint at a time while a warning or a
+// critical change waits to be read.
+func (s *Server) handleAckAll(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	form := ct == "application/x-www-form-urlencoded"
+	var sev changes.Severity
+	if form {
+		if err := s.cop.Check(r); err != nil {
+			s.refuse(w, r, http.StatusForbidden, "cross-origin request")
+			return
+		}
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, "bad form", http.StatusBadRequest)
+			return
+		}
+		if _, hasBearer := bearer(r); !hasBearer && !hmac.Equal([]byte(r.PostFormValue("csrf")), []byte(s.csrfToken(ackAllID))) {
+			s.refuse(w, r, http.StatusForbidden, "missing or wrong CSRF form token")
+			return
+		}
+		sev = changes.Severity(r.PostFormValue("severity"))
+	} else {
+		if !s.formlessPOST(w, r, "acknowledge") {
+			return
+		}
+		var body struct {
+			Severity changes.Severity `json:"severity"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			jsonError(w, http.StatusBadRequest, "body is not JSON {\"severity\": \"info\"}: "+err.Error())
+			return
+		}
+		sev = body.Severity
+	}
+	if sev.Rank() == 0 {
+		jsonError(w, http.StatusBadRequest, fmt.Sprintf("severity %q: give info, warning or critical", sev))
+		return
+	}
+	st, err := s.Statuses()
+	if err != nil {
+		s.serverError(w, r, err)
+		return
+	}
+	res := AckAllResult{Acknowledged: []string{}, Left: []string{}}
+	for _, e := range st {
+		if len(e.Unacknowledged) == 0 {
+			continue
+		}
+		if slices.ContainsFunc(e.Unacknowledged, func(c ChangeAt) bool { return c.Severity.Rank() > sev.Rank() }) {
+			res.Left = append(res.Left, e.ID)
+			continue
+		}
+		if err := s.opts.Acks.Ack(e.Key, e.Latest.Seq); err != nil {
+			s.serverError(w, r, err)
+			return
+		}
+		res.Acknowledged = append(res.Acknowledged, e.ID)
+	}
+	s.log.Info("web: changes acknowledged", "severity", string(sev), "endpoints", len(res.Acknowledged), "left", len(res.Left), "remote", r.RemoteAddr)
+	if form {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// ackAllID is what the dashboard's acknowledge-all form's CSRF token is
+// made for; no endpoint ID has its length.
+const ackAllID = "all"
 
 // handleSweep is POST /api/sweep: one sweep at once, answered with
 // Options.Sweep's result. Like an acknowledgement it passes the

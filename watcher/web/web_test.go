@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -668,4 +669,64 @@ func status(t testing.TB, s *Server, key string) EndpointStatus {
 		t.Fatal(err)
 	}
 	return st
+}
+
+// TestAckAll: POST /api/ack acknowledges the endpoints whose
+// unacknowledged changes are all of at most the given severity and
+// leaves the others; the dashboard offers it as a form for the info
+// changes, with its own CSRF token; refusals as for one endpoint.
+func TestAckAll(t *testing.T) {
+	f := newFixture(t)
+	s, _ := newServer(t, f, nil)
+	// example.net renews with its key: an info change.
+	net2 := healthy("example.net", xmppaddr.ServiceClient, "192.0.2.20:5222", certA, keyA, t0.Add(time.Hour))
+	net2.Chain[0].Subject = "CN=" + hostile
+	net2.Matched = []string{"DNS-ID " + hostile}
+	net2.StartTLSRequired = false
+	if _, _, err := f.store.Record(net2); err != nil {
+		t.Fatal(err)
+	}
+	if st := status(t, s, f.keyNet); len(st.Unacknowledged) != 1 || st.Unacknowledged[0].Severity != changes.Info {
+		t.Fatalf("example.net: %+v; want one info change", st.Unacknowledged)
+	}
+	if st := status(t, s, f.keyOrg); len(st.Unacknowledged) != 1 || st.Unacknowledged[0].Severity != changes.Warning {
+		t.Fatalf("example.org: %+v; want one warning", st.Unacknowledged)
+	}
+	dash := bodyOf(t, req(t, s, "GET", "/", nil, nil))
+	if !strings.Contains(dash, `action="/api/ack"`) || !strings.Contains(dash, `name="csrf" value="`+s.csrfToken(ackAllID)+`"`) ||
+		!strings.Contains(dash, "Acknowledge the info changes of 1 endpoint</button>") {
+		t.Errorf("the dashboard lacks the acknowledge-info form:\n%s", dash)
+	}
+	formHeaders := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	for _, tc := range []struct {
+		name string
+		resp *http.Response
+		want int
+	}{
+		{"form without CSRF token", req(t, s, "POST", "/api/ack", strings.NewReader("severity=info"), formHeaders), 403},
+		{"form with an endpoint's token", req(t, s, "POST", "/api/ack", strings.NewReader("severity=info&csrf="+s.csrfToken(ID(f.keyNet))), formHeaders), 403},
+		{"text/plain", req(t, s, "POST", "/api/ack", strings.NewReader(`{"severity":"info"}`), map[string]string{"Content-Type": "text/plain"}), 403},
+		{"unknown severity", req(t, s, "POST", "/api/ack", strings.NewReader(`{"severity":"minor"}`), map[string]string{"Content-Type": "application/json"}), 400},
+	} {
+		if tc.resp.StatusCode != tc.want {
+			t.Errorf("%s: %d, want %d", tc.name, tc.resp.StatusCode, tc.want)
+		}
+	}
+	if st := status(t, s, f.keyNet); len(st.Unacknowledged) != 1 {
+		t.Fatalf("a refused request acknowledged: %+v", st.Unacknowledged)
+	}
+
+	r := req(t, s, "POST", "/api/ack", strings.NewReader(`{"severity": "info"}`), map[string]string{"Content-Type": "application/json"})
+	var res AckAllResult
+	if err := json.Unmarshal([]byte(bodyOf(t, r)), &res); err != nil || r.StatusCode != 200 ||
+		!slices.Equal(res.Acknowledged, []string{ID(f.keyNet)}) || !slices.Equal(res.Left, []string{ID(f.keyOrg)}) {
+		t.Fatalf("info: %d %+v %v; want example.net acknowledged, example.org left", r.StatusCode, res, err)
+	}
+	if len(status(t, s, f.keyNet).Unacknowledged) != 0 || len(status(t, s, f.keyOrg).Unacknowledged) != 1 {
+		t.Errorf("after acknowledging the info changes: example.net %+v, example.org %+v", status(t, s, f.keyNet).Unacknowledged, status(t, s, f.keyOrg).Unacknowledged)
+	}
+	r = req(t, s, "POST", "/api/ack", strings.NewReader("severity=warning&csrf="+s.csrfToken(ackAllID)), formHeaders)
+	if r.StatusCode != 303 || r.Header.Get("Location") != "/" || len(status(t, s, f.keyOrg).Unacknowledged) != 0 {
+		t.Errorf("the form with warning: %d %s, example.org %+v", r.StatusCode, r.Header.Get("Location"), status(t, s, f.keyOrg).Unacknowledged)
+	}
 }
