@@ -11,11 +11,12 @@ cd "$(dirname "$0")"
 # DNS server for dns-01 and TLSA publishing by RFC 2136, signing its zones
 # with DNSSEC; unbound: the validating resolver pin verify asks; ldnsutils:
 # ldns-dane, which checks what we publish; hash-slinger: tlsa, whose records
-# ours must equal; chromium: the dashboard tested in a real browser).
+# ours must equal; chromium: the dashboard tested in a real browser;
+# prometheus: promtool, which lints /metrics and /probe).
 # Installed when root. The tests start their own servers
-# (internal/testxmpp): a system ejabberd that installing the package started
-# is stopped again.
-packages=(openssl prosody ejabberd testssl.sh certbot knot knot-dnsutils unbound ldnsutils hash-slinger chromium)
+# (internal/testxmpp): a system ejabberd or Prometheus that installing the
+# package started is stopped again.
+packages=(openssl prosody ejabberd testssl.sh certbot knot knot-dnsutils unbound ldnsutils hash-slinger chromium prometheus)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -24,6 +25,9 @@ if ((${#missing[@]})) && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; th
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   if [[ " ${missing[*]} " == *" ejabberd "* ]]; then
     { systemctl disable --now ejabberd || service ejabberd stop; } >/dev/null 2>&1 || true
+  fi
+  if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+    { systemctl disable --now prometheus prometheus-node-exporter || { service prometheus stop; service prometheus-node-exporter stop; }; } >/dev/null 2>&1 || true
   fi
 fi
 

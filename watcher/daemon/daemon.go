@@ -100,9 +100,10 @@ type Daemon struct {
 	probes    map[string]*probe.Endpoint // by endpoint key, from the last sweep
 	lastPrune time.Time
 
-	health  *health
-	sweepMu sync.Mutex // one sweep at a time
-	closed  sync.Once
+	health         *health
+	lineageMetrics *lineageMetrics
+	sweepMu        sync.Mutex // one sweep at a time
+	closed         sync.Once
 }
 
 // SweepResult says what one sweep did. POST /api/sweep answers it as
@@ -158,6 +159,10 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 		return nil, err
 	}
 	d.health = h
+	d.lineageMetrics = &lineageMetrics{d: d, renewed: map[string]bool{}}
+	if err := deps.Registry.Register(d.lineageMetrics); err != nil {
+		return nil, fmt.Errorf("daemon: registering metrics: %w", err)
+	}
 	d.logWarnings(cfg)
 	if cfg.File == "" {
 		d.refreshLineageHosts()

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -465,6 +466,11 @@ own_hosts = false
 	if count(lifecycle.EventIssued) != 1 || count(lifecycle.EventDeployed) != 1 {
 		t.Errorf("after the first run: issued %v, deployed %v; want 1 each", count(lifecycle.EventIssued), count(lifecycle.EventDeployed))
 	}
+	hook := "hook test ! -e " + fail
+	lineage := map[string]float64{"version": 1, "last_renewal_success": 1, "deploy_ok " + hook: 1, "problems critical": 0, "problems warning": 0}
+	if got := lineageGauges(t, reg, "example.org"); !maps.Equal(got, lineage) {
+		t.Errorf("lineage series after the first run: %v; want %v", got, lineage)
+	}
 	if err := os.WriteFile(fail, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -482,6 +488,43 @@ own_hosts = false
 	if !strings.Contains(logs.String(), "deploy failed") {
 		t.Errorf("the failed deploy is not logged:\n%s", logs.String())
 	}
+	// Warnings: the deploy did not finish, and the hook failed.
+	lineage = map[string]float64{"version": 2, "last_renewal_success": 0, "deploy_ok " + hook: 0, "problems critical": 0, "problems warning": 2}
+	if got := lineageGauges(t, reg, "example.org"); !maps.Equal(got, lineage) {
+		t.Errorf("lineage series after the failed deploy: %v; want %v", got, lineage)
+	}
+}
+
+// lineageGauges reads the xmppcert_lineage_* gauges of one lineage from
+// reg, named without the prefix and with their other label values, the
+// timestamps left out.
+func lineageGauges(t *testing.T, reg *prometheus.Registry, name string) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		series, ok := strings.CutPrefix(f.GetName(), "xmppcert_lineage_")
+		if !ok || strings.HasSuffix(series, "_timestamp_seconds") {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			key, mine := series, false
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "lineage" {
+					mine = l.GetValue() == name
+				} else {
+					key += " " + l.GetValue()
+				}
+			}
+			if mine {
+				out[key] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out
 }
 
 // TestDaemonReissuesChangedHost: a [[host]] whose components change in

@@ -112,6 +112,7 @@ func DesiredHosts(cfg *config.Config) ([]lifecycle.Host, error) {
 // and logs the failures among them with what failed.
 func (d *Daemon) lifecycleEvent(ev lifecycle.Event) {
 	d.health.lifecycleEvents.WithLabelValues(ev.Name).Inc()
+	d.lineageMetrics.event(ev)
 	if ev.Name == lifecycle.EventDeployFailed && ev.Err != nil {
 		d.log.Warn("deploy failed", "lineage", ev.Lineage, "version", ev.Version, "target", ev.Target, "error", ev.Err.Error())
 	}

@@ -41,11 +41,19 @@
 //	probe_tls_cipher_info{cipher}       1, with the negotiated cipher suite
 //	probe_ssl_last_chain_info{fingerprint_sha256} 1, with the leaf presented last
 //	xmppcert_dialback_offered           1 when dialback is offered after TLS (xmpp-server only)
-//	xmppcert_certificate_days_left      days until the leaf expires (negative when expired)
+//	xmppcert_certificate_remaining_seconds until the leaf expires (negative when expired)
 //	xmppcert_starttls_required          1 when plaintext streams are refused
 //	xmppcert_forward_secret             1 when the negotiated suite is forward secret
 //	xmppcert_changes_unacknowledged{severity} unacknowledged changes (info, warning, critical)
 //	xmppcert_last_seen_timestamp_seconds when the endpoint was last probed
+//	xmppcert_manifesto_grade_info{grade} 1, with the manifesto grade (pass, fail, unknown), when known
+//
+// The daemon adds, per lineage of its state directory (label lineage):
+// xmppcert_lineage_version, xmppcert_lineage_expiry_timestamp_seconds,
+// xmppcert_lineage_next_renewal_timestamp_seconds{rule},
+// xmppcert_lineage_last_renewal_success, xmppcert_lineage_deploy_ok{target},
+// xmppcert_lineage_served_info{endpoint,status} and
+// xmppcert_lineage_problems{severity} (watcher/daemon).
 //
 // The probe_ names are blackbox_exporter's and xmpp-blackbox-exporter's,
 // so that their usual alerts (expiry, certificate change by fingerprint)

@@ -24,11 +24,12 @@ var (
 	descCipher        = desc("probe_tls_cipher_info", "The cipher suite the endpoint negotiated, as the cipher label.", "cipher")
 	descChain         = desc("probe_ssl_last_chain_info", "The leaf certificate the endpoint presented last, by its SHA-256 fingerprint (a change of fingerprint is a certificate change).", "fingerprint_sha256")
 	descDialback      = desc("xmppcert_dialback_offered", "Whether the s2s endpoint offers Server Dialback after TLS.")
-	descDaysLeft      = desc("xmppcert_certificate_days_left", "Days until the endpoint's leaf certificate expires (negative when expired).")
+	descRemaining     = desc("xmppcert_certificate_remaining_seconds", "Seconds until the endpoint's leaf certificate expires (negative when expired).")
 	descStartTLS      = desc("xmppcert_starttls_required", "Whether the endpoint refuses plaintext streams (STARTTLS required or direct TLS).")
 	descForwardSecret = desc("xmppcert_forward_secret", "Whether the negotiated cipher suite is forward secret.")
 	descUnacked       = desc("xmppcert_changes_unacknowledged", "Changes of the endpoint that no operator has acknowledged yet, by severity.", "severity")
 	descLastSeen      = desc("xmppcert_last_seen_timestamp_seconds", "When the endpoint was last probed, in Unix seconds.")
+	descGrade         = desc("xmppcert_manifesto_grade_info", "The endpoint's grade against the 2014 XMPP manifesto at its latest probe (pass, fail or unknown), as the grade label.", "grade")
 	descScrapeError   = prometheus.NewDesc("xmppcert_history_read_error", "Reading the history failed during the scrape.", nil, nil)
 )
 
@@ -38,7 +39,7 @@ type collector struct{ s *Server }
 
 // Describe sends every metric's description.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSuccess, descEarliest, descTLSVersion, descCipher, descChain, descDialback, descDaysLeft, descStartTLS, descForwardSecret, descUnacked, descLastSeen, descScrapeError} {
+	for _, d := range []*prometheus.Desc{descSuccess, descEarliest, descTLSVersion, descCipher, descChain, descDialback, descRemaining, descStartTLS, descForwardSecret, descUnacked, descLastSeen, descGrade, descScrapeError} {
 		ch <- d
 	}
 }
@@ -70,8 +71,8 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		if t := earliestExpiry(o); !t.IsZero() {
 			gauge(descEarliest, float64(t.Unix()), lv...)
 		}
-		if e.CertDaysLeft != nil {
-			gauge(descDaysLeft, *e.CertDaysLeft, lv...)
+		if leaf := e.Leaf(); !leaf.NotAfter.IsZero() {
+			gauge(descRemaining, leaf.NotAfter.Sub(c.s.now()).Seconds(), lv...)
 		}
 		if o.Reachable {
 			if o.TLSVersion != "" {
@@ -90,6 +91,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			if k.Service == xmppaddr.ServiceServer {
 				gauge(descDialback, b2f(o.Dialback), lv...)
 			}
+		}
+		if e.Grade != nil {
+			gauge(descGrade, 1, with(string(e.Grade.Verdict))...)
 		}
 		n := map[changes.Severity]int{}
 		for _, ch := range e.Unacknowledged {

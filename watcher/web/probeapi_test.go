@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/watcher/probe"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
@@ -185,5 +187,22 @@ func TestCheckAPI(t *testing.T) {
 	}
 	if got := strings.Join(p.calls, ", "); got != "example.org xmpp-server" {
 		t.Errorf("probed %s", got)
+	}
+}
+
+// TestProbeAPILint: what /probe answers passes Prometheus' own
+// promtool, as a blackbox multi-target scrape reads it.
+func TestProbeAPILint(t *testing.T) {
+	promtool := testtool.Require(t, "promtool", "prometheus")
+	f := newFixture(t)
+	p := &probed{}
+	s, _ := newServer(t, f, func(o *Options) { o.ProbeNow = p.probe })
+	for _, module := range []string{"s2s_normal", "c2s_normal_auth"} {
+		body := bodyOf(t, req(t, s, "GET", "/probe?module="+module+"&target=xmpp:example.org", nil, nil))
+		cmd := exec.Command(promtool, "check", "metrics")
+		cmd.Stdin = strings.NewReader(body)
+		if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+			t.Errorf("%s: promtool check metrics: %v\n%s\n%s", module, err, out, body)
+		}
 	}
 }

@@ -407,7 +407,7 @@ func TestMetrics(t *testing.T) {
 		`probe_tls_version_info{` + org + `,version="TLS 1.3"} 1`,
 		"xmppcert_dialback_offered{" + org + "} 1",
 		`probe_tls_cipher_info{` + strings.Replace(org, `,domain=`, `,cipher="TLS_AES_128_GCM_SHA256",domain=`, 1) + `} 1`,
-		"xmppcert_certificate_days_left{" + org + "} 59.92",
+		"xmppcert_certificate_remaining_seconds{" + org + "} " + sci(int64(60*24*time.Hour/time.Second-2*3600)),
 		"xmppcert_starttls_required{" + org + "} 1",
 		"xmppcert_forward_secret{" + org + "} 1",
 		`xmppcert_changes_unacknowledged{` + strings.Replace(org, `,transport=`, `,severity="warning",transport=`, 1) + `} 1`,
@@ -415,6 +415,7 @@ func TestMetrics(t *testing.T) {
 		`probe_success{address="192.0.2.30:5269",domain="down.example"`,
 		`xmppcert_starttls_required{address="192.0.2.20:5222",domain="example.net",host="xmpp.example.net",port="5269",service="xmpp-client",transport="starttls"} 0`,
 		"# HELP xmppcert_last_seen_timestamp_seconds",
+		`xmppcert_manifesto_grade_info{` + strings.Replace(org, `,host=`, `,grade="pass",host=`, 1) + `} 1`,
 	} {
 		if !strings.Contains(b, want) {
 			t.Errorf("metrics lack %q", want)
@@ -429,6 +430,9 @@ func TestMetrics(t *testing.T) {
 	}
 	if !regexp.MustCompile(`probe_success\{address="192.0.2.30:5269"[^}]*\} 0`).MatchString(b) {
 		t.Errorf("unreachable endpoint not probe_success 0")
+	}
+	if strings.Contains(b, `xmppcert_manifesto_grade_info{address="192.0.2.20`) {
+		t.Errorf("a grade for an endpoint whose probe result is not known")
 	}
 	if strings.Contains(b, `xmppcert_dialback_offered{address="192.0.2.20`) {
 		t.Errorf("dialback reported for c2s")
