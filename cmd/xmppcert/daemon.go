@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -14,6 +15,7 @@ import (
 	"github.com/xmppcert/xmppcert/acme/acmeca"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
+	"github.com/xmppcert/xmppcert/internal/journal"
 	"github.com/xmppcert/xmppcert/internal/safedir"
 	"github.com/xmppcert/xmppcert/watcher/config"
 	"github.com/xmppcert/xmppcert/watcher/daemon"
@@ -149,14 +151,21 @@ func runDaemon(c *cli.Context) error {
 }
 
 // newLogger logs text (or JSON with --json) to w; --quiet keeps warnings
-// and errors only.
+// and errors only. Under systemd, whose journal reads standard error,
+// each line carries its priority (internal/journal).
 func newLogger(w io.Writer, asJSON, quiet bool) *slog.Logger {
 	o := &slog.HandlerOptions{Level: slog.LevelInfo}
 	if quiet {
 		o.Level = slog.LevelWarn
 	}
-	if asJSON {
-		return slog.New(slog.NewJSONHandler(w, o))
+	handler := func(w io.Writer) slog.Handler {
+		if asJSON {
+			return slog.NewJSONHandler(w, o)
+		}
+		return slog.NewTextHandler(w, o)
 	}
-	return slog.New(slog.NewTextHandler(w, o))
+	if journal.Attached(os.Stderr) {
+		return slog.New(journal.NewHandler(w, handler))
+	}
+	return slog.New(handler(w))
 }

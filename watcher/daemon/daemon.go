@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
@@ -403,6 +404,9 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener) error {
 	}()
 	cfg := d.Config()
 	d.log.Info("daemon started", "listen", ln.Addr().String(), "history", d.store.Path(), "targets", len(cfg.Targets()), "interval", cfg.Watch.Interval.String())
+	d.notify(sddaemon.SdNotifyReady + "\nSTATUS=" + d.statusLine())
+	stopWatchdog := d.watchdog()
+	defer stopWatchdog()
 
 	// work is cancelled ShutdownGrace after ctx: in-flight work finishes,
 	// bounded.
@@ -444,9 +448,11 @@ loop:
 			break loop
 		case <-hup:
 			d.log.Info("SIGHUP: reloading the configuration")
+			d.notify(sddaemon.SdNotifyReloading + "\n" + sddaemon.SdNotifyMonotonicUsec())
 			if d.Reload() == nil {
 				timer.Reset(d.nextDelay())
 			}
+			d.notify(sddaemon.SdNotifyReady + "\nSTATUS=" + d.statusLine())
 		case <-timer.C:
 			if _, err := d.SweepOnce(work); err != nil {
 				d.log.Error("sweep failed; the next one runs on schedule", "error", err.Error())
@@ -455,6 +461,7 @@ loop:
 		}
 	}
 	d.log.Info("shutting down")
+	d.notify(sddaemon.SdNotifyStopping)
 	wg.Wait()
 	shut, cancel := context.WithTimeout(context.Background(), d.deps.ShutdownGrace)
 	defer cancel()
