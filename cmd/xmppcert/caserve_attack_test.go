@@ -32,7 +32,7 @@ func TestCAServeUnderAttack(t *testing.T) {
 	bin := buildXmppcert(t)
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
-	httpPort := freePort(t)
+	httpPort := testtool.FreePort(t)
 	directory, proc := startCAServe(t, bin, "--state-dir", state, "ca", "serve", "--listen", "127.0.0.1:0",
 		"--validate-ip", "127.0.0.1", "--http-01-port", strconv.Itoa(httpPort))
 	rootFile, root := caRootFile(t, bin, state, dir)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,7 +36,7 @@ func TestCertbot(t *testing.T) {
 	t.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
-	httpPort := freePort(t)
+	httpPort := testtool.FreePort(t)
 
 	directory, _ := startCAServe(t, xmppcert, "--state-dir", state, "ca", "serve", "--listen", "127.0.0.1:0",
 		"--validate-ip", "127.0.0.1", "--http-01-port", strconv.Itoa(httpPort), "--component", "conference.example.org")
@@ -188,17 +187,6 @@ func startCAServe(t *testing.T, xmppcert string, args ...string) (string, *os.Pr
 			t.Fatalf("ca serve printed no directory within 30s\n%s", serverLog())
 		}
 	}
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // tail returns the last n bytes of b.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/xmppcert/xmppcert/acme/acmeca/acmecatest"
 	"github.com/xmppcert/xmppcert/internal/testpki"
+	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/internal/xmpptls/xmpptlstest"
 	"github.com/xmppcert/xmppcert/watcher/changes"
 )
@@ -259,7 +260,7 @@ token_file = "http.token"
 
 	// Off loopback without a token: refused before anything starts.
 	noToken := file("notoken.toml", "[[watch.peer]]\ndomain = \"peer.example\"\n")
-	if r := runBin(t, bin, "--state-dir", state, "--config", noToken, "daemon", "--listen", "0.0.0.0:"+fmt.Sprint(freePort(t))); r.code != 2 || !strings.Contains(r.stderr, "token") {
+	if r := runBin(t, bin, "--state-dir", state, "--config", noToken, "daemon", "--listen", "0.0.0.0:"+fmt.Sprint(testtool.FreePort(t))); r.code != 2 || !strings.Contains(r.stderr, "token") {
 		t.Errorf("--listen 0.0.0.0 without a token: exit %d, want 2:\n%s", r.code, r.stderr)
 	}
 	allAddrs := file("alladdrs.toml", "[[watch.peer]]\ndomain = \"peer.example\"\n[http]\nlisten = \"0.0.0.0:8787\"\n")
@@ -299,7 +300,7 @@ token_file = "http.token"
 	const warning = "Unacknowledged change"
 
 	// Run 1: JSON logs, on every address, with the token.
-	port := freePort(t)
+	port := testtool.FreePort(t)
 	d := startDaemonProc(t, bin, daemonOptions{listen: fmt.Sprintf("0.0.0.0:%d", port), umask0: true}, "--state-dir", state, "--config", cfgFile, "daemon", "--json")
 	h.waitKind(t, changes.FirstSeen, 1)
 	loop := d.url

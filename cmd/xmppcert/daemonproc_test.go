@@ -284,7 +284,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // freeAddr returns a loopback address nothing listens on (briefly).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	return fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	return fmt.Sprintf("127.0.0.1:%d", testtool.FreePort(t))
 }
 
 // writeFile writes data to path with mode or fails the test.

@@ -25,6 +25,7 @@ import (
 	"github.com/xmppcert/xmppcert/acme/acmeca/acmecatest"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/internal/testfs"
+	"github.com/xmppcert/xmppcert/internal/testtool"
 )
 
 // publicPebble is pebble in-process, validating http-01 on a loopback
@@ -38,7 +39,7 @@ type publicPebble struct {
 
 func startPublicPebble(t *testing.T, o acmecatest.PebbleOptions) *publicPebble {
 	t.Helper()
-	port := freePort(t)
+	port := testtool.FreePort(t)
 	o.HTTPPort = port
 	p := acmecatest.StartPebble(t, o)
 	root := filepath.Join(t.TempDir(), "pebble-roots.pem")
@@ -205,7 +206,7 @@ func TestPublicCAServe(t *testing.T) {
 	t.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	dir := t.TempDir()
 	caState := filepath.Join(dir, "ca-state")
-	port := freePort(t)
+	port := testtool.FreePort(t)
 	directory, _ := startCAServe(t, xmppcert, "--state-dir", caState, "ca", "serve", "--listen", "127.0.0.1:0",
 		"--validate-ip", "127.0.0.1", "--http-01-port", strconv.Itoa(port), "--component", "conference.example.org")
 	rootFile, _ := caRootFile(t, xmppcert, caState, dir)
@@ -259,8 +260,8 @@ func TestPublicFaults(t *testing.T) {
 		return true
 	})
 	pending := acmecatest.StartFakeCA(t, nil)
-	closed := fmt.Sprintf("http://127.0.0.1:%d/dir", freePort(t))
-	otherListen := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	closed := fmt.Sprintf("http://127.0.0.1:%d/dir", testtool.FreePort(t))
+	otherListen := "127.0.0.1:" + strconv.Itoa(testtool.FreePort(t))
 	refusing := startRefusingDNS(t)
 	tsigFile := filepath.Join(t.TempDir(), "tsig.key")
 	if err := os.WriteFile(tsigFile, []byte(base64.StdEncoding.EncodeToString(make([]byte, 32))+"\n"), 0o600); err != nil {

@@ -13,6 +13,7 @@ package testtool
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -221,4 +222,16 @@ func PeakRSS(t testing.TB, pid string) int64 {
 	}
 	t.Fatalf("no VmHWM in /proc/%s/status", pid)
 	return 0
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago, for a
+// server that must be told its port before it starts.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

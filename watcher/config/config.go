@@ -516,6 +516,38 @@ type HTTP struct {
 	TokenFile string
 	// Token is that file's content without surrounding white space.
 	Token alert.Secret
+	// HTTPS is [http.https]: the daemon's own HTTPS through certmagic;
+	// nil without it.
+	HTTPS *HTTPS
+}
+
+// HTTPS is [http.https]: the daemon obtains and renews certificates for
+// Names from an ACME CA and serves the same dashboard, API, /metrics and
+// POSH documents over HTTPS on Listen.
+type HTTPS struct {
+	// Listen is the HOST:PORT of the HTTPS server (listen, required).
+	// tls-alpn-01 is answered there; http-01 on http.listen.
+	Listen string
+	// Names are the DNS names certificates are obtained for (names): the
+	// XMPP domains whose POSH documents it serves, the dashboard's name.
+	Names []string
+	// Directory is the ACME CA's directory URL (ca: a name as issue --ca
+	// takes it, or a URL; default Let's Encrypt).
+	Directory string
+	// Email is the account's contact (email); AgreeTOS (agree_tos)
+	// accepts the CA's terms of service, which a new account needs.
+	Email    string
+	AgreeTOS bool
+	// TrustRoot is a PEM file of the roots the CA's own API is checked
+	// against (trust_root, absolute), for a private ACME CA; empty: the
+	// system roots.
+	TrustRoot string
+	// HTTP01 and TLSALPN01 say which challenges may be answered
+	// (challenges; default both).
+	HTTP01, TLSALPN01 bool
+	// Profile is the CA's certificate profile (profile), such as Let's
+	// Encrypt's "shortlived"; empty: the CA's default.
+	Profile string
 }
 
 // POSHDir is the directory under the state directory that holds the POSH

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/acmeca"
 	"github.com/xmppcert/xmppcert/internal/testpki"
 	"github.com/xmppcert/xmppcert/watcher/alert"
 	"github.com/xmppcert/xmppcert/watcher/changes"
@@ -192,6 +194,12 @@ func TestBadConfigs(t *testing.T) {
 		{"listen on all addresses without token", oneHost + "[http]\nlisten = \":8787\" #<\n", "every address is not a loopback address"},
 		{"listen on public address without token", oneHost + "[http]\nlisten = \"0.0.0.0:8787\" #<\n", "0.0.0.0 is not a loopback address, so clients must send a bearer token: set token_file"},
 		{"listen not host port", oneHost + "[http]\nlisten = \"8787\" #<\n", "is not HOST:PORT"},
+		{"https without listen", oneHost + "[http.https] #<\nnames = [\"example.org\"]\nagree_tos = true\n", "[http.https] has no listen"},
+		{"https without names", oneHost + "[http.https] #<\nlisten = \":443\"\nagree_tos = true\n", "[http.https] has no names"},
+		{"https bad name", oneHost + "[http.https]\nlisten = \":443\"\nnames = [\"exa mple.org\"] #<\nagree_tos = true\n", `http.https.names: invalid domain "exa mple.org"`},
+		{"https terms not agreed", oneHost + "[http.https] #<\nlisten = \":443\"\nnames = [\"example.org\"]\n", "set agree_tos = true"},
+		{"https unknown CA", oneHost + "[http.https]\nlisten = \":443\"\nnames = [\"example.org\"]\nagree_tos = true\nca = \"letsencrpyt\" #<\n", `unknown CA "letsencrpyt"`},
+		{"https unknown challenge", oneHost + "[http.https]\nlisten = \":443\"\nnames = [\"example.org\"]\nagree_tos = true\nchallenges = [\"dns-01\"] #<\n", `unknown challenge "dns-01"`},
 		{"token file unreadable", oneHost + "[http]\nlisten = \"[::]:8787\"\ntoken_file = \"unreadable\" #<\n", "cannot read token file"},
 		{"syntax error", oneHost + "[watch]\ninterval = \"1h #<\n", "TOML syntax: "},
 		{"syntax error duplicate key", oneHost + "[watch]\ninterval = \"1h\"\ninterval = \"2h\" #<\n", "TOML syntax: "},
@@ -277,6 +285,14 @@ func TestSecretsNeverInErrors(t *testing.T) {
 	cfg, err = parseIn(t, dir, oneHost+"[[alert.xmpp]]\njid = \"alerts@example.org\"\npassword_file = \"webhook.secret\"\nto = [\"admin@example.org\", \"ops@example.net\"]\nmin_severity = \"warning\"\n")
 	if err != nil {
 		t.Fatal(err)
+	}
+	cfg2, err := parseIn(t, dir, oneHost+"[http.https]\nlisten = \":443\"\nnames = [\"Example.ORG\", \"xmpp.example.org\"]\nagree_tos = true\nchallenges = [\"tls-alpn-01\"]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := cfg2.HTTP.HTTPS; h == nil || h.Listen != ":443" || !slices.Equal(h.Names, []string{"example.org", "xmpp.example.org"}) ||
+		h.Directory != acmeca.LetsEncrypt || h.HTTP01 || !h.TLSALPN01 || !h.AgreeTOS {
+		t.Errorf("[http.https]: %+v", h)
 	}
 	x := cfg.Alert.XMPP[0]
 	if o := x.Options(); o.JID != "alerts@example.org" || string(o.Password) != hmacSecret || len(o.To) != 2 || o.Server != "" ||

@@ -146,6 +146,18 @@ type rawExec struct {
 }
 
 type rawHTTP struct {
-	Listen    *string `toml:"listen"`
-	TokenFile string  `toml:"token_file"`
+	Listen    *string   `toml:"listen"`
+	TokenFile string    `toml:"token_file"`
+	HTTPS     *rawHTTPS `toml:"https"`
+}
+
+type rawHTTPS struct {
+	Listen     *string  `toml:"listen"`
+	Names      []string `toml:"names"`
+	CA         *string  `toml:"ca"`
+	Email      string   `toml:"email"`
+	AgreeTOS   bool     `toml:"agree_tos"`
+	TrustRoot  string   `toml:"trust_root"`
+	Challenges []string `toml:"challenges"`
+	Profile    string   `toml:"profile"`
 }

@@ -776,5 +776,58 @@ func (p *parser) http(r *rawHTTP) HTTP {
 		}
 		p.errAt("http.listen", "%s is not a loopback address, so clients must send a bearer token: set token_file to a file holding one, or listen on 127.0.0.1", shown)
 	}
+	if r.HTTPS != nil {
+		h.HTTPS = p.https(r.HTTPS)
+	}
+	return h
+}
+
+func (p *parser) https(r *rawHTTPS) *HTTPS {
+	h := &HTTPS{Directory: acmeca.LetsEncrypt, Email: r.Email, AgreeTOS: r.AgreeTOS, Profile: r.Profile}
+	if r.Listen == nil {
+		p.errAt("http.https", "[http.https] has no listen; add listen = \":443\"")
+	} else if _, port, err := net.SplitHostPort(*r.Listen); err != nil || port == "" {
+		p.errAt("http.https.listen", "%q is not HOST:PORT; give an address such as \":443\"", clip(*r.Listen))
+	} else {
+		h.Listen = *r.Listen
+	}
+	if len(r.Names) == 0 {
+		p.errAt("http.https", "[http.https] has no names; add names = [\"example.org\"], the names its certificate is for")
+	}
+	for i, n := range r.Names {
+		if c, ok := p.domain(fmt.Sprintf("http.https.names[%d]", i), n); ok {
+			h.Names = append(h.Names, c)
+		}
+	}
+	if r.CA != nil {
+		dir, err := acmeca.ParseDirectory(*r.CA)
+		if err != nil {
+			p.errAt("http.https.ca", "%v", err)
+		}
+		h.Directory = dir
+	}
+	if err := acmeca.CheckEmail(r.Email); err != nil {
+		p.errAt("http.https.email", "%v", err)
+	}
+	if !r.AgreeTOS {
+		p.errAt("http.https", "the CA's account needs its terms of service accepted: read them, then set agree_tos = true")
+	}
+	if r.TrustRoot != "" {
+		h.TrustRoot = p.abs(r.TrustRoot)
+		if _, err := certfile.Read(h.TrustRoot, nil); err != nil {
+			p.errAt("http.https.trust_root", "%v", err)
+		}
+	}
+	h.HTTP01, h.TLSALPN01 = len(r.Challenges) == 0, len(r.Challenges) == 0
+	for i, c := range r.Challenges {
+		switch c {
+		case "http-01":
+			h.HTTP01 = true
+		case "tls-alpn-01":
+			h.TLSALPN01 = true
+		default:
+			p.errAt(fmt.Sprintf("http.https.challenges[%d]", i), "unknown challenge %q: use \"http-01\" (answered on http.listen) or \"tls-alpn-01\" (on this listen)", clip(c))
+		}
+	}
 	return h
 }

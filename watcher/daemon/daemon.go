@@ -58,6 +58,10 @@ type Deps struct {
 	Engine *lifecycle.Engine
 	// RenewInterval is how often the engine runs (DefaultRenewInterval).
 	RenewInterval time.Duration
+	// HTTPSRenewCheck is how often certmagic looks at the HTTPS front's
+	// certificates for renewal (certmagic's default, ten minutes, when
+	// zero).
+	HTTPSRenewCheck time.Duration
 	// Logger receives the daemon's records; nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
@@ -103,7 +107,8 @@ type Daemon struct {
 
 	health         *health
 	lineageMetrics *lineageMetrics
-	sweepMu        sync.Mutex // one sweep at a time
+	https          *httpsFront // nil without [http.https]
+	sweepMu        sync.Mutex  // one sweep at a time
 	closed         sync.Once
 }
 
@@ -191,21 +196,31 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 		closeDispatcher(disp, time.Second)
 		return nil, err
 	}
+	var allowed []string
+	if cfg.HTTP.HTTPS != nil {
+		if d.https, err = d.newHTTPSFront(cfg); err != nil {
+			store.Close()
+			closeDispatcher(disp, time.Second)
+			return nil, err
+		}
+		allowed = cfg.HTTP.HTTPS.Names
+	}
 	srv, err := web.New(web.Options{
-		Store:    store,
-		Context:  d.contextFor,
-		Probe:    d.probeFor,
-		Acks:     store, // acknowledgements survive a restart
-		Token:    string(cfg.HTTP.Token),
-		Registry: deps.Registry,
-		Logger:   d.log,
-		Now:      deps.Now,
-		Sweep:    func(ctx context.Context) (any, error) { return d.SweepOnce(ctx) },
-		ProbeNow: d.ProbeNow,
-		POSHRoot: d.poshRoot,
-		Health:   d.health.check,
-		Lineages: d.lineages,
-		CRL:      localca.CRLHandler(filepath.Join(cfg.StateDir, "ca")),
+		AllowedHosts: allowed,
+		Store:        store,
+		Context:      d.contextFor,
+		Probe:        d.probeFor,
+		Acks:         store, // acknowledgements survive a restart
+		Token:        string(cfg.HTTP.Token),
+		Registry:     deps.Registry,
+		Logger:       d.log,
+		Now:          deps.Now,
+		Sweep:        func(ctx context.Context) (any, error) { return d.SweepOnce(ctx) },
+		ProbeNow:     d.ProbeNow,
+		POSHRoot:     d.poshRoot,
+		Health:       d.health.check,
+		Lineages:     d.lineages,
+		CRL:          localca.CRLHandler(filepath.Join(cfg.StateDir, "ca")),
 	})
 	if err != nil {
 		store.Close()
@@ -394,7 +409,26 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener) error {
 	// POST /api/sweep answers when its sweep ends: the write bound
 	// leaves room for a long one.
 	limits := httpserve.Limits{Write: 5 * time.Minute}
-	srv := httpserve.New(d.web, limits, slog.NewLogLogger(d.log.Handler(), slog.LevelWarn))
+	handler := http.Handler(d.web)
+	var tlsSrv *httpserve.Server
+	if d.https != nil {
+		handler = d.https.plain(d.web)
+		tln, err := d.https.listen(ctx)
+		if err != nil {
+			ln.Close()
+			d.Close(context.Background())
+			return err
+		}
+		defer d.https.stop()
+		tlsSrv = httpserve.New(d.web, limits, slog.NewLogLogger(d.log.Handler(), slog.LevelWarn))
+		go func() {
+			if err := tlsSrv.Serve(tln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				d.log.Error("HTTPS server stopped", "error", err.Error())
+			}
+		}()
+		d.log.Info("https: serving", "listen", tln.Addr().String(), "names", d.https.cfg.Names)
+	}
+	srv := httpserve.New(handler, limits, slog.NewLogLogger(d.log.Handler(), slog.LevelWarn))
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
@@ -467,6 +501,11 @@ loop:
 	defer cancel()
 	if err := srv.Shutdown(shut); err != nil {
 		srv.Close()
+	}
+	if tlsSrv != nil {
+		if err := tlsSrv.Shutdown(shut); err != nil {
+			tlsSrv.Close()
+		}
 	}
 	<-served
 	d.Close(shut)

@@ -26,6 +26,7 @@ type health struct {
 	renewLastSuccess prometheus.Gauge
 	renewalsFailed   prometheus.Counter
 	lifecycleEvents  *prometheus.CounterVec
+	httpsEvents      *prometheus.CounterVec
 }
 
 // newHealth registers the daemon's own metrics with reg, and the Go,
@@ -44,10 +45,12 @@ func newHealth(reg prometheus.Registerer) (*health, error) {
 			Help: "Renewal runs in which some lineage failed to issue, renew or publish its pins."}),
 		lifecycleEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xmppcert_lifecycle_events_total",
 			Help: "What the lifecycle engine did to lineages, by event (cert_issued, cert_renewed, cert_deploy_failed, ...)."}, []string{"event"}),
+		httpsEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xmppcert_https_events_total",
+			Help: "What certmagic did for the daemon's own HTTPS ([http.https]), by event (cert_obtaining, cert_obtained, cert_failed, cached_managed_cert)."}, []string{"event"}),
 	}
 	// With the process's own: Go runtime, process (CPU, memory,
 	// descriptors) and go_build_info, as every Go exporter has them.
-	for _, c := range []prometheus.Collector{h.sweepDuration, h.sweepLastSuccess, h.sweepsFailed, h.renewLastSuccess, h.renewalsFailed, h.lifecycleEvents,
+	for _, c := range []prometheus.Collector{h.sweepDuration, h.sweepLastSuccess, h.sweepsFailed, h.renewLastSuccess, h.renewalsFailed, h.lifecycleEvents, h.httpsEvents,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewBuildInfoCollector()} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("daemon: registering metrics: %w", err)

@@ -40,9 +40,14 @@ type PebbleOptions struct {
 	EABKeys map[string]string
 	// Verbose sends pebble's log to the test log.
 	Verbose bool
+	// ExtraProfiles are offered beside Profiles, e.g. one of seconds for
+	// a client that is to renew within a test; only the orders of a
+	// client that always names a profile should get them.
+	ExtraProfiles map[string]time.Duration
 }
 
 // Profiles are the ACME profiles the pebble of StartPebble offers.
+// pebble gives an order that names no profile a random one of them.
 var Profiles = map[string]time.Duration{
 	"classic":    90 * 24 * time.Hour,
 	"shortlived": 160 * time.Hour,
@@ -89,6 +94,9 @@ func StartPebble(t testing.TB, o PebbleOptions) *Pebble {
 	store := db.NewMemoryStore()
 	profiles := map[string]ca.Profile{}
 	for name, d := range Profiles {
+		profiles[name] = ca.Profile{Description: name, ValidityPeriod: uint64(d / time.Second)}
+	}
+	for name, d := range o.ExtraProfiles {
 		profiles[name] = ca.Profile{Description: name, ValidityPeriod: uint64(d / time.Second)}
 	}
 	authority := ca.New(logger, store, "", "ecdsa", 0, 1, profiles)

@@ -1,0 +1,181 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strconv"
+
+	"github.com/caddyserver/certmagic"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/xmppcert/xmppcert/internal/certfile"
+	"github.com/xmppcert/xmppcert/watcher/config"
+)
+
+// CertmagicDir is the directory under the state directory where
+// certmagic keeps the HTTPS front's account, certificates and keys.
+const CertmagicDir = "certmagic"
+
+// httpsFront is the daemon's own HTTPS ([http.https]): certmagic obtains
+// and renews certificates for its names from an ACME CA, answering
+// http-01 on the plain listener and tls-alpn-01 on its own, and the same
+// handler as the plain listener's is served over it. acmez stays the
+// lineages' ACME client (one certificate for a host and its components,
+// ARI replaces); certmagic is for this server alone.
+type httpsFront struct {
+	cfg    *config.HTTPS
+	magic  *certmagic.Config
+	issuer *certmagic.ACMEIssuer
+	cache  *certmagic.Cache
+}
+
+// newHTTPSFront prepares the front for cfg's [http.https]; nothing is
+// obtained before start.
+func (d *Daemon) newHTTPSFront(cfg *config.Config) (*httpsFront, error) {
+	h := cfg.HTTP.HTTPS
+	var roots *x509.CertPool
+	if h.TrustRoot != "" {
+		certs, err := certfile.Read(h.TrustRoot, nil)
+		if err != nil {
+			return nil, fmt.Errorf("https: %w", err)
+		}
+		roots = x509.NewCertPool()
+		for _, c := range certs {
+			roots.AddCert(c)
+		}
+	}
+	_, httpPort, err := net.SplitHostPort(cfg.HTTP.Listen)
+	if err != nil {
+		return nil, err
+	}
+	_, tlsPort, err := net.SplitHostPort(h.Listen)
+	if err != nil {
+		return nil, err
+	}
+	logger := zap.New(slogCore{d.log.With("component", "https")})
+	f := &httpsFront{cfg: h}
+	f.cache = certmagic.NewCache(certmagic.CacheOptions{
+		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return f.magic, nil },
+		RenewCheckInterval: d.deps.HTTPSRenewCheck,
+		Logger:             logger,
+	})
+	f.magic = certmagic.New(f.cache, certmagic.Config{
+		Storage: &certmagic.FileStorage{Path: filepath.Join(cfg.StateDir, CertmagicDir)},
+		OnEvent: d.certmagicEvent,
+		Logger:  logger,
+	})
+	// The CA validates http-01 on port 80 of each name and tls-alpn-01
+	// on 443: the listeners must be reachable there, directly or
+	// forwarded. certmagic's own solvers find the ports taken by ours and
+	// leave the answers to the handlers below.
+	f.issuer = certmagic.NewACMEIssuer(f.magic, certmagic.ACMEIssuer{
+		CA: h.Directory, Email: h.Email, Agreed: h.AgreeTOS, TrustedRoots: roots, Profile: h.Profile,
+		DisableHTTPChallenge: !h.HTTP01, DisableTLSALPNChallenge: !h.TLSALPN01,
+		AltHTTPPort: atoi(httpPort), AltTLSALPNPort: atoi(tlsPort),
+		Logger: logger,
+	})
+	f.magic.Issuers = []certmagic.Issuer{f.issuer}
+	return f, nil
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
+
+// plain wraps the plain listener's handler so that it answers http-01.
+func (f *httpsFront) plain(h http.Handler) http.Handler { return f.issuer.HTTPChallengeHandler(h) }
+
+// listen opens the HTTPS listener and starts obtaining (or loading) the
+// certificates in the background: certmagic's ManageAsync, which also
+// renews them for as long as the cache runs.
+func (f *httpsFront) listen(ctx context.Context) (net.Listener, error) {
+	tc := f.magic.TLSConfig()
+	tc.NextProtos = append([]string{"h2", "http/1.1"}, tc.NextProtos...)
+	tc.MinVersion = tls.VersionTLS12
+	ln, err := tls.Listen("tcp", f.cfg.Listen, tc)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s for HTTPS: %w", f.cfg.Listen, err)
+	}
+	if err := f.magic.ManageAsync(ctx, f.cfg.Names); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("https: %w", err)
+	}
+	return ln, nil
+}
+
+// stop ends the renewals.
+func (f *httpsFront) stop() { f.cache.Stop() }
+
+// certmagicEvent logs what certmagic did and counts it in /metrics
+// (xmppcert_https_events_total{event}); a failure is logged as an error
+// with what failed.
+func (d *Daemon) certmagicEvent(_ context.Context, event string, data map[string]any) error {
+	switch event {
+	case "cert_obtaining", "cert_obtained", "cert_failed", "cached_managed_cert", "cert_ocsp_revoked":
+	default:
+		return nil
+	}
+	d.health.httpsEvents.WithLabelValues(event).Inc()
+	attrs := []any{"event", event}
+	for _, k := range []string{"identifier", "renewal", "issuer", "remaining", "sans"} {
+		if v, ok := data[k]; ok {
+			attrs = append(attrs, k, fmt.Sprint(v))
+		}
+	}
+	if err, ok := data["error"].(error); ok {
+		d.log.Error("https: certificate not obtained", append(attrs, "error", err.Error())...)
+		return nil
+	}
+	d.log.Info("https: certificate", attrs...)
+	return nil
+}
+
+// slogCore passes certmagic's zap records at warning and above to the
+// daemon's slog logger: its own failures, which its events do not
+// always carry.
+type slogCore struct{ log *slog.Logger }
+
+func (c slogCore) Enabled(l zapcore.Level) bool { return l >= zapcore.WarnLevel }
+
+func (c slogCore) With(fields []zapcore.Field) zapcore.Core {
+	return slogCore{c.log.With(attrs(fields)...)}
+}
+
+func (c slogCore) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if c.Enabled(e.Level) {
+		return ce.AddCore(e, c)
+	}
+	return ce
+}
+
+func (c slogCore) Write(e zapcore.Entry, fields []zapcore.Field) error {
+	level := slog.LevelWarn
+	if e.Level >= zapcore.ErrorLevel {
+		level = slog.LevelError
+	}
+	c.log.Log(context.Background(), level, e.Message, attrs(fields)...)
+	return nil
+}
+
+func (c slogCore) Sync() error { return nil }
+
+// attrs turns zap fields into slog key-value pairs.
+func attrs(fields []zapcore.Field) []any {
+	enc := zapcore.NewMapObjectEncoder()
+	for _, f := range fields {
+		f.AddTo(enc)
+	}
+	out := make([]any, 0, 2*len(enc.Fields))
+	for k, v := range enc.Fields {
+		out = append(out, k, fmt.Sprint(v))
+	}
+	return out
+}
