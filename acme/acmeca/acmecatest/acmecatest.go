@@ -113,6 +113,16 @@ func StartPebble(t testing.TB, o PebbleOptions) *Pebble {
 	p.Server = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.observe(w, r, inner)
 	}))
+	// The kernel may give the server a port the caller found free for
+	// its challenge responders a moment ago: take another then.
+	for port := p.Server.Listener.Addr().(*net.TCPAddr).Port; port == o.HTTPPort || port == o.TLSPort; port = p.Server.Listener.Addr().(*net.TCPAddr).Port {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Server.Listener.Close()
+		p.Server.Listener = ln
+	}
 	p.Server.StartTLS()
 	t.Cleanup(p.Server.Close)
 	p.Directory = p.Server.URL + wfe.DirectoryPath
