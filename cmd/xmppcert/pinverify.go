@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,7 @@ func pinVerifyCommand() *cli.Command {
 			&cli.PathFlag{Name: "roots", Usage: "PEM roots for PKIX validation of the XMPP servers (TLSA usages 0 and 1) and of the POSH web server (default the system roots)"},
 			&cli.DurationFlag{Name: "timeout", Value: pinning.DefaultVerifyTimeout, Usage: "bound on each query and connection"},
 			&cli.BoolFlag{Name: "no-posh", Usage: "do not fetch POSH documents"},
+			&cli.StringFlag{Name: "posh-connect", Usage: "HOST:PORT to fetch the POSH documents from, instead of port 443 of DOMAIN (a web server not yet in DNS, or the daemon's [http.https])"},
 			jsonFlag(),
 		},
 		OnUsageError: onUsageError,
@@ -65,6 +67,10 @@ func runPinVerify(c *cli.Context) error {
 	if c.Duration("timeout") <= 0 {
 		return usagef("--timeout must be positive")
 	}
+	poshAddr := c.String("posh-connect")
+	if poshAddr != "" && !validHostPort(poshAddr) {
+		return usagef("--posh-connect %q: give HOST:PORT of the web server", poshAddr)
+	}
 	expect, lineage, err := expectation(c, domain)
 	if err != nil {
 		return err
@@ -74,7 +80,13 @@ func runPinVerify(c *cli.Context) error {
 		if v.Roots, err = certfile.ReadPool(f, c.App.Reader); err != nil {
 			return usagef("--roots %v", err)
 		}
-		v.POSH = &pinning.POSHFetcher{RootCAs: v.Roots, Timeout: v.Timeout}
+	}
+	v.POSH = &pinning.POSHFetcher{RootCAs: v.Roots, Timeout: v.Timeout}
+	if poshAddr != "" {
+		// The URL, the Host and the name checked stay DOMAIN's.
+		v.POSH.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, poshAddr)
+		}
 	}
 	rep := v.Verify(c.Context, domain, services, expect)
 	if lineage != "" {

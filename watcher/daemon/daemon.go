@@ -354,6 +354,9 @@ func (d *Daemon) Reload() error {
 	if cfg.HTTP.TokenFile != old.HTTP.TokenFile || string(cfg.HTTP.Token) != string(old.HTTP.Token) {
 		d.log.Warn("[http] token changed; restart the daemon to apply it")
 	}
+	if !reflect.DeepEqual(cfg.HTTP.HTTPS, old.HTTP.HTTPS) {
+		d.log.Warn("[http.https] changed; restart the daemon to apply it")
+	}
 	cfg.HTTP = old.HTTP
 	var oldDisp *alert.Dispatcher
 	if !reflect.DeepEqual(cfg.Alert, old.Alert) {
@@ -421,8 +424,9 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener) error {
 		}
 		defer d.https.stop()
 		tlsSrv = httpserve.New(d.web, limits, slog.NewLogLogger(d.log.Handler(), slog.LevelWarn))
+		tlsSrv.TLSConfig = d.https.tlsConfig()
 		go func() {
-			if err := tlsSrv.Serve(tln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := tlsSrv.ServeTLS(tln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				d.log.Error("HTTPS server stopped", "error", err.Error())
 			}
 		}()

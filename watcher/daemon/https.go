@@ -93,14 +93,13 @@ func atoi(s string) int {
 // plain wraps the plain listener's handler so that it answers http-01.
 func (f *httpsFront) plain(h http.Handler) http.Handler { return f.issuer.HTTPChallengeHandler(h) }
 
-// listen opens the HTTPS listener and starts obtaining (or loading) the
-// certificates in the background: certmagic's ManageAsync, which also
-// renews them for as long as the cache runs.
+// listen opens the HTTPS listener's TCP socket and starts obtaining (or
+// loading) the certificates in the background: certmagic's ManageAsync,
+// which also renews them for as long as the cache runs. The server is
+// to serve it with tlsConfig (http.Server.ServeTLS, so that HTTP/2 is
+// set up and handlers see the TLS state).
 func (f *httpsFront) listen(ctx context.Context) (net.Listener, error) {
-	tc := f.magic.TLSConfig()
-	tc.NextProtos = append([]string{"h2", "http/1.1"}, tc.NextProtos...)
-	tc.MinVersion = tls.VersionTLS12
-	ln, err := tls.Listen("tcp", f.cfg.Listen, tc)
+	ln, err := net.Listen("tcp", f.cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s for HTTPS: %w", f.cfg.Listen, err)
 	}
@@ -109,6 +108,15 @@ func (f *httpsFront) listen(ctx context.Context) (net.Listener, error) {
 		return nil, fmt.Errorf("https: %w", err)
 	}
 	return ln, nil
+}
+
+// tlsConfig is the HTTPS server's: certmagic's certificates, and
+// tls-alpn-01 answered beside HTTP/2 and HTTP/1.1.
+func (f *httpsFront) tlsConfig() *tls.Config {
+	tc := f.magic.TLSConfig()
+	tc.NextProtos = append([]string{"h2", "http/1.1"}, tc.NextProtos...)
+	tc.MinVersion = tls.VersionTLS12
+	return tc
 }
 
 // stop ends the renewals.

@@ -30,7 +30,7 @@ import (
 // certificate from pebble through certmagic, by http-01 answered on its
 // plain listener and, in a second run, by tls-alpn-01 answered on its
 // HTTPS listener; it serves its POSH documents over that HTTPS, PKIX-valid
-// against pebble's root, and certmagic renews the 30-second certificate
+// against pebble's root and over HTTP/2, and certmagic renews the 30-second certificate
 // while the test watches, each step counted in /metrics.
 func TestHTTPSFront(t *testing.T) {
 	for _, challenge := range []string{"http-01", "tls-alpn-01"} {
@@ -108,7 +108,7 @@ profile = "seconds"
 	pebbleRoots.AddCert(p.IssuingRoot)
 	// https://example.org/ as a peer fetches it, example.org being this
 	// listener.
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true, ForceAttemptHTTP2: true,
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, network, fmt.Sprintf("127.0.0.1:%d", tlsPort))
 		},
@@ -130,6 +130,9 @@ profile = "seconds"
 		body, _ := io.ReadAll(resp.Body)
 		if _, err := pinning.ParsePOSH(body); err != nil {
 			t.Errorf("POSH over HTTPS: %v\n%s", err, body)
+		}
+		if resp.ProtoMajor != 2 {
+			t.Errorf("served over %s; want HTTP/2, which browsers ask for", resp.Proto)
 		}
 		return resp.TLS.PeerCertificates[0]
 	}
