@@ -33,7 +33,7 @@ func TestXMPPSinkProsody(t *testing.T) {
 	sink, err := NewXMPPSink(XMPPOptions{
 		JID: "alerts@example.org", Password: Secret("alerts-password"), To: []string{"admin@example.org"},
 		Server: p.C2SAddr, RootCAs: root.Pool(), Timeout: 5 * time.Second,
-		MaxAttempts: 100, MinBackoff: 50 * time.Millisecond, MaxBackoff: 300 * time.Millisecond,
+		MaxAttempts: 400, MinBackoff: 50 * time.Millisecond, MaxBackoff: 300 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +49,12 @@ func TestXMPPSinkProsody(t *testing.T) {
 		t.Errorf("message %+v; want a chat message from alerts@example.org with the alert's text and ID", m)
 	}
 
+	// Delivered once the server answered the ping after it, which may
+	// come after the reader has the message.
+	deadline := time.Now().Add(20 * time.Second)
+	for sink.Stats().Delivered != 1 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	p.Stop()
 	second := testAlert(changes.Expiry30d, changes.Warning, "expires in 6 days")
 	sink.Send(second)
@@ -61,7 +67,7 @@ func TestXMPPSinkProsody(t *testing.T) {
 	if m := reader.Next(t, 20*time.Second); !strings.Contains(m.Body, "expires in 6 days") || m.ID != second.ID() {
 		t.Errorf("after the restart: %+v; want the second alert", m)
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline = time.Now().Add(20 * time.Second)
 	for sink.Stats().Delivered != 2 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
