@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/miekg/dns"
 )
@@ -197,6 +198,11 @@ func ParseTLSA(line string) (TLSA, error) {
 		name := f[0]
 		if _, ok := dns.IsDomainName(name); !ok || !strings.HasSuffix(name, ".") {
 			return TLSA{}, fmt.Errorf("TLSA owner %q is not a fully qualified domain name (end it with a dot)", name)
+		}
+		// A zone file names an IDN by its A-labels; other bytes would not
+		// survive canonical (lower-case) form unchanged.
+		if strings.ContainsFunc(name, func(r rune) bool { return r >= utf8.RuneSelf }) {
+			return TLSA{}, fmt.Errorf("TLSA owner %q is not ASCII; write an internationalised name in its xn-- form", name)
 		}
 		r.Name = dns.CanonicalName(name)
 		f = f[i+1:]
