@@ -140,9 +140,9 @@ type alertMessage struct {
 	Body string `xml:"body"`
 }
 
-// MessageText is the body of an alert's message: severity, kind and
+// messageText is the body of an alert's message: severity, kind and
 // endpoint on the first line, then the change's text.
-func MessageText(a Alert) string {
+func messageText(a Alert) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[%s] %s: %s", strings.ToUpper(string(a.Change.Severity)), a.Change.Kind, a.Endpoint)
 	if a.Resent {
@@ -161,7 +161,7 @@ func (x *XMPP) send(ctx context.Context, a Alert) error {
 		return err
 	}
 	for _, to := range x.to {
-		msg := alertMessage{Message: stanza.Message{ID: a.ID(), To: to, Type: stanza.ChatMessage}, Body: MessageText(a)}
+		msg := alertMessage{Message: stanza.Message{ID: a.ID(), To: to, Type: stanza.ChatMessage}, Body: messageText(a)}
 		if err := s.Encode(ctx, msg); err != nil {
 			x.drop(s)
 			return fmt.Errorf("sending to %s: %w", to, err)

@@ -225,6 +225,9 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 	if err != nil {
 		store.Close()
 		closeDispatcher(disp, time.Second)
+		if d.https != nil {
+			d.https.stop()
+		}
 		return nil, err
 	}
 	d.store, d.web, d.disp = store, srv, disp
@@ -422,7 +425,6 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener) error {
 			d.Close(context.Background())
 			return err
 		}
-		defer d.https.stop()
 		tlsSrv = httpserve.New(d.web, limits, slog.NewLogLogger(d.log.Handler(), slog.LevelWarn))
 		tlsSrv.TLSConfig = d.https.tlsConfig()
 		go func() {
@@ -575,6 +577,9 @@ func (d *Daemon) Close(ctx context.Context) error {
 		if e := d.store.Close(); e != nil {
 			d.log.Error("closing the history", "error", e.Error())
 			err = errors.Join(err, e)
+		}
+		if d.https != nil {
+			d.https.stop()
 		}
 	})
 	return err

@@ -119,7 +119,7 @@ func (f *httpsFront) tlsConfig() *tls.Config {
 	return tc
 }
 
-// stop ends the renewals.
+// stop ends the renewals; it is called once, when the daemon closes.
 func (f *httpsFront) stop() { f.cache.Stop() }
 
 // certmagicEvent logs what certmagic did and counts it in /metrics
