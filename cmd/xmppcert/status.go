@@ -237,6 +237,9 @@ func monitoringCheck(w io.Writer, rep statusReport, err error) error {
 		warning = append(warning, "the daemon: "+strings.TrimPrefix(rep.Source, "history "))
 	}
 	for _, e := range rep.Endpoints {
+		if e.NeverReachable {
+			note(changes.Warning, fmt.Sprintf("%s: never reachable: %s", e.Key, e.Latest.Failure))
+		}
 		for _, ch := range e.Unacknowledged {
 			note(ch.Severity, fmt.Sprintf("%s: %s: %s", e.Key, ch.Kind, ch.Text))
 		}
@@ -296,6 +299,8 @@ func printStatus(w io.Writer, rep statusReport) {
 			ch := "none"
 			if n := len(e.Unacknowledged) + len(e.Conditions); n > 0 {
 				ch = fmt.Sprintf("%d %s", n, e.Severity())
+			} else if e.NeverReachable {
+				ch = "never reachable"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Key, dash(e.Encryption), dash(e.Latest.TLSVersion),
 				dash(e.Latest.Cipher), subject, days, grade, ch)

@@ -116,7 +116,8 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 }
 
 // urgency orders the dashboard: unacknowledged changes by severity
-// first, then conditions, then unreachable endpoints.
+// first, then conditions and endpoints never reached, then unreachable
+// endpoints.
 func urgency(e EndpointStatus) int {
 	u := 0
 	for _, c := range e.Unacknowledged {
@@ -124,6 +125,9 @@ func urgency(e EndpointStatus) int {
 	}
 	for _, c := range e.Conditions {
 		u = max(u, 5+c.Severity.Rank())
+	}
+	if e.NeverReachable {
+		u = max(u, 5+changes.Warning.Rank())
 	}
 	if u == 0 && !e.Latest.Reachable {
 		u = 1

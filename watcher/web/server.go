@@ -405,6 +405,7 @@ func (s *Server) status(key string, detail bool) (*EndpointDetail, error) {
 		Conditions:     changes.Classify(&cur.Observation, cur.Observation, cctx),
 		Encryption:     encryption(cur.Observation),
 		CertDaysLeft:   daysLeft(leafOf(cur.Observation).NotAfter, now),
+		NeverReachable: neverReachable(entries),
 	}}
 	if d.Conditions == nil {
 		d.Conditions = []changes.Change{}
@@ -423,6 +424,12 @@ func (s *Server) status(key string, detail bool) (*EndpointDetail, error) {
 		d.History = items
 	}
 	return d, nil
+}
+
+// neverReachable reports whether es (newest first) holds the endpoint's
+// whole history, its first entry included, and no entry reached it.
+func neverReachable(es []history.Entry) bool {
+	return len(es) > 0 && es[len(es)-1].Seq == 1 && !slices.ContainsFunc(es, func(e history.Entry) bool { return e.Reachable })
 }
 
 func hasUnreachable(es []history.Entry) bool {

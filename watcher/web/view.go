@@ -62,6 +62,9 @@ type EndpointStatus struct {
 	// CertDaysLeft is the days until the leaf certificate expires
 	// (negative when expired); null without a certificate.
 	CertDaysLeft *float64 `json:"cert_days_left,omitempty"`
+	// NeverReachable is set when no probe of the endpoint has reached it
+	// yet: nothing can have changed, and nothing is known to be right.
+	NeverReachable bool `json:"never_reachable,omitempty"`
 }
 
 // ChangeAt is a classified change with the history entry that brought

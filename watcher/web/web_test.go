@@ -734,3 +734,29 @@ func TestAckAll(t *testing.T) {
 		t.Errorf("the form with warning: %d %s, example.org %+v", r.StatusCode, r.Header.Get("Location"), status(t, s, f.keyOrg).Unacknowledged)
 	}
 }
+
+// TestNeverReachable: an endpoint no probe has reached is flagged, on
+// the dashboard as a warning (not "none"), and the flag goes once a
+// probe reaches it; one that was reached and went down is not flagged.
+func TestNeverReachable(t *testing.T) {
+	f := newFixture(t)
+	s, _ := newServer(t, f, nil)
+	if !status(t, s, f.keyDown).NeverReachable || status(t, s, f.keyOrg).NeverReachable || status(t, s, f.keyNet).NeverReachable {
+		t.Fatalf("never reachable: down %v, org %v, net %v; want down only", status(t, s, f.keyDown).NeverReachable,
+			status(t, s, f.keyOrg).NeverReachable, status(t, s, f.keyNet).NeverReachable)
+	}
+	if b := bodyOf(t, req(t, s, "GET", "/", nil, nil)); !strings.Contains(b, "⚠ never reachable: connect-refused") {
+		t.Errorf("the dashboard does not flag down.example:\n%s", b)
+	}
+	up := healthy("down.example", xmppaddr.ServiceServer, "192.0.2.30:5269", certA, keyA, t0.Add(time.Hour))
+	up.Endpoint = status(t, s, f.keyDown).Endpoint
+	down := watcher.Observation{Endpoint: up.Endpoint, At: t0.Add(2 * time.Hour), Failure: "connect-refused"}
+	for _, o := range []watcher.Observation{up, down} {
+		if _, _, err := f.store.Record(o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := status(t, s, f.keyDown); st.NeverReachable || st.Latest.Reachable {
+		t.Errorf("reached once, then down: never reachable %v, reachable %v; want neither", st.NeverReachable, st.Latest.Reachable)
+	}
+}
