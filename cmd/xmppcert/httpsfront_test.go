@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -26,9 +25,8 @@ func TestHTTPSFrontPinVerify(t *testing.T) {
 	p := acmecatest.StartPebble(t, acmecatest.PebbleOptions{TLSPort: tlsPort})
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
-	apiRoot, issuingRoot := filepath.Join(dir, "pebble-api.pem"), filepath.Join(dir, "pebble-root.pem")
-	writeFile(t, apiRoot, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.TLSRoot.Raw}), 0o644)
-	writeFile(t, issuingRoot, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.IssuingRoot.Raw}), 0o644)
+	roots := filepath.Join(dir, "pebble-roots.pem")
+	writeFile(t, roots, p.RootsPEM(), 0o644)
 	cfgFile := filepath.Join(dir, "xmppcert.toml")
 	writeFile(t, cfgFile, []byte(fmt.Sprintf(`[[host]]
 domain = "example.org"
@@ -43,7 +41,7 @@ ca = %q
 trust_root = %q
 agree_tos = true
 challenges = ["tls-alpn-01"]
-`, tlsPort, p.Directory, apiRoot)), 0o600)
+`, tlsPort, p.Directory, roots)), 0o600)
 	d := startDaemon(t, state, cfgFile)
 	waitFor(t, "the HTTPS certificate", func() bool { return strings.Contains(d.stderr.String(), "event=cert_obtained") })
 	waitFor(t, "the POSH documents", func() bool { return strings.Contains(d.stderr.String(), "POSH documents written") })
@@ -55,7 +53,7 @@ challenges = ["tls-alpn-01"]
 	var out string
 	waitFor(t, "the documents over HTTPS", func() bool {
 		_, out, _ = runCLI(t, nil, "--state-dir", state, "pin", "verify", "example.org", "--service", "xmpp-server",
-			"--resolver", dns.Addr, "--roots", issuingRoot, "--posh-connect", fmt.Sprintf("127.0.0.1:%d", tlsPort),
+			"--resolver", dns.Addr, "--roots", roots, "--posh-connect", fmt.Sprintf("127.0.0.1:%d", tlsPort),
 			"--timeout", "5s", "--json")
 		rep = pinning.Report{}
 		return json.Unmarshal([]byte(out), &rep) == nil && len(rep.Services) == 1 && rep.Services[0].POSH != nil &&

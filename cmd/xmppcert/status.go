@@ -198,6 +198,15 @@ func lineages(state string) ([]lineageStatus, error) {
 	return out, nil
 }
 
+// problemSeverity is a lineage problem's severity, in the words the
+// endpoints' changes use.
+func problemSeverity(p lifecycle.Problem) changes.Severity {
+	if p.Critical {
+		return changes.Critical
+	}
+	return changes.Warning
+}
+
 // Monitoring plugin states (status --check), the exception to the exit
 // codes every other command uses.
 const (
@@ -252,11 +261,7 @@ func monitoringCheck(w io.Writer, rep statusReport, err error) error {
 			warning = append(warning, "lineage "+l.Name+": "+l.Error)
 		}
 		for _, p := range l.Problems {
-			sev := changes.Warning
-			if p.Critical {
-				sev = changes.Critical
-			}
-			note(sev, "lineage "+l.Name+": "+p.Text)
+			note(problemSeverity(p), "lineage "+l.Name+": "+p.Text)
 		}
 	}
 	state, code := "OK", checkOK
@@ -331,11 +336,7 @@ func printStatus(w io.Writer, rep statusReport) {
 	tw.Flush()
 	for _, l := range rep.Lineages {
 		for _, p := range l.Problems {
-			sev := changes.Warning
-			if p.Critical {
-				sev = changes.Critical
-			}
-			fmt.Fprintf(w, "  %s: %s: %s\n", l.Name, sev, p.Text)
+			fmt.Fprintf(w, "  %s: %s: %s\n", l.Name, problemSeverity(p), p.Text)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -43,8 +42,8 @@ func testHTTPSFront(t *testing.T, challenge string) {
 	p := acmecatest.StartPebble(t, acmecatest.PebbleOptions{HTTPPort: httpPort, TLSPort: tlsPort,
 		ExtraProfiles: map[string]time.Duration{"seconds": 30 * time.Second}})
 	dir := t.TempDir()
-	apiRoot := filepath.Join(dir, "pebble-api.pem")
-	if err := os.WriteFile(apiRoot, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.TLSRoot.Raw}), 0o644); err != nil {
+	roots := filepath.Join(dir, "pebble-roots.pem")
+	if err := os.WriteFile(roots, p.RootsPEM(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := config.Parse(filepath.Join(dir, "xmppcert.toml"), []byte(fmt.Sprintf(`state_dir = %q
@@ -65,7 +64,7 @@ agree_tos = true
 email = "admin@example.org"
 challenges = [%q]
 profile = "seconds"
-`, filepath.Join(dir, "state"), httpPort, tlsPort, p.Directory, apiRoot, challenge)))
+`, filepath.Join(dir, "state"), httpPort, tlsPort, p.Directory, roots, challenge)))
 	if err != nil {
 		t.Fatal(err)
 	}
