@@ -135,7 +135,7 @@ hmac_secret_file = "webhook.secret"
 	d := startDaemonProc(t, bin, daemonOptions{listen: listen}, "--state-dir", state, "--config", cfgFile, "daemon")
 
 	// The daemon sweeps once at start.
-	first := d.waitLog(t, regexp.MustCompile(`msg="sweep done" targets=2 observations=2 changed=2 alerts=(\d+) failed=0`))
+	first := d.waitLog(t, regexp.MustCompile(`msg="sweep done" targets=2 full_scans=\d+ observations=2 changed=2 alerts=(\d+) failed=0`))
 	hook.expect(t, "start", atoi(t, first[1]), on(changes.FirstSeen, changes.Info))
 	authenticated(t, endpointList(t, listen), "the embedded CA")
 

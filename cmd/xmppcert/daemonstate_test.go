@@ -23,18 +23,18 @@ func TestDaemonWithoutConfig(t *testing.T) {
 	}
 	bin := buildXmppcert(t)
 	d := startDaemonProc(t, bin, daemonOptions{listen: freeAddr(t)}, "--state-dir", state, "daemon")
-	page := httpGet(t, d.url+"/")
+	page := httpGet(t, d.url+"/lineages")
 	for _, want := range []string{`data-lineage="a.example"`, "a.example (host), muc.a.example (component)", `data-lineage="b.example"`, "b.example (anonymous)", "version 1"} {
 		if !strings.Contains(page, want) {
-			t.Errorf("the dashboard lacks %q", want)
+			t.Errorf("the certificates page lacks %q", want)
 		}
 	}
 	if code, out, errs := runCLI(t, nil, "--state-dir", state, "issue", "c.example", "-q"); code != exitOK {
 		t.Fatalf("issue c.example: exit %d\n%s%s", code, out, errs)
 	}
 	d.sweep(t)
-	if page := httpGet(t, d.url+"/"); !strings.Contains(page, `data-lineage="c.example"`) {
-		t.Errorf("the dashboard does not list a lineage issued while the daemon runs")
+	if page := httpGet(t, d.url+"/lineages"); !strings.Contains(page, `data-lineage="c.example"`) {
+		t.Errorf("the certificates page does not list a lineage issued while the daemon runs")
 	}
 	if !strings.Contains(d.logs.String(), "renew run finished") {
 		d.wait(t, "the renewal run", func() bool { return strings.Contains(d.logs.String(), "renew run finished") })

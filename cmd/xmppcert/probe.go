@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/xmppcert/xmppcert/internal/certfile"
-	"github.com/xmppcert/xmppcert/internal/tlsscan"
 	"github.com/xmppcert/xmppcert/watcher/probe"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
@@ -61,7 +59,7 @@ func runProbe(c *cli.Context) error {
 		Service: xmppaddr.Service(c.String("service")), Connect: c.String("connect"), DirectTLS: c.Bool("direct-tls"),
 		From: c.String("from"), Resolver: c.String("resolver"), Pins: c.Bool("pins"),
 		Profile: xmppaddr.Profile(c.String("profile")), Timeout: c.Duration("timeout"), Deadline: c.Duration("deadline"),
-		Full: c.Bool("full"), FullScan: fullScan,
+		Full: c.Bool("full"), FullScan: probe.TLSScan,
 	}
 	if opts.Timeout <= 0 || c.Duration("deadline") < 0 {
 		return usagef("--timeout and --deadline must be positive")
@@ -106,11 +104,6 @@ func runProbe(c *cli.Context) error {
 		return errInvalid
 	}
 	return nil
-}
-
-// fullScan runs internal/tlsscan for --full.
-func fullScan(ctx context.Context, dial func(ctx context.Context) (net.Conn, error), sni string) tlsscan.Report {
-	return tlsscan.Scan(ctx, dial, tlsscan.Options{SNI: sni})
 }
 
 func oneLineErr(err error) string { return strings.ReplaceAll(err.Error(), "\n", " ") }

@@ -82,6 +82,10 @@ const (
 	DefaultProbeTimeout = 5 * time.Second
 	// MinInterval is the shortest watch.interval accepted.
 	MinInterval = time.Second
+	// DefaultFullInterval is how often each target gets the full TLS
+	// scan (versions, cipher suites, SSLv2) that the manifesto grade's
+	// scan-based requirements need.
+	DefaultFullInterval = 24 * time.Hour
 	// DefaultRetention is how long history keeps superseded
 	// observations.
 	DefaultRetention = 90 * 24 * time.Hour
@@ -268,6 +272,11 @@ type Watch struct {
 	// Timeout bounds a whole probe of one domain (timeout, default 5s);
 	// it is probe.Options.Deadline.
 	Timeout time.Duration
+	// FullInterval is how often each target gets the full TLS scan
+	// (full_interval, default 24h; -1 for "never"). The scans are spread
+	// over the interval: each sweep scans its share of the targets,
+	// those scanned longest ago first.
+	FullInterval time.Duration
 	// OwnHosts watches c2s and s2s of every host and component of
 	// Hosts, as their roles serve them (own_hosts, default true).
 	OwnHosts bool

@@ -115,7 +115,7 @@ func TestBadConfigs(t *testing.T) {
 		{"unknown top-level key", "stat_dir = \"/x\" #<\n" + oneHost, `unknown key "stat_dir" at the top level: did you mean "state_dir"?`},
 		{"unknown key in second host", oneHost + "[[host]]\ndomian = \"example.net\" #<\n", `host.domian: unknown key "domian" in [host]: did you mean "domain"?`},
 		{"unknown table", oneHost + "[wach] #<\ninterval = \"1h\"\n", `unknown key "wach" at the top level: did you mean "watch"?`},
-		{"unknown key no suggestion", oneHost + "[watch]\nfrobnicate = 1 #<\n", `unknown key "frobnicate" in [watch]; the keys there are concurrency, from, interval`},
+		{"unknown key no suggestion", oneHost + "[watch]\nfrobnicate = 1 #<\n", `unknown key "frobnicate" in [watch]; the keys there are concurrency, from, full_interval`},
 		{"key with wrong case", "[[host]]\nDomain = \"example.org\" #<\n", `keys are case-sensitive, write "domain"`},
 		{"key in wrong table", oneHost + "[watch]\nretention = \"1d\" #<\n", `unknown key "retention" in [watch]; it belongs in [history]`},
 		{"top-level key after a table", oneHost + "state_dir = \"/x\" #<\n", `host.state_dir: unknown key "state_dir" in [host]; it belongs at the top level, before the first [table] or [[array]] header`},

@@ -90,15 +90,16 @@ type rawPOSH struct {
 }
 
 type rawWatch struct {
-	Interval    *duration        `toml:"interval"`
-	Jitter      *jitter          `toml:"jitter"`
-	Concurrency *int             `toml:"concurrency"`
-	Timeout     *duration        `toml:"timeout"`
-	OwnHosts    *bool            `toml:"own_hosts"`
-	From        *string          `toml:"from"`
-	Resolver    string           `toml:"resolver"`
-	TrustRoots  []string         `toml:"trust_roots"`
-	Peer        []toml.Primitive `toml:"peer"`
+	Interval     *duration        `toml:"interval"`
+	Jitter       *jitter          `toml:"jitter"`
+	Concurrency  *int             `toml:"concurrency"`
+	Timeout      *duration        `toml:"timeout"`
+	FullInterval *duration        `toml:"full_interval"`
+	OwnHosts     *bool            `toml:"own_hosts"`
+	From         *string          `toml:"from"`
+	Resolver     string           `toml:"resolver"`
+	TrustRoots   []string         `toml:"trust_roots"`
+	Peer         []toml.Primitive `toml:"peer"`
 }
 
 type rawPeer struct {

@@ -493,6 +493,7 @@ func (p *parser) watch(r *rawWatch, peers []rawPeer, hosts []Host) Watch {
 	if w.Timeout > 0 && w.Interval > 0 && w.Timeout > w.Interval {
 		p.errAt("watch.timeout", "%s is longer than the interval %s; a probe must end before the next is due", w.Timeout, w.Interval)
 	}
+	w.FullInterval = p.duration("watch.full_interval", r.FullInterval, DefaultFullInterval, MinInterval, true)
 	if r.OwnHosts != nil {
 		w.OwnHosts = *r.OwnHosts
 	}

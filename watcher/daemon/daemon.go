@@ -119,6 +119,9 @@ type SweepResult struct {
 	Targets int `json:"targets"`
 	// Observations is how many endpoints were observed and recorded.
 	Observations int `json:"observations"`
+	// FullScans is how many targets had their full TLS scan
+	// (watch.full_interval) in this sweep.
+	FullScans int `json:"full_scans"`
 	// Changed is how many observations differed from their endpoint's
 	// previous one (new endpoints included).
 	Changed int `json:"changed"`

@@ -259,7 +259,10 @@ func runScale(t testing.TB, cfg scaleConfig) scaleFigures {
 		if res.Changed != wantChanged {
 			t.Errorf("%s sweep: %d observations changed, want %d", name, res.Changed, wantChanged)
 		}
-		cfg.Log("%-10s sweep: %6d endpoints in %8v, %d changed, %d alerts", name, res.Observations, res.Duration.Round(time.Millisecond), res.Changed, res.Alerts)
+		if want := (cfg.N + 23) / 24; res.FullScans != want { // watch.full_interval 24h, interval 1h
+			t.Errorf("%s sweep: %d full scans, want %d (each sweep's share of the default watch.full_interval)", name, res.FullScans, want)
+		}
+		cfg.Log("%-10s sweep: %6d endpoints in %8v (%d full scans), %d changed, %d alerts", name, res.Observations, res.Duration.Round(time.Millisecond), res.FullScans, res.Changed, res.Alerts)
 		return res.Duration, res.Alerts
 	}
 

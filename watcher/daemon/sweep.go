@@ -14,6 +14,7 @@ import (
 	"github.com/xmppcert/xmppcert/watcher"
 	"github.com/xmppcert/xmppcert/watcher/changes"
 	"github.com/xmppcert/xmppcert/watcher/config"
+	"github.com/xmppcert/xmppcert/watcher/history"
 	"github.com/xmppcert/xmppcert/watcher/probe"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
@@ -59,16 +60,30 @@ func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 	jobs := make([]probe.Job, len(targets))
 	now := d.deps.Now()
 	roots := d.roots(cfg)
+	var full map[int]bool
+	if scanned, err := d.store.ScanTimes(); err != nil {
+		d.log.Error("reading when targets were last scanned; no full scan this sweep", "error", err.Error())
+	} else {
+		full = fullScanDue(cfg.Watch, targets, scanned, now)
+	}
 	for i, t := range targets {
 		o := d.probeOptions(cfg, roots, t.Service, t.DirectTLS, t.Own)
 		o.Connect, o.Now = t.Connect, now
+		if full[i] {
+			o.Full, o.FullScan, o.FullDeadline = true, probe.TLSScan, probe.DefaultFullDeadline
+		}
 		jobs[i] = probe.Job{Domain: t.Domain, Options: o}
 	}
 	// Each result is reduced as soon as it is complete, so that a sweep
 	// holds the observations and not every probe's whole result.
 	perJob := make([][]watcher.Observation, len(jobs))
 	probes := make(map[string]*probe.Endpoint, len(jobs))
+	scans := scanRecord{targets: map[string]time.Time{}, endpoints: map[string]history.Scan{}}
 	probe.ProbeEach(ctx, jobs, cfg.Watch.Concurrency, func(i int, r probe.Result) {
+		if jobs[i].Options.Full {
+			scans.targets[targetKey(targets[i])] = now
+			res.FullScans++
+		}
 		eps := watcher.Observations(r)
 		if len(eps) == 0 {
 			msg := r.Error
@@ -80,7 +95,14 @@ func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 			return
 		}
 		for k, o := range eps {
-			probes[o.Endpoint.String()] = verdicts(r.Endpoints[k])
+			key := o.Endpoint.String()
+			e := &r.Endpoints[k]
+			if jobs[i].Options.Full {
+				scans.add(key, e, now)
+			} else {
+				d.gradeWithLastScan(key, e, r.Service)
+			}
+			probes[key] = verdicts(*e)
 		}
 		perJob[i] = eps
 	})
@@ -90,6 +112,12 @@ func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 	}
 	perJob = nil
 	res.Observations = len(obs)
+	if len(obs) == 0 {
+		// Scans of targets that reached no endpoint still take their turn.
+		if err := d.store.RecordScans(scans.targets, nil); err != nil {
+			d.log.Error("recording the full scans; they run again next sweep", "error", err.Error())
+		}
+	}
 	d.mu.Lock()
 	for k, v := range probes {
 		d.probes[k] = v
@@ -104,6 +132,9 @@ func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 	if err != nil {
 		res.Duration = time.Since(start)
 		return res, fmt.Errorf("recording %d observations: %w", len(obs), err)
+	}
+	if err := d.store.RecordScans(scans.targets, scans.endpoints); err != nil {
+		d.log.Error("recording the full scans; they run again next sweep", "error", err.Error())
 	}
 	judged := now
 	served := d.servedChecker(cfg)
@@ -136,7 +167,7 @@ func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 		}
 	}
 	res.Duration = time.Since(start)
-	d.log.Info("sweep done", "targets", res.Targets, "observations", res.Observations, "changed", res.Changed,
+	d.log.Info("sweep done", "targets", res.Targets, "full_scans", res.FullScans, "observations", res.Observations, "changed", res.Changed,
 		"alerts", res.Alerts, "failed", len(res.Failed), "took", res.Duration.Round(time.Millisecond).String())
 	return res, nil
 }

@@ -125,6 +125,8 @@ var (
 	bucketCurrent = []byte("current")
 	bucketEntries = []byte("entries")
 	bucketAcks    = []byte("acks")
+	bucketScanned = []byte("scanned")
+	bucketScans   = []byte("scans")
 	keyFormat     = []byte("format")
 )
 
@@ -205,7 +207,7 @@ func (s *Store) init() error {
 				return err
 			}
 		}
-		for _, name := range [][]byte{bucketCurrent, bucketEntries, bucketAcks} {
+		for _, name := range [][]byte{bucketCurrent, bucketEntries, bucketAcks, bucketScanned, bucketScans} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

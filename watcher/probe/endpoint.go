@@ -143,7 +143,13 @@ func (p *prober) probeEndpoint(ctx context.Context, e *Endpoint) {
 
 	if p.opts.Full {
 		start = time.Now()
-		e.Full = p.full(ctx, e, st)
+		fctx := ctx
+		if p.opts.FullDeadline > 0 {
+			var cancel context.CancelFunc
+			fctx, cancel = context.WithTimeout(p.outer, p.opts.FullDeadline)
+			defer cancel()
+		}
+		e.Full = p.full(fctx, e, st)
 		e.Timings.Full = ms(time.Since(start))
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/xmppcert/xmppcert/internal/tlsscan"
 	"github.com/xmppcert/xmppcert/xmppaddr"
@@ -100,11 +101,36 @@ var requirements = []struct {
 
 // gradeEndpoint grades one endpoint from what it showed.
 func gradeEndpoint(e *Endpoint, svc xmppaddr.Service) Grade {
-	g := Grade{Requirements: []Requirement{}}
 	var scan *tlsscan.Report
 	if e.Full != nil {
 		scan = e.Full.Scan
 	}
+	return gradeWith(e, svc, scan)
+}
+
+// GradeWithScan grades an endpoint probed without Options.Full from what
+// it showed and an earlier full scan of it made at the time at, so that
+// the requirements only a scan can show (versions, SSLv2, every suite)
+// keep a verdict between full scans. Their evidence says when the scan
+// ran.
+func GradeWithScan(e *Endpoint, svc xmppaddr.Service, scan *tlsscan.Report, at time.Time) Grade {
+	g := gradeWith(e, svc, scan)
+	note := " (full scan of " + at.UTC().Format("2006-01-02 15:04 UTC") + ")"
+	for i, r := range g.Requirements {
+		switch r.ID {
+		case RequirementOldVersions, RequirementNoSSLv2, RequirementFSRequired:
+			for j := range r.Evidence {
+				g.Requirements[i].Evidence[j] += note
+			}
+		}
+	}
+	return g
+}
+
+// gradeWith grades one endpoint from what it showed and a scan of it
+// (nil for none).
+func gradeWith(e *Endpoint, svc xmppaddr.Service, scan *tlsscan.Report) Grade {
+	g := Grade{Requirements: []Requirement{}}
 	for _, r := range requirements {
 		var st Status
 		var ev []string

@@ -48,9 +48,15 @@ const (
 // a new connection to the endpoint that is ready for a ClientHello (for
 // STARTTLS the XMPP negotiation up to <proceed/> is done, and anything
 // buffered after it dropped); sni is the name to send. The scan must
-// respect ctx, which carries the probe's deadline. internal/tlsscan
-// provides one; Options.FullScan is the seam where the caller wires it.
+// respect ctx, which carries the probe's deadline. TLSScan is
+// internal/tlsscan's; Options.FullScan is the seam where the caller wires it.
 type FullScanFunc func(ctx context.Context, dial func(ctx context.Context) (net.Conn, error), sni string) tlsscan.Report
+
+// TLSScan is the FullScanFunc of internal/tlsscan, with its default
+// options.
+func TLSScan(ctx context.Context, dial func(ctx context.Context) (net.Conn, error), sni string) tlsscan.Report {
+	return tlsscan.Scan(ctx, dial, tlsscan.Options{SNI: sni})
+}
 
 // Options says how to probe. The zero value probes c2s (xmpp-client)
 // through SRV records found with the system's resolver, with STARTTLS and
@@ -104,6 +110,13 @@ type Options struct {
 	// FullScan runs the TLS scan for Full. nil leaves the scan out (with
 	// a note); the SNI comparison still runs.
 	FullScan FullScanFunc
+	// FullDeadline, with Full, bounds the Full checks of each endpoint
+	// that completed TLS on their own, from when they start: Deadline
+	// then bounds reaching the endpoints only, so that a peer that hangs
+	// costs Deadline whether or not its full scan is due (the daemon's
+	// schedule). Zero keeps the Full checks under Deadline (the CLI's
+	// --full).
+	FullDeadline time.Duration
 	// Pins adds DANE (TLSA through Resolver, which should validate
 	// DNSSEC) and POSH verdicts through pinning.Verifier.
 	Pins bool
@@ -175,7 +188,7 @@ func (o Options) check(domain string) (string, xmppaddr.Service, error) {
 			return "", "", &InputError{"profile", err.Error()}
 		}
 	}
-	if o.Timeout < 0 || o.Deadline < 0 {
+	if o.Timeout < 0 || o.Deadline < 0 || o.FullDeadline < 0 {
 		return "", "", &InputError{"timeout", "durations must not be negative"}
 	}
 	if o.ClientCert != nil && len(o.ClientCert.Certificate) == 0 {

@@ -38,9 +38,10 @@ func Probe(ctx context.Context, domain string, opts Options) Result {
 	if svc == xmppaddr.ServiceServer {
 		res.From = opts.From
 	}
+	outer := ctx
 	ctx, cancel := context.WithTimeout(ctx, opts.deadline())
 	defer cancel()
-	p := &prober{opts: opts, domain: d, svc: svc, begin: begin}
+	p := &prober{opts: opts, domain: d, svc: svc, begin: begin, outer: outer}
 
 	// Pins do not depend on this probe's connections: verify them
 	// meanwhile.
@@ -119,7 +120,7 @@ func Probe(ctx context.Context, domain string, opts Options) Result {
 	if svc == xmppaddr.ServiceServer && opts.From == "" {
 		res.Notes = append(res.Notes, "no from domain given: s2s servers decide on SASL EXTERNAL and dialback by it, so what they offer here may be less than peers see")
 	}
-	if ctx.Err() != nil && !errors.Is(context.Cause(ctx), context.Canceled) {
+	if ctx.Err() != nil && !errors.Is(context.Cause(ctx), context.Canceled) && (opts.FullDeadline == 0 || timedOut(res.Endpoints)) {
 		res.Notes = append(res.Notes, fmt.Sprintf("the probe ran out of time (deadline %v): endpoints still running were cut off", opts.deadline()))
 	}
 	res.DurationMS = ms(time.Since(begin))
@@ -178,6 +179,7 @@ type prober struct {
 	domain string
 	svc    xmppaddr.Service
 	begin  time.Time
+	outer  context.Context // the caller's, without the deadline (Options.FullDeadline)
 }
 
 // resolve finds the targets to probe and their addresses, filling in
@@ -333,4 +335,14 @@ func (p *prober) unresolved(t Target, srvMS float64) *Endpoint {
 // ms is a duration in milliseconds, to the microsecond.
 func ms(d time.Duration) float64 {
 	return float64(d.Microseconds()) / 1000
+}
+
+// timedOut says whether any endpoint was cut off by a timeout.
+func timedOut(eps []Endpoint) bool {
+	for _, e := range eps {
+		if e.Failure == CodeTimeout {
+			return true
+		}
+	}
+	return false
 }

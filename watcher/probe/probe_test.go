@@ -747,3 +747,30 @@ func TestProbeDeadlineAndCancel(t *testing.T) {
 		t.Errorf("took %v, failure %q; want canceled after 100ms", d, res.Failure)
 	}
 }
+
+// FullDeadline gives the full scan a bound of its own: a scan that
+// outlasts Deadline completes (no note that the probe ran out of time),
+// and without FullDeadline the same scan is cut off by Deadline.
+func TestProbeFullDeadline(t *testing.T) {
+	srv := server(t, xmpptlstest.Config{})
+	scan := func(ctx context.Context, _ func(context.Context) (net.Conn, error), _ string) tlsscan.Report {
+		select {
+		case <-time.After(600 * time.Millisecond):
+			return tlsscan.Report{Versions: []tlsscan.Version{{Name: "SSLv2"}}, Errors: []string{}}
+		case <-ctx.Done():
+			return tlsscan.Report{Errors: []string{"cut off: " + ctx.Err().Error()}}
+		}
+	}
+	for _, fullDeadline := range []time.Duration{0, 5 * time.Second} {
+		opts := options(srv.Addr)
+		opts.Deadline, opts.Full, opts.FullScan, opts.FullDeadline = 400*time.Millisecond, true, scan, fullDeadline
+		res := Probe(t.Context(), domain, opts)
+		e := one(t, res)
+		complete := e.Full != nil && e.Full.Scan != nil && len(e.Full.Scan.Errors) == 0
+		noted := strings.Contains(strings.Join(res.Notes, " "), "ran out of time")
+		if complete != (fullDeadline > 0) || noted == (fullDeadline > 0) || !e.OK {
+			dump(t, res)
+			t.Errorf("FullDeadline %v: scan complete %v, out-of-time note %v, endpoint ok %v; want the scan complete and no note only with FullDeadline", fullDeadline, complete, noted, e.OK)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/xmppcert/xmppcert/watcher/changes"
+	"github.com/xmppcert/xmppcert/watcher/probe"
 )
 
 // funcs are the template helpers. None returns template.HTML: everything
@@ -18,8 +19,18 @@ var funcs = template.FuncMap{
 	"time":     fmtTime,
 	"short":    shortHex,
 	"colonhex": colonHex,
+	"shortfp":  shortFingerprint,
 	"days":     fmtDays,
 	"join":     strings.Join,
+	"first": func(n int, cs any) any {
+		switch cs := cs.(type) {
+		case []ChangeAt:
+			return cs[:min(n, len(cs))]
+		case []changes.Change:
+			return cs[:min(n, len(cs))]
+		}
+		return cs
+	},
 	"sevclass": func(s changes.Severity) string {
 		if s == "" {
 			return "ok"
@@ -31,7 +42,7 @@ var funcs = template.FuncMap{
 // parseTemplates parses each page with the shared layout.
 func parseTemplates() (map[string]*template.Template, error) {
 	pages := map[string]*template.Template{}
-	for _, p := range []string{"dashboard.html", "endpoint.html"} {
+	for _, p := range []string{"dashboard.html", "endpoint.html", "lineages.html"} {
 		t, err := template.New(p).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p)
 		if err != nil {
 			return nil, err
@@ -57,6 +68,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, page string, dat
 type dashboardData struct {
 	Title     string
 	Now       string
+	Summary   summary
 	Endpoints []EndpointStatus
 	Unacked   int // endpoints with unacknowledged changes
 	// InfoOnly counts the endpoints whose unacknowledged changes are
@@ -64,13 +76,24 @@ type dashboardData struct {
 	InfoOnly    int
 	CSRF        string
 	Conditioned int // endpoints with conditions
-	Lineages    []Lineage
 }
 
-// Lineage is one certificate the daemon keeps, as the dashboard's
-// certificates table shows it: its names, version, expiry, when it
-// renews, what each deploy target holds and what the endpoints served at
-// the last check, with the problems among them.
+// summary is the dashboard's strip of counts, what an operator reads
+// first.
+type summary struct {
+	Endpoints     int
+	Encrypted     int // reachable: TLS was established
+	Authenticated int // by the certificate, DANE or POSH
+	Warnings      int // with a warning or critical change or condition, or never reached
+	Passing       int // graded pass against the manifesto
+	Lineages      int
+	LineagesDue   int // due for renewal or with a problem
+}
+
+// Lineage is one certificate the daemon keeps, as the certificates page
+// shows it: its names, version, expiry, when it renews, what each
+// deploy target holds and what the endpoints served at the last check,
+// with the problems among them.
 type Lineage struct {
 	Name     string
 	Names    []string
@@ -86,6 +109,13 @@ type Lineage struct {
 	Problems []string
 }
 
+// lineagesData is what lineages.html shows.
+type lineagesData struct {
+	Title    string
+	Now      string
+	Lineages []Lineage
+}
+
 // handleDashboard is GET /.
 func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	st, err := s.Statuses()
@@ -97,10 +127,9 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 	slices.SortStableFunc(st, func(a, b EndpointStatus) int {
 		return cmp.Compare(urgency(b), urgency(a))
 	})
-	d := dashboardData{Title: "xmppcert: watched endpoints", Now: fmtTime(s.now()), Endpoints: st, CSRF: s.csrfToken(ackAllID)}
-	if s.opts.Lineages != nil {
-		d.Lineages = s.opts.Lineages()
-	}
+	now := s.now()
+	d := dashboardData{Title: "xmppcert: watched endpoints", Now: fmtTime(now), Endpoints: st, CSRF: s.csrfToken(ackAllID)}
+	d.Summary.Endpoints = len(st)
 	for _, e := range st {
 		if len(e.Unacknowledged) > 0 {
 			d.Unacked++
@@ -111,8 +140,39 @@ func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
 		if len(e.Conditions) > 0 {
 			d.Conditioned++
 		}
+		if e.Latest.Reachable {
+			d.Summary.Encrypted++
+		}
+		if len(e.AuthenticatedBy) > 0 {
+			d.Summary.Authenticated++
+		}
+		if e.NeverReachable || e.Severity().Rank() >= changes.Warning.Rank() {
+			d.Summary.Warnings++
+		}
+		if e.Grade != nil && e.Grade.Verdict == probe.StatusPass {
+			d.Summary.Passing++
+		}
+	}
+	for _, l := range s.lineages() {
+		d.Summary.Lineages++
+		if len(l.Problems) > 0 || !l.RenewAt.After(now) {
+			d.Summary.LineagesDue++
+		}
 	}
 	s.render(w, r, "dashboard.html", d)
+}
+
+// handleLineages is GET /lineages.
+func (s *Server) handleLineages(w http.ResponseWriter, r *http.Request) {
+	s.render(w, r, "lineages.html", lineagesData{Title: "xmppcert: certificates", Now: fmtTime(s.now()), Lineages: s.lineages()})
+}
+
+// lineages are Options.Lineages' (none without it).
+func (s *Server) lineages() []Lineage {
+	if s.opts.Lineages == nil {
+		return nil
+	}
+	return s.opts.Lineages()
 }
 
 // urgency orders the dashboard: unacknowledged changes by severity

@@ -189,6 +189,7 @@ func New(opts Options) (*Server, error) {
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{s.log}}))
 	m.HandleFunc("GET /{$}", s.handleDashboard)
 	m.HandleFunc("GET /endpoint/{id}", s.handleEndpointPage)
+	m.HandleFunc("GET /lineages", s.handleLineages)
 	m.HandleFunc("GET /api/endpoints", s.handleAPIList)
 	m.HandleFunc("GET /api/endpoints/{id}", s.handleAPIEndpoint)
 	m.HandleFunc("POST /api/endpoints/{id}/ack", s.handleAck)

@@ -336,6 +336,15 @@ func shortHex(d string) string {
 	return d
 }
 
+// shortFingerprint is the first four bytes of a hex digest in colon form
+// and an ellipsis: enough to tell certificates apart at a glance.
+func shortFingerprint(d string) string {
+	if len(d) > 8 {
+		return colonHex(d[:8]) + "…"
+	}
+	return colonHex(d)
+}
+
 // colonHex writes a hex digest as colon-separated upper-case pairs, the
 // way certificate viewers show fingerprints.
 func colonHex(d string) string {

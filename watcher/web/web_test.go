@@ -299,10 +299,14 @@ func TestDashboard(t *testing.T) {
 		"certificate, dialback", // example.org authenticated by
 		"DANE/POSH: not checked",
 		"TLS 1.3", "TLS_AES_128_GCM_SHA256",
-		"CN=R10,O=Let&#39;s Encrypt",
-		"BB:BB:00:00", // fingerprint
-		"2026-04-30 12:00:00 UTC", "59.9 days left",
-		`<span class="grade grade-pass">pass</span>`,
+		"CN=example.org", // the leaf's subject; the issuer is on the endpoint page
+		"BB:BB:00:00…",   // the short fingerprint
+		"59.9 days left",
+		`<span class="grade grade-pass" title="meets the manifesto">pass</span>`,
+		// The summary strip: 3 endpoints, 2 reached (and authenticated), 2
+		// with warnings (a key change, one never reached), 1 graded pass.
+		`<span class="n">3</span> endpoints`, `<span class="n">2</span> encrypted`, `<span class="n">2</span> authenticated`,
+		`<span class="n">2</span> with warnings`, `<span class="n">1</span> manifesto pass`,
 		`href="/endpoint/` + ID(f.keyOrg) + `"`,
 	} {
 		if !strings.Contains(b, want) {
