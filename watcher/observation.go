@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/xmppcert/xmppcert/internal/oneline"
 	"github.com/xmppcert/xmppcert/watcher/probe"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
@@ -41,9 +42,44 @@ type Observation struct {
 	Dialback bool `json:"dialback"`
 	// SASL are the mechanisms offered after TLS, sorted.
 	SASL []string `json:"sasl,omitempty"`
-	// External is the SASL EXTERNAL result ("success", "failure",
-	// "not-offered", ...); empty when not attempted.
+	// External is the SASL EXTERNAL result when the probe presented a
+	// certificate (the daemon presents our own lineage's to s2s peers):
+	// "success", "failure", "not-offered", "error"; empty when none was
+	// presented or the stream ended before the features after TLS.
 	External string `json:"external,omitempty"`
+	// ExternalReason is the peer's reason for a "failure" (the SASL
+	// condition and its text) or why the attempt broke off ("error").
+	ExternalReason string `json:"external_reason,omitempty"`
+}
+
+// maxReason bounds ExternalReason, a peer's text, in runes.
+const maxReason = 300
+
+// Our-certificate verdicts: what a peer did with the certificate the
+// probe presented as our domain's (OurCertificate).
+const (
+	OurCertAccepted     = "accepted"      // SASL EXTERNAL succeeded
+	OurCertRefused      = "refused"       // EXTERNAL offered and failed
+	OurCertDialbackOnly = "dialback only" // EXTERNAL not offered; dialback is
+	OurCertNotOffered   = "not offered"   // neither EXTERNAL nor dialback
+)
+
+// OurCertificate says what the peer did with the certificate presented
+// as ours: one of the OurCert* verdicts, External itself for an attempt
+// that broke off, empty when none was presented.
+func (o Observation) OurCertificate() string {
+	switch o.External {
+	case "success":
+		return OurCertAccepted
+	case "failure":
+		return OurCertRefused
+	case "not-offered":
+		if o.Dialback {
+			return OurCertDialbackOnly
+		}
+		return OurCertNotOffered
+	}
+	return o.External
 }
 
 // EndpointKey names an endpoint: a domain's service at one target,
@@ -111,8 +147,16 @@ func Observations(r probe.Result) []Observation {
 		if e.AfterTLS != nil {
 			o.SASL = slices.Sorted(slices.Values(e.AfterTLS.Features.Mechanisms))
 		}
-		if x := e.External; x != nil && x.Attempted {
+		if x := e.External; x != nil && (x.Attempted || x.Result == "not-offered") {
 			o.External = x.Result
+			switch {
+			case x.Result == "failure" && x.Text != "":
+				o.ExternalReason = oneline.Clip(x.Condition+": "+x.Text, maxReason)
+			case x.Result == "failure":
+				o.ExternalReason = oneline.Clip(x.Condition, maxReason)
+			case x.Result == "error":
+				o.ExternalReason = oneline.Clip(x.Error, maxReason)
+			}
 		}
 		out = append(out, o)
 	}
@@ -128,5 +172,5 @@ func (o Observation) Equal(p Observation) bool {
 		o.Valid == p.Valid && slices.Equal(o.Matched, p.Matched) &&
 		o.TLSVersion == p.TLSVersion && o.Cipher == p.Cipher && o.Group == p.Group && o.ForwardSecret == p.ForwardSecret &&
 		o.StartTLSRequired == p.StartTLSRequired && o.Dialback == p.Dialback &&
-		slices.Equal(o.SASL, p.SASL) && o.External == p.External
+		slices.Equal(o.SASL, p.SASL) && o.External == p.External && o.ExternalReason == p.ExternalReason
 }

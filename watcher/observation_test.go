@@ -1,6 +1,7 @@
 package watcher
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -57,5 +58,40 @@ func TestObservations(t *testing.T) {
 		if o.Equal(p) {
 			t.Errorf("a changed %s is Equal", name)
 		}
+	}
+}
+
+// What a peer did with our certificate is recorded with the peer's
+// reason (control characters escaped, bounded) and read back as a
+// verdict; without a certificate presented there is none.
+func TestOurCertificate(t *testing.T) {
+	for _, tc := range []struct {
+		x        *probe.External
+		dialback bool
+		want     string
+		reason   string
+	}{
+		{&probe.External{Offered: true, Attempted: true, Result: "success"}, true, OurCertAccepted, ""},
+		{&probe.External{Offered: true, Attempted: true, Result: "failure", Condition: "not-authorized", Text: "unable to verify\nthe first certificate"}, true, OurCertRefused, "not-authorized: unable to verify?the first certificate"},
+		{&probe.External{Result: "not-offered"}, true, OurCertDialbackOnly, ""},
+		{&probe.External{Result: "not-offered"}, false, OurCertNotOffered, ""},
+		{&probe.External{Offered: true, Attempted: true, Result: "error", Error: "the server closed the stream"}, true, "error", "the server closed the stream"},
+		{&probe.External{Result: "not-reached"}, true, "", ""},
+		{nil, true, "", ""},
+	} {
+		r := probe.Result{Domain: "example.org", Service: xmppaddr.ServiceServer, Endpoints: []probe.Endpoint{{
+			Host: "xmpp.example.org", Port: 5269, Address: "192.0.2.1:5269", TLS: &probe.TLSInfo{},
+			Dialback: &probe.Dialback{AfterTLS: tc.dialback}, External: tc.x,
+		}}}
+		o := Observations(r)[0]
+		if got := o.OurCertificate(); got != tc.want || o.ExternalReason != tc.reason {
+			t.Errorf("%+v, dialback %v: %q (%q); want %q (%q)", tc.x, tc.dialback, got, o.ExternalReason, tc.want, tc.reason)
+		}
+	}
+	long := strings.Repeat("x", 1000)
+	o := Observations(probe.Result{Endpoints: []probe.Endpoint{{TLS: &probe.TLSInfo{},
+		External: &probe.External{Attempted: true, Result: "failure", Condition: "not-authorized", Text: long}}}})[0]
+	if n := len([]rune(o.ExternalReason)); n > maxReason+len("...") {
+		t.Errorf("a peer's reason of 1,000 characters is kept as %d", n)
 	}
 }

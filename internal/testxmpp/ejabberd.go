@@ -356,6 +356,19 @@ func (e *Ejabberd) start(t testing.TB) error {
 // ejabberd: `ejabberdctl --ctl-config CtlConfig() status`.
 func (e *Ejabberd) CtlConfig() string { return filepath.Join(e.Dir, "ejabberdctl.cfg") }
 
+// Restart stops ejabberd and starts it again with the same
+// configuration and ports, so that files changed in Dir (the copy of
+// CAFile) are read anew.
+func (e *Ejabberd) Restart(t testing.TB) {
+	t.Helper()
+	if e.proc == nil {
+		t.Fatal("testxmpp: ejabberd restarted before Start")
+	}
+	e.proc.stop(stopTimeout)
+	e.proc = nil
+	e.Start(t)
+}
+
 // Stop stops ejabberd before the test ends.
 func (e *Ejabberd) Stop() {
 	if e.proc != nil {

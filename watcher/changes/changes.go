@@ -339,7 +339,11 @@ func (c *classifier) features(prev, cur watcher.Observation) {
 		c.add(DialbackLost, Warning, "dialback no longer offered after TLS", "offered", "not offered", "")
 	}
 	if prev.External == "success" && cur.External != "success" {
-		c.add(ExternalLost, Warning, "SASL EXTERNAL no longer succeeds: success -> "+orUnknown(cur.External), prev.External, orUnknown(cur.External), cur.External)
+		now := orUnknown(cur.OurCertificate())
+		if cur.ExternalReason != "" {
+			now += " (" + cur.ExternalReason + ")"
+		}
+		c.add(ExternalLost, Warning, "the peer no longer accepts our certificate: SASL EXTERNAL accepted -> "+now, prev.OurCertificate(), now, cur.External)
 	}
 }
 

@@ -66,9 +66,13 @@ func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 	} else {
 		full = fullScanDue(cfg.Watch, targets, scanned, now)
 	}
+	ours := d.ourCertificate(cfg)
 	for i, t := range targets {
 		o := d.probeOptions(cfg, roots, t.Service, t.DirectTLS, t.Own)
 		o.Connect, o.Now = t.Connect, now
+		if o.From != "" && !t.Own {
+			o.ClientCert = ours
+		}
 		if full[i] {
 			o.Full, o.FullScan, o.FullDeadline = true, probe.TLSScan, probe.DefaultFullDeadline
 		}

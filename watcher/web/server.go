@@ -407,6 +407,7 @@ func (s *Server) status(key string, detail bool) (*EndpointDetail, error) {
 		Encryption:     encryption(cur.Observation),
 		CertDaysLeft:   daysLeft(leafOf(cur.Observation).NotAfter, now),
 		NeverReachable: neverReachable(entries),
+		OurCertificate: cur.OurCertificate(),
 	}}
 	if d.Conditions == nil {
 		d.Conditions = []changes.Change{}
