@@ -243,7 +243,7 @@ func (d *Daemon) roots(cfg *config.Config) *x509.CertPool {
 // its observation (the manifesto grade, the DANE and POSH verdicts), and
 // drops the rest: the daemon holds one per watched endpoint.
 func verdicts(ep probe.Endpoint) *probe.Endpoint {
-	return &probe.Endpoint{Grade: ep.Grade, DANE: ep.DANE, POSH: ep.POSH}
+	return &probe.Endpoint{Grade: ep.Grade, DANE: ep.DANE, POSH: ep.POSH, Timings: probe.Timings{Total: ep.Timings.Total}}
 }
 
 // lastReachable is the newest reachable entry of the endpoint, looking

@@ -36,6 +36,7 @@
 // endpoint):
 //
 //	probe_success                       1 when TLS was established and nothing failed
+//	probe_duration_seconds              how long the latest probe took (probes since the daemon started)
 //	probe_ssl_earliest_cert_expiry      earliest notAfter in the chain, Unix seconds
 //	probe_tls_version_info{version}     1, with the negotiated version ("TLS 1.3")
 //	probe_tls_cipher_info{cipher}       1, with the negotiated cipher suite
@@ -88,10 +89,11 @@
 //     A sweep or a check has no form: it needs the Bearer header or
 //     Content-Type: application/json.
 //   - /probe and the check API probe any domain the client names, so
-//     they are bounded: at most 8 probes at once (503 beyond), a burst of
-//     30 per client address and then one every 200 ms (429 with
-//     Retry-After), a probe no longer than the scrape grants (at most
-//     60 s), a check body of at most 4 KiB. Nothing they find is
+//     they are bounded: at most 8 probes at once, at most 64 requests
+//     waiting for one within their scrape's time (503 beyond), a burst
+//     of 100 per client address and then one every 200 ms (429 with
+//     Retry-After), a probe and its wait no longer than the scrape
+//     grants (at most 60 s), a check body of at most 4 KiB. Nothing they find is
 //     recorded or alerted.
 //   - The token and the CSRF key never appear in pages, the API, metrics
 //     or logs; refusals are logged with the client address, method, path

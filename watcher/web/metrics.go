@@ -19,6 +19,7 @@ func desc(name, help string, extra ...string) *prometheus.Desc {
 
 var (
 	descSuccess       = desc("probe_success", "Whether the latest probe of the endpoint succeeded: TLS established and nothing failed.")
+	descDuration      = desc("probe_duration_seconds", "How long the latest probe of the endpoint took, in seconds (since the daemon started).")
 	descEarliest      = desc("probe_ssl_earliest_cert_expiry", "Earliest notAfter of the chain the endpoint presented, in Unix seconds.")
 	descTLSVersion    = desc("probe_tls_version_info", "The TLS version the endpoint negotiated, as the version label.", "version")
 	descCipher        = desc("probe_tls_cipher_info", "The cipher suite the endpoint negotiated, as the cipher label.", "cipher")
@@ -39,7 +40,7 @@ type collector struct{ s *Server }
 
 // Describe sends every metric's description.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSuccess, descEarliest, descTLSVersion, descCipher, descChain, descDialback, descRemaining, descStartTLS, descForwardSecret, descUnacked, descLastSeen, descGrade, descScrapeError} {
+	for _, d := range []*prometheus.Desc{descSuccess, descDuration, descEarliest, descTLSVersion, descCipher, descChain, descDialback, descRemaining, descStartTLS, descForwardSecret, descUnacked, descLastSeen, descGrade, descScrapeError} {
 		ch <- d
 	}
 }
@@ -94,6 +95,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if e.Grade != nil {
 			gauge(descGrade, 1, with(string(e.Grade.Verdict))...)
+		}
+		if e.ProbeSeconds != nil {
+			gauge(descDuration, *e.ProbeSeconds, lv...)
 		}
 		n := map[changes.Severity]int{}
 		for _, ch := range e.Unacknowledged {

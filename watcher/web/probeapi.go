@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,13 +43,16 @@ var probeModules = map[string]probeModule{
 	"xmpps-server":    {xmppaddr.ServiceServer, true},
 }
 
-// Bounds of the /probe API: probes running at once, and each client's
-// rate (a burst, then one probe per interval: 300 a minute, enough for a
-// Prometheus scraping a few hundred XMPP targets a minute from one
-// address, not for using the daemon to hammer a third party).
+// Bounds of the /probe API: probes running at once, requests waiting for
+// one of them (within their scrape timeout), and each client's rate (a
+// burst, then one probe per interval: 300 a minute, enough for a
+// Prometheus scraping a hundred XMPP targets at once and a few hundred a
+// minute from one address, not for using the daemon to hammer a third
+// party).
 const (
 	probeConcurrency = 8
-	probeBurst       = 30
+	probeQueue       = 64
+	probeBurst       = 100
 	probeEvery       = 200 * time.Millisecond
 	// probeMaxTimeout caps the time a scrape may grant a probe.
 	probeMaxTimeout = 60 * time.Second
@@ -61,6 +65,7 @@ const (
 // limiter per client address.
 type probeLimits struct {
 	slots   chan struct{}
+	waiting atomic.Int32 // requests waiting for a slot
 	mu      sync.Mutex
 	clients map[string]*rate.Limiter
 }
@@ -160,25 +165,46 @@ func (s *Server) handleCheck(w http.ResponseWriter, r *http.Request) {
 const maxCheckBody = 4 << 10
 
 // probeNow runs ProbeNow for the request within the client's rate and
-// the concurrency bound; when either refuses, it answers the request
-// (429 or 503, with Retry-After) and returns false.
+// the concurrency bound, waiting for a running probe to end when all are
+// busy (the scrape's time covers the wait and the probe); when the rate
+// refuses, probeQueue requests wait already or the wait outlasts the
+// scrape, it answers the request (429 or 503, with Retry-After) and
+// returns false.
 func (s *Server) probeNow(w http.ResponseWriter, r *http.Request, domain string, m probeModule) (probe.Result, bool) {
 	if !s.probes.allow(r.RemoteAddr, s.now()) {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "too many probes from this client: try again later", http.StatusTooManyRequests)
 		return probe.Result{}, false
 	}
-	select {
-	case s.probes.slots <- struct{}{}:
-		defer func() { <-s.probes.slots }()
-	default:
+	ctx, cancel := context.WithTimeout(r.Context(), scrapeTimeout(r))
+	defer cancel()
+	if !s.probes.acquire(ctx) {
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, "too many probes running: try again later", http.StatusServiceUnavailable)
 		return probe.Result{}, false
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), scrapeTimeout(r))
-	defer cancel()
+	defer func() { <-s.probes.slots }()
 	return s.opts.ProbeNow(ctx, domain, m.service, m.directTLS), true
+}
+
+// acquire takes a probe slot, waiting for one while ctx lasts unless
+// probeQueue requests wait already; it reports whether it got one.
+func (l *probeLimits) acquire(ctx context.Context) bool {
+	select {
+	case l.slots <- struct{}{}:
+		return true
+	default:
+	}
+	defer l.waiting.Add(-1)
+	if l.waiting.Add(1) > probeQueue {
+		return false
+	}
+	select {
+	case l.slots <- struct{}{}:
+		return true
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // scrapeTimeout is the time Prometheus grants the scrape (its

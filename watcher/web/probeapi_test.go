@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -115,8 +116,10 @@ func TestProbeAPILimits(t *testing.T) {
 		t.Errorf("twice in that interval: status %d, want 429", r.StatusCode)
 	}
 
+	// Past the concurrency bound requests wait for a running probe, up
+	// to probeQueue of them and within their scrape's time.
 	release := make(chan struct{})
-	started := make(chan struct{}, probeConcurrency)
+	started := make(chan struct{}, probeConcurrency+probeQueue)
 	s, _ = newServer(t, f, func(o *Options) {
 		o.ProbeNow = func(ctx context.Context, domain string, svc xmppaddr.Service, directTLS bool) probe.Result {
 			started <- struct{}{}
@@ -124,23 +127,51 @@ func TestProbeAPILimits(t *testing.T) {
 			return probe.Result{}
 		}
 	})
+	statuses := make(chan int, probeConcurrency+probeQueue)
 	var wg sync.WaitGroup
-	for i := range probeConcurrency {
+	for i := range probeConcurrency + probeQueue {
 		wg.Go(func() {
-			remote := "127.0.1." + string(rune('1'+i)) + ":40000"
-			req(t, s, "GET", url, nil, map[string]string{"RemoteAddr": remote}).Body.Close()
+			remote := fmt.Sprintf("127.0.1.%d:40000", i+1)
+			r := req(t, s, "GET", url, nil, map[string]string{"RemoteAddr": remote})
+			r.Body.Close()
+			statuses <- r.StatusCode
 		})
 	}
 	for range probeConcurrency {
 		<-started
 	}
-	if r := req(t, s, "GET", url, nil, map[string]string{"RemoteAddr": "127.0.2.1:40000"}); r.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("with %d probes running: status %d, want 503", probeConcurrency, r.StatusCode)
+	for s.probes.waiting.Load() < probeQueue {
+		time.Sleep(time.Millisecond)
+	}
+	begin := time.Now()
+	if r := req(t, s, "GET", url, nil, map[string]string{"RemoteAddr": "127.0.2.1:40000"}); r.StatusCode != http.StatusServiceUnavailable || time.Since(begin) > time.Second {
+		t.Errorf("with %d probes running and %d waiting: status %d after %v, want 503 at once", probeConcurrency, probeQueue, r.StatusCode, time.Since(begin))
 	}
 	close(release)
 	wg.Wait()
-	if r := req(t, s, "GET", url, nil, map[string]string{"RemoteAddr": "127.0.2.1:40000"}); r.StatusCode != http.StatusOK {
-		t.Errorf("once they finished: status %d, want 200", r.StatusCode)
+	close(statuses)
+	for st := range statuses {
+		if st != http.StatusOK {
+			t.Errorf("a request that waited for a probe: status %d, want 200", st)
+		}
+	}
+
+	// A wait that outlasts the scrape's time is a 503 too.
+	for len(started) > 0 {
+		<-started // the waiters' probes
+	}
+	release = make(chan struct{})
+	defer close(release)
+	for i := range probeConcurrency {
+		go req(t, s, "GET", url, nil, map[string]string{"RemoteAddr": fmt.Sprintf("127.0.3.%d:40000", i+1)})
+	}
+	for range probeConcurrency {
+		<-started
+	}
+	begin = time.Now()
+	r = req(t, s, "GET", url, nil, map[string]string{"RemoteAddr": "127.0.4.1:40000", "X-Prometheus-Scrape-Timeout-Seconds": "1.6"})
+	if waited := time.Since(begin); r.StatusCode != http.StatusServiceUnavailable || waited < time.Second {
+		t.Errorf("waiting past a 1.6 s scrape: status %d after %v, want 503 after about 1.1 s", r.StatusCode, waited)
 	}
 }
 

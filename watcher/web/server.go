@@ -421,6 +421,8 @@ func (s *Server) status(key string, detail bool) (*EndpointDetail, error) {
 		d.PinsKnown = true
 		g := pe.Grade
 		d.Grade = &g
+		secs := pe.Timings.Total / 1000
+		d.ProbeSeconds = &secs
 	}
 	if detail {
 		d.History = items

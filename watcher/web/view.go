@@ -64,7 +64,11 @@ type EndpointStatus struct {
 	CertDaysLeft *float64 `json:"cert_days_left,omitempty"`
 	// NeverReachable is set when no probe of the endpoint has reached it
 	// yet: nothing can have changed, and nothing is known to be right.
-	NeverReachable bool `json:"never_reachable,omitempty"` // OurCertificate is what an s2s peer did with our own certificate,
+	NeverReachable bool `json:"never_reachable,omitempty"`
+	// ProbeSeconds is how long the latest probe of the endpoint took, in
+	// seconds; null when no probe result is at hand (Options.Probe).
+	ProbeSeconds *float64 `json:"probe_duration_seconds,omitempty"`
+	// OurCertificate is what an s2s peer did with our own certificate,
 	// which the daemon presents as watch.from's: "accepted" (SASL
 	// EXTERNAL), "refused" (with Latest.ExternalReason), "dialback only",
 	// "not offered"; empty when none was presented.

@@ -104,7 +104,7 @@ func newServer(t testing.TB, f *fixture, mod func(*Options)) (*Server, *bytes.Bu
 			if key != f.keyOrg {
 				return nil
 			}
-			return &probe.Endpoint{Grade: probe.Grade{Verdict: probe.StatusPass, Summary: "meets the manifesto"}}
+			return &probe.Endpoint{Grade: probe.Grade{Verdict: probe.StatusPass, Summary: "meets the manifesto"}, Timings: probe.Timings{Total: 1250}}
 		},
 	}
 	if mod != nil {
@@ -420,6 +420,7 @@ func TestMetrics(t *testing.T) {
 		`xmppcert_starttls_required{address="192.0.2.20:5222",domain="example.net",host="xmpp.example.net",port="5269",service="xmpp-client",transport="starttls"} 0`,
 		"# HELP xmppcert_last_seen_timestamp_seconds",
 		`xmppcert_manifesto_grade_info{` + strings.Replace(org, `,host=`, `,grade="pass",host=`, 1) + `} 1`,
+		"probe_duration_seconds{" + org + "} 1.25",
 	} {
 		if !strings.Contains(b, want) {
 			t.Errorf("metrics lack %q", want)
