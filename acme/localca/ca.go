@@ -393,6 +393,25 @@ func (ca *CA) Issue(ctx context.Context, req acme.Request, key crypto.Signer) (*
 	if err != nil {
 		return nil, err
 	}
+	chain, err := ca.SignCSR(ctx, req, csr)
+	if err != nil {
+		return nil, err
+	}
+	return &acme.Issued{Chain: chain, Key: key, Issuer: ca.Name()}, nil
+}
+
+// SignCSR signs a certificate for req's names (their roles decide the
+// SRV-IDs, as for Issue) with the public key of csr, whose signature
+// proves possession of the key; the names in the CSR are not used. It
+// returns the chain, leaf first. The daemon's HTTPS front uses it as
+// certmagic's issuer, which holds the key.
+func (ca *CA) SignCSR(ctx context.Context, req acme.Request, csr *x509.CertificateRequest) ([]*x509.Certificate, error) {
+	if len(req.Names) == 0 {
+		return nil, errors.New("no names to certify")
+	}
+	if err := csr.CheckSignature(); err != nil {
+		return nil, fmt.Errorf("the CSR for %s: %w", req.Host(), err)
+	}
 	data := x509util.NewTemplateData()
 	data.SetCommonName(req.Host())
 	var components, anonymous []string
@@ -429,7 +448,7 @@ func (ca *CA) Issue(ctx context.Context, req acme.Request, key crypto.Signer) (*
 	if err != nil {
 		return nil, fmt.Errorf("signing for %s: %w", req.Host(), err)
 	}
-	return &acme.Issued{Chain: chain, Key: key, Issuer: ca.Name()}, nil
+	return chain, nil
 }
 
 // selfCSR makes the CSR the authority signs: it proves possession of the

@@ -541,8 +541,13 @@ type HTTPS struct {
 	// XMPP domains whose POSH documents it serves, the dashboard's name.
 	Names []string
 	// Directory is the ACME CA's directory URL (ca: a name as issue --ca
-	// takes it, or a URL; default Let's Encrypt).
+	// takes it, or a URL; default Let's Encrypt); empty with Local.
 	Directory string
+	// Local is set by ca = "local": the embedded CA signs the
+	// certificates itself, without an ACME order or a challenge, for
+	// private deployments whose clients trust its root. Email, agree_tos,
+	// trust_root and challenges do not apply.
+	Local bool
 	// Email is the account's contact (email); AgreeTOS (agree_tos)
 	// accepts the CA's terms of service, which a new account needs.
 	Email    string

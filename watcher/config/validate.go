@@ -800,7 +800,10 @@ func (p *parser) https(r *rawHTTPS) *HTTPS {
 			h.Names = append(h.Names, c)
 		}
 	}
-	if r.CA != nil {
+	switch {
+	case r.CA != nil && *r.CA == DefaultCA:
+		h.Local, h.Directory = true, ""
+	case r.CA != nil:
 		dir, err := acmeca.ParseDirectory(*r.CA)
 		if err != nil {
 			p.errAt("http.https.ca", "%v", err)
@@ -810,7 +813,7 @@ func (p *parser) https(r *rawHTTPS) *HTTPS {
 	if err := acmeca.CheckEmail(r.Email); err != nil {
 		p.errAt("http.https.email", "%v", err)
 	}
-	if !r.AgreeTOS {
+	if !r.AgreeTOS && !h.Local {
 		p.errAt("http.https", "the CA's account needs its terms of service accepted: read them, then set agree_tos = true")
 	}
 	if r.TrustRoot != "" {

@@ -4,19 +4,26 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/lifecycle"
+	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/certfile"
 	"github.com/xmppcert/xmppcert/watcher/config"
+	"github.com/xmppcert/xmppcert/xmppaddr"
 )
 
 // CertmagicDir is the directory under the state directory where
@@ -75,6 +82,10 @@ func (d *Daemon) newHTTPSFront(cfg *config.Config) (*httpsFront, error) {
 	// on 443: the listeners must be reachable there, directly or
 	// forwarded. certmagic's own solvers find the ports taken by ours and
 	// leave the answers to the handlers below.
+	if h.Local {
+		f.magic.Issuers = []certmagic.Issuer{localIssuer{state: cfg.StateDir, names: h.Names}}
+		return f, nil
+	}
 	f.issuer = certmagic.NewACMEIssuer(f.magic, certmagic.ACMEIssuer{
 		CA: h.Directory, Email: h.Email, Agreed: h.AgreeTOS, TrustedRoots: roots, Profile: h.Profile,
 		DisableHTTPChallenge: !h.HTTP01, DisableTLSALPNChallenge: !h.TLSALPN01,
@@ -90,8 +101,56 @@ func atoi(s string) int {
 	return n
 }
 
-// plain wraps the plain listener's handler so that it answers http-01.
-func (f *httpsFront) plain(h http.Handler) http.Handler { return f.issuer.HTTPChallengeHandler(h) }
+// plain wraps the plain listener's handler so that it answers http-01
+// (an ACME CA's only: the embedded CA asks for no challenge).
+func (f *httpsFront) plain(h http.Handler) http.Handler {
+	if f.issuer == nil {
+		return h
+	}
+	return f.issuer.HTTPChallengeHandler(h)
+}
+
+// localIssuer is certmagic's Issuer for ca = "local": the embedded CA of
+// the state directory signs each CSR for its names, opened for the
+// signature and closed after it (its database is shared with the
+// lifecycle engine and `ca serve`), without an ACME order.
+type localIssuer struct {
+	state string
+	names []string // [http.https] names, the only ones it signs for
+}
+
+// Issue signs the CSR for its DNS names, each one of [http.https] names.
+func (l localIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*certmagic.IssuedCertificate, error) {
+	if len(csr.DNSNames) == 0 {
+		return nil, errors.New("https: the CSR names no DNS name")
+	}
+	for _, n := range csr.DNSNames {
+		if !slices.Contains(l.names, n) {
+			return nil, fmt.Errorf("https: the CSR names %q, which is not one of the front's names", n)
+		}
+	}
+	req, err := acme.NewRequest(csr.DNSNames[0], xmppaddr.RoleHost, csr.DNSNames[1:], acme.KeyECDSAP256)
+	if err != nil {
+		return nil, fmt.Errorf("https: %w", err)
+	}
+	ca, err := lifecycle.OpenCA(l.state, localca.Options{}, true)
+	if err != nil {
+		return nil, fmt.Errorf("https: %w", err)
+	}
+	defer ca.Close()
+	chain, err := ca.SignCSR(ctx, req, csr)
+	if err != nil {
+		return nil, fmt.Errorf("https: %w", err)
+	}
+	var chainPEM []byte
+	for _, c := range chain {
+		chainPEM = append(chainPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
+	}
+	return &certmagic.IssuedCertificate{Certificate: chainPEM}, nil
+}
+
+// IssuerKey names the embedded CA in certmagic's storage.
+func (l localIssuer) IssuerKey() string { return "xmppcert-local-ca" }
 
 // listen opens the HTTPS listener's TCP socket and starts obtaining (or
 // loading) the certificates in the background: certmagic's ManageAsync,

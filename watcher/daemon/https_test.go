@@ -2,6 +2,9 @@ package daemon
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -11,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +24,7 @@ import (
 
 	"github.com/xmppcert/xmppcert/acme/acmeca/acmecatest"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
+	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/pinning"
 	"github.com/xmppcert/xmppcert/watcher/config"
@@ -75,18 +80,7 @@ profile = "seconds"
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("run: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("daemon log:\n%s", logs.String())
-		}
-	}()
+	runFront(t, d, &logs)
 	events := func(event string) float64 {
 		return testutil.ToFloat64(d.health.httpsEvents.WithLabelValues(event))
 	}
@@ -147,4 +141,111 @@ profile = "seconds"
 	if !strings.Contains(logs.String(), "renewal=true") {
 		t.Errorf("the renewal is not logged")
 	}
+}
+
+// TestHTTPSFrontLocal: with ca = "local" the embedded CA signs the HTTPS
+// front's certificate through certmagic, with no ACME order, no challenge
+// and no terms to accept, and the POSH documents are served over it,
+// valid against the embedded CA's root. The issuer signs only for the
+// front's names.
+func TestHTTPSFrontLocal(t *testing.T) {
+	httpPort, tlsPort := testtool.FreePort(t), testtool.FreePort(t)
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	cfg, err := config.Parse(filepath.Join(dir, "xmppcert.toml"), []byte(fmt.Sprintf(`state_dir = %q
+[[host]]
+domain = "example.org"
+[host.pins.posh]
+expires = "1h"
+[watch]
+own_hosts = false
+[http]
+listen = "127.0.0.1:%d"
+[http.https]
+listen = "127.0.0.1:%d"
+names = ["example.org"]
+ca = "local"
+`, state, httpPort, tlsPort)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs testtool.LockedBuffer
+	d, err := New(cfg, Deps{Engine: lifecycle.OnDisk(cfg.StateDir), Registry: prometheus.NewRegistry(),
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)), NoSignals: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runFront(t, d, &logs)
+	deadline := time.Now().Add(30 * time.Second)
+	for testutil.ToFloat64(d.health.httpsEvents.WithLabelValues("cert_obtained")) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no certificate from the embedded CA within 30 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	rootPEM, err := localca.RootPEM(lifecycle.CADir(state))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(rootPEM)
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, fmt.Sprintf("127.0.0.1:%d", tlsPort))
+		},
+		TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	var resp *http.Response
+	for {
+		resp, err = client.Get("https://example.org/.well-known/posh/xmpp-server.json")
+		if err == nil && resp.StatusCode == http.StatusOK {
+			break
+		}
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("POSH over HTTPS signed by the embedded CA: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if _, err := pinning.ParsePOSH(body); err != nil {
+		t.Errorf("POSH over HTTPS: %v\n%s", err, body)
+	}
+	leaf := resp.TLS.PeerCertificates[0]
+	if !slices.Contains(leaf.DNSNames, "example.org") || !strings.Contains(leaf.Issuer.String(), "xmppcert") {
+		t.Errorf("served a certificate for %v from %s", leaf.DNSNames, leaf.Issuer)
+	}
+
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{DNSNames: []string{"example.org", "elsewhere.example"}}, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, _ := x509.ParseCertificateRequest(der)
+	if _, err := (localIssuer{state: state, names: []string{"example.org"}}).Issue(context.Background(), csr); err == nil || !strings.Contains(err.Error(), `"elsewhere.example"`) {
+		t.Errorf("a CSR for a name outside the front's: %v; want it refused, naming it", err)
+	}
+}
+
+// runFront runs the daemon until the test ends, logging its log when the
+// test failed.
+func runFront(t *testing.T, d *Daemon, logs *testtool.LockedBuffer) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", logs.String())
+		}
+	})
 }
