@@ -22,15 +22,14 @@ var funcs = template.FuncMap{
 	"shortfp":  shortFingerprint,
 	"days":     fmtDays,
 	"join":     strings.Join,
-	"first": func(n int, cs any) any {
-		switch cs := cs.(type) {
-		case []ChangeAt:
-			return cs[:min(n, len(cs))]
-		case []changes.Change:
-			return cs[:min(n, len(cs))]
-		}
-		return cs
+	// worst is the n most severe changes, newest first among equals: a
+	// compact row shows them and links to the rest.
+	"worst": func(n int, cs []ChangeAt) []ChangeAt {
+		s := slices.Clone(cs)
+		slices.SortStableFunc(s, func(a, b ChangeAt) int { return cmp.Compare(b.Severity.Rank(), a.Severity.Rank()) })
+		return s[:min(n, len(s))]
 	},
+	"minus": func(a, b int) int { return a - b },
 	"sevclass": func(s changes.Severity) string {
 		if s == "" {
 			return "ok"
