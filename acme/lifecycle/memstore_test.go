@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/etcdstore"
+	"github.com/xmppcert/xmppcert/internal/testetcd"
 )
 
 // memStore is an acme.Store that keeps everything in memory and nothing
@@ -222,18 +224,30 @@ func (s *memStore) snapshot() string {
 	return fmt.Sprintf("%v %v %v %v %v %v", s.versions, s.current, s.renew, s.windows, s.pins, s.deploys)
 }
 
-// stores are the acme.Store implementations the engine tests run over.
+// stores are the acme.Store implementations the engine tests run over:
+// certbot's layout, memory, and etcd (a one-member etcd per test, as a
+// cluster's nodes share one).
 var stores = []struct {
 	name string
-	new  func(state string) acme.Store
+	new  func(t *testing.T, state string) acme.Store
 }{
-	{"disk", func(state string) acme.Store { return acme.DiskStore{Dir: state} }},
-	{"memory", func(string) acme.Store { return newMemStore() }},
+	{"disk", func(_ *testing.T, state string) acme.Store { return acme.DiskStore{Dir: state} }},
+	{"memory", func(*testing.T, string) acme.Store { return newMemStore() }},
+	{"etcd", func(t *testing.T, _ string) acme.Store {
+		c, sess := testetcd.Start(t).Session(t, 10)
+		s, err := etcdstore.New(c, sess, etcdstore.Options{Prefix: "/xmppcert/", Key: make([]byte, etcdstore.KeySize), Node: "node-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}},
 }
 
 // eachStore runs test as a subtest over each of stores.
 func eachStore(t *testing.T, test func(t *testing.T, newStore func(state string) acme.Store)) {
 	for _, s := range stores {
-		t.Run(s.name, func(t *testing.T) { test(t, s.new) })
+		t.Run(s.name, func(t *testing.T) {
+			test(t, func(state string) acme.Store { return s.new(t, state) })
+		})
 	}
 }

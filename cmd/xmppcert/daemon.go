@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -20,6 +21,10 @@ import (
 	"github.com/xmppcert/xmppcert/watcher/config"
 	"github.com/xmppcert/xmppcert/watcher/daemon"
 )
+
+// errClusterSession ends a cluster node's daemon whose etcd session
+// ended, so that its service manager starts it again with a new one.
+var errClusterSession = errors.New("the node's etcd session ended (its lease expired): its locks are gone; exiting so that the service manager restarts it")
 
 func daemonCommand() *cli.Command {
 	return &cli.Command{
@@ -143,11 +148,36 @@ func runDaemon(c *cli.Context) error {
 	}
 	engine := lifecycle.OnDisk(state)
 	engine.Now = clock
+	ctx := c.Context
+	if cfg.Cluster != nil {
+		store, err := daemon.OpenCluster(ctx, cfg.Cluster, logger)
+		if err != nil {
+			return fmt.Errorf("joining the cluster: %w", err)
+		}
+		defer store.Close()
+		engine.Store = store
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		go func() {
+			select {
+			case <-store.Done():
+				cancel(errClusterSession)
+			case <-ctx.Done():
+			}
+		}()
+	}
 	d, err := daemon.New(cfg, daemon.Deps{Engine: engine, Logger: logger, Roots: roots})
 	if err != nil {
 		return fmt.Errorf("starting the daemon: %w", err)
 	}
-	return d.Run(c.Context)
+	if err := d.Run(ctx); err != nil {
+		return err
+	}
+	if errors.Is(context.Cause(ctx), errClusterSession) {
+		return errClusterSession
+	}
+	return nil
 }
 
 // newLogger logs text (or JSON with --json) to w; --quiet keeps warnings

@@ -121,11 +121,50 @@ type Config struct {
 	Alert Alert
 	// HTTP says where the dashboard, API and /metrics listen ([http]).
 	HTTP HTTP
+	// Cluster, from [cluster], keeps the lineages in etcd, shared by the
+	// nodes; nil without the table (one machine, its state directory).
+	Cluster *Cluster
 	// Warnings are what does not stop the daemon but should be fixed: a
 	// secret file readable by group or others. The daemon logs them at
 	// start and on every reload.
 	Warnings ErrorList
 }
+
+// Cluster is [cluster]: where the nodes' shared etcd is and how this
+// node takes part (README, "Cluster mode").
+type Cluster struct {
+	// Endpoints are etcd's client URLs (etcd_endpoints, required):
+	// http://HOST:PORT on loopback only, else https.
+	Endpoints []string
+	// TLSCertFile and TLSKeyFile are this node's client certificate and
+	// key for etcd (tls_cert_file, tls_key_file, absolute; together or
+	// neither), TLSCAFile the CAs etcd's certificate is checked against
+	// (tls_ca_file; empty: the system roots).
+	TLSCertFile, TLSKeyFile, TLSCAFile string
+	// NodeID names this node (node_id, default the host name): its
+	// deploy records and its share of the watching are its own.
+	NodeID string
+	// LeaseTTL is the node's etcd lease (lease_ttl, default 10s, whole
+	// seconds from 2s): a node that stops renewing it loses its locks
+	// that long after.
+	LeaseTTL time.Duration
+	// Key seals the private keys stored in etcd: the KeySize bytes read
+	// from KeyFile (key_file, required, absolute), given as 64 hex
+	// digits (openssl rand -hex 32). Every node has the same.
+	Key     []byte
+	KeyFile string
+	// Prefix is the key prefix of everything xmppcert keeps in etcd
+	// (prefix, default "/xmppcert/"; it ends with a slash).
+	Prefix string
+}
+
+// Cluster defaults.
+const (
+	DefaultLeaseTTL      = 10 * time.Second
+	DefaultClusterPrefix = "/xmppcert/"
+	// ClusterKeySize is the size of the sealing key: AES-256.
+	ClusterKeySize = 32
+)
 
 // Host is one [[host]]: an XMPP host and its components, certified
 // together in one lineage named after the host (as `xmppcert issue`).

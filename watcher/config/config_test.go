@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -41,6 +42,7 @@ func testDir(t *testing.T) string {
 		"tsig.key":       tsigSecret + "\n",
 		"bad-eab.hmac":   badEAB + "\n",
 		"empty.secret":   "\n",
+		"cluster.key":    strings.Repeat("ab", ClusterKeySize) + "\n",
 		"unreadable":     hmacSecret,
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
@@ -201,6 +203,13 @@ func TestBadConfigs(t *testing.T) {
 		{"https unknown CA", oneHost + "[http.https]\nlisten = \":443\"\nnames = [\"example.org\"]\nagree_tos = true\nca = \"letsencrpyt\" #<\n", `unknown CA "letsencrpyt"`},
 		{"https unknown challenge", oneHost + "[http.https]\nlisten = \":443\"\nnames = [\"example.org\"]\nagree_tos = true\nchallenges = [\"dns-01\"] #<\n", `unknown challenge "dns-01"`},
 		{"token file unreadable", oneHost + "[http]\nlisten = \"[::]:8787\"\ntoken_file = \"unreadable\" #<\n", "cannot read token file"},
+		{"cluster without endpoints", oneHost + "[cluster] #<\nkey_file = \"cluster.key\"\n", "no etcd_endpoints"},
+		{"cluster over plain http to another machine", oneHost + "[cluster]\nkey_file = \"cluster.key\"\netcd_endpoints = [\"http://etcd.example.org:2379\"] #<\n", "use https"},
+		{"cluster without a key file", oneHost + "[cluster] #<\netcd_endpoints = [\"https://etcd.example.org:2379\"]\n", "openssl rand -hex 32"},
+		{"cluster key file not hex", oneHost + "[cluster]\netcd_endpoints = [\"https://etcd.example.org:2379\"]\nkey_file = \"webhook.secret\" #<\n", "64 hex digits"},
+		{"cluster lease in milliseconds", oneHost + "[cluster]\netcd_endpoints = [\"https://etcd.example.org:2379\"]\nkey_file = \"cluster.key\"\nlease_ttl = \"2500ms\" #<\n", "whole seconds"},
+		{"cluster prefix", oneHost + "[cluster]\netcd_endpoints = [\"https://etcd.example.org:2379\"]\nkey_file = \"cluster.key\"\nprefix = \"xmppcert\" #<\n", "start and end with a slash"},
+		{"cluster TLS key alone", oneHost + "[cluster] #<\netcd_endpoints = [\"https://etcd.example.org:2379\"]\nkey_file = \"cluster.key\"\ntls_key_file = \"node.key\"\n", "go together"},
 		{"syntax error", oneHost + "[watch]\ninterval = \"1h #<\n", "TOML syntax: "},
 		{"syntax error duplicate key", oneHost + "[watch]\ninterval = \"1h\"\ninterval = \"2h\" #<\n", "TOML syntax: "},
 		{"after multi-line strings", "[[host]]\ndomain = \"example.org\"\nhooks = [\"\"\"\n[[host]]\ndomain = 'x'\n\"\"\", '''\nkey = \"value\"\n''']\n[[host]]\ndomain = \"bad domain\" #<\n", "host.domain: "},
@@ -587,5 +596,25 @@ func TestSecretFileWarnings(t *testing.T) {
 	want := file + ":4:1: http.token_file: token file " + filepath.Join(dir, "http.token") + " is readable by group or others (mode 0640): chmod 600 it"
 	if len(cfg.Warnings) != 1 || !strings.HasPrefix(cfg.Warnings[0].Error(), want) {
 		t.Errorf("warnings %v; want one starting %q", cfg.Warnings, want)
+	}
+}
+
+// TestCluster: [cluster] with its defaults (node_id the host name,
+// lease_ttl 10s, prefix /xmppcert/) and the sealing key read from hex;
+// without the table there is no cluster.
+func TestCluster(t *testing.T) {
+	dir := testDir(t)
+	cfg, err := parseIn(t, dir, oneHost+"[cluster]\netcd_endpoints = [\"http://127.0.0.1:2379\", \"https://etcd2.example.org:2379\"]\nkey_file = \"cluster.key\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	c := cfg.Cluster
+	if c == nil || len(c.Endpoints) != 2 || c.NodeID != host || c.LeaseTTL != DefaultLeaseTTL || c.Prefix != DefaultClusterPrefix ||
+		!bytes.Equal(c.Key, bytes.Repeat([]byte{0xab}, ClusterKeySize)) || c.KeyFile != filepath.Join(dir, "cluster.key") {
+		t.Errorf("cluster %+v", c)
+	}
+	if cfg, err := parseIn(t, dir, oneHost); err != nil || cfg.Cluster != nil {
+		t.Errorf("without [cluster]: %+v, %v", cfg.Cluster, err)
 	}
 }

@@ -16,6 +16,18 @@ type rawFile struct {
 	History  rawHistory       `toml:"history"`
 	Alert    rawAlert         `toml:"alert"`
 	HTTP     rawHTTP          `toml:"http"`
+	Cluster  *rawCluster      `toml:"cluster"`
+}
+
+type rawCluster struct {
+	Endpoints   []string  `toml:"etcd_endpoints"`
+	TLSCertFile string    `toml:"tls_cert_file"`
+	TLSKeyFile  string    `toml:"tls_key_file"`
+	TLSCAFile   string    `toml:"tls_ca_file"`
+	NodeID      *string   `toml:"node_id"`
+	LeaseTTL    *duration `toml:"lease_ttl"`
+	KeyFile     string    `toml:"key_file"`
+	Prefix      *string   `toml:"prefix"`
 }
 
 type rawHost struct {

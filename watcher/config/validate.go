@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"mellium.im/xmpp/jid"
 
@@ -54,6 +56,9 @@ func (p *parser) validate(d *decoded) *Config {
 	}
 	cfg.Alert = p.alert(&d.top.Alert, d.webhooks, d.execs, d.xmpps)
 	cfg.HTTP = p.http(&d.top.HTTP)
+	if d.top.Cluster != nil {
+		cfg.Cluster = p.cluster(d.top.Cluster)
+	}
 	if len(d.hosts) == 0 && len(d.peers) == 0 && len(p.errs) == 0 && !p.allowEmpty {
 		p.errs = append(p.errs, &Error{File: p.file, Msg: "nothing to do: add a [[host]] whose certificate xmppcert keeps, or a [[watch.peer]] to watch (see contrib/xmppcert.toml)"})
 	}
@@ -834,4 +839,71 @@ func (p *parser) https(r *rawHTTPS) *HTTPS {
 		}
 	}
 	return h
+}
+
+func (p *parser) cluster(r *rawCluster) *Cluster {
+	c := &Cluster{Prefix: DefaultClusterPrefix}
+	if len(r.Endpoints) == 0 {
+		p.errAt("cluster", "[cluster] has no etcd_endpoints; add etcd_endpoints = [\"https://etcd1.example.org:2379\"]")
+	}
+	for i, e := range r.Endpoints {
+		path := fmt.Sprintf("cluster.etcd_endpoints[%d]", i)
+		u, err := url.Parse(e)
+		switch {
+		case err != nil || u.Host == "" || u.Path != "" && u.Path != "/" || u.User != nil:
+			p.errAt(path, "%q is not an etcd client URL; give https://HOST:PORT", clip(e))
+		case u.Scheme == "http" && !acmeca.IsLoopback(u.Hostname()):
+			p.errAt(path, "%q is plain http to another machine: etcd carries the lineages' sealed keys and the locks; use https", clip(e))
+		case u.Scheme != "http" && u.Scheme != "https":
+			p.errAt(path, "%q: the scheme must be https (or http on loopback)", clip(e))
+		default:
+			c.Endpoints = append(c.Endpoints, e)
+		}
+	}
+	switch {
+	case (r.TLSCertFile == "") != (r.TLSKeyFile == ""):
+		p.errAt("cluster", "tls_cert_file and tls_key_file go together")
+	case r.TLSCertFile != "":
+		c.TLSCertFile, c.TLSKeyFile = p.abs(r.TLSCertFile), p.abs(r.TLSKeyFile)
+	}
+	if r.TLSCAFile != "" {
+		c.TLSCAFile = p.abs(r.TLSCAFile)
+		if _, err := certfile.Read(c.TLSCAFile, nil); err != nil {
+			p.errAt("cluster.tls_ca_file", "%v", err)
+		}
+	}
+	if r.NodeID != nil {
+		c.NodeID = *r.NodeID
+	} else if h, err := os.Hostname(); err == nil {
+		c.NodeID = h
+	}
+	if c.NodeID == "" || len(c.NodeID) > 253 || strings.ContainsAny(c.NodeID, "/\x00") || !utf8.ValidString(c.NodeID) {
+		p.errAt("cluster.node_id", "%q is not a node name; give one without a slash, such as the host name", clip(c.NodeID))
+	}
+	c.LeaseTTL = p.duration("cluster.lease_ttl", r.LeaseTTL, DefaultLeaseTTL, 2*time.Second, false)
+	if c.LeaseTTL%time.Second != 0 {
+		p.errAt("cluster.lease_ttl", "%s is not whole seconds, which is what etcd leases take", c.LeaseTTL)
+	}
+	if r.Prefix != nil {
+		if !strings.HasPrefix(*r.Prefix, "/") || !strings.HasSuffix(*r.Prefix, "/") || len(*r.Prefix) < 2 {
+			p.errAt("cluster.prefix", "%q must start and end with a slash, such as \"/xmppcert/\"", clip(*r.Prefix))
+		} else {
+			c.Prefix = *r.Prefix
+		}
+	}
+	if r.KeyFile == "" {
+		p.errAt("cluster", "[cluster] has no key_file: private keys are sealed in etcd with a key every node shares; create one with `openssl rand -hex 32 > FILE` (mode 0600) and copy it to each node")
+		return c
+	}
+	abs, data, ok := p.readSecret("cluster.key_file", r.KeyFile, "cluster key file")
+	c.KeyFile = abs
+	if ok {
+		key, err := hex.DecodeString(string(data))
+		if err != nil || len(key) != ClusterKeySize {
+			p.errAt("cluster.key_file", "%s does not hold %d bytes as %d hex digits; create it with `openssl rand -hex 32`", abs, ClusterKeySize, 2*ClusterKeySize)
+		} else {
+			c.Key = key
+		}
+	}
+	return c
 }
