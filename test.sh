@@ -111,6 +111,7 @@ go test -run='^$' -fuzz='^FuzzVerifyRecord$' -fuzztime="${fuzzexecs}x" ./pinning
 go test -run='^$' -fuzz='^FuzzFeatures$' -fuzztime="${fuzzexecs}x" ./internal/xmpptls
 go test -run='^$' -fuzz='^FuzzReadServerHello$' -fuzztime="${fuzzexecs}x" ./internal/tlsscan
 go test -run='^$' -fuzz='^FuzzProbe$' -fuzztime="${fuzzexecs}x" ./watcher/probe
+go test -run='^$' -fuzz='^FuzzDecode$' -fuzztime="${fuzzexecs}x" ./acme/etcdstore
 go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="${fuzzexecs}x" ./watcher/config
 go test -run='^$' -fuzz='^FuzzPrescan$' -fuzztime="${fuzzexecs}x" ./watcher/config
 go test -run='^$' -fuzz='^FuzzParseServeEndpoint$' -fuzztime="${fuzzexecs}x" ./acme

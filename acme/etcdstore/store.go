@@ -365,13 +365,22 @@ func (s *Store) readVersion(name string, n int) (*version, error) {
 		return nil, err
 	}
 	key := s.versionKey(name, n)
-	var v version
-	ok, err := s.getJSON(key, &v)
+	b, _, err := s.get(key)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
+	if b == nil {
 		return nil, fmt.Errorf("lineage %s has no version %d: %w", name, n, acme.ErrNoLineage)
+	}
+	return decodeVersion(key, b)
+}
+
+// decodeVersion parses a stored version: its JSON and its certificates,
+// at least one.
+func decodeVersion(key string, b []byte) (*version, error) {
+	var v version
+	if err := json.Unmarshal(b, &v); err != nil {
+		return nil, fmt.Errorf("etcd: %s: %w", key, err)
 	}
 	for _, der := range v.Chain {
 		c, err := x509.ParseCertificate(der)

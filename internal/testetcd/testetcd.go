@@ -6,6 +6,7 @@ package testetcd
 import (
 	"fmt"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ type Etcd struct {
 	// Endpoint is its client URL, http://127.0.0.1:PORT.
 	Endpoint string
 	server   *embed.Etcd
+	stop     func() // closes server once
 }
 
 // Start starts a member in a temporary directory; it stops when the test
@@ -41,13 +43,14 @@ func Start(t testing.TB) *Etcd {
 	if err != nil {
 		t.Fatalf("starting etcd: %v", err)
 	}
-	t.Cleanup(e.Close)
+	stop := sync.OnceFunc(e.Close)
+	t.Cleanup(stop)
 	select {
 	case <-e.Server.ReadyNotify():
 	case <-time.After(30 * time.Second):
 		t.Fatal("etcd did not become ready within 30 s")
 	}
-	return &Etcd{Endpoint: client.String(), server: e}
+	return &Etcd{Endpoint: client.String(), server: e, stop: stop}
 }
 
 // Client is a new client of the member, closed when the test ends.
@@ -73,3 +76,7 @@ func (e *Etcd) Session(t testing.TB, ttl int) (*clientv3.Client, *concurrency.Se
 	t.Cleanup(func() { s.Close() })
 	return c, s
 }
+
+// Stop stops the member before the test ends: its clients' sessions end
+// once their leases' TTL has passed without a renewal.
+func (e *Etcd) Stop() { e.stop() }

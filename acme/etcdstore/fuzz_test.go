@@ -1,0 +1,40 @@
+package etcdstore
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"github.com/xmppcert/xmppcert/internal/testpki"
+)
+
+// FuzzDecode: whatever a value in etcd holds (another writer's, a damaged
+// one), reading it as a version and opening its keys is an error or a
+// version with a certificate, never a panic.
+func FuzzDecode(f *testing.F) {
+	ca := testpki.NewRoot("Fuzz Root", nil)
+	leaf, key := ca.Leaf(nil)
+	s, err := New(nil, nil, Options{Prefix: "/x/", Key: bytes.Repeat([]byte{1}, KeySize), Node: "n"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	sealed, err := s.sealKey("k#key", key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, _ := json.Marshal(version{Chain: [][]byte{leaf.Raw}, Key: sealed})
+	f.Add(good)
+	f.Add([]byte(`{"chain":[],"key":""}`))
+	f.Add([]byte(`{"chain":["AAAA"],"key":"AAAA"}`))
+	f.Add([]byte(`null`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := decodeVersion("k", b)
+		if err == nil && len(v.chain) == 0 {
+			t.Fatalf("a version without a certificate decoded")
+		}
+		if err == nil {
+			s.openKey("k#key", v.Key)
+		}
+		s.openKey("k#key", b)
+	})
+}

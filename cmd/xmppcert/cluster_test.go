@@ -1,0 +1,51 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xmppcert/xmppcert/acme/etcdstore"
+	"github.com/xmppcert/xmppcert/internal/testetcd"
+)
+
+// TestDaemonCluster: `xmppcert daemon` with [cluster] issues its
+// [[host]] into etcd, where another node reads the lineage, certificate
+// and key whole; when etcd goes away for longer than the node's lease,
+// the daemon exits 1 saying that its session ended, for its service
+// manager to restart it.
+func TestDaemonCluster(t *testing.T) {
+	e := testetcd.Start(t)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "cluster.key")
+	writeFile(t, keyFile, []byte(strings.Repeat("c3", 32)+"\n"), 0o600)
+	cfg := filepath.Join(dir, "xmppcert.toml")
+	writeFile(t, cfg, []byte(fmt.Sprintf("state_dir = %q\n[[host]]\ndomain = \"example.org\"\n[watch]\nown_hosts = false\n"+
+		"[cluster]\netcd_endpoints = [%q]\nkey_file = %q\nnode_id = \"node1\"\nlease_ttl = \"2s\"\n", filepath.Join(dir, "state"), e.Endpoint, keyFile)), 0o600)
+	d := startDaemonProc(t, buildXmppcert(t), daemonOptions{listen: freeAddr(t)}, "--config", cfg, "daemon")
+	d.wait(t, "the renewal run", func() bool { return strings.Contains(d.logs.String(), "renew run finished") })
+
+	c, sess := e.Session(t, 5)
+	other, err := etcdstore.New(c, sess, etcdstore.Options{Prefix: "/xmppcert/", Key: []byte(strings.Repeat("\xc3", 32)), Node: "node2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := other.Load("example.org")
+	if err != nil || l.Version != 1 || l.Key == nil || len(l.Request.Names) != 1 {
+		t.Fatalf("another node reads %+v, %v; want version 1 with its key", l, err)
+	}
+
+	e.Stop()
+	stopped := time.Now()
+	select {
+	case <-d.done:
+		t.Logf("the daemon exited %v after etcd stopped (lease 2 s)", time.Since(stopped).Round(100*time.Millisecond))
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the daemon still runs 30 s after etcd stopped (lease 2 s)")
+	}
+	if code := d.cmd.ProcessState.ExitCode(); code != exitFailed || !strings.Contains(d.logs.String(), "etcd session ended") {
+		t.Errorf("exit %d; want %d, saying that the etcd session ended", code, exitFailed)
+	}
+}
