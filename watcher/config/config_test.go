@@ -209,6 +209,7 @@ func TestBadConfigs(t *testing.T) {
 		{"cluster key file not hex", oneHost + "[cluster]\netcd_endpoints = [\"https://etcd.example.org:2379\"]\nkey_file = \"webhook.secret\" #<\n", "64 hex digits"},
 		{"cluster lease in milliseconds", oneHost + "[cluster]\netcd_endpoints = [\"https://etcd.example.org:2379\"]\nkey_file = \"cluster.key\"\nlease_ttl = \"2500ms\" #<\n", "whole seconds"},
 		{"cluster prefix", oneHost + "[cluster]\netcd_endpoints = [\"https://etcd.example.org:2379\"]\nkey_file = \"cluster.key\"\nprefix = \"xmppcert\" #<\n", "start and end with a slash"},
+		{"cluster endpoint with credentials", oneHost + "[cluster]\nkey_file = \"cluster.key\"\netcd_endpoints = [\"https://root:TOPSECRET@etcd.example.org:2379\"] #<\n", "carries credentials"},
 		{"cluster TLS key alone", oneHost + "[cluster] #<\netcd_endpoints = [\"https://etcd.example.org:2379\"]\nkey_file = \"cluster.key\"\ntls_key_file = \"node.key\"\n", "go together"},
 		{"syntax error", oneHost + "[watch]\ninterval = \"1h #<\n", "TOML syntax: "},
 		{"syntax error duplicate key", oneHost + "[watch]\ninterval = \"1h\"\ninterval = \"2h\" #<\n", "TOML syntax: "},

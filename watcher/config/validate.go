@@ -850,7 +850,11 @@ func (p *parser) cluster(r *rawCluster) *Cluster {
 		path := fmt.Sprintf("cluster.etcd_endpoints[%d]", i)
 		u, err := url.Parse(e)
 		switch {
-		case err != nil || u.Host == "" || u.Path != "" && u.Path != "/" || u.User != nil:
+		case err == nil && u.User != nil:
+			p.errAt(path, "the URL carries credentials; remove them (the node authenticates with tls_cert_file)")
+		case err != nil:
+			p.errAt(path, "not a URL; give https://HOST:PORT")
+		case u.Host == "" || u.Path != "" && u.Path != "/":
 			p.errAt(path, "%q is not an etcd client URL; give https://HOST:PORT", clip(e))
 		case u.Scheme == "http" && !acmeca.IsLoopback(u.Hostname()):
 			p.errAt(path, "%q is plain http to another machine: etcd carries the lineages' sealed keys and the locks; use https", clip(e))
@@ -865,6 +869,7 @@ func (p *parser) cluster(r *rawCluster) *Cluster {
 		p.errAt("cluster", "tls_cert_file and tls_key_file go together")
 	case r.TLSCertFile != "":
 		c.TLSCertFile, c.TLSKeyFile = p.abs(r.TLSCertFile), p.abs(r.TLSKeyFile)
+		p.warnExposed("cluster.tls_key_file", c.TLSKeyFile, "etcd client key file")
 	}
 	if r.TLSCAFile != "" {
 		c.TLSCAFile = p.abs(r.TLSCAFile)

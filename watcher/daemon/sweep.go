@@ -239,9 +239,10 @@ func (d *Daemon) roots(cfg *config.Config) *x509.CertPool {
 	return pool
 }
 
-// verdicts keeps of a probed endpoint what the dashboard shows beside
-// its observation (the manifesto grade, the DANE and POSH verdicts), and
-// drops the rest: the daemon holds one per watched endpoint.
+// verdicts keeps of a probed endpoint what the dashboard and /metrics
+// show beside its observation (the manifesto grade, the DANE and POSH
+// verdicts, the probe's duration), and drops the rest: the daemon holds
+// one per watched endpoint.
 func verdicts(ep probe.Endpoint) *probe.Endpoint {
 	return &probe.Endpoint{Grade: ep.Grade, DANE: ep.DANE, POSH: ep.POSH, Timings: probe.Timings{Total: ep.Timings.Total}}
 }

@@ -10,8 +10,9 @@
 //	GET  /healthz                    "ok", or 503 and why (Options.Health) (public)
 //	GET  /.well-known/posh/NAME.json POSH documents from Options.POSHRoot (public)
 //	GET  /metrics                    Prometheus text (client_golang)
-//	GET  /                           dashboard: every endpoint in a table
+//	GET  /                           dashboard: a summary strip and every endpoint in a compact row
 //	GET  /endpoint/ID                one endpoint: history, newest first, and what changed
+//	GET  /lineages                   certificates: every lineage (Options.Lineages), deploys and served state
 //	GET  /api/endpoints              JSON: every endpoint (EndpointStatus)
 //	GET  /api/endpoints/ID           JSON: one endpoint with its history (EndpointDetail)
 //	POST /api/endpoints/ID/ack       acknowledge its changes up to an entry
