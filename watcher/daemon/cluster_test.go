@@ -21,8 +21,9 @@ import (
 // TestClusterRenewsOnce: three nodes with the same [[host]] and
 // [cluster] on one etcd run their renewal at once, several times: the
 // lineage is issued exactly once (one version in etcd), the nodes that
-// found it locked say it is being issued elsewhere, and every node reads
-// the same certificate and key back from etcd.
+// found it locked say it is being issued elsewhere, every node reads the
+// same certificate and key back from etcd, and every node's certbot
+// layout holds it (live/example.org, privkey.pem 0600).
 func TestClusterRenewsOnce(t *testing.T) {
 	e := testetcd.Start(t)
 	dir := t.TempDir()
@@ -95,6 +96,26 @@ func TestClusterRenewsOnce(t *testing.T) {
 	}
 	if fingerprints[0] != fingerprints[1] || fingerprints[1] != fingerprints[2] {
 		t.Errorf("the nodes read different lineages: %q", fingerprints)
+	}
+	// Every node's certbot layout holds the shared lineage.
+	var fullchains []string
+	for i, n := range nodes {
+		state := n.d.Config().StateDir
+		b, err := os.ReadFile(filepath.Join(state, "live", "example.org", "fullchain.pem"))
+		if err != nil {
+			t.Fatalf("node %d: %v\n%s", i, err, n.logs.String())
+		}
+		fullchains = append(fullchains, string(b))
+		local, err := acme.DiskStore{Dir: state}.Load("example.org")
+		if err != nil || local.Version != 1 {
+			t.Fatalf("node %d's layout: %+v, %v", i, local, err)
+		}
+		if fi, err := os.Stat(filepath.Join(state, "live", "example.org", "privkey.pem")); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("node %d's privkey.pem: %v, %v; want 0600", i, fi.Mode(), err)
+		}
+	}
+	if fullchains[0] != fullchains[1] || fullchains[1] != fullchains[2] {
+		t.Errorf("the nodes' fullchain.pem differ")
 	}
 	issued := 0
 	for _, n := range nodes {

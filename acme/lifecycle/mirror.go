@@ -1,0 +1,109 @@
+package lifecycle
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/xmppcert/xmppcert/acme"
+)
+
+// MirrorError says why a lineage was not mirrored; the others were.
+type MirrorError struct {
+	Name string
+	Err  error
+}
+
+func (e *MirrorError) Error() string { return fmt.Sprintf("lineage %s: %v", e.Name, e.Err) }
+
+func (e *MirrorError) Unwrap() error { return e.Err }
+
+// ErrDiverged is a local lineage whose versions are not the shared
+// store's: a version there that the shared store lacks, or the same
+// number holding another certificate.
+var ErrDiverged = errors.New("the local layout holds versions the shared store does not")
+
+// Mirror writes every lineage of src that dst lacks or holds behind into
+// dst, certbot's layout on this machine, version by version under the
+// same numbers, and makes src's current version current in dst, so that
+// a cluster node's servers, hooks and `prosodyctl cert import` find the
+// shared certificates where they always did. It returns the lineages it
+// changed; a lineage it cannot mirror (locked locally, diverged) is
+// skipped and named in the joined error.
+func Mirror(src acme.Store, dst acme.DiskStore) ([]string, error) {
+	names, err := src.Names()
+	if err != nil {
+		return nil, err
+	}
+	var changed []string
+	var errs []error
+	for _, name := range names {
+		did, err := mirrorOne(src, dst, name)
+		if err != nil {
+			errs = append(errs, &MirrorError{Name: name, Err: err})
+		}
+		if did {
+			changed = append(changed, name)
+		}
+	}
+	return changed, errors.Join(errs...)
+}
+
+func mirrorOne(src acme.Store, dst acme.DiskStore, name string) (bool, error) {
+	cur, err := src.Current(name)
+	if err != nil {
+		return false, err
+	}
+	want, err := src.Versions(name)
+	if err != nil {
+		return false, err
+	}
+	have, err := dst.Versions(name)
+	if err != nil && !errors.Is(err, acme.ErrNoLineage) {
+		return false, err
+	}
+	local, lerr := dst.Current(name)
+	if lerr == nil && local.Version == cur.Version && local.Leaf.Equal(cur.Leaf) {
+		return false, nil // up to date
+	}
+	for _, n := range have {
+		if !slices.Contains(want, n) {
+			return false, ErrDiverged
+		}
+		a, err := src.VersionLeaf(name, n)
+		if err != nil {
+			return false, err
+		}
+		b, err := dst.VersionLeaf(name, n)
+		if err != nil || !a.Equal(b) {
+			return false, ErrDiverged
+		}
+	}
+	unlock, err := dst.Lock(name)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	for _, n := range want {
+		if slices.Contains(have, n) {
+			continue
+		}
+		l, err := src.LoadVersion(name, n)
+		if err != nil {
+			return false, err
+		}
+		req := l.Request
+		req.Stage = true
+		w, err := dst.Write(req, &acme.Issued{Chain: l.Chain, Key: l.Key}, l.NextKey)
+		if err != nil {
+			return false, err
+		}
+		if w.Version != n {
+			return false, fmt.Errorf("%w: version %d was written locally as %d", ErrDiverged, n, w.Version)
+		}
+	}
+	if _, err := dst.Promote(name, cur.Version); err != nil {
+		return false, err
+	}
+	return true, nil
+}
