@@ -87,11 +87,17 @@ var ErrNoLineage = errors.New("no such lineage")
 type LockedError struct {
 	Name string
 	PID  int // 0 when unknown
+	// Node is the cluster node holding the lock (a cluster store's);
+	// empty on one machine or when unknown.
+	Node string
 }
 
 func (e *LockedError) Error() string {
 	who := "another xmppcert process"
-	if e.PID > 0 {
+	switch {
+	case e.Node != "":
+		who = "cluster node " + strconv.Quote(e.Node)
+	case e.PID > 0:
 		who += fmt.Sprintf(" (pid %d)", e.PID)
 	}
 	return fmt.Sprintf("lineage %s is being issued by %s; nothing was done here, run again once it finishes", e.Name, who)

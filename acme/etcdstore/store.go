@@ -160,16 +160,31 @@ func (s *Store) Lock(name string) (func(), error) {
 	if err := m.TryLock(ctx); err != nil {
 		release()
 		if errors.Is(err, concurrency.ErrLocked) {
-			return nil, &acme.LockedError{Name: name}
+			return nil, &acme.LockedError{Name: name, Node: s.holder(name)}
 		}
 		return nil, fmt.Errorf("etcd: locking lineage %s: %w", name, err)
 	}
+	// The lock's key names its holder, for the others' messages; its
+	// create revision, which ownership is judged by, stays.
+	s.client.Put(ctx, m.Key(), s.opts.Node, clientv3.WithLease(s.session.Lease()))
 	return func() {
 		ctx, cancel := s.ctx()
 		defer cancel()
 		m.Unlock(ctx) // a lost lease released it already
 		release()
 	}, nil
+}
+
+// holder is the node holding lineage name's lock, as its key says; empty
+// when it cannot be told.
+func (s *Store) holder(name string) string {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	resp, err := s.client.Get(ctx, s.opts.Prefix+"locks/"+name+"/", clientv3.WithFirstCreate()...)
+	if err != nil || len(resp.Kvs) == 0 {
+		return ""
+	}
+	return string(resp.Kvs[0].Value)
 }
 
 // fence is the comparison that a commit to lineage name needs: that this

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -183,8 +184,8 @@ func TestLockAndFencing(t *testing.T) {
 	if _, err := a.Lock(name); !errors.As(err, &le) {
 		t.Errorf("a second lock in the same process: %v; want *acme.LockedError", err)
 	}
-	if _, err := b.Lock(name); !errors.As(err, &le) {
-		t.Errorf("another node's lock while held: %v; want *acme.LockedError", err)
+	if _, err := b.Lock(name); !errors.As(err, &le) || le.Node != "node-a" || !strings.Contains(err.Error(), `cluster node "node-a"`) {
+		t.Errorf("another node's lock while held: %v; want *acme.LockedError naming node-a", err)
 	}
 	unlock()
 	unlockB, err := b.Lock(name)

@@ -172,7 +172,7 @@ func (w *reconcileRun) issue(ctx context.Context, h Host, targets []acme.Target)
 	unlock, err := store.Lock(name)
 	var held *acme.LockedError
 	if errors.As(err, &held) {
-		w.log.Info("issuance skipped: another xmppcert process holds the lineage; the next run looks again", "lineage", name, "pid", held.PID)
+		w.log.Info("issuance skipped: another xmppcert process or cluster node holds the lineage; the next run looks again", "lineage", name, "pid", held.PID, "node", held.Node)
 		return false
 	}
 	if err != nil {
@@ -237,7 +237,7 @@ func (w *reconcileRun) reissueChanged(ctx context.Context, h Host, targets []acm
 	unlock, err := w.e.Store.Lock(name)
 	var held *acme.LockedError
 	if errors.As(err, &held) {
-		w.log.Info("re-issuance skipped: another xmppcert process holds the lineage; the next run looks again", "lineage", name, "pid", held.PID)
+		w.log.Info("re-issuance skipped: another xmppcert process or cluster node holds the lineage; the next run looks again", "lineage", name, "pid", held.PID, "node", held.Node)
 		return
 	}
 	if err != nil {
@@ -352,7 +352,7 @@ func (w *reconcileRun) writePOSH(name string, p *POSHPublication) {
 	var held *acme.LockedError
 	switch {
 	case errors.As(err, &held):
-		w.log.Info("writing POSH documents skipped: another xmppcert process holds the lineage; the next run writes them", "lineage", name, "pid", held.PID)
+		w.log.Info("writing POSH documents skipped: another xmppcert process or cluster node holds the lineage; the next run writes them", "lineage", name, "pid", held.PID, "node", held.Node)
 	case err != nil:
 		w.fail(name, "writing POSH documents failed", err, "dir", pub.Dir, "next", retry)
 	default:
