@@ -196,7 +196,7 @@ func loadVersion(name, path, dir string, n int, req Request) (*Lineage, error) {
 	if l.Key, err = ReadKey(filepath.Join(dir, KeyFile)); err != nil {
 		return nil, err
 	}
-	if !samePublicKey(l.Chain[0], l.Key) {
+	if !SamePublicKey(l.Chain[0], l.Key) {
 		return nil, fmt.Errorf("%s: the key does not belong to the certificate in %s", filepath.Join(dir, KeyFile), FullchainFile)
 	}
 	if l.NextKey, err = ReadKey(filepath.Join(dir, NextKeyFile)); errors.Is(err, fs.ErrNotExist) {

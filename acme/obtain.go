@@ -68,7 +68,7 @@ func ObtainAt(ctx context.Context, s Store, iss Issuer, req Request, now time.Ti
 	if err != nil {
 		return nil, err
 	}
-	if len(issued.Chain) == 0 || !samePublicKey(issued.Leaf(), plan.key) {
+	if len(issued.Chain) == 0 || !SamePublicKey(issued.Leaf(), plan.key) {
 		return nil, fmt.Errorf("%s returned a certificate that does not carry the requested key; nothing was written", iss.Name())
 	}
 	l, err := s.Write(req, issued, plan.next)
@@ -82,7 +82,10 @@ func ObtainAt(ctx context.Context, s Store, iss Issuer, req Request, now time.Ti
 	return &Obtained{Lineage: l, KeyReused: reused, KeyChoice: plan.choice, KeyNote: plan.note, Issuer: issued.Issuer}, nil
 }
 
-func samePublicKey(c *x509.Certificate, key crypto.Signer) bool {
+// SamePublicKey reports whether key is the private half of c's public
+// key: a lineage's key must belong to its certificate, whatever store
+// keeps them.
+func SamePublicKey(c *x509.Certificate, key crypto.Signer) bool {
 	// Every key type Go generates has Equal.
 	e, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
 	return ok && e.Equal(c.PublicKey)

@@ -328,7 +328,7 @@ func (s *Store) LoadVersion(name string, n int) (*acme.Lineage, error) {
 	if l.Key, err = s.openKey(key+"#key", v.Key); err != nil {
 		return nil, err
 	}
-	if !samePublicKey(l.Chain[0], l.Key) {
+	if !acme.SamePublicKey(l.Chain[0], l.Key) {
 		return nil, fmt.Errorf("etcd: %s: the key does not belong to the certificate", key)
 	}
 	if len(v.NextKey) > 0 {
@@ -620,10 +620,4 @@ func (s *Store) openKey(where string, sealed []byte) (crypto.Signer, error) {
 		return nil, fmt.Errorf("etcd: %s: %T is not a signing key", where, k)
 	}
 	return signer, nil
-}
-
-// samePublicKey says whether key is the private half of cert's key.
-func samePublicKey(cert *x509.Certificate, key crypto.Signer) bool {
-	pub, ok := cert.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
-	return ok && pub.Equal(key.Public())
 }

@@ -22,8 +22,7 @@ import (
 type Etcd struct {
 	// Endpoint is its client URL, http://127.0.0.1:PORT.
 	Endpoint string
-	server   *embed.Etcd
-	stop     func() // closes server once
+	stop     func() // closes the member once
 }
 
 // Start starts a member in a temporary directory; it stops when the test
@@ -50,7 +49,7 @@ func Start(t testing.TB) *Etcd {
 	case <-time.After(30 * time.Second):
 		t.Fatal("etcd did not become ready within 30 s")
 	}
-	return &Etcd{Endpoint: client.String(), server: e, stop: stop}
+	return &Etcd{Endpoint: client.String(), stop: stop}
 }
 
 // Client is a new client of the member, closed when the test ends.

@@ -29,7 +29,6 @@ var funcs = template.FuncMap{
 		slices.SortStableFunc(s, func(a, b ChangeAt) int { return cmp.Compare(b.Severity.Rank(), a.Severity.Rank()) })
 		return s[:min(n, len(s))]
 	},
-	"minus": func(a, b int) int { return a - b },
 	"sevclass": func(s changes.Severity) string {
 		if s == "" {
 			return "ok"
