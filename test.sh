@@ -12,11 +12,12 @@ cd "$(dirname "$0")"
 # with DNSSEC; unbound: the validating resolver pin verify asks; ldnsutils:
 # ldns-dane, which checks what we publish; hash-slinger: tlsa, whose records
 # ours must equal; chromium: the dashboard tested in a real browser;
-# prometheus: promtool, which lints /metrics and /probe).
+# prometheus: promtool, which lints /metrics and /probe; microsocks: the
+# SOCKS5 proxies that probe --via and the vantage points go through).
 # Installed when root. The tests start their own servers
 # (internal/testxmpp): a system ejabberd or Prometheus that installing the
 # package started is stopped again.
-packages=(openssl prosody ejabberd testssl.sh certbot knot knot-dnsutils unbound ldnsutils hash-slinger chromium prometheus)
+packages=(openssl prosody ejabberd testssl.sh certbot knot knot-dnsutils unbound ldnsutils hash-slinger chromium prometheus microsocks)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -111,6 +112,7 @@ go test -run='^$' -fuzz='^FuzzVerifyRecord$' -fuzztime="${fuzzexecs}x" ./pinning
 go test -run='^$' -fuzz='^FuzzFeatures$' -fuzztime="${fuzzexecs}x" ./internal/xmpptls
 go test -run='^$' -fuzz='^FuzzReadServerHello$' -fuzztime="${fuzzexecs}x" ./internal/tlsscan
 go test -run='^$' -fuzz='^FuzzProbe$' -fuzztime="${fuzzexecs}x" ./watcher/probe
+go test -run='^$' -fuzz='^FuzzParseVia$' -fuzztime="${fuzzexecs}x" ./watcher/probe
 go test -run='^$' -fuzz='^FuzzDecode$' -fuzztime="${fuzzexecs}x" ./acme/etcdstore
 go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="${fuzzexecs}x" ./watcher/config
 go test -run='^$' -fuzz='^FuzzPrescan$' -fuzztime="${fuzzexecs}x" ./watcher/config

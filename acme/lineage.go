@@ -3,6 +3,7 @@ package acme
 import (
 	"bytes"
 	"crypto"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -79,6 +80,20 @@ type Lineage struct {
 
 // File returns the path of one of the lineage's files under live/NAME.
 func (l *Lineage) File(name string) string { return filepath.Join(l.Path, name) }
+
+// TLSCertificate is the version's chain and key as crypto/tls presents
+// them (as a TLS client certificate for SASL EXTERNAL, say); nil when
+// the version has no chain or no key.
+func (l *Lineage) TLSCertificate() *tls.Certificate {
+	if len(l.Chain) == 0 || l.Key == nil {
+		return nil
+	}
+	c := &tls.Certificate{PrivateKey: l.Key, Leaf: l.Chain[0]}
+	for _, x := range l.Chain {
+		c.Certificate = append(c.Certificate, x.Raw)
+	}
+	return c
+}
 
 // ErrNoLineage is returned by Load for a name that has no lineage.
 var ErrNoLineage = errors.New("no such lineage")

@@ -39,6 +39,7 @@ func probeCommand() *cli.Command {
 			&cli.PathFlag{Name: "client-key", Usage: "its PEM private key"},
 			&cli.PathFlag{Name: "roots", Usage: "PEM roots the presented chain must lead to (default the system roots)"},
 			&cli.StringFlag{Name: "resolver", Usage: "HOST:PORT of the DNS resolver (for --pins, a DNSSEC-validating one)"},
+			&cli.StringFlag{Name: "via", Usage: "socks5://HOST:PORT proxy to connect through, to see the endpoints from its network (DNS stays here)"},
 			&cli.BoolFlag{Name: "pins", Usage: "add the DANE (TLSA) and POSH verdicts"},
 			&cli.StringFlag{Name: "profile", Value: string(xmppaddr.ProfileRFC9525), Usage: "identity rules: rfc9525 or rfc6125"},
 			&cli.DurationFlag{Name: "timeout", Value: probe.DefaultTimeout, Usage: "bound on each phase (connect, stream, TLS, ...)"},
@@ -57,7 +58,7 @@ func runProbe(c *cli.Context) error {
 	domain := c.Args().First()
 	opts := probe.Options{
 		Service: xmppaddr.Service(c.String("service")), Connect: c.String("connect"), DirectTLS: c.Bool("direct-tls"),
-		From: c.String("from"), Resolver: c.String("resolver"), Pins: c.Bool("pins"),
+		From: c.String("from"), Resolver: c.String("resolver"), Via: c.String("via"), Pins: c.Bool("pins"),
 		Profile: xmppaddr.Profile(c.String("profile")), Timeout: c.Duration("timeout"), Deadline: c.Duration("deadline"),
 		Full: c.Bool("full"), FullScan: probe.TLSScan,
 	}
@@ -114,6 +115,9 @@ func printProbe(w io.Writer, r probe.Result) {
 	fmt.Fprintf(w, "%s %s: manifesto %s: %s\n", r.Domain, r.Service, strings.ToUpper(string(r.Grade.Verdict)), r.Grade.Summary)
 	if r.Error != "" {
 		fmt.Fprintf(w, "  %s: %s\n", r.Failure, r.Error)
+	}
+	if r.Resolution.Via != "" {
+		fmt.Fprintf(w, "via %s\n", r.Resolution.Via)
 	}
 	for _, e := range r.Endpoints {
 		how := "STARTTLS"

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -11,8 +15,10 @@ import (
 	"testing"
 
 	"github.com/xmppcert/xmppcert/internal/testpki"
+	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/internal/testxmpp"
 	"github.com/xmppcert/xmppcert/internal/tlsscan"
+	"github.com/xmppcert/xmppcert/internal/xmpptls/xmpptlstest"
 	"github.com/xmppcert/xmppcert/watcher/probe"
 )
 
@@ -267,6 +273,8 @@ func TestProbeBadInput(t *testing.T) {
 		{[]string{"example.org", "--client-cert", "x.pem"}, `--client-cert and --client-key go together`},
 		{[]string{"example.org", "--client-cert", "missing.pem", "--client-key", "missing.key"}, `--client-cert missing\.pem / --client-key missing\.key: .*`},
 		{[]string{}, `probe needs exactly one DOMAIN, the XMPP domain to look at`},
+		{[]string{"example.org", "--via", "http://127.0.0.1:3128"}, `--via: "http://127\.0\.0\.1:3128": only SOCKS5 proxies are supported \(socks5://HOST:PORT\)`},
+		{[]string{"example.org", "--via", "socks5://u:secret@127.0.0.1"}, `--via: "socks5://u:xxxxx@127\.0\.0\.1": not HOST:PORT .*`},
 	} {
 		code, stdout, stderr := runCLI(t, nil, append([]string{"probe"}, tc.args...)...)
 		if code != exitUsage || stdout != "" || !regexp.MustCompile(`^xmppcert: `+tc.want+`\n$`).MatchString(stderr) {
@@ -283,6 +291,43 @@ func TestProbeBadInput(t *testing.T) {
 		r := probeJSON(t, exitFailed, tc.args...)
 		if r.OK || r.Failure != tc.failure {
 			t.Errorf("probe %q: ok %v, failure %q; want %q", tc.args, r.OK, r.Failure, tc.failure)
+		}
+	}
+}
+
+// TestProbeVia probes one server through two real SOCKS5 proxies
+// (microsocks), the second leaving from 127.0.0.2, to which the server
+// presents another key: each probe shows the chain its path was shown,
+// and says which proxy it went through.
+func TestProbeVia(t *testing.T) {
+	here := testtool.SOCKS5(t, "")
+	elsewhere := testtool.SOCKS5(t, "127.0.0.2")
+	ours, theirs := peerLeaf(testpki.NewRoot("Our Root", nil)), peerLeaf(testpki.NewRoot("Interceptor Root", nil))
+	srv := xmpptlstest.Start(t, xmpptlstest.Config{GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if a, ok := hello.Conn.RemoteAddr().(*net.TCPAddr); ok && a.IP.Equal(net.ParseIP("127.0.0.2")) {
+			return theirs, nil
+		}
+		return ours, nil
+	}})
+	spki := func(c *tls.Certificate) string {
+		sum := sha256.Sum256(c.Leaf.RawSubjectPublicKeyInfo)
+		return hex.EncodeToString(sum[:])
+	}
+	for _, tc := range []struct {
+		via  *testtool.Proxy
+		want *tls.Certificate
+	}{{here, ours}, {elsewhere, theirs}} {
+		args := []string{"peer.example", "--connect", srv.Addr, "--via", tc.via.URL}
+		r := probeJSON(t, exitFailed, args...) // the test certificates have expired
+		if len(r.Endpoints) != 1 || r.Endpoints[0].TLS == nil || len(r.Endpoints[0].TLS.Chain) == 0 {
+			t.Fatalf("probe %q: no chain: %+v", args, r)
+		}
+		if got := r.Endpoints[0].TLS.Chain[0].SPKISHA256; got != spki(tc.want) || r.Resolution.Via != tc.via.URL {
+			t.Errorf("probe %q: SPKI %s via %q; want %s via %q", args, got, r.Resolution.Via, spki(tc.want), tc.via.URL)
+		}
+		_, text, _ := runCLI(t, nil, append([]string{"probe"}, args...)...)
+		if !strings.Contains(text, "\nvia "+tc.via.URL+"\n") || !strings.Contains(text, "(SPKI "+spki(tc.want)+")") {
+			t.Errorf("probe %q says:\n%s\nwant the proxy and SPKI %s", args, text, spki(tc.want))
 		}
 	}
 }

@@ -133,6 +133,15 @@ const (
 	// ServedForeign: one of our own endpoints presents a certificate
 	// whose key belongs to no lineage we keep (critical).
 	ServedForeign Kind = "served-foreign"
+	// VantageMismatch: one of our own endpoints presents another key
+	// through a vantage point (a proxy on another network) than it does
+	// here: something on one of the two paths answers in its place
+	// (critical; condition).
+	VantageMismatch Kind = "vantage-mismatch"
+	// VantageFailed: a vantage point could not reach one of our own
+	// endpoints that is reachable here, so nothing is compared there
+	// (warning; condition).
+	VantageFailed Kind = "vantage-failed"
 )
 
 // Change is one classified difference (or condition) of an endpoint.

@@ -54,6 +54,7 @@ package config
 import (
 	"crypto/x509"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"time"
 
@@ -335,6 +336,42 @@ type Watch struct {
 	TrustRoots []*x509.Certificate
 	// Peers are the [[watch.peer]] entries.
 	Peers []Peer
+	// Vantages are the [[watch.vantage]] entries: every sweep probes our
+	// own hosts through each of them too and compares the keys seen.
+	Vantages []Vantage
+}
+
+// Vantage is one [[watch.vantage]]: a SOCKS5 proxy on another network
+// (Tor, a small host elsewhere) through which the daemon probes its own
+// hosts as well, to learn when the endpoints present another key there
+// than here: an interception on the way to our servers.
+type Vantage struct {
+	// Name names the vantage in alerts and logs (name; letters, digits,
+	// '.', '_' and '-', unique).
+	Name string
+	// Proxy is the socks5://[USER@]HOST:PORT URL to dial through
+	// (proxy), without a password.
+	Proxy string
+	// PasswordFile holds the password sent to the proxy with the URL's
+	// user (password_file); empty for none.
+	PasswordFile string
+	// Password is that file's content without surrounding white space.
+	Password alert.Secret
+	// Line is the line of the vantage's [[watch.vantage]] header.
+	Line int
+}
+
+// Via is the proxy URL for probe.Options.Via, with the password.
+func (v Vantage) Via() string {
+	if len(v.Password) == 0 {
+		return v.Proxy
+	}
+	u, err := url.Parse(v.Proxy)
+	if err != nil {
+		return v.Proxy // checked at load
+	}
+	u.User = url.UserPassword(u.User.Username(), string(v.Password))
+	return u.String()
 }
 
 // Jitter is a random delay added to each probe's schedule: either a

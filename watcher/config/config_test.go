@@ -157,6 +157,14 @@ func TestBadConfigs(t *testing.T) {
 		{"tlsa usage out of range", "[[host]]\ndomain = \"example.org\"\n[host.pins.tlsa]\nserver = \"ns1.example.org\"\nusage = 4 #<\n", "4 is out of range: 0 PKIX-TA"},
 		{"tlsa bad port", "[[host]]\ndomain = \"example.org\"\n[host.pins.tlsa]\nserver = \"ns1.example.org\"\nports = [5222, 70000] #<\n", "70000 is not a TCP port"},
 		{"tsig secret file missing", "[[host]]\ndomain = \"example.org\"\n[host.pins.tlsa]\nserver = \"ns1.example.org\"\ntsig_name = \"k\"\ntsig_secret_file = \"nope.key\" #<\n", "cannot read TSIG secret file"},
+		{"vantage without name", oneHost + "[[watch.vantage]] #<\nproxy = \"socks5://127.0.0.1:9050\"\n", "this [[watch.vantage]] has no name"},
+		{"vantage bad name", oneHost + "[[watch.vantage]]\nname = \"two words\" #<\nproxy = \"socks5://127.0.0.1:9050\"\n", `"two words" is not a vantage name`},
+		{"vantage named twice", oneHost + "[[watch.vantage]]\nname = \"tor\"\nproxy = \"socks5://127.0.0.1:9050\"\n[[watch.vantage]]\nname = \"tor\" #<\nproxy = \"socks5://127.0.0.1:9051\"\n", `"tor" is already the name of the vantage at line 3`},
+		{"vantage without proxy", oneHost + "[[watch.vantage]] #<\nname = \"tor\"\n", "has no proxy"},
+		{"vantage http proxy", oneHost + "[[watch.vantage]]\nname = \"tor\"\nproxy = \"http://127.0.0.1:3128\" #<\n", "only SOCKS5 proxies are supported"},
+		{"vantage proxy without port", oneHost + "[[watch.vantage]]\nname = \"tor\"\nproxy = \"socks5://127.0.0.1\" #<\n", "not HOST:PORT"},
+		{"vantage password in url", oneHost + "[[watch.vantage]]\nname = \"tor\"\nproxy = \"socks5://u:TOPSECRET@127.0.0.1:1080\" #<\n", "holds a password: put it in a file named by password_file"},
+		{"vantage password file without user", oneHost + "[[watch.vantage]]\nname = \"tor\"\nproxy = \"socks5://127.0.0.1:1080\" #<\npassword_file = \"webhook.secret\"\n", "names no user for password_file"},
 		{"posh out_dir missing", "[[host]]\ndomain = \"example.org\"\n[host.pins.posh]\nout_dir = \"no/such/dir\" #<\n", "create the web root or fix the path"},
 		{"posh service of anonymous host", "[[host]]\ndomain = \"example.org\"\nanonymous = true\n[host.pins.posh]\nservices = [\"xmpp-server\"] #<\n", "does not serve xmpp-server"},
 		{"unknown peer service", oneHost + "[[watch.peer]]\ndomain = \"jabber.org\"\nservice = \"s2s\" #<\n", `unknown service "s2s": use "xmpp-client" or "xmpp-server"; for s2s write "xmpp-server"`},
@@ -312,6 +320,25 @@ func TestSecretsNeverInErrors(t *testing.T) {
 	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
 		noSecrets(t, fmt.Sprintf(f, cfg))
 		noSecrets(t, fmt.Sprintf(f, *cfg))
+	}
+}
+
+// TestVantages: [[watch.vantage]] entries are read in order, and a
+// proxy password is read from its file, sent in the URL the probes use
+// and never printed with the configuration.
+func TestVantages(t *testing.T) {
+	dir := testDir(t)
+	cfg, err := parseIn(t, dir, oneHost+"[[watch.vantage]]\nname = \"tor\"\nproxy = \"socks5://127.0.0.1:9050\"\n[[watch.vantage]]\nname = \"vps-1\"\nproxy = \"socks5h://ops@vps.example.net:1080\"\npassword_file = \"webhook.secret\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := cfg.Watch.Vantages
+	if len(v) != 2 || v[0].Name != "tor" || v[0].Via() != "socks5://127.0.0.1:9050" || v[1].Name != "vps-1" || v[1].Line != 6 ||
+		v[1].Via() != "socks5h://ops:"+hmacSecret+"@vps.example.net:1080" {
+		t.Errorf("vantages: %+v (via %q, %q)", v, v[0].Via(), v[1].Via())
+	}
+	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
+		noSecrets(t, fmt.Sprintf(f, cfg))
 	}
 }
 

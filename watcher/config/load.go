@@ -139,6 +139,7 @@ type decoded struct {
 	top      rawFile
 	hosts    []rawHost
 	peers    []rawPeer
+	vantages []rawVantage
 	webhooks []rawWebhook
 	execs    []rawExec
 	xmpps    []rawXMPP
@@ -185,6 +186,7 @@ func (p *parser) decode(data []byte) (*decoded, bool) {
 	}
 	each("host", d.top.Host, &d.hosts)
 	each("watch.peer", d.top.Watch.Peer, &d.peers)
+	each("watch.vantage", d.top.Watch.Vantage, &d.vantages)
 	each("alert.webhook", d.top.Alert.Webhook, &d.webhooks)
 	each("alert.exec", d.top.Alert.Exec, &d.execs)
 	each("alert.xmpp", d.top.Alert.XMPP, &d.xmpps)

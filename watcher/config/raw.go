@@ -112,6 +112,13 @@ type rawWatch struct {
 	Resolver     string           `toml:"resolver"`
 	TrustRoots   []string         `toml:"trust_roots"`
 	Peer         []toml.Primitive `toml:"peer"`
+	Vantage      []toml.Primitive `toml:"vantage"`
+}
+
+type rawVantage struct {
+	Name         *string `toml:"name"`
+	Proxy        *string `toml:"proxy"`
+	PasswordFile string  `toml:"password_file"`
 }
 
 type rawPeer struct {

@@ -26,6 +26,7 @@ import (
 	"github.com/xmppcert/xmppcert/internal/secretfile"
 	"github.com/xmppcert/xmppcert/watcher/alert"
 	"github.com/xmppcert/xmppcert/watcher/changes"
+	"github.com/xmppcert/xmppcert/watcher/probe"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
 
@@ -50,6 +51,7 @@ func (p *parser) validate(d *decoded) *Config {
 		}
 	}
 	cfg.Watch = p.watch(&d.top.Watch, d.peers, cfg.Hosts)
+	cfg.Watch.Vantages = p.vantages(d.vantages)
 	cfg.History.Retention = p.duration("history.retention", d.top.History.Retention, DefaultRetention, time.Hour, false)
 	if cfg.History.Retention > 0 && cfg.Watch.Interval > 0 && cfg.History.Retention < cfg.Watch.Interval {
 		p.errAt("history.retention", "%s is shorter than watch.interval %s: history would forget what it just saw; keep at least one interval", cfg.History.Retention, cfg.Watch.Interval)
@@ -606,6 +608,61 @@ func (p *parser) peer(path string, r *rawPeer, own map[Target]bool, seen map[Tar
 		}
 	}
 	return pe, len(p.errs) == n
+}
+
+// vantages reads the [[watch.vantage]] entries.
+func (p *parser) vantages(raw []rawVantage) []Vantage {
+	var out []Vantage
+	first := map[string]string{}
+	for i, r := range raw {
+		path := fmt.Sprintf("watch.vantage[%d]", i)
+		v := Vantage{Line: p.lineOf(path)}
+		switch {
+		case r.Name == nil:
+			p.errAt(path, "this [[watch.vantage]] has no name; add name = \"elsewhere\"")
+		case !validVantageName(*r.Name):
+			p.errAt(path+".name", "%q is not a vantage name: use 1 to 64 letters, digits, '.', '_' or '-'", clip(*r.Name))
+		default:
+			v.Name = *r.Name
+			if at, dup := first[v.Name]; dup {
+				p.errAt(path+".name", "%q is already the name of the vantage at line %d; give each its own", v.Name, p.lineOf(at))
+			}
+			first[v.Name] = path
+		}
+		if r.Proxy == nil {
+			p.errAt(path, "this [[watch.vantage]] has no proxy; add proxy = \"socks5://HOST:PORT\"")
+		} else if u, err := probe.ParseVia(*r.Proxy); err != nil {
+			p.errAt(path+".proxy", "%s", clip(err.Error()))
+		} else if _, pw := u.User.Password(); pw {
+			p.errAt(path+".proxy", "%q holds a password: put it in a file named by password_file (mode 0600) and leave it out of the URL", u.Redacted())
+		} else if r.PasswordFile != "" && u.User == nil {
+			p.errAt(path+".proxy", "%q names no user for password_file: write socks5://USER@HOST:PORT", u.Redacted())
+		} else {
+			v.Proxy = *r.Proxy
+		}
+		if r.PasswordFile != "" {
+			file, data, ok := p.readSecret(path+".password_file", r.PasswordFile, "SOCKS5 proxy's password file")
+			v.PasswordFile = file
+			if ok {
+				v.Password = alert.Secret(data)
+			}
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// validVantageName: 1 to 64 ASCII letters, digits, '.', '_' or '-'.
+func validVantageName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // severity reads an optional min_severity.

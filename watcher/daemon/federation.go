@@ -31,12 +31,5 @@ func (d *Daemon) ourCertificate(cfg *config.Config) *tls.Certificate {
 		}
 		return nil
 	}
-	if len(l.Chain) == 0 || l.Key == nil {
-		return nil
-	}
-	c := &tls.Certificate{PrivateKey: l.Key, Leaf: l.Chain[0]}
-	for _, x := range l.Chain {
-		c.Certificate = append(c.Certificate, x.Raw)
-	}
-	return c
+	return l.TLSCertificate()
 }

@@ -223,53 +223,74 @@ func (d *Daemon) lineages() []web.Lineage {
 // be under way.
 const servedStaleGrace = 15 * time.Minute
 
-// servedChecker returns the comparison of each observation of our own
-// hosts' endpoints with the lineage it should serve (lifecycle.
-// ServedIndex): conditions served-foreign (critical), served-mismatch
-// and, after servedStaleGrace, served-stale (warnings). The index is read
-// once per sweep, when the first observation of our own needs it.
-func (d *Daemon) servedChecker(cfg *config.Config) func(watcher.Observation, time.Time) []changes.Change {
-	lineageOf := map[string]string{}
+// ownLineages maps our hosts' names to their lineages and reads the
+// lineage.ServedIndex once per sweep, when the first observation of our
+// own needs it.
+type ownLineages struct {
+	d      *Daemon
+	cfg    *config.Config
+	of     map[string]string // host or component -> lineage
+	ix     *lifecycle.ServedIndex
+	failed bool
+}
+
+func (d *Daemon) ownLineages(cfg *config.Config) *ownLineages {
+	of := map[string]string{}
 	for _, h := range cfg.Hosts {
-		lineageOf[h.Domain] = h.Domain
+		of[h.Domain] = h.Domain
 		for _, c := range h.Components {
-			lineageOf[c] = h.Domain
+			of[c] = h.Domain
 		}
 	}
-	var ix *lifecycle.ServedIndex
-	failed := false
-	return func(o watcher.Observation, now time.Time) []changes.Change {
-		name, own := lineageOf[o.Endpoint.Domain]
-		if !own || !o.Reachable || len(o.Chain) == 0 || failed {
-			return nil
+	return &ownLineages{d: d, cfg: cfg, of: of}
+}
+
+// lineage returns the lineage domain belongs to and the index, or false
+// when domain is none of our hosts' names, its lineage is not issued
+// yet, or the lineages cannot be read (logged once).
+func (l *ownLineages) lineage(domain string) (string, *lifecycle.ServedIndex, bool) {
+	name, own := l.of[domain]
+	if !own || l.failed {
+		return "", nil, false
+	}
+	if l.ix == nil {
+		var err error
+		if l.ix, err = l.d.engineFor(l.cfg).NewServedIndex(); err != nil {
+			l.failed = true
+			l.d.log.Error("reading the lineages to compare what our endpoints serve", "error", err.Error())
+			return "", nil, false
 		}
-		if ix == nil {
-			var err error
-			if ix, err = d.engineFor(cfg).NewServedIndex(); err != nil {
-				failed = true
-				d.log.Error("reading the lineages to compare what our endpoints serve", "error", err.Error())
-				return nil
-			}
-		}
-		if !ix.Has(name) {
-			return nil // no lineage yet
-		}
-		leaf := o.Chain[0]
-		status, version, other := ix.Classify(name, leaf.SHA256, leaf.SPKISHA256)
-		ep := o.Endpoint.String()
-		change := func(kind changes.Kind, sev changes.Severity, text string) []changes.Change {
-			return []changes.Change{{Kind: kind, Severity: sev, Text: text, New: leaf.SHA256, Key: ep + "|" + string(kind) + "|" + leaf.SHA256}}
-		}
-		switch status {
-		case lifecycle.ServedForeign:
-			return change(changes.ServedForeign, changes.Critical, fmt.Sprintf("serves a certificate whose key belongs to no lineage (%s, SHA-256 %s) instead of lineage %s", leaf.Subject, leaf.SHA256, name))
-		case lifecycle.ServedMismatch:
-			return change(changes.ServedMismatch, changes.Warning, fmt.Sprintf("serves a certificate of lineage %s instead of lineage %s", other, name))
-		case lifecycle.ServedStale:
-			if since := ix.Since(name); now.Sub(since) >= servedStaleGrace {
-				return change(changes.ServedStale, changes.Warning, fmt.Sprintf("still serves version %d of lineage %s; the current version went out %s: the reload did not take", version, name, since.UTC().Format("2006-01-02 15:04 MST")))
-			}
-		}
+	}
+	return name, l.ix, l.ix.Has(name)
+}
+
+// served compares an observation of our own hosts' endpoints with the
+// lineage it should serve (lifecycle.ServedIndex): conditions
+// served-foreign (critical), served-mismatch and, after
+// servedStaleGrace, served-stale (warnings).
+func (l *ownLineages) served(o watcher.Observation, now time.Time) []changes.Change {
+	if !o.Reachable || len(o.Chain) == 0 {
 		return nil
 	}
+	name, ix, ok := l.lineage(o.Endpoint.Domain)
+	if !ok {
+		return nil
+	}
+	leaf := o.Chain[0]
+	status, version, other := ix.Classify(name, leaf.SHA256, leaf.SPKISHA256)
+	ep := o.Endpoint.String()
+	change := func(kind changes.Kind, sev changes.Severity, text string) []changes.Change {
+		return []changes.Change{{Kind: kind, Severity: sev, Text: text, New: leaf.SHA256, Key: ep + "|" + string(kind) + "|" + leaf.SHA256}}
+	}
+	switch status {
+	case lifecycle.ServedForeign:
+		return change(changes.ServedForeign, changes.Critical, fmt.Sprintf("serves a certificate whose key belongs to no lineage (%s, SHA-256 %s) instead of lineage %s", leaf.Subject, leaf.SHA256, name))
+	case lifecycle.ServedMismatch:
+		return change(changes.ServedMismatch, changes.Warning, fmt.Sprintf("serves a certificate of lineage %s instead of lineage %s", other, name))
+	case lifecycle.ServedStale:
+		if since := ix.Since(name); now.Sub(since) >= servedStaleGrace {
+			return change(changes.ServedStale, changes.Warning, fmt.Sprintf("still serves version %d of lineage %s; the current version went out %s: the reload did not take", version, name, since.UTC().Format("2006-01-02 15:04 MST")))
+		}
+	}
+	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/internal/testtool"
 )
@@ -20,15 +19,7 @@ func TestMetricsLint(t *testing.T) {
 	promtool := testtool.Require(t, "promtool", "prometheus")
 	f := newFixture(t)
 	state := filepath.Join(f.dir, "state")
-	engine := lifecycle.OnDisk(state)
-	req, err := acme.NewRequest(domain, 0, nil, acme.KeyECDSAP256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.CA = "local"
-	if _, err := engine.Issue(context.Background(), req, lifecycle.IssueOptions{}, lifecycle.ReplacePolicy{}); err != nil {
-		t.Fatal(err)
-	}
+	issueLocal(t, lifecycle.OnDisk(state))
 	var logs testtool.LockedBuffer
 	d := f.newDaemon(t, &logs, true)
 	defer d.Close(context.Background())

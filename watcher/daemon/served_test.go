@@ -36,32 +36,10 @@ func TestSweepServed(t *testing.T) {
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	engine := lifecycle.OnDisk(state)
-	req, err := acme.NewRequest(domain, 0, nil, acme.KeyECDSAP256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.CA = "local"
-	var versions []*acme.Lineage
-	for range 2 {
-		if _, err := engine.Issue(context.Background(), req, lifecycle.IssueOptions{}, lifecycle.ReplacePolicy{}); err != nil {
-			t.Fatal(err)
-		}
-		l, err := engine.Store.Load(domain)
-		if err != nil {
-			t.Fatal(err)
-		}
-		versions = append(versions, l)
-	}
-	certOf := func(l *acme.Lineage) *tls.Certificate {
-		var chain [][]byte
-		for _, c := range l.Chain {
-			chain = append(chain, c.Raw)
-		}
-		return &tls.Certificate{Certificate: chain, PrivateKey: l.Key}
-	}
+	versions := []*acme.Lineage{issueLocal(t, engine), issueLocal(t, engine)}
 	foreignLeaf, foreignKey := testpki.NewRoot("Elsewhere Root", nil).Leaf(nil)
 	var present atomic.Pointer[tls.Certificate]
-	present.Store(certOf(versions[1]))
+	present.Store(versions[1].TLSCertificate())
 	srv := xmpptlstest.Start(t, xmpptlstest.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return present.Load(), nil }})
 
 	dns := testdns.StartFake(t)
@@ -70,17 +48,7 @@ func TestSweepServed(t *testing.T) {
 	}
 	dns.Add(t, fmt.Sprintf("xmpp.%s. 60 IN A 127.0.0.1", domain))
 
-	var mu sync.Mutex
-	var got []alert.Event
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var ev alert.Event
-		if err := json.NewDecoder(r.Body).Decode(&ev); err == nil {
-			mu.Lock()
-			got = append(got, ev)
-			mu.Unlock()
-		}
-	}))
-	t.Cleanup(hook.Close)
+	hook := startAlertHook(t)
 	cfg, err := config.Parse(filepath.Join(dir, "xmppcert.toml"), []byte(fmt.Sprintf(`state_dir = %q
 [[host]]
 domain = %q
@@ -88,7 +56,7 @@ domain = %q
 timeout = "2s"
 [[alert.webhook]]
 url = %q
-`, state, domain, hook.URL+"/hook")))
+`, state, domain, hook.URL)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,32 +79,11 @@ url = %q
 		t.Fatal(err)
 	}
 	defer d.Close(context.Background())
-	// served sweeps once and, once the webhook has received every alert
-	// the sweep dispatched (a barrier, not a wait and hope), counts the
-	// served-* ones by kind.
+	// served sweeps once and counts the served-* alerts by kind.
 	served := func(step string) map[changes.Kind]int {
 		t.Helper()
-		res, err := d.SweepOnce(context.Background())
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", step, err, logs.String())
-		}
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			mu.Lock()
-			n := len(got)
-			mu.Unlock()
-			if n >= res.Alerts {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: the webhook got %d of the sweep's %d alerts in 20 s", step, n, res.Alerts)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		mu.Lock()
-		defer mu.Unlock()
 		counts := map[changes.Kind]int{}
-		for _, ev := range got {
+		for _, ev := range hook.sweep(t, d, step, &logs) {
 			switch ev.Kind {
 			case changes.ServedForeign, changes.ServedStale, changes.ServedMismatch:
 				if ev.Kind == changes.ServedForeign && ev.Severity != changes.Critical || ev.Kind != changes.ServedForeign && ev.Severity != changes.Warning {
@@ -145,7 +92,6 @@ url = %q
 				counts[ev.Kind]++
 			}
 		}
-		got = nil
 		return counts
 	}
 	if c := served("current version"); len(c) != 0 {
@@ -155,7 +101,7 @@ url = %q
 	if c := served("foreign key"); c[changes.ServedForeign] != 2 || len(c) != 1 {
 		t.Errorf("a foreign key served on c2s and s2s: alerts %v; want 2 served-foreign", c)
 	}
-	present.Store(certOf(versions[0]))
+	present.Store(versions[0].TLSCertificate())
 	if c := served("old version, just replaced"); len(c) != 0 {
 		t.Errorf("version 1 served right after version 2 went out: alerts %v; want none yet", c)
 	}
@@ -164,4 +110,74 @@ url = %q
 	if c := served("old version, after the grace"); c[changes.ServedStale] != 2 || len(c) != 1 {
 		t.Errorf("version 1 served past the grace: alerts %v; want 2 served-stale", c)
 	}
+}
+
+// issueLocal issues a new version of the embedded CA's lineage for
+// domain (the first, or a renewal with a new key) and returns it.
+func issueLocal(t *testing.T, engine *lifecycle.Engine) *acme.Lineage {
+	t.Helper()
+	req, err := acme.NewRequest(domain, 0, nil, acme.KeyECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.CA = "local"
+	if _, err := engine.Issue(context.Background(), req, lifecycle.IssueOptions{}, lifecycle.ReplacePolicy{}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := engine.Store.Load(domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// alertHook is a webhook sink that keeps the alerts it receives.
+type alertHook struct {
+	URL string
+	mu  sync.Mutex
+	got []alert.Event
+}
+
+func startAlertHook(t *testing.T) *alertHook {
+	h := &alertHook{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev alert.Event
+		if err := json.NewDecoder(r.Body).Decode(&ev); err == nil {
+			h.mu.Lock()
+			h.got = append(h.got, ev)
+			h.mu.Unlock()
+		}
+	}))
+	t.Cleanup(srv.Close)
+	h.URL = srv.URL + "/hook"
+	return h
+}
+
+// sweep sweeps d once and returns the alerts of that sweep, once the
+// hook has received every alert the sweep dispatched (a barrier, not a
+// wait and hope).
+func (h *alertHook) sweep(t *testing.T, d *Daemon, step string, logs *testtool.LockedBuffer) []alert.Event {
+	t.Helper()
+	res, err := d.SweepOnce(context.Background())
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", step, err, logs.String())
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		h.mu.Lock()
+		n := len(h.got)
+		h.mu.Unlock()
+		if n >= res.Alerts {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: the webhook got %d of the sweep's %d alerts in 20 s", step, n, res.Alerts)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	got := h.got
+	h.got = nil
+	return got
 }

@@ -78,12 +78,19 @@ func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 		}
 		jobs[i] = probe.Job{Domain: t.Domain, Options: o}
 	}
+	vjobs, vnames := vantageJobs(cfg, targets, jobs)
+	jobs = append(jobs, vjobs...)
+	views := vantageViews{}
 	// Each result is reduced as soon as it is complete, so that a sweep
 	// holds the observations and not every probe's whole result.
 	perJob := make([][]watcher.Observation, len(jobs))
 	probes := make(map[string]*probe.Endpoint, len(jobs))
 	scans := scanRecord{targets: map[string]time.Time{}, endpoints: map[string]history.Scan{}}
 	probe.ProbeEach(ctx, jobs, cfg.Watch.Concurrency, func(i int, r probe.Result) {
+		if i >= len(targets) {
+			views.add(vnames[i-len(targets)], r)
+			return
+		}
 		if jobs[i].Options.Full {
 			scans.targets[targetKey(targets[i])] = now
 			res.FullScans++
@@ -141,7 +148,7 @@ func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 		d.log.Error("recording the full scans; they run again next sweep", "error", err.Error())
 	}
 	judged := now
-	served := d.servedChecker(cfg)
+	own := d.ownLineages(cfg)
 	for i, o := range obs {
 		rec := recorded[i]
 		cctx := expect[o.Endpoint.Domain]
@@ -159,7 +166,8 @@ func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 			cctx.LastReachable = d.lastReachable(o.Endpoint.String())
 		}
 		cs := changes.Classify(prev, o, cctx)
-		cs = append(cs, served(o, judged)...)
+		cs = append(cs, own.served(o, judged)...)
+		cs = append(cs, views.conditions(o, own)...)
 		res.Alerts += disp.Report(o.Endpoint, o.At, cs)
 	}
 	if cfg.History.Retention > 0 && judged.Sub(d.lastPrune) >= pruneEvery {

@@ -129,6 +129,13 @@ type Options struct {
 	// Dial opens TCP connections to XMPP servers; nil means a
 	// net.Dialer. DNS queries go to Resolver regardless.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Via, when set, is a SOCKS5 proxy (see ParseVia) that every
+	// connection to an XMPP server goes through, reached with Dial: the
+	// probe sees the endpoints from the proxy's network. SRV records and
+	// addresses are still resolved here (SOCKS5 carries no SRV query), so
+	// the proxy is asked for the same addresses over its own path; POSH
+	// documents and DNS are not fetched through it.
+	Via string
 }
 
 // InputError means the probe was asked for something that cannot be
@@ -186,6 +193,11 @@ func (o Options) check(domain string) (string, xmppaddr.Service, error) {
 	if o.Profile != "" {
 		if _, err := xmppaddr.ParseProfile(string(o.Profile)); err != nil {
 			return "", "", &InputError{"profile", err.Error()}
+		}
+	}
+	if o.Via != "" {
+		if _, err := ParseVia(o.Via); err != nil {
+			return "", "", &InputError{"via", err.Error()}
 		}
 	}
 	if o.Timeout < 0 || o.Deadline < 0 || o.FullDeadline < 0 {

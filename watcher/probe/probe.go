@@ -35,6 +35,11 @@ func Probe(ctx context.Context, domain string, opts Options) Result {
 	}
 	res.Domain, res.Service = d, svc
 	opts.Service = svc
+	if opts.Via != "" {
+		u, _ := ParseVia(opts.Via) // checked above
+		opts.Dial = viaDialer(u, opts.Dial)
+		res.Resolution.Via = u.Redacted()
+	}
 	if svc == xmppaddr.ServiceServer {
 		res.From = opts.From
 	}

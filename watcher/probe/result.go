@@ -130,6 +130,9 @@ type Resolution struct {
 	Connect string `json:"connect,omitempty"`
 	// Resolver is the DNS resolver asked (empty for the system's).
 	Resolver string `json:"resolver,omitempty"`
+	// Via is the SOCKS5 proxy the connections went through
+	// (Options.Via, its password replaced by xxxxx).
+	Via string `json:"via,omitempty"`
 	// SRV is the SRV lookup (XEP-0368: _xmpp-* and _xmpps-* merged into
 	// one order, "." meaning not offered); null with Connect.
 	SRV *pinning.SRVReport `json:"srv"`
