@@ -109,6 +109,7 @@ go test -run='^$' -fuzz='^FuzzStartTLS$' -fuzztime="${fuzzexecs}x" ./internal/xm
 go test -run='^$' -fuzz='^FuzzParseTLSA$' -fuzztime="${fuzzexecs}x" ./pinning
 go test -run='^$' -fuzz='^FuzzParsePOSH$' -fuzztime="${fuzzexecs}x" ./pinning
 go test -run='^$' -fuzz='^FuzzVerifyRecord$' -fuzztime="${fuzzexecs}x" ./pinning
+go test -run='^$' -fuzz='^FuzzParseCAAValue$' -fuzztime="${fuzzexecs}x" ./pinning
 go test -run='^$' -fuzz='^FuzzFeatures$' -fuzztime="${fuzzexecs}x" ./internal/xmpptls
 go test -run='^$' -fuzz='^FuzzReadServerHello$' -fuzztime="${fuzzexecs}x" ./internal/tlsscan
 go test -run='^$' -fuzz='^FuzzProbe$' -fuzztime="${fuzzexecs}x" ./watcher/probe

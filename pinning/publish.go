@@ -229,13 +229,8 @@ func (p *TLSAPublisher) Publish(ctx context.Context, want map[string][]*dns.TLSA
 				remove = append(remove, rr)
 			}
 		}
-		if err := p.DNS.Update(ctx, zone, insert, remove); err != nil {
-			var ue *dnsupdate.UpdateError
-			if errors.As(err, &ue) {
-				ue.What = "publishing TLSA records at " + publishNames(changedNames)
-				return report, err
-			}
-			return report, fmt.Errorf("publishing TLSA in zone %s: %w", zone, err)
+		if err := sendUpdate(ctx, p.DNS, zone, insert, remove, "TLSA", changedNames); err != nil {
+			return report, err
 		}
 		for _, i := range changed {
 			report.Names[i].Updated = true
@@ -411,6 +406,21 @@ func (p *TLSAPublisher) confirm(ctx context.Context, n TLSANameReport, want []*d
 // hex in lower case; equal data means the same record.
 func tlsaData(rr *dns.TLSA) string {
 	return fmt.Sprintf("%d %d %d %s", rr.Usage, rr.Selector, rr.MatchingType, strings.ToLower(rr.Certificate))
+}
+
+// sendUpdate sends one zone's dynamic update of records of type rtype
+// at names; a refusal is the *dnsupdate.UpdateError saying so.
+func sendUpdate(ctx context.Context, c *dnsupdate.Client, zone string, insert, remove []dns.RR, rtype string, names []string) error {
+	err := c.Update(ctx, zone, insert, remove)
+	var ue *dnsupdate.UpdateError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ue):
+		ue.What = "publishing " + rtype + " records at " + publishNames(names)
+		return err
+	}
+	return fmt.Errorf("publishing %s in zone %s: %w", rtype, zone, err)
 }
 
 // publishNames lists names for a message, at most three.

@@ -457,19 +457,7 @@ func resolverNote(resolver string) string {
 // and, when the answer is truncated, TCP. NXDOMAIN is an answer (with no
 // records), any other failure an error.
 func (v *Verifier) query(ctx context.Context, resolver, name string, qtype uint16) (*dns.Msg, error) {
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(name), qtype)
-	m.RecursionDesired = true
-	m.AuthenticatedData = true
-	m.SetEdns0(4096, true)
-	ctx, cancel := context.WithTimeout(ctx, v.timeout())
-	defer cancel()
-	c := &dns.Client{Net: "udp", UDPSize: 4096, Timeout: v.timeout()}
-	r, _, err := c.ExchangeContext(ctx, m, resolver)
-	if err == nil && r.Truncated {
-		c.Net = "tcp"
-		r, _, err = c.ExchangeContext(ctx, m, resolver)
-	}
+	r, err := exchangeDNSSEC(ctx, resolver, name, qtype, v.timeout(), false)
 	what := dns.Fqdn(name) + " " + dns.TypeToString[qtype]
 	if err != nil {
 		return nil, fmt.Errorf("asking %s for %s: %v", resolver, what, err)
@@ -481,6 +469,28 @@ func (v *Verifier) query(ctx context.Context, resolver, name string, qtype uint1
 		return nil, fmt.Errorf("%s answered SERVFAIL for %s: a validating resolver does so when DNSSEC validation fails (bogus signatures, a broken DS), and DANE peers then refuse to connect; check the zone's signatures", resolver, what)
 	}
 	return nil, fmt.Errorf("%s answered %s for %s", resolver, dns.RcodeToString[r.Rcode], what)
+}
+
+// exchangeDNSSEC sends one recursive query with the DO and AD bits (and
+// CD, checking disabled, when cd) over UDP and, when the answer is
+// truncated, TCP, within timeout. Its error is the exchange's; the
+// answer's rcode is the caller's to judge.
+func exchangeDNSSEC(ctx context.Context, resolver, name string, qtype uint16, timeout time.Duration, cd bool) (*dns.Msg, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	m.RecursionDesired = true
+	m.AuthenticatedData = true
+	m.CheckingDisabled = cd
+	m.SetEdns0(4096, true)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c := &dns.Client{Net: "udp", UDPSize: 4096, Timeout: timeout}
+	r, _, err := c.ExchangeContext(ctx, m, resolver)
+	if err == nil && r.Truncated {
+		c.Net = "tcp"
+		r, _, err = c.ExchangeContext(ctx, m, resolver)
+	}
+	return r, err
 }
 
 // answers returns the records of type T in an answer section (after any

@@ -352,25 +352,36 @@ func (k *Knot) TXT(t testing.TB, name string) []string {
 // a second opinion that does not share our DNS library.
 func (k *Knot) KdigTXT(t testing.TB, name string) []string {
 	t.Helper()
+	var vals []string
+	for _, l := range k.Kdig(t, name, "TXT") {
+		v, err := strconv.Unquote(l)
+		if err != nil {
+			t.Fatalf("kdig printed %q", l)
+		}
+		vals = append(vals, v)
+	}
+	return vals
+}
+
+// Kdig returns the records of type qtype at name as kdig +short prints
+// them, one per line, asking knotd directly.
+func (k *Knot) Kdig(t testing.TB, name, qtype string) []string {
+	t.Helper()
 	kdig := testtool.Require(t, "kdig", "knot-dnsutils")
 	host, port, _ := net.SplitHostPort(k.Addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, kdig, "@"+host, "-p", port, "+short", "+norecurse", name, "TXT").CombinedOutput()
+	out, err := exec.CommandContext(ctx, kdig, "@"+host, "-p", port, "+short", "+norecurse", name, qtype).CombinedOutput()
 	if err != nil {
 		t.Fatalf("kdig: %v\n%s", err, out)
 	}
-	var vals []string
-	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if l != "" {
-			v, err := strconv.Unquote(l)
-			if err != nil {
-				t.Fatalf("kdig printed %q", l)
-			}
-			vals = append(vals, v)
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
 		}
 	}
-	return vals
+	return lines
 }
 
 // UnboundOptions returns options for StartUnbound that send every zone
