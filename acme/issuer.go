@@ -93,6 +93,23 @@ type ACMESettings struct {
 	RequireXMPPIDs bool `json:"require_xmpp_ids,omitempty"`
 	// Challenges says how control of the names is proved.
 	Challenges ChallengeSettings `json:"challenges"`
+	// CAAIdentities are the CA's CAA issuer domains, for a CA whose
+	// directory names none (its caaIdentities win). Giving them also
+	// turns the pre-flight on for a CA not known to be public.
+	CAAIdentities []string `json:"caa_identities,omitempty"`
+	// Resolver is the DNS resolver (HOST:PORT) the pre-flight asks, a
+	// DNSSEC-validating one; empty means the system's.
+	Resolver string `json:"resolver,omitempty"`
+	// NoPreflight turns the pre-flight off (acme/preflight).
+	NoPreflight bool `json:"no_preflight,omitempty"`
+}
+
+// Preflight reports whether orders for these settings are checked first
+// (acme/preflight): for a publicly trusted CA, or one whose CAA
+// identities are given, unless turned off. A private CA checks no CAA
+// and may issue for names public DNS does not know.
+func (a *ACMESettings) Preflight(public bool) bool {
+	return !a.NoPreflight && (public || len(a.CAAIdentities) > 0)
 }
 
 // ChallengeSettings are the ways an ACME order's challenges are solved;

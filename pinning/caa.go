@@ -121,6 +121,15 @@ func ParseCAAValue(s string) (CAAValue, error) {
 	return v, nil
 }
 
+// ParseCAAIdentity checks a CA's CAA issuer domain name ("letsencrypt.org")
+// and returns it in lower case.
+func ParseCAAIdentity(s string) (string, error) {
+	if err := ldhDomain(s); err != nil || len(s) > 253 {
+		return "", fmt.Errorf("%q is not a CAA issuer domain name such as letsencrypt.org", s)
+	}
+	return strings.ToLower(s), nil
+}
+
 // ldhDomain checks a domain of letter-digit-hyphen labels.
 func ldhDomain(s string) error {
 	for label := range strings.SplitSeq(s, ".") {
@@ -214,7 +223,7 @@ func EvaluateCAA(name, owner string, rrs []*dns.CAA, iss CAAIssuer) CAADecision 
 		d.Records = append(d.Records, caaData(rr))
 	}
 	if len(rrs) == 0 {
-		d.Permitted, d.Reason = true, CAANone
+		d.Permitted, d.Reason, d.Detail = true, CAANone, "no CAA records up to the top-level domain: any CA may issue"
 		return d
 	}
 	for _, rr := range rrs {
@@ -234,7 +243,7 @@ func EvaluateCAA(name, owner string, rrs []*dns.CAA, iss CAAIssuer) CAADecision 
 		}
 	}
 	if len(props) == 0 {
-		d.Permitted, d.Reason = true, CAANoIssueProperty
+		d.Permitted, d.Reason, d.Detail = true, CAANoIssueProperty, "no "+tag+" property: any CA may issue"
 		return d
 	}
 	var named, others []string
@@ -267,6 +276,7 @@ func EvaluateCAA(name, owner string, rrs []*dns.CAA, iss CAAIssuer) CAADecision 
 			}
 		}
 		d.Permitted, d.Reason, d.Methods = true, CAAPermitted, allowed
+		d.Detail = fmt.Sprintf("%s may issue, validated by %s", v.Issuer, strings.Join(allowed, ", "))
 		return d
 	}
 	switch {

@@ -147,14 +147,7 @@ bound CAA 0 issue "ca.example; accounturi=https://ca.example/acme/acct/7"
 		t.Errorf("second publish: %+v, %v", reports, err)
 	}
 
-	opts := k.UnboundOptions()
-	for i, a := range opts.Anchors {
-		if a.Zone == "bogus.example." {
-			ds := *a.DS[0]
-			ds.Digest = strings.Repeat("00", 32)
-			opts.Anchors[i] = testdns.Anchor{Zone: a.Zone, DS: []*dns.DS{&ds}}
-		}
-	}
+	opts := k.UnboundOptions().BreakAnchor("bogus.example.")
 	u := testdns.StartUnbound(t, opts)
 	c := &CAAChecker{Resolver: u.Addr}
 	for _, tc := range []struct {

@@ -53,6 +53,9 @@ const (
 	// KindConfig: the configuration does not allow going on (no account
 	// and no agreement to the terms, no challenge solver).
 	KindConfig
+	// KindPreflight: the pre-flight refused the order before it was
+	// sent (CAA, DNSSEC, an address, the dns-01 key): the CA would have.
+	KindPreflight
 )
 
 // Error is a failed operation with an ACME CA. Its message names the CA
@@ -144,6 +147,8 @@ func (e *Error) what() string {
 		return "the certificate lacks the XMPP identities --require-xmpp-ids asks for"
 	case KindConfig:
 		return ""
+	case KindPreflight:
+		return "not sent, the CA would refuse it"
 	}
 	return "failed"
 }
@@ -170,6 +175,8 @@ func (e *Error) adviceText() string {
 		return "run again; if the CA is slow, give more time with --timeout"
 	case KindRejected:
 		return "check the names (public DNS names the CA may issue for, CAA records) and --profile"
+	case KindPreflight:
+		return "fix what the pre-flight names, then run again"
 	}
 	return "run again; if it persists, report the message above"
 }

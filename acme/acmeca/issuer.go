@@ -37,6 +37,7 @@ import (
 
 	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/internal/certfile"
+	"github.com/xmppcert/xmppcert/pinning"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
 
@@ -91,6 +92,15 @@ type Config struct {
 	PollTimeout time.Duration
 	// Logger receives acmez's log; nil for none.
 	Logger *slog.Logger
+	// Preflight, when set, checks each order before it is sent, once the
+	// account is known (acme/preflight): its error refuses the order
+	// (KindPreflight, nothing sent), and only the methods it returns are
+	// offered to the CA's challenges.
+	Preflight func(ctx context.Context, names []string, iss pinning.CAAIssuer) (methods []string, err error)
+	// CAAIdentities are the CA's CAA issuer domains for Preflight when
+	// its directory names none (pebble, some private CAs); the
+	// directory's caaIdentities win.
+	CAAIdentities []string
 }
 
 // EAB is an External Account Binding (RFC 8555 §7.3.4): the key ID and
@@ -335,6 +345,11 @@ func (i *Issuer) issueOnce(ctx context.Context, client *acmez.Client, names []st
 				advice: "choose one of the profiles the CA offers with --profile, or leave it out for the CA's default"}
 		}
 	}
+	if i.cfg.Preflight != nil {
+		if client, err = i.preflight(ctx, client, names, acct); err != nil {
+			return nil, err
+		}
+	}
 	csr, err := acmez.NewCSR(key, names)
 	if err != nil {
 		return nil, err
@@ -369,6 +384,64 @@ func (i *Issuer) issueOnce(ctx context.Context, client *acmez.Client, names []st
 		return nil, err
 	}
 	return chain, nil
+}
+
+// CAAIssuer is who orders from this Issuer, as CAA judges it: the CA's
+// CAA identities (its directory's caaIdentities, else
+// Config.CAAIdentities), the account kept in the state directory (none
+// yet: no AccountURI; nothing is registered) and the challenge types of
+// the configured solvers. It asks the CA for its directory.
+func (i *Issuer) CAAIssuer(ctx context.Context) (pinning.CAAIssuer, error) {
+	client, rec := i.client()
+	iss, err := i.caaIssuer(ctx, client, "")
+	if err != nil {
+		kind, _ := classify(err, rec)
+		return iss, &Error{CA: i.Name(), Op: "reading the directory", Kind: kind, Err: err}
+	}
+	return iss, nil
+}
+
+func (i *Issuer) caaIssuer(ctx context.Context, client *acmez.Client, account string) (pinning.CAAIssuer, error) {
+	dir, err := client.GetDirectory(ctx)
+	if err != nil {
+		return pinning.CAAIssuer{}, err
+	}
+	iss := pinning.CAAIssuer{Domains: i.cfg.CAAIdentities, AccountURI: account}
+	if dir.Meta != nil && len(dir.Meta.CAAIdentities) > 0 {
+		iss.Domains = dir.Meta.CAAIdentities
+	}
+	if iss.AccountURI == "" {
+		if a, err := loadAccount(AccountDir(i.cfg.StateDir, i.cfg.Directory)); err == nil {
+			iss.AccountURI = a.Location
+		}
+	}
+	for m := range client.ChallengeSolvers {
+		iss.Methods = append(iss.Methods, m)
+	}
+	sort.Strings(iss.Methods)
+	return iss, nil
+}
+
+// preflight runs Config.Preflight for an order and returns the client
+// to order with: its solvers narrowed to the methods the pre-flight
+// allows.
+func (i *Issuer) preflight(ctx context.Context, client *acmez.Client, names []string, acct acmeproto.Account) (*acmez.Client, error) {
+	iss, err := i.caaIssuer(ctx, client, acct.Location)
+	if err != nil {
+		return nil, err
+	}
+	methods, err := i.cfg.Preflight(ctx, names, iss)
+	if err != nil {
+		return nil, &Error{CA: i.Name(), Op: "ordering a certificate for " + strings.Join(names, ", "), Kind: KindPreflight, Err: err}
+	}
+	narrowed := *client
+	narrowed.ChallengeSolvers = map[string]acmez.Solver{}
+	for _, m := range methods {
+		if s, ok := client.ChallengeSolvers[m]; ok {
+			narrowed.ChallengeSolvers[m] = s
+		}
+	}
+	return &narrowed, nil
 }
 
 func isSelfSigned(c *x509.Certificate) bool {

@@ -2,6 +2,7 @@ package challenge
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -106,6 +107,18 @@ func (s *RFC2136) CleanUp(ctx context.Context, chal acme.Challenge) error {
 	delete(s.zones, fqdn)
 	s.mu.Unlock()
 	return err
+}
+
+// CheckAccess asks Server, with the key, to delete a TXT value nobody
+// publishes at domain's challenge name (_acme-challenge.DOMAIN): a no-op
+// that a server accepts only from a key allowed to update that zone.
+// The pre-flight runs it before an order, so that a key the server
+// refuses is found before the CA's rate limit is spent. Its error is the
+// *dnsupdate.UpdateError of the refusal, or the zone lookup's.
+func (s *RFC2136) CheckAccess(ctx context.Context, domain string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout())
+	defer cancel()
+	return s.update(ctx, "_acme-challenge."+dns.Fqdn(strings.TrimPrefix(domain, "*.")), "xmppcert-preflight-"+rand.Text(), false)
 }
 
 // Wait polls Server, then Propagation's servers, until each answers the

@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -14,7 +15,9 @@ import (
 	"github.com/xmppcert/xmppcert/acme/acmeca"
 	"github.com/xmppcert/xmppcert/acme/challenge"
 	"github.com/xmppcert/xmppcert/acme/localca"
+	"github.com/xmppcert/xmppcert/acme/preflight"
 	"github.com/xmppcert/xmppcert/internal/certfile"
+	"github.com/xmppcert/xmppcert/pinning"
 )
 
 // IssueOptions are what an issuance knows beyond the stored request:
@@ -88,11 +91,35 @@ func OpenIssuer(state string, req acme.Request, o IssueOptions) (acme.Issuer, *x
 	if a.EABKeyID != "" && o.EABHMAC != "" {
 		cfg.EAB = &acmeca.EAB{KeyID: a.EABKeyID, HMAC: o.EABHMAC}
 	}
+	if a.Preflight(acmeca.IsPublic(a.Directory)) {
+		cfg.Preflight, cfg.CAAIdentities = Preflight(a, solvers), a.CAAIdentities
+	}
 	iss, err := acmeca.New(cfg)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("lineage %s: %w", req.Host(), err)
 	}
 	return iss, roots, iss.Close, nil
+}
+
+// Preflight is the pre-flight of an ACME CA's orders
+// (acmeca.Config.Preflight): acme/preflight's checks through the
+// settings' resolver, with the dns-01 key checked when dns-01 is solved
+// by RFC 2136.
+func Preflight(a *acme.ACMESettings, solvers map[string]acmez.Solver) func(context.Context, []string, pinning.CAAIssuer) ([]string, error) {
+	c := preflightChecker(a, solvers)
+	return func(ctx context.Context, names []string, iss pinning.CAAIssuer) ([]string, error) {
+		r, err := c.Run(ctx, preflight.Order{Names: names, Issuer: iss})
+		return r.Methods, err
+	}
+}
+
+// preflightChecker is the pre-flight of settings a with their solvers.
+func preflightChecker(a *acme.ACMESettings, solvers map[string]acmez.Solver) *preflight.Checker {
+	c := &preflight.Checker{Resolver: a.Resolver}
+	if s, ok := solvers[acmeproto.ChallengeTypeDNS01].(*challenge.RFC2136); ok {
+		c.DNSUpdate = s
+	}
+	return c
 }
 
 // LocalCA reports whether the embedded CA signs for req. It offers no

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"path/filepath"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/secretfile"
+	"github.com/xmppcert/xmppcert/pinning"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
 
@@ -68,6 +70,9 @@ func issueCommand() *cli.Command {
 			&cli.StringFlag{Name: "dns-tsig-alg", Usage: "ACME dns-01: TSIG algorithm (hmac-sha256 by default)"},
 			&cli.PathFlag{Name: "dns-tsig-secret-file", Usage: "ACME dns-01: file holding the TSIG secret (its path is stored, never the secret)"},
 			&cli.StringFlag{Name: "dns-hook", Usage: "ACME dns-01: command run with present|cleanup, the record name and its value"},
+			&cli.StringSliceFlag{Name: "caa-identity", Usage: "ACME: the CA's CAA issuer domain, for a CA whose directory names none (repeatable, stored; turns the pre-flight on for a private CA)"},
+			&cli.StringFlag{Name: "preflight-resolver", Usage: "ACME: HOST:PORT of the DNSSEC-validating resolver the pre-flight asks (stored; default the system's)"},
+			&cli.BoolFlag{Name: "no-preflight", Usage: "ACME: order without checking CAA, DNSSEC and the challenge first (stored)"},
 			jsonFlag(), quietFlag(),
 		),
 		OnUsageError: onUsageError,
@@ -236,7 +241,8 @@ func issueRequest(c *cli.Context) (issuePlan, error) {
 
 // acmeOnlyFlags are the flags that only mean something for an ACME CA.
 var acmeOnlyFlags = []string{"email", "agree-tos", "eab-kid", "eab-hmac", "eab-hmac-file", "profile", "trust-root", "timeout",
-	"http-listen", "webroot", "tls-alpn-listen", "dns-rfc2136-server", "dns-tsig-name", "dns-tsig-alg", "dns-tsig-secret-file", "dns-hook"}
+	"http-listen", "webroot", "tls-alpn-listen", "dns-rfc2136-server", "dns-tsig-name", "dns-tsig-alg", "dns-tsig-secret-file", "dns-hook",
+	"caa-identity", "preflight-resolver", "no-preflight"}
 
 // localOnly refuses ACME flags with the embedded CA, which validates
 // nothing and registers no account.
@@ -327,6 +333,20 @@ func acmeRequest(c *cli.Context, req *acme.Request) (lifecycle.IssueOptions, err
 		return o, solverUsage(err)
 	}
 	a.Challenges = ch
+	for _, id := range c.StringSlice("caa-identity") {
+		v, err := pinning.ParseCAAIdentity(id)
+		if err != nil {
+			return o, usagef("--caa-identity: %v", err)
+		}
+		a.CAAIdentities = append(a.CAAIdentities, v)
+	}
+	if r := c.String("preflight-resolver"); r != "" {
+		if _, _, err := net.SplitHostPort(r); err != nil {
+			return o, usagef("--preflight-resolver %q is not HOST:PORT (127.0.0.1:53, say)", r)
+		}
+		a.Resolver = r
+	}
+	a.NoPreflight = c.Bool("no-preflight")
 	req.CA = dir
 	req.ACME = a
 	o.AgreeTOS = c.Bool("agree-tos")

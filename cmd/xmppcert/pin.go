@@ -186,8 +186,14 @@ func parsePort(p string) (uint16, error) {
 
 // pinLineage reads the LINEAGE argument's lineage.
 func pinLineage(c *cli.Context) (*lifecycle.Engine, *acme.Lineage, error) {
+	return loadLineage(c, "pin "+c.Command.Name)
+}
+
+// loadLineage loads the lineage the one argument of command names; a
+// missing or unknown one is a usage error.
+func loadLineage(c *cli.Context, command string) (*lifecycle.Engine, *acme.Lineage, error) {
 	if c.NArg() != 1 {
-		return nil, nil, usagef("pin %s needs exactly one LINEAGE, the host a certificate was issued for", c.Command.Name)
+		return nil, nil, usagef("%s needs exactly one LINEAGE, the host a certificate was issued for", command)
 	}
 	state, err := stateDir(c)
 	if err != nil {

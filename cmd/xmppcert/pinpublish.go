@@ -45,7 +45,7 @@ func runPinPublish(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	client, err := dnsClient(c)
+	client, err := dnsClient(c, "pin publish")
 	if err != nil {
 		return err
 	}
@@ -74,10 +74,10 @@ func runPinPublish(c *cli.Context) error {
 
 // dnsClient reads the RFC 2136 flags; the TSIG secret is read from its
 // file now, and a bad file is a usage error.
-func dnsClient(c *cli.Context) (*dnsupdate.Client, error) {
+func dnsClient(c *cli.Context, command string) (*dnsupdate.Client, error) {
 	cl := &dnsupdate.Client{Server: c.String("dns-rfc2136-server"), KeyName: c.String("dns-tsig-name"), Algorithm: c.String("dns-tsig-alg")}
 	if cl.Server == "" {
-		return nil, usagef("pin publish needs --dns-rfc2136-server, the primary that takes the updates")
+		return nil, usagef("%s needs --dns-rfc2136-server, the primary that takes the updates", command)
 	}
 	if f := c.Path("dns-tsig-secret-file"); f != "" {
 		secret, err := dnsupdate.LoadTSIGSecret(f)

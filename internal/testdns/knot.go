@@ -384,6 +384,20 @@ func (k *Knot) Kdig(t testing.TB, name, qtype string) []string {
 	return lines
 }
 
+// BreakAnchor replaces the trust anchor of zone in o with a DS that
+// matches none of its keys: a validator then finds the zone bogus (every
+// answer SERVFAIL, and answered with checking disabled).
+func (o UnboundOptions) BreakAnchor(zone string) UnboundOptions {
+	for i, a := range o.Anchors {
+		if a.Zone == dns.CanonicalName(zone) {
+			ds := *a.DS[0]
+			ds.Digest = strings.Repeat("00", 32)
+			o.Anchors[i] = Anchor{Zone: a.Zone, DS: []*dns.DS{&ds}}
+		}
+	}
+	return o
+}
+
 // UnboundOptions returns options for StartUnbound that send every zone
 // of k to knotd and trust the signed zones' anchors.
 func (k *Knot) UnboundOptions() UnboundOptions {

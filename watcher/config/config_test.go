@@ -157,6 +157,8 @@ func TestBadConfigs(t *testing.T) {
 		{"tlsa usage out of range", "[[host]]\ndomain = \"example.org\"\n[host.pins.tlsa]\nserver = \"ns1.example.org\"\nusage = 4 #<\n", "4 is out of range: 0 PKIX-TA"},
 		{"tlsa bad port", "[[host]]\ndomain = \"example.org\"\n[host.pins.tlsa]\nserver = \"ns1.example.org\"\nports = [5222, 70000] #<\n", "70000 is not a TCP port"},
 		{"tsig secret file missing", "[[host]]\ndomain = \"example.org\"\n[host.pins.tlsa]\nserver = \"ns1.example.org\"\ntsig_name = \"k\"\ntsig_secret_file = \"nope.key\" #<\n", "cannot read TSIG secret file"},
+		{"bad caa identity", "[[host]]\ndomain = \"example.org\"\nca = \"letsencrypt\"\n[host.acme]\nhttp_listen = \":80\"\ncaa_identities = [\"lets encrypt\"] #<\n", `host.acme.caa_identities: "lets encrypt" is not a CAA issuer domain name`},
+		{"bad preflight resolver", "[[host]]\ndomain = \"example.org\"\nca = \"letsencrypt\"\n[host.acme]\nhttp_listen = \":80\"\nresolver = \"127.0.0.1\" #<\n", `host.acme.resolver: "127.0.0.1": not HOST:PORT`},
 		{"vantage without name", oneHost + "[[watch.vantage]] #<\nproxy = \"socks5://127.0.0.1:9050\"\n", "this [[watch.vantage]] has no name"},
 		{"vantage bad name", oneHost + "[[watch.vantage]]\nname = \"two words\" #<\nproxy = \"socks5://127.0.0.1:9050\"\n", `"two words" is not a vantage name`},
 		{"vantage named twice", oneHost + "[[watch.vantage]]\nname = \"tor\"\nproxy = \"socks5://127.0.0.1:9050\"\n[[watch.vantage]]\nname = \"tor\" #<\nproxy = \"socks5://127.0.0.1:9051\"\n", `"tor" is already the name of the vantage at line 3`},
@@ -320,6 +322,19 @@ func TestSecretsNeverInErrors(t *testing.T) {
 	for _, f := range []string{"%v", "%+v", "%#v", "%s"} {
 		noSecrets(t, fmt.Sprintf(f, cfg))
 		noSecrets(t, fmt.Sprintf(f, *cfg))
+	}
+}
+
+// TestPreflightSettings: [host.acme]'s pre-flight keys reach the stored
+// request's ACME settings.
+func TestPreflightSettings(t *testing.T) {
+	cfg, err := parseIn(t, testDir(t), "[[host]]\ndomain = \"example.org\"\nca = \"https://ca.example/dir\"\n[host.acme]\nhttp_listen = \":80\"\ncaa_identities = [\"CA.Example\"]\nresolver = \"127.0.0.1:53\"\nno_preflight = true\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Hosts[0].ACME
+	if a == nil || !slices.Equal(a.CAAIdentities, []string{"ca.example"}) || a.Resolver != "127.0.0.1:53" || !a.NoPreflight || a.Preflight(true) {
+		t.Errorf("[host.acme] %+v", a)
 	}
 }
 

@@ -64,6 +64,9 @@ type rawACME struct {
 	TLSALPNListen  string      `toml:"tls_alpn_listen"`
 	DNSHook        string      `toml:"dns_hook"`
 	RFC2136        *rawRFC2136 `toml:"dns_rfc2136"`
+	CAAIdentities  []string    `toml:"caa_identities"`
+	Resolver       string      `toml:"resolver"`
+	NoPreflight    bool        `toml:"no_preflight"`
 }
 
 type rawRFC2136 struct {

@@ -24,6 +24,7 @@ import (
 	"github.com/xmppcert/xmppcert/internal/certfile"
 	"github.com/xmppcert/xmppcert/internal/dnsupdate"
 	"github.com/xmppcert/xmppcert/internal/secretfile"
+	"github.com/xmppcert/xmppcert/pinning"
 	"github.com/xmppcert/xmppcert/watcher/alert"
 	"github.com/xmppcert/xmppcert/watcher/changes"
 	"github.com/xmppcert/xmppcert/watcher/probe"
@@ -267,6 +268,20 @@ func (p *parser) acmeSettings(path, dir string, r *rawACME) (*acme.ACMESettings,
 			p.errAt(at+".trust_root", "%v", err)
 		}
 	}
+	for i, id := range r.CAAIdentities {
+		if v, err := pinning.ParseCAAIdentity(id); err != nil {
+			p.errAt(fmt.Sprintf("%s.caa_identities[%d]", at, i), "%v", err)
+		} else {
+			a.CAAIdentities = append(a.CAAIdentities, v)
+		}
+	}
+	if r.Resolver != "" {
+		if err := hostPort(r.Resolver); err != nil {
+			p.errAt(at+".resolver", "%q: %v (give HOST:PORT of a DNSSEC-validating resolver, e.g. 127.0.0.1:53)", clip(r.Resolver), err)
+		}
+		a.Resolver = r.Resolver
+	}
+	a.NoPreflight = r.NoPreflight
 	ch := acme.ChallengeSettings{HTTPListen: r.HTTPListen, TLSALPNListen: r.TLSALPNListen, DNSHook: r.DNSHook}
 	if r.HTTPListen != "" {
 		if err := (&challenge.HTTP01{Addr: r.HTTPListen}).Validate(); err != nil {
