@@ -114,6 +114,9 @@ go test -run='^$' -fuzz='^FuzzFeatures$' -fuzztime="${fuzzexecs}x" ./internal/xm
 go test -run='^$' -fuzz='^FuzzReadServerHello$' -fuzztime="${fuzzexecs}x" ./internal/tlsscan
 go test -run='^$' -fuzz='^FuzzProbe$' -fuzztime="${fuzzexecs}x" ./watcher/probe
 go test -run='^$' -fuzz='^FuzzParseVia$' -fuzztime="${fuzzexecs}x" ./watcher/probe
+go test -run='^$' -fuzz='^FuzzParseTile$' -fuzztime="${fuzzexecs}x" ./watcher/ct
+go test -run='^$' -fuzz='^FuzzParseGetEntries$' -fuzztime="${fuzzexecs}x" ./watcher/ct
+go test -run='^$' -fuzz='^FuzzParseLogList$' -fuzztime="${fuzzexecs}x" ./watcher/ct
 go test -run='^$' -fuzz='^FuzzDecode$' -fuzztime="${fuzzexecs}x" ./acme/etcdstore
 go test -run='^$' -fuzz='^FuzzParse$' -fuzztime="${fuzzexecs}x" ./watcher/config
 go test -run='^$' -fuzz='^FuzzPrescan$' -fuzztime="${fuzzexecs}x" ./watcher/config

@@ -111,6 +111,12 @@ func (ca *CA) Leaf(edit func(*x509.Certificate)) (*x509.Certificate, crypto.Sign
 	return sign(tmpl, ca.Cert, key.Public(), ca.Key), key
 }
 
+// Sign signs tmpl for the public key pub with ca: a certificate of a
+// key the test chose (two certificates of one key, say).
+func (ca *CA) Sign(tmpl *x509.Certificate, pub crypto.PublicKey) *x509.Certificate {
+	return sign(tmpl, ca.Cert, pub, ca.Key)
+}
+
 func sign(tmpl, parent *x509.Certificate, pub crypto.PublicKey, key crypto.Signer) *x509.Certificate {
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
 	if err != nil {
