@@ -140,4 +140,7 @@ bench/probe.sh "${BENCH_RUNS_PROBE:-7}"
 # 60 s with under 300 MB peak RSS, history growing under 200 bytes per
 # unchanged observation.
 bench/sweep.sh "${BENCH_SWEEP_ENDPOINTS:-10000}"
+# Performance target: the CT follower reads at least 5,000 entries per
+# second per log, with memory independent of the log's size.
+bench/ct.sh
 printf './test.sh passed in %dm%02ds\n' $((SECONDS / 60)) $((SECONDS % 60))

@@ -94,8 +94,13 @@ type EndpointKey struct {
 }
 
 // String is a stable, readable key: "domain service host:port address
-// starttls|direct-tls".
+// starttls|direct-tls" ("domain service host" without a port).
 func (k EndpointKey) String() string {
+	if k.Port == 0 && k.Address == "" {
+		// Not a TCP endpoint: a CT log's alert names the domain, "ct"
+		// and the log.
+		return k.Domain + " " + string(k.Service) + " " + k.Host
+	}
 	how := "starttls"
 	if k.DirectTLS {
 		how = "direct-tls"

@@ -1,6 +1,6 @@
 // Package preflight checks, before an order goes to an ACME CA, what
 // would make the CA refuse it, so that a refusal costs one line and not
-// the CA's rate limit (README, "Pre-flight"):
+// the CA's rate limit (README, "Commands", Pre-flight):
 //
 //   - CAA (RFC 8659, with RFC 8657's accounturi and validationmethods)
 //     permits this CA, this account and a method the order offers, for

@@ -127,7 +127,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		Flags:          globalFlags(),
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   onUsageError,
-		Commands:       []*cli.Command{issueCommand(), renewCommand(), caCommand(), pinCommand(), probeCommand(), inspectCommand(), checkCommand(), daemonCommand(), statusCommand(), ackCommand(), sweepCommand(), certificatesCommand(), deployCommand(), revokeCommand(), deleteCommand(), versionCommand(), caaCommand(), preflightCommand()},
+		Commands:       []*cli.Command{issueCommand(), renewCommand(), caCommand(), pinCommand(), probeCommand(), inspectCommand(), checkCommand(), daemonCommand(), statusCommand(), ackCommand(), sweepCommand(), certificatesCommand(), deployCommand(), revokeCommand(), deleteCommand(), versionCommand(), caaCommand(), preflightCommand(), ctCommand()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usagef("unknown command %q; run 'xmppcert help' for the list", c.Args().First())

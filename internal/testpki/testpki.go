@@ -10,6 +10,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -200,4 +201,56 @@ func implicit(tag uint8, v []byte) []byte {
 	var b cryptobyte.Builder
 	b.AddASN1(cbasn1.Tag(tag).ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(v) })
 	return b.BytesOrPanic()
+}
+
+// Precertificate returns the RFC 6962 precertificate (DER) of leaf: its
+// TBSCertificate with the critical poison extension added at the end,
+// signed by issuerKey, the key of leaf's issuer (ECDSA with SHA-256, as
+// the embedded CA's intermediate signs). A CT log strips the poison
+// again, leaving exactly leaf's TBSCertificate.
+func Precertificate(leaf *x509.Certificate, issuerKey crypto.Signer) []byte {
+	in := cryptobyte.String(leaf.RawTBSCertificate)
+	var body cryptobyte.String
+	if !in.ReadASN1(&body, cbasn1.SEQUENCE) {
+		panic("TBSCertificate is not a SEQUENCE")
+	}
+	poison, err := asn1.Marshal(pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 11129, 2, 4, 3}, Critical: true, Value: asn1.NullBytes})
+	if err != nil {
+		panic(err)
+	}
+	var tb cryptobyte.Builder
+	tb.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		for !body.Empty() {
+			var elem cryptobyte.String
+			var tag cbasn1.Tag
+			body.ReadAnyASN1Element(&elem, &tag)
+			if tag != cbasn1.Tag(3).Constructed().ContextSpecific() {
+				b.AddBytes(elem)
+				continue
+			}
+			var wrapped, exts cryptobyte.String
+			elem.ReadASN1(&wrapped, tag)
+			wrapped.ReadASN1(&exts, cbasn1.SEQUENCE)
+			b.AddASN1(tag, func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					b.AddBytes(exts)
+					b.AddBytes(poison)
+				})
+			})
+		}
+	})
+	tbs := tb.BytesOrPanic()
+	digest := sha256.Sum256(tbs)
+	sig, err := issuerKey.Sign(rand.Reader, digest[:], crypto.SHA256)
+	if err != nil {
+		panic(err)
+	}
+	ecdsaSHA256, _ := asn1.Marshal(pkix.AlgorithmIdentifier{Algorithm: asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2}})
+	var cb cryptobyte.Builder
+	cb.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(tbs)
+		b.AddBytes(ecdsaSHA256)
+		b.AddASN1BitString(sig)
+	})
+	return cb.BytesOrPanic()
 }

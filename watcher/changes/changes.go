@@ -138,6 +138,10 @@ const (
 	// here: something on one of the two paths answers in its place
 	// (critical; condition).
 	VantageMismatch Kind = "vantage-mismatch"
+	// CTUnexpected: a Certificate Transparency log holds a certificate or
+	// precertificate for one of our names that xmppcert did not issue
+	// (critical).
+	CTUnexpected Kind = "ct-unexpected"
 	// VantageFailed: a vantage point could not reach one of our own
 	// endpoints that is reachable here, so nothing is compared there
 	// (warning; condition).

@@ -61,6 +61,7 @@ import (
 	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/watcher/alert"
 	"github.com/xmppcert/xmppcert/watcher/changes"
+	"github.com/xmppcert/xmppcert/watcher/ct"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
 
@@ -125,10 +126,30 @@ type Config struct {
 	// Cluster, from [cluster], keeps the lineages in etcd, shared by the
 	// nodes; nil without the table (one machine, its state directory).
 	Cluster *Cluster
+	// CT, from [ct], has the daemon follow Certificate Transparency logs
+	// for certificates of our names that it did not issue; nil without
+	// the table.
+	CT *CT
 	// Warnings are what does not stop the daemon but should be fixed: a
 	// secret file readable by group or others. The daemon logs them at
 	// start and on every reload.
 	Warnings ErrorList
+}
+
+// DefaultCTInterval is how often the CT logs are read when [ct] gives
+// no interval.
+const DefaultCTInterval = 5 * time.Minute
+
+// CT is [ct]: the Certificate Transparency logs to follow.
+type CT struct {
+	// Logs are the logs of log_list (a v3 JSON log list, read at load;
+	// retired and rejected logs left out).
+	Logs []ct.Log
+	// URLs are the logs, whose kind (static-ct-api monitoring prefix or
+	// RFC 6962) is found when first read.
+	URLs []string
+	// Interval between two rounds (interval, default DefaultCTInterval).
+	Interval time.Duration
 }
 
 // Cluster is [cluster]: where the nodes' shared etcd is and how this

@@ -159,6 +159,10 @@ func TestBadConfigs(t *testing.T) {
 		{"tsig secret file missing", "[[host]]\ndomain = \"example.org\"\n[host.pins.tlsa]\nserver = \"ns1.example.org\"\ntsig_name = \"k\"\ntsig_secret_file = \"nope.key\" #<\n", "cannot read TSIG secret file"},
 		{"bad caa identity", "[[host]]\ndomain = \"example.org\"\nca = \"letsencrypt\"\n[host.acme]\nhttp_listen = \":80\"\ncaa_identities = [\"lets encrypt\"] #<\n", `host.acme.caa_identities: "lets encrypt" is not a CAA issuer domain name`},
 		{"bad preflight resolver", "[[host]]\ndomain = \"example.org\"\nca = \"letsencrypt\"\n[host.acme]\nhttp_listen = \":80\"\nresolver = \"127.0.0.1\" #<\n", `host.acme.resolver: "127.0.0.1": not HOST:PORT`},
+		{"ct without logs", oneHost + "[ct] #<\ninterval = \"5m\"\n", "ct: no log to follow"},
+		{"ct bad url", oneHost + "[ct]\nlogs = [\"ct.example/log\"] #<\n", `ct.logs: "ct.example/log" is not an http(s) URL`},
+		{"ct bad log list", oneHost + "[ct]\nlog_list = \"webhook.secret\" #<\n", "not a v3 log list"},
+		{"ct missing log list", oneHost + "[ct]\nlog_list = \"nope.json\" #<\n", "nope.json: no such file"},
 		{"vantage without name", oneHost + "[[watch.vantage]] #<\nproxy = \"socks5://127.0.0.1:9050\"\n", "this [[watch.vantage]] has no name"},
 		{"vantage bad name", oneHost + "[[watch.vantage]]\nname = \"two words\" #<\nproxy = \"socks5://127.0.0.1:9050\"\n", `"two words" is not a vantage name`},
 		{"vantage named twice", oneHost + "[[watch.vantage]]\nname = \"tor\"\nproxy = \"socks5://127.0.0.1:9050\"\n[[watch.vantage]]\nname = \"tor\" #<\nproxy = \"socks5://127.0.0.1:9051\"\n", `"tor" is already the name of the vantage at line 3`},
@@ -335,6 +339,23 @@ func TestPreflightSettings(t *testing.T) {
 	a := cfg.Hosts[0].ACME
 	if a == nil || !slices.Equal(a.CAAIdentities, []string{"ca.example"}) || a.Resolver != "127.0.0.1:53" || !a.NoPreflight || a.Preflight(true) {
 		t.Errorf("[host.acme] %+v", a)
+	}
+}
+
+// TestCTConfig: [ct] reads its log list (retired logs left out) and
+// URLs, with the default interval.
+func TestCTConfig(t *testing.T) {
+	dir := testDir(t)
+	list := `{"operators":[{"logs":[{"description":"A","url":"https://a.example/","state":{"usable":{}}}],"tiled_logs":[{"description":"T","monitoring_url":"https://t.example/","state":{"retired":{}}}]}]}`
+	if err := os.WriteFile(filepath.Join(dir, "log_list.json"), []byte(list), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := parseIn(t, dir, oneHost+"[ct]\nlog_list = \"log_list.json\"\nlogs = [\"https://ct.example/tiles/\"]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cfg.CT; c == nil || len(c.Logs) != 1 || c.Logs[0].URL != "https://a.example/" || c.Logs[0].Tiled || !slices.Equal(c.URLs, []string{"https://ct.example/tiles/"}) || c.Interval != DefaultCTInterval {
+		t.Errorf("[ct] %+v", cfg.CT)
 	}
 }
 

@@ -17,6 +17,13 @@ type rawFile struct {
 	Alert    rawAlert         `toml:"alert"`
 	HTTP     rawHTTP          `toml:"http"`
 	Cluster  *rawCluster      `toml:"cluster"`
+	CT       *rawCT           `toml:"ct"`
+}
+
+type rawCT struct {
+	LogList  string    `toml:"log_list"`
+	Logs     []string  `toml:"logs"`
+	Interval *duration `toml:"interval"`
 }
 
 type rawCluster struct {

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -27,6 +28,7 @@ import (
 	"github.com/xmppcert/xmppcert/pinning"
 	"github.com/xmppcert/xmppcert/watcher/alert"
 	"github.com/xmppcert/xmppcert/watcher/changes"
+	"github.com/xmppcert/xmppcert/watcher/ct"
 	"github.com/xmppcert/xmppcert/watcher/probe"
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
@@ -61,6 +63,9 @@ func (p *parser) validate(d *decoded) *Config {
 	cfg.HTTP = p.http(&d.top.HTTP)
 	if d.top.Cluster != nil {
 		cfg.Cluster = p.cluster(d.top.Cluster)
+	}
+	if d.top.CT != nil {
+		cfg.CT = p.ct(d.top.CT)
 	}
 	if len(d.hosts) == 0 && len(d.peers) == 0 && len(p.errs) == 0 && !p.allowEmpty {
 		p.errs = append(p.errs, &Error{File: p.file, Msg: "nothing to do: add a [[host]] whose certificate xmppcert keeps, or a [[watch.peer]] to watch (see contrib/xmppcert.toml)"})
@@ -623,6 +628,47 @@ func (p *parser) peer(path string, r *rawPeer, own map[Target]bool, seen map[Tar
 		}
 	}
 	return pe, len(p.errs) == n
+}
+
+// ct reads [ct].
+func (p *parser) ct(r *rawCT) *CT {
+	c := &CT{Interval: p.duration("ct.interval", r.Interval, DefaultCTInterval, MinInterval, false)}
+	if r.LogList != "" {
+		file := p.abs(r.LogList)
+		if data, err := readBounded(file, ct.MaxLogList); err != nil {
+			p.errAt("ct.log_list", "%v", err)
+		} else if c.Logs, err = ct.ParseLogList(data); err != nil {
+			p.errAt("ct.log_list", "%s: %v; give a log list in the v3 JSON format (Google's log_list.json)", file, err)
+		}
+	}
+	for i, u := range r.Logs {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" {
+			p.errAt(fmt.Sprintf("ct.logs[%d]", i), "%q is not an http(s) URL; give a log's monitoring prefix (static-ct-api) or its RFC 6962 base URL", clip(u))
+			continue
+		}
+		c.URLs = append(c.URLs, u)
+	}
+	if len(c.Logs)+len(c.URLs) == 0 && len(p.errs) == 0 {
+		p.errAt("ct", "no log to follow: give log_list, a v3 JSON log list, or logs, their URLs")
+	}
+	return c
+}
+
+// readBounded reads a file of at most limit bytes.
+func readBounded(file string, limit int64) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is longer than %d bytes", file, limit)
+	}
+	return data, nil
 }
 
 // vantages reads the [[watch.vantage]] entries.

@@ -16,9 +16,14 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime/metrics"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 
@@ -150,26 +155,6 @@ func (f *fakeLog) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// memPositions keeps positions in memory.
-type memPositions struct {
-	mu sync.Mutex
-	m  map[string]uint64
-}
-
-func (p *memPositions) Position(log string) (uint64, bool, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n, ok := p.m[log]
-	return n, ok, nil
-}
-
-func (p *memPositions) SetPosition(log string, next uint64) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.m[log] = next
-	return nil
-}
-
 // TestFollow: a round meets each log at its end, the next finds what
 // was added since: our certificate and its precertificate matched by
 // TBS hash (the SCT list and the poison aside), a certificate from
@@ -197,7 +182,7 @@ func TestFollow(t *testing.T) {
 		}
 	}
 	broken.garbage = true
-	pos := &memPositions{m: map[string]uint64{}}
+	pos := &MemPositions{}
 	f := &Follower{Logs: []Log{{Name: "static", URL: static.srv.URL, Tiled: true}, {Name: "rfc6962", URL: rfc6962.srv.URL}, {Name: "broken", URL: broken.srv.URL, Tiled: true}}, Positions: pos}
 	var got []string
 	found := func(l Log, mt Match) {
@@ -366,46 +351,75 @@ func FuzzParseLogList(f *testing.F) {
 	})
 }
 
-// BenchmarkFollow reads a static-ct-api log of 20 full tiles of real
-// certificates, each none of ours, from its start through the follower
-// and the matcher: entries per second is what bench/ct.sh reports
-// (README, "Performance"); a round holds one tile at a time, so memory
-// does not grow with the log.
+// BenchmarkFollow reads a static-ct-api log of full tiles of real
+// certificates, none of ours, from its start through the follower and
+// the matcher (XMPPCERT_CT_TILES tiles, default 20): entries per second,
+// and the peak of the heap's live objects during the rounds, are what
+// bench/ct.sh compares across log sizes (README, "Performance"). A
+// round holds one tile at a time, so the peak does not grow with the
+// log.
 func BenchmarkFollow(b *testing.B) {
+	tiles := 20
+	if s := os.Getenv("XMPPCERT_CT_TILES"); s != "" {
+		var err error
+		if tiles, err = strconv.Atoi(s); err != nil || tiles < 1 {
+			b.Fatalf("XMPPCERT_CT_TILES=%q", s)
+		}
+	}
 	ours, other := testpki.NewRoot("Our CA", nil), testpki.NewRoot("Other CA", nil)
 	issued := leafFor(ours, leafKey, true, false, 7, "example.org")
 	m, err := NewMatcher(map[string]string{"example.org": "example.org"}, []Issued{{Lineage: "example.org", Cert: issued}}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	l := &fakeLog{}
-	srv := httptest.NewServer(http.HandlerFunc(l.serve))
-	defer srv.Close()
-	const n = 20 * TileWidth
-	for i := range n {
-		l.add(leafFor(other, otherKey, false, false, int64(i+1), fmt.Sprintf("host%d.example.net", i), "www.example.net"), false)
+	// One tile of distinct certificates, encoded once, served at every
+	// tile index, as a log's storage would serve its own.
+	var certs []*x509.Certificate
+	for i := range TileWidth {
+		certs = append(certs, leafFor(other, otherKey, false, false, int64(i+1), fmt.Sprintf("host%d.example.net", i), "www.example.net"))
 	}
-	// The tiles are encoded once, as a log stores them.
-	tiles := map[string][]byte{}
-	for t := 0; t < n/TileWidth; t++ {
-		tiles[fmt.Sprintf("/tile/data/%03d", t)] = tile(l.certs[t*TileWidth:(t+1)*TileWidth], l.pre[t*TileWidth:(t+1)*TileWidth])
-	}
-	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if d, ok := tiles[r.URL.Path]; ok {
-			w.Write(d)
+	data := tile(certs, make([]bool, TileWidth))
+	n := uint64(tiles * TileWidth)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/checkpoint" {
+			fmt.Fprintf(w, "bench.example/log\n%d\nAAAA\n\n", n)
 			return
 		}
-		l.serve(w, r)
-	})
+		w.Write(data)
+	}))
+	defer srv.Close()
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			metrics.Read(sample)
+			if v := sample[0].Value.Uint64(); v > peak.Load() {
+				peak.Store(v)
+			}
+		}
+	}()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		pos := &memPositions{m: map[string]uint64{srv.URL: 0}}
+		pos := &MemPositions{}
+		pos.Set(srv.URL, 0)
 		f := &Follower{Logs: []Log{{Name: "bench", URL: srv.URL, Tiled: true}}, Positions: pos}
 		r := f.Round(context.Background(), m, func(Log, Match) { b.Error("matched") })
 		if r[0].Err != nil || r[0].To != n {
 			b.Fatalf("%+v", r[0])
 		}
 	}
+	b.StopTimer()
+	close(stop)
+	<-sampled
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-live-MiB")
 }

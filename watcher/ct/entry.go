@@ -1,5 +1,5 @@
-// Package ct follows Certificate Transparency logs (README, "Certificate
-// Transparency"): static-ct-api logs by their data tiles (c2sp.org
+// Package ct follows Certificate Transparency logs (README, "The daemon",
+// Certificate Transparency): static-ct-api logs by their data tiles (c2sp.org
 // static-ct-api, TesseraCT, Sunlight) and RFC 6962 logs by get-entries,
 // from a log list in the v3 JSON format or from URLs. It parses every
 // entry (certificate or precertificate), and Matcher sorts those that

@@ -21,6 +21,37 @@ type Positions interface {
 	SetPosition(log string, next uint64) error
 }
 
+// MemPositions are Positions in memory, for a one-off search: Set
+// chooses where each log is read from.
+type MemPositions struct {
+	mu sync.Mutex
+	m  map[string]uint64
+}
+
+// Set makes log read from entry next on.
+func (p *MemPositions) Set(log string, next uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[string]uint64{}
+	}
+	p.m[log] = next
+}
+
+// Position implements Positions.
+func (p *MemPositions) Position(log string) (uint64, bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n, ok := p.m[log]
+	return n, ok, nil
+}
+
+// SetPosition implements Positions.
+func (p *MemPositions) SetPosition(log string, next uint64) error {
+	p.Set(log, next)
+	return nil
+}
+
 // Follower reads the entries logs take in, round by round.
 type Follower struct {
 	Logs      []Log

@@ -28,6 +28,7 @@ import (
 	"github.com/xmppcert/xmppcert/watcher/alert"
 	"github.com/xmppcert/xmppcert/watcher/changes"
 	"github.com/xmppcert/xmppcert/watcher/config"
+	"github.com/xmppcert/xmppcert/watcher/ct"
 	"github.com/xmppcert/xmppcert/watcher/history"
 	"github.com/xmppcert/xmppcert/watcher/probe"
 	"github.com/xmppcert/xmppcert/watcher/web"
@@ -104,6 +105,8 @@ type Daemon struct {
 	expect    map[string]changes.Context // by domain, from the last sweep
 	probes    map[string]*probe.Endpoint // by endpoint key, from the last sweep
 	lastPrune time.Time
+	// ctDetected remembers what each [ct] URL turned out to be.
+	ctDetected map[string]ct.Log
 
 	health         *health
 	lineageMetrics *lineageMetrics
@@ -162,7 +165,7 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
 	}
-	d := &Daemon{deps: deps, log: deps.Logger, cfg: cfg, expect: map[string]changes.Context{}, probes: map[string]*probe.Endpoint{}}
+	d := &Daemon{deps: deps, log: deps.Logger, cfg: cfg, expect: map[string]changes.Context{}, probes: map[string]*probe.Endpoint{}, ctDetected: map[string]ct.Log{}}
 	h, err := newHealth(deps.Registry)
 	if err != nil {
 		return nil, err
@@ -481,6 +484,13 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener) error {
 			d.renewLoop(ctx, work)
 		}()
 	}
+	if cfg.CT != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.ctLoop(ctx, work)
+		}()
+	}
 
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -543,14 +553,7 @@ func (d *Daemon) nextDelay() time.Duration {
 // renewLoop runs the engine (renew) at start and every RenewInterval until ctx is
 // done; work is the context the renewal itself runs with.
 func (d *Daemon) renewLoop(ctx, work context.Context) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, func() time.Duration {
 		start := time.Now()
 		err := d.renew(work)
 		d.health.renewDone(err, d.deps.Now())
@@ -559,7 +562,22 @@ func (d *Daemon) renewLoop(ctx, work context.Context) {
 		} else {
 			d.log.Debug("renewal run finished", "took", time.Since(start).String())
 		}
-		t.Reset(d.deps.RenewInterval)
+		return d.deps.RenewInterval
+	})
+}
+
+// every runs run at once and again, after the delay it returns, until
+// ctx is done.
+func every(ctx context.Context, run func() time.Duration) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		t.Reset(run())
 	}
 }
 

@@ -162,16 +162,23 @@ func (h *alertHook) sweep(t *testing.T, d *Daemon, step string, logs *testtool.L
 	if err != nil {
 		t.Fatalf("%s: %v\n%s", step, err, logs.String())
 	}
+	return h.await(t, step, res.Alerts)
+}
+
+// await waits until the hook has received n alerts (a barrier, not a
+// wait and hope) and returns what it received since the last call.
+func (h *alertHook) await(t *testing.T, step string, n int) []alert.Event {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		h.mu.Lock()
-		n := len(h.got)
+		got := len(h.got)
 		h.mu.Unlock()
-		if n >= res.Alerts {
+		if got >= n {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: the webhook got %d of the sweep's %d alerts in 20 s", step, n, res.Alerts)
+			t.Fatalf("%s: the webhook got %d of %d alerts in 20 s", step, got, n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
