@@ -115,7 +115,9 @@ func Preflight(a *acme.ACMESettings, solvers map[string]acmez.Solver) func(conte
 
 // preflightChecker is the pre-flight of settings a with their solvers.
 func preflightChecker(a *acme.ACMESettings, solvers map[string]acmez.Solver) *preflight.Checker {
-	c := &preflight.Checker{Resolver: a.Resolver}
+	c := &preflight.Checker{Resolver: a.Resolver, Listen: map[string]string{
+		acmeproto.ChallengeTypeHTTP01: a.Challenges.HTTPListen, acmeproto.ChallengeTypeTLSALPN01: a.Challenges.TLSALPNListen,
+	}}
 	if s, ok := solvers[acmeproto.ChallengeTypeDNS01].(*challenge.RFC2136); ok {
 		c.DNSUpdate = s
 	}

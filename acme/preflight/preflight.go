@@ -9,7 +9,7 @@
 //     ballot SC-085v2, since 2026-03-15) and refuse a name whose answers
 //     do not verify;
 //   - for http-01 and tls-alpn-01, every name has an address to be
-//     reached at;
+//     reached at, and a standalone responder's address is free;
 //   - for dns-01 by RFC 2136, the zone's primary accepts the update key.
 //
 // It returns facts (a Report with a Finding per check); the order's
@@ -36,6 +36,7 @@ const (
 	CheckDNSSEC    = "dnssec"
 	CheckAddress   = "address"
 	CheckDNSUpdate = "dns-update"
+	CheckListen    = "listen"
 )
 
 // ACME challenge types, as CAA's validationmethods names them.
@@ -66,6 +67,11 @@ type Checker struct {
 	// when the order offers dns-01; nil when dns-01 is solved otherwise
 	// (a hook), which is not checked.
 	DNSUpdate DNSUpdater
+	// Listen are the addresses the standalone responders listen on, by
+	// method (http-01, tls-alpn-01): each must be free when the order
+	// offers its method, since the CA's validation would otherwise
+	// reach the program holding it.
+	Listen map[string]string
 }
 
 // Order is what is about to be ordered.
@@ -158,6 +164,17 @@ func (c *Checker) Run(ctx context.Context, o Order) (Report, error) {
 			r.Findings = append(r.Findings, c.address(ctx, name))
 		}
 	}
+	for _, m := range []string{HTTP01, TLSALPN01} {
+		if addr := c.Listen[m]; addr != "" && slices.Contains(r.Methods, m) {
+			f := Finding{Name: addr, Check: CheckListen, OK: true, Detail: "free for the " + m + " responder"}
+			if ln, err := net.Listen("tcp", addr); err != nil {
+				f.OK, f.Detail = false, fmt.Sprintf("the %s responder cannot listen there: %v; stop what holds it, or prove control another way", m, err)
+			} else {
+				ln.Close()
+			}
+			r.Findings = append(r.Findings, f)
+		}
+	}
 	if slices.Contains(r.Methods, DNS01) && c.DNSUpdate != nil {
 		for _, name := range o.Names {
 			f := Finding{Name: dns.Fqdn(strings.ToLower(name)), Check: CheckDNSUpdate, OK: true, Detail: "the primary accepts the update key"}
@@ -220,10 +237,35 @@ func (c *Checker) address(ctx context.Context, name string) Finding {
 	default:
 		f.OK = true
 		var s []string
+		local := false
 		for _, a := range addrs {
 			s = append(s, a.String())
+			local = local || isLocal(a.IP)
 		}
 		f.Detail = "resolves to " + strings.Join(s, ", ")
+		if local {
+			f.Detail += ", an address of this host"
+		} else {
+			f.Detail += ", not an address of this host (fine when a NAT or a proxy forwards the CA's connection here)"
+		}
 	}
 	return f
+}
+
+// isLocal reports whether ip is an address of one of this host's
+// interfaces (a loopback address included).
+func isLocal(ip net.IP) bool {
+	if ip.IsLoopback() {
+		return true
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return false
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.Equal(ip) {
+			return true
+		}
+	}
+	return false
 }

@@ -3,6 +3,7 @@ package preflight
 import (
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -57,6 +58,18 @@ func TestRun(t *testing.T) {
 	if !errors.As(err, &refused) || err.Error() != "pre-flight: dns-update d.example.org: NOTAUTH: the key may not update the zone" {
 		t.Errorf("a refused dns-01 key: %v", err)
 	}
+	// A standalone responder's address held by another program.
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	c.Listen = map[string]string{HTTP01: held.Addr().String()}
+	_, err = c.Run(context.Background(), Order{Names: []string{"a.example.org"}, Issuer: pinning.CAAIssuer{Domains: []string{"ca.example"}, Methods: []string{HTTP01}}})
+	if !errors.As(err, &refused) || !strings.HasPrefix(err.Error(), "pre-flight: listen "+held.Addr().String()+": the http-01 responder cannot listen there: ") {
+		t.Errorf("a held http-01 address: %v", err)
+	}
+	c.Listen = nil
 	dns.ServFail("example.org")
 	_, err = c.Run(context.Background(), Order{Names: []string{"a.example.org"}, Issuer: iss})
 	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "pre-flight: caa a.example.org: cannot read the CAA records: ") ||
