@@ -62,17 +62,16 @@ func caaVerifyCommand() *cli.Command {
 
 func preflightCommand() *cli.Command {
 	return &cli.Command{
-		Name: "preflight", Usage: "check, without ordering, what would make the CA refuse a lineage's next order",
-		ArgsUsage: "LINEAGE",
+		Name: "preflight", Usage: "check, without ordering, what would make the CA refuse an order",
+		ArgsUsage: "LINEAGE | DOMAIN --ca CA [issue's flags]",
 		Description: "Runs the checks issue, renew and the daemon run before every order to a public CA (or one given\n" +
 			"--caa-identity): CAA permits this CA, this account and a configured challenge for every name;\n" +
-			"DNSSEC is not bogus; for http-01/tls-alpn-01 every name has an address; for dns-01 by RFC 2136 the\n" +
-			"primary accepts the key. Exit 0 when the order would go out, 1 when it would be refused, 2 usage\n" +
-			"error.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "resolver", Usage: "HOST:PORT of the resolver (default: the lineage's pre-flight resolver, else the system's)"},
-			jsonFlag(),
-		},
+			"DNSSEC is not bogus; for http-01/tls-alpn-01 every name has an address and a standalone\n" +
+			"responder's address is free; for dns-01 by RFC 2136 the primary accepts the key. For a lineage its\n" +
+			"stored request is checked; for a DOMAIN not issued yet, the request issue's flags describe. Exit 0\n" +
+			"when the order would go out, 1 when it would be refused, 2 usage error.",
+		Flags: append(issueCommand().Flags,
+			&cli.StringFlag{Name: "resolver", Usage: "HOST:PORT of the resolver (default: the pre-flight resolver stored or given, else the system's)"}),
 		OnUsageError: onUsageError,
 		Action:       runPreflight,
 	}
@@ -228,11 +227,11 @@ func printCAADecision(w io.Writer, d pinning.CAADecision) {
 }
 
 func runPreflight(c *cli.Context) error {
-	state, l, err := caaLineage(c, "preflight")
+	state, req, err := preflightRequest(c)
 	if err != nil {
 		return err
 	}
-	r, err := lifecycle.PreflightLineage(c.Context, state, l.Request)
+	r, err := lifecycle.PreflightLineage(c.Context, state, req)
 	var refused *preflight.RefusedError
 	if err != nil && !errors.As(err, &refused) {
 		return err
@@ -260,4 +259,39 @@ func runPreflight(c *cli.Context) error {
 		return errInvalid
 	}
 	return nil
+}
+
+// preflightRequest is the request preflight checks: the stored one of
+// the LINEAGE argument, or, given --ca, the one issue's flags describe
+// for a DOMAIN.
+func preflightRequest(c *cli.Context) (string, acme.Request, error) {
+	if !c.IsSet("ca") {
+		state, l, err := caaLineage(c, "preflight")
+		if err != nil {
+			return "", acme.Request{}, err
+		}
+		return state, l.Request, nil
+	}
+	if c.NArg() != 1 {
+		return "", acme.Request{}, usagef("preflight needs exactly one DOMAIN with --ca")
+	}
+	state, err := stateDir(c)
+	if err != nil {
+		return "", acme.Request{}, err
+	}
+	plan, err := issueRequest(c)
+	if err != nil {
+		return "", acme.Request{}, err
+	}
+	req := plan.reqs[0]
+	if lifecycle.LocalCA(req) {
+		return "", acme.Request{}, usagef("the embedded CA checks no CAA records and needs no pre-flight; give --ca with an ACME CA")
+	}
+	if r := c.String("resolver"); r != "" {
+		if _, _, err := net.SplitHostPort(r); err != nil {
+			return "", acme.Request{}, usagef("--resolver %q is not HOST:PORT (127.0.0.1:53, say)", r)
+		}
+		req.ACME.Resolver = r
+	}
+	return state, req, nil
 }

@@ -52,6 +52,12 @@ func TestCAAAndPreflight(t *testing.T) {
 		t.Errorf("issue in a bogus zone: exit %d, %d orders (was %d)\n%s%s", code, len(p.Orders()), orders, out, errs)
 	}
 
+	// preflight for a domain not issued yet, described by issue's flags.
+	code, out, errs = runCLI(t, nil, append([]string{"--state-dir", state, "preflight", "xmpp.bogus.example", "--resolver", u.Addr}, p.args("--caa-identity", "pebble.test")...)...)
+	if code != exitFailed || !strings.HasPrefix(out, "FAIL dnssec     xmpp.bogus.example. DNSSEC validation fails at xmpp.bogus.example.") || len(p.Orders()) != orders {
+		t.Errorf("preflight of a domain in a bogus zone: exit %d, %d orders (was %d)\n%s%s", code, len(p.Orders()), orders, out, errs)
+	}
+
 	// caa --publish binds ok.example.net to our account.
 	secret := filepath.Join(t.TempDir(), "tsig.key")
 	if err := os.WriteFile(secret, []byte(k.Secret+"\n"), 0o600); err != nil {

@@ -28,8 +28,9 @@ import (
 	"github.com/xmppcert/xmppcert/watcher/ct"
 )
 
-// TestCTWatch follows a real CT log (TesseraCT) beside two hostile ones
-// (garbage tiles; a tile past the response bound). Into the real log go
+// TestCTWatch follows a real CT log (TesseraCT) beside three hostile
+// ones (garbage tiles; a tile past the response bound; a tile of the
+// wrong size), with the daemon's loop at a 1 s interval. Into the real log go
 // our lineage's certificate, a precertificate of it (signed by the
 // embedded CA's intermediate) and a certificate for our host from
 // another CA: exactly one ct-unexpected alert (critical), for the
@@ -85,6 +86,13 @@ func TestCTWatch(t *testing.T) {
 		}
 	}))
 	defer giant.Close()
+	// short serves its full tile empty: a tile of the wrong size.
+	short := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/checkpoint" {
+			fmt.Fprintf(w, "short.example/log\n%d\nAAAA\n\n", hostileSize.Load())
+		}
+	}))
+	defer short.Close()
 
 	hook := startAlertHook(t)
 	cfg, err := config.Parse(filepath.Join(dir, "xmppcert.toml"), []byte(fmt.Sprintf(`state_dir = %q
@@ -93,10 +101,11 @@ domain = %q
 [watch]
 own_hosts = false
 [ct]
-logs = [%q, %q, %q]
+logs = [%q, %q, %q, %q]
+interval = "1s"
 [[alert.webhook]]
 url = %q
-`, state, domain, log.MonitoringURL, garbage.URL+"/", giant.URL+"/", hook.URL)))
+`, state, domain, log.MonitoringURL, garbage.URL+"/", giant.URL+"/", short.URL+"/", hook.URL)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,15 +124,35 @@ url = %q
 		return hook.await(t, step, d.CTOnce(context.Background()))
 	}
 
+	// The daemon's own loop, every [ct] interval (1s): its first round
+	// meets the logs, and the entries logged after it raise their alert
+	// within one interval (and one round).
 	d := start()
-	if got := round(d, "first contact"); len(got) != 0 {
-		t.Fatalf("first contact: alerts %v", got)
+	loopCtx, stopLoop := context.WithCancel(context.Background())
+	looped := make(chan struct{})
+	go func() {
+		defer close(looped)
+		d.ctLoop(loopCtx, loopCtx)
+	}()
+	for {
+		if _, ok, err := d.store.Position(log.MonitoringURL); err != nil || ok {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	hostileSize.Store(ct.TileWidth)
 	log.Add(t, false, ours.Chain[0].Raw, ours.Chain[1].Raw)
 	log.Add(t, true, testpki.Precertificate(ours.Chain[0], interKey), ours.Chain[1].Raw)
 	log.Add(t, false, foreign(1001)...)
-	got := round(d, "three entries")
+	logged := time.Now()
+	got := hook.await(t, "three entries", 1)
+	if took := time.Since(logged); took > cfg.CT.Interval+10*time.Second {
+		t.Errorf("the alert came %s after the entry was logged; want within the interval %s and a round", took, cfg.CT.Interval)
+	}
+	stopLoop()
+	<-looped
+	d.Close(context.Background()) // flushes the alert queues: nothing more is on its way
+	got = append(got, hook.await(t, "after the loop", 0)...)
 	if len(got) != 1 || got[0].Kind != changes.CTUnexpected || got[0].Severity != changes.Critical ||
 		!regexp.MustCompile(`^CT log \S+ entry 2: a certificate for example\.org that xmppcert did not issue: issuer CN=Interceptor Root,O=xmppcert tests \(an issuer that never issued for us\), serial 03e9, not before \S+, for a key that is none of ours$`).MatchString(got[0].Text) {
 		t.Fatalf("alerts %+v; want one ct-unexpected for entry 2\n%s", got, logs.String())
@@ -131,7 +160,6 @@ url = %q
 	if !strings.Contains(logs.String(), "CT: our own certificate logged") || strings.Count(logs.String(), "CT: our own certificate logged") != 2 {
 		t.Errorf("our certificate and precertificate were not both recognised:\n%s", logs.String())
 	}
-	d.Close(context.Background())
 
 	log.Add(t, false, foreign(1002)...)
 	d = start()
@@ -144,6 +172,8 @@ url = %q
 		`msg="CT: reading the log failed; retried next round" log=` + garbage.URL + `/ at=0 error=`,
 		`msg="CT: reading the log failed; retried next round" log=` + giant.URL + `/ at=0 error=`,
 		"the answer is longer than 33554432 bytes",
+		`msg="CT: reading the log failed; retried next round" log=` + short.URL + `/ at=0 error=`,
+		"the tile holds 0 entries, not 256",
 	} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("the log lacks %q:\n%s", want, logs.String())
