@@ -97,9 +97,9 @@ type Config struct {
 	// (KindPreflight, nothing sent), and only the methods it returns are
 	// offered to the CA's challenges.
 	Preflight func(ctx context.Context, names []string, iss pinning.CAAIssuer) (methods []string, err error)
-	// CAAIdentities are the CA's CAA issuer domains for Preflight when
-	// its directory names none (pebble, some private CAs); the
-	// directory's caaIdentities win.
+	// CAAIdentities are the CA's CAA issuer domains (for Preflight and
+	// CAAIssuer) when its directory names none (pebble, some private
+	// CAs); the directory's caaIdentities win.
 	CAAIdentities []string
 }
 

@@ -91,8 +91,9 @@ func OpenIssuer(state string, req acme.Request, o IssueOptions) (acme.Issuer, *x
 	if a.EABKeyID != "" && o.EABHMAC != "" {
 		cfg.EAB = &acmeca.EAB{KeyID: a.EABKeyID, HMAC: o.EABHMAC}
 	}
+	cfg.CAAIdentities = a.CAAIdentities
 	if a.Preflight(acmeca.IsPublic(a.Directory)) {
-		cfg.Preflight, cfg.CAAIdentities = Preflight(a, solvers), a.CAAIdentities
+		cfg.Preflight = Preflight(a, solvers)
 	}
 	iss, err := acmeca.New(cfg)
 	if err != nil {

@@ -35,8 +35,8 @@ func TestCAAAndPreflight(t *testing.T) {
 	u := testdns.StartUnbound(t, opts)
 	p := startPublicPebble(t, acmecatest.PebbleOptions{})
 	state := filepath.Join(t.TempDir(), "state")
-	issue := func(name string) (int, string, string) {
-		return runCLI(t, nil, append([]string{"--state-dir", state, "issue", name}, p.args("--agree-tos", "--caa-identity", "pebble.test", "--preflight-resolver", u.Addr)...)...)
+	issue := func(name string, extra ...string) (int, string, string) {
+		return runCLI(t, nil, append([]string{"--state-dir", state, "issue", name}, p.args(append([]string{"--agree-tos", "--caa-identity", "pebble.test", "--preflight-resolver", u.Addr}, extra...)...)...)...)
 	}
 	// No CAA records yet: every order goes out.
 	for _, n := range []string{"ok", "ca", "acct", "dns"} {
@@ -124,6 +124,16 @@ func TestCAAAndPreflight(t *testing.T) {
 				t.Errorf("renew: exit %d, %d orders (was %d)\n%s%s", code, len(p.Orders()), before, out, errs)
 			}
 		})
+	}
+
+	// caa verify of a lineage in the bogus zone (issued with the
+	// pre-flight off): it says why no CA will issue there.
+	if code, out, errs := issue("xmpp.bogus.example", "--no-preflight"); code != exitOK {
+		t.Fatalf("issue --no-preflight: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, errs = runCLI(t, nil, "--state-dir", state, "caa", "verify", "xmpp.bogus.example")
+	if code != exitFailed || !strings.Contains(errs, "xmpp.bogus.example: DNSSEC validation fails for xmpp.bogus.example.") {
+		t.Errorf("caa verify in a bogus zone: exit %d\n%s%s", code, out, errs)
 	}
 }
 
