@@ -93,7 +93,7 @@ func OpenIssuer(state string, req acme.Request, o IssueOptions) (acme.Issuer, *x
 	}
 	cfg.CAAIdentities = a.CAAIdentities
 	if a.Preflight(acmeca.IsPublic(a.Directory)) {
-		cfg.Preflight = Preflight(a, solvers)
+		cfg.Preflight = preflightFunc(a, solvers)
 	}
 	iss, err := acmeca.New(cfg)
 	if err != nil {
@@ -102,11 +102,11 @@ func OpenIssuer(state string, req acme.Request, o IssueOptions) (acme.Issuer, *x
 	return iss, roots, iss.Close, nil
 }
 
-// Preflight is the pre-flight of an ACME CA's orders
+// preflightFunc is the pre-flight of an ACME CA's orders
 // (acmeca.Config.Preflight): acme/preflight's checks through the
 // settings' resolver, with the dns-01 key checked when dns-01 is solved
 // by RFC 2136.
-func Preflight(a *acme.ACMESettings, solvers map[string]acmez.Solver) func(context.Context, []string, pinning.CAAIssuer) ([]string, error) {
+func preflightFunc(a *acme.ACMESettings, solvers map[string]acmez.Solver) func(context.Context, []string, pinning.CAAIssuer) ([]string, error) {
 	c := preflightChecker(a, solvers)
 	return func(ctx context.Context, names []string, iss pinning.CAAIssuer) ([]string, error) {
 		r, err := c.Run(ctx, preflight.Order{Names: names, Issuer: iss})

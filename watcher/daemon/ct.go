@@ -13,14 +13,15 @@ import (
 )
 
 // ctLoop runs a CT round at start and every [ct] interval until ctx is
-// done; work is the context the rounds run with.
+// done; work is the context the rounds run with. Without [ct] it looks
+// again every minute, for a reload that adds it.
 func (d *Daemon) ctLoop(ctx, work context.Context) {
 	every(ctx, func() time.Duration {
 		d.CTOnce(work)
 		if c := d.Config().CT; c != nil {
 			return c.Interval
 		}
-		return time.Hour // [ct] removed by a reload
+		return time.Minute
 	})
 }
 

@@ -484,13 +484,11 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener) error {
 			d.renewLoop(ctx, work)
 		}()
 	}
-	if cfg.CT != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			d.ctLoop(ctx, work)
-		}()
-	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.ctLoop(ctx, work)
+	}()
 
 	timer := time.NewTimer(0)
 	defer timer.Stop()
