@@ -35,10 +35,11 @@ type certificatesOutput struct {
 }
 
 func runCertificates(c *cli.Context) error {
-	engine, names, err := engineFor(c)
+	engine, names, done, err := engineFor(c, false)
 	if err != nil {
 		return err
 	}
+	defer done()
 	state := engine.StateDir
 	out := certificatesOutput{Lineages: []lifecycle.LineageStatus{}}
 	failed := 0

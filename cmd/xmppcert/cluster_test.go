@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/etcdstore"
 	"github.com/xmppcert/xmppcert/internal/testetcd"
 )
@@ -47,5 +49,50 @@ func TestDaemonCluster(t *testing.T) {
 	}
 	if code := d.cmd.ProcessState.ExitCode(); code != exitFailed || !strings.Contains(d.logs.String(), "etcd session ended") {
 		t.Errorf("exit %d; want %d, saying that the etcd session ended", code, exitFailed)
+	}
+}
+
+// TestClusterCommands: with --config naming a [cluster], issue, renew,
+// certificates and status work on the cluster's lineages (cron on any
+// node), and issue and renew write them into the node's own certbot
+// layout: a lineage issued on one node is listed and renewed on
+// another, and the first node lists the renewal.
+func TestClusterCommands(t *testing.T) {
+	e := testetcd.Start(t)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "cluster.key")
+	writeFile(t, keyFile, []byte(strings.Repeat("c3", 32)+"\n"), 0o600)
+	node := func(name string) (state, cfg string) {
+		state, cfg = filepath.Join(dir, name), filepath.Join(dir, name+".toml")
+		writeFile(t, cfg, []byte(fmt.Sprintf("[[host]]\ndomain = \"example.org\"\n[cluster]\netcd_endpoints = [%q]\nkey_file = %q\nnode_id = %q\n", e.Endpoint, keyFile, name)), 0o600)
+		return state, cfg
+	}
+	s1, c1 := node("node1")
+	s2, c2 := node("node2")
+	run := func(state, cfg string, args ...string) string {
+		t.Helper()
+		code, out, errs := runCLI(t, nil, append([]string{"--state-dir", state, "--config", cfg}, args...)...)
+		if code != exitOK {
+			t.Fatalf("%q: exit %d\n%s%s", args, code, out, errs)
+		}
+		return out
+	}
+	run(s1, c1, "issue", "example.org", "-q")
+	if _, err := os.Stat(filepath.Join(s1, "live", "example.org", "cert.pem")); err != nil {
+		t.Errorf("node1's own layout: %v", err)
+	}
+	if out := run(s2, c2, "certificates"); !strings.HasPrefix(out, "example.org: version 1, ") {
+		t.Errorf("node2 lists:\n%s", out)
+	}
+	run(s2, c2, "renew", "--force", "-q")
+	l, err := acme.DiskStore{Dir: s2}.Load("example.org")
+	if err != nil || l.Version != 2 {
+		t.Fatalf("node2's own layout after its renewal: %+v, %v; want version 2", l, err)
+	}
+	if out := run(s1, c1, "certificates", "--json"); !strings.Contains(out, `"version": 2`) {
+		t.Errorf("node1 lists after node2's renewal:\n%s", out)
+	}
+	if l, _ := (acme.DiskStore{Dir: s1}).Load("example.org"); l == nil || l.Version != 1 {
+		t.Errorf("node1's own layout changed by a read-only command")
 	}
 }

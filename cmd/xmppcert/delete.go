@@ -25,10 +25,11 @@ func runDelete(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usagef("delete needs exactly one LINEAGE")
 	}
-	engine, names, err := engineFor(c)
+	engine, names, done, err := engineFor(c, false)
 	if err != nil {
 		return err
 	}
+	defer done()
 	store, state, name := engine.Store, engine.StateDir, names[0]
 	if !c.Bool("yes") {
 		return usagef("delete removes lineage %s and every version of it from %s; give --yes to do it", name, state)

@@ -40,10 +40,11 @@ type deployOutput struct {
 }
 
 func runDeploy(c *cli.Context) error {
-	engine, names, err := engineFor(c)
+	engine, names, done, err := engineFor(c, true)
 	if err != nil {
 		return err
 	}
+	defer done()
 	state := engine.StateDir
 	out := deployOutput{Lineages: []lifecycle.DeployReport{}}
 	failed := 0
@@ -74,19 +75,23 @@ func runDeploy(c *cli.Context) error {
 }
 
 // engineFor is the lifecycle engine over --state-dir (with the command's
-// --serve-grace) and the lineages the arguments name, all without
-// arguments (lineageArgs).
-func engineFor(c *cli.Context) (*lifecycle.Engine, []string, error) {
+// --serve-grace; the cluster's lineages with --config's [cluster]: see
+// newEngine) and the lineages the arguments name, all without arguments
+// (lineageArgs). Call done when the command's work is over.
+func engineFor(c *cli.Context, mirror bool) (engine *lifecycle.Engine, names []string, done func(), err error) {
 	state, err := stateDir(c)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	engine, err := newEngine(c, state)
+	engine, done, err = newEngine(c, state, mirror)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	names, err := lineageArgs(c, engine)
-	return engine, names, err
+	if names, err = lineageArgs(c, engine); err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	return engine, names, done, nil
 }
 
 // lineageArgs are the lineages the arguments name, canonical and

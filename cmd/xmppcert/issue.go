@@ -112,10 +112,11 @@ func runIssue(c *cli.Context) error {
 	if err := lifecycle.CheckAccount(state, plan.reqs[0], plan.opts); err != nil {
 		return accountUsage(err)
 	}
-	engine, err := newEngine(c, state)
+	engine, done, err := newEngine(c, state, true)
 	if err != nil {
 		return err
 	}
+	defer done()
 	var results []lifecycle.IssueReport
 	failed := false
 	for _, req := range plan.reqs {

@@ -69,10 +69,11 @@ func runRenew(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	engine, err := newEngine(c, state)
+	engine, done, err := newEngine(c, state, !c.Bool("dry-run"))
 	if err != nil {
 		return err
 	}
+	defer done()
 	dryRun := c.Bool("dry-run")
 	r := engine.NewRenewRun(lifecycle.RenewOptions{Force: c.Bool("force"), DryRun: dryRun, Targets: targets})
 	names, err := engine.Store.Names()
@@ -136,15 +137,31 @@ func serveGraceFlag() cli.Flag {
 }
 
 // newEngine is the lifecycle engine over state with the command's
-// --serve-grace.
-func newEngine(c *cli.Context, state string) (*lifecycle.Engine, error) {
+// --serve-grace. With --config naming a [cluster], the lineages are the
+// cluster's (etcd) instead of the state directory's, as in the daemon;
+// done then writes them into the state directory's certbot layout
+// (lifecycle.Mirror) when mirror is true (the command changed them) and
+// leaves the cluster. Call done when the command's work is over.
+func newEngine(c *cli.Context, state string, mirror bool) (engine *lifecycle.Engine, done func(), err error) {
 	grace := c.Duration("serve-grace")
 	if grace < 0 {
-		return nil, usagef("--serve-grace %s: give a duration of 0 or more", grace)
+		return nil, nil, usagef("--serve-grace %s: give a duration of 0 or more", grace)
 	}
-	engine := lifecycle.OnDisk(state)
+	engine = lifecycle.OnDisk(state)
 	engine.Now, engine.ServeGrace = clock, grace
-	return engine, nil
+	store, err := clusterStore(c)
+	if err != nil || store == nil {
+		return engine, func() {}, err
+	}
+	engine.Store = store
+	return engine, func() {
+		if mirror {
+			if _, err := lifecycle.Mirror(store, acme.DiskStore{Dir: state}); err != nil {
+				fmt.Fprintf(c.App.ErrWriter, "xmppcert: writing the cluster's lineages into %s: %v\n", state, err)
+			}
+		}
+		store.Close()
+	}, nil
 }
 
 // deployRequest reads --deploy, --hook, --prosody-config and

@@ -42,10 +42,11 @@ func runRevoke(c *cli.Context) error {
 	if !ok {
 		return usagef("--reason %q is not a revocation reason; use one of %s", c.String("reason"), strings.Join(reasonNames(), ", "))
 	}
-	engine, names, err := engineFor(c)
+	engine, names, done, err := engineFor(c, true)
 	if err != nil {
 		return err
 	}
+	defer done()
 	rep, err := engine.Revoke(c.Context, names[0], reason)
 	if err != nil {
 		return err

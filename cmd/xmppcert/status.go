@@ -124,7 +124,12 @@ func statusOf(c *cli.Context) (statusReport, error) {
 			rep.Endpoints = eps
 		}
 	}
-	rep.Lineages, err = lineages(state)
+	engine, done, err := newEngine(c, state, false)
+	if err != nil {
+		return rep, err
+	}
+	defer done()
+	rep.Lineages, err = lineages(engine)
 	return rep, err
 }
 
@@ -173,15 +178,13 @@ func readHistory(path string) ([]web.EndpointStatus, error) {
 }
 
 // lineages reads the lineages of the state directory with what needs the
-// operator in each; a directory that cannot be read is an error, not an
+// operator in each; a store that cannot be read is an error, not an
 // empty list.
-func lineages(state string) ([]lineageStatus, error) {
+func lineages(engine *lifecycle.Engine) ([]lineageStatus, error) {
 	out := []lineageStatus{}
-	engine := lifecycle.OnDisk(state)
-	engine.Now = clock
 	names, err := engine.Store.Names()
 	if err != nil {
-		return nil, fmt.Errorf("listing the lineages in %s: %w", filepath.Join(state, "live"), err)
+		return nil, fmt.Errorf("listing the lineages in %s: %w", filepath.Join(engine.StateDir, "live"), err)
 	}
 	for _, n := range names {
 		l := lineageStatus{Name: n}
