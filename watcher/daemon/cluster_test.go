@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
@@ -31,41 +32,9 @@ func TestClusterRenewsOnce(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(strings.Repeat("5a", 32)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	type node struct {
-		d    *Daemon
-		logs *testtool.LockedBuffer
-	}
-	var nodes []node
+	var nodes []clusterNode
 	for i := range 3 {
-		nd := filepath.Join(dir, fmt.Sprintf("node%d", i))
-		file := filepath.Join(nd, "xmppcert.toml")
-		if err := os.MkdirAll(nd, 0o700); err != nil {
-			t.Fatal(err)
-		}
-		text := fmt.Sprintf("state_dir = %q\n[[host]]\ndomain = \"example.org\"\ncomponents = [\"muc.example.org\"]\n[watch]\nown_hosts = false\n"+
-			"[cluster]\netcd_endpoints = [%q]\nkey_file = %q\nnode_id = \"node%d\"\nlease_ttl = \"5s\"\n", filepath.Join(nd, "state"), e.Endpoint, keyFile, i)
-		if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := config.Load(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		logs := &testtool.LockedBuffer{}
-		log := slog.New(slog.NewTextHandler(logs, nil))
-		store, err := OpenCluster(context.Background(), cfg.Cluster, log)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { store.Close() })
-		engine := lifecycle.OnDisk(cfg.StateDir)
-		engine.Store = store
-		d, err := New(cfg, Deps{Engine: engine, Logger: log, NoSignals: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { d.Close(context.Background()) })
-		nodes = append(nodes, node{d, logs})
+		nodes = append(nodes, startClusterNode(t, dir, e.Endpoint, keyFile, i))
 	}
 	for round := range 3 {
 		var wg sync.WaitGroup
@@ -124,4 +93,94 @@ func TestClusterRenewsOnce(t *testing.T) {
 	if issued != 1 {
 		t.Errorf("%d issuances logged across the nodes, want 1", issued)
 	}
+}
+
+// clusterNode is a daemon of a cluster node, with its log.
+type clusterNode struct {
+	d      *Daemon
+	logs   *testtool.LockedBuffer
+	state  string
+	engine *lifecycle.Engine
+}
+
+// startClusterNode makes node i in dir: a configuration with the
+// [[host]] example.org (component muc.example.org) and [cluster] on the
+// etcd at endpoint, its own etcd session (lease 5 s), its daemon.
+func startClusterNode(t *testing.T, dir, endpoint, keyFile string, i int) clusterNode {
+	t.Helper()
+	nd := filepath.Join(dir, fmt.Sprintf("node%d", i))
+	file := filepath.Join(nd, "xmppcert.toml")
+	if err := os.MkdirAll(nd, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	text := fmt.Sprintf("state_dir = %q\n[[host]]\ndomain = \"example.org\"\ncomponents = [\"muc.example.org\"]\n[watch]\nown_hosts = false\n"+
+		"[cluster]\netcd_endpoints = [%q]\nkey_file = %q\nnode_id = \"node%d\"\nlease_ttl = \"5s\"\n", filepath.Join(nd, "state"), endpoint, keyFile, i)
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testtool.LockedBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
+	store, err := OpenCluster(context.Background(), cfg.Cluster, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	engine := lifecycle.OnDisk(cfg.StateDir)
+	engine.Store = store
+	d, err := New(cfg, Deps{Engine: engine, Logger: log, NoSignals: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close(context.Background()) })
+	return clusterNode{d: d, logs: logs, state: cfg.StateDir, engine: engine}
+}
+
+// TestClusterFollows: a node whose renewal loop runs writes a version
+// that another node committed into its own layout within 2 s of the
+// commit, watching etcd, not waiting for its next run (an hour away).
+func TestClusterFollows(t *testing.T) {
+	e := testetcd.Start(t)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "cluster.key")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("5a", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, b := startClusterNode(t, dir, e.Endpoint, keyFile, 0), startClusterNode(t, dir, e.Endpoint, keyFile, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	looped := make(chan struct{})
+	go func() {
+		defer close(looped)
+		a.d.renewLoop(ctx, ctx)
+	}()
+	defer func() {
+		cancel()
+		<-looped
+	}()
+	// version waits until a's own layout holds version n of the lineage.
+	version := func(n int, within time.Duration) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for time.Since(start) < within {
+			if l, err := (acme.DiskStore{Dir: a.state}).Load("example.org"); err == nil && l.Version == n {
+				return time.Since(start)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("node0's layout does not hold version %d after %s:\n%s", n, within, a.logs.String())
+		return 0
+	}
+	version(1, time.Minute) // node0's first run issues it
+	l, err := b.engine.Store.Load("example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.engine.Issue(context.Background(), l.Request, lifecycle.IssueOptions{}, lifecycle.ReplacePolicy{}); err != nil {
+		t.Fatal(err)
+	}
+	took := version(2, 2*time.Second)
+	t.Logf("node0 wrote node1's version 2 into its layout %s after the commit", took.Round(time.Millisecond))
 }

@@ -551,17 +551,45 @@ func (d *Daemon) nextDelay() time.Duration {
 // renewLoop runs the engine (renew) at start and every RenewInterval until ctx is
 // done; work is the context the renewal itself runs with.
 func (d *Daemon) renewLoop(ctx, work context.Context) {
-	every(ctx, func() time.Duration {
-		start := time.Now()
-		err := d.renew(work)
-		d.health.renewDone(err, d.deps.Now())
-		if err != nil {
-			d.log.Error("renewal failed; retried on schedule", "error", err.Error(), "next_in", d.deps.RenewInterval.String())
-		} else {
-			d.log.Debug("renewal run finished", "took", time.Since(start).String())
+	// In a cluster, another node's new version starts a run at once: it
+	// writes the version into this node's layout and deploys it.
+	var changed <-chan struct{}
+	if w, ok := d.deps.Engine.Store.(interface {
+		Changes(context.Context) <-chan struct{}
+	}); ok {
+		changed = w.Changes(ctx)
+	}
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			t.Reset(d.renewRun(work))
+		case _, ok := <-changed:
+			if !ok {
+				changed = nil
+				continue
+			}
+			d.log.Info("a lineage changed in the cluster: renewal run", "reason", "cluster change")
+			d.renewRun(work)
 		}
-		return d.deps.RenewInterval
-	})
+	}
+}
+
+// renewRun is one run of the engine, logged and counted in the health;
+// it returns when the next scheduled run is due.
+func (d *Daemon) renewRun(work context.Context) time.Duration {
+	start := time.Now()
+	err := d.renew(work)
+	d.health.renewDone(err, d.deps.Now())
+	if err != nil {
+		d.log.Error("renewal failed; retried on schedule", "error", err.Error(), "next_in", d.deps.RenewInterval.String())
+	} else {
+		d.log.Debug("renewal run finished", "took", time.Since(start).String())
+	}
+	return d.deps.RenewInterval
 }
 
 // every runs run at once and again, after the delay it returns, until
