@@ -16,7 +16,7 @@ import (
 // done; work is the context the rounds run with. Without [ct] it looks
 // again every minute, for a reload that adds it.
 func (d *Daemon) ctLoop(ctx, work context.Context) {
-	every(ctx, func() time.Duration {
+	every(ctx, nil, func(bool) time.Duration {
 		d.CTOnce(work)
 		if c := d.Config().CT; c != nil {
 			return c.Interval

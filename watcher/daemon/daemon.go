@@ -559,23 +559,12 @@ func (d *Daemon) renewLoop(ctx, work context.Context) {
 	}); ok {
 		changed = w.Changes(ctx)
 	}
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			t.Reset(d.renewRun(work))
-		case _, ok := <-changed:
-			if !ok {
-				changed = nil
-				continue
-			}
+	every(ctx, changed, func(woken bool) time.Duration {
+		if woken {
 			d.log.Info("a lineage changed in the cluster: renewal run", "reason", "cluster change")
-			d.renewRun(work)
 		}
-	}
+		return d.renewRun(work)
+	})
 }
 
 // renewRun is one run of the engine, logged and counted in the health;
@@ -592,18 +581,26 @@ func (d *Daemon) renewRun(work context.Context) time.Duration {
 	return d.deps.RenewInterval
 }
 
-// every runs run at once and again, after the delay it returns, until
-// ctx is done.
-func every(ctx context.Context, run func() time.Duration) {
+// every runs run at once, and again after the delay it returns or as
+// soon as wake signals (woken is then true; the delay starts over),
+// until ctx is done. A nil or closed wake is never signalled.
+func every(ctx context.Context, wake <-chan struct{}, run func(woken bool) time.Duration) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
+		woken := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case _, ok := <-wake:
+			if !ok {
+				wake = nil
+				continue
+			}
+			woken = true
 		}
-		t.Reset(run())
+		t.Reset(run(woken)) // re-arms a running timer too (Go 1.23 timers)
 	}
 }
 
