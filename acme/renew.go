@@ -324,6 +324,18 @@ func RenewalWindowFor(ctx context.Context, s Store, c *Current, adv RenewalAdvis
 	return &w, err
 }
 
+// AlreadyReplaced reports whether err's chain says, with a method
+//
+//	AlreadyReplaced() bool
+//
+// that the CA refused the order because the certificate it replaces was
+// replaced already (RFC 9773's alreadyReplaced): another node, or
+// another client of the account, renewed it.
+func AlreadyReplaced(err error) bool {
+	var ar interface{ AlreadyReplaced() bool }
+	return errors.As(err, &ar) && ar.AlreadyReplaced()
+}
+
 // RetryAfter returns the time a CA asked not to be asked again before,
 // when an error in err's chain says so with a method
 //

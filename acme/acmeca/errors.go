@@ -1,9 +1,11 @@
 package acmeca
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -56,6 +58,10 @@ const (
 	// KindPreflight: the pre-flight refused the order before it was
 	// sent (CAA, DNSSEC, an address, the dns-01 key): the CA would have.
 	KindPreflight
+	// KindAlreadyReplaced: the CA refused a renewal's order because the
+	// certificate it replaces was replaced already (alreadyReplaced):
+	// another node, or another client of the account, renewed it.
+	KindAlreadyReplaced
 )
 
 // Error is a failed operation with an ACME CA. Its message names the CA
@@ -118,6 +124,10 @@ func (e *Error) Unwrap() error { return e.Err }
 // (the method acme.RetryAfter looks for).
 func (e *Error) RetryAfter() time.Time { return e.RetryAt }
 
+// AlreadyReplaced reports a renewal the CA refused as replaced already
+// (the method acme.AlreadyReplaced looks for).
+func (e *Error) AlreadyReplaced() bool { return e.Kind == KindAlreadyReplaced }
+
 // Temporary reports a failure that may go away if tried again shortly:
 // the CA unreachable or answering with server errors (the method
 // acme.Transient looks for).
@@ -149,6 +159,8 @@ func (e *Error) what() string {
 		return ""
 	case KindPreflight:
 		return "not sent, the CA would refuse it"
+	case KindAlreadyReplaced:
+		return "the CA says the certificate was replaced already"
 	}
 	return "failed"
 }
@@ -177,6 +189,8 @@ func (e *Error) adviceText() string {
 		return "check the names (public DNS names the CA may issue for, CAA records) and --profile"
 	case KindPreflight:
 		return "fix what the pre-flight names, then run again"
+	case KindAlreadyReplaced:
+		return "another node or client of this account renewed it: read the lineage again"
 	}
 	return "run again; if it persists, report the message above"
 }
@@ -287,11 +301,29 @@ type recorder struct {
 	// retry; status is the last answer's status.
 	retryAt time.Time
 	status  int
+	// replacedAt is the URL (new-order) that answered alreadyReplaced:
+	// acmez would order again there without "replaces", which in a
+	// cluster is the second order the answer says not to make, so the
+	// recorder refuses to send it (errAlreadyReplaced).
+	replacedAt string
 }
 
+// errAlreadyReplaced is the recorder's refusal to send the new order
+// that would follow an alreadyReplaced answer.
+var errAlreadyReplaced = errors.New("the CA answered alreadyReplaced; no second order is sent")
+
+// maxProblem bounds the part of an error answer read for its type.
+const maxProblem = 64 << 10
+
 // RoundTrip sends the request and notes what the answer says about
-// retrying.
+// retrying and about an alreadyReplaced refusal.
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.mu.Lock()
+	blocked := req.Method == http.MethodPost && r.replacedAt != "" && req.URL.String() == r.replacedAt
+	r.mu.Unlock()
+	if blocked {
+		return nil, errAlreadyReplaced
+	}
 	resp, err := r.base.RoundTrip(req)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -303,7 +335,25 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	if resp.StatusCode >= 400 {
 		r.retryAt = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
+	if resp.StatusCode == http.StatusConflict && req.Method == http.MethodPost {
+		body, rerr := io.ReadAll(io.LimitReader(resp.Body, maxProblem))
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		var p struct {
+			Type string `json:"type"`
+		}
+		if rerr == nil && json.Unmarshal(body, &p) == nil && p.Type == acmeproto.ProblemTypeAlreadyReplaced {
+			r.replacedAt = req.URL.String()
+		}
+	}
 	return resp, err
+}
+
+// replaced reports whether the CA answered alreadyReplaced.
+func (r *recorder) replaced() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.replacedAt != ""
 }
 
 func (r *recorder) last() (time.Time, int) {
@@ -315,7 +365,7 @@ func (r *recorder) last() (time.Time, int) {
 // reset forgets what earlier attempts saw.
 func (r *recorder) reset() {
 	r.mu.Lock()
-	r.retryAt, r.status = time.Time{}, 0
+	r.retryAt, r.status, r.replacedAt = time.Time{}, 0, ""
 	r.mu.Unlock()
 }
 

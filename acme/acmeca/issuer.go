@@ -289,6 +289,12 @@ func (i *Issuer) Issue(ctx context.Context, req acme.Request, key crypto.Signer)
 		if ctx.Err() != nil {
 			e.advice = fmt.Sprintf("it did not finish within %s: run again; if the CA or the DNS is slow, allow more time (--timeout)", i.cfg.Timeout)
 		}
+		// The certificate was renewed already (another node of a
+		// cluster): no second order here; the caller reads its store.
+		if replaces != nil && (rec.replaced() || isProblemType(err, acmeproto.ProblemTypeAlreadyReplaced)) {
+			e.Kind, e.advice = KindAlreadyReplaced, ""
+			return nil, e
+		}
 		// A CA may refuse the "replaces" of a renewal (a certificate from
 		// another account, or one it does not know): order without it.
 		if replaces != nil && strings.Contains(err.Error(), "creating new order") && (kind == KindRejected || kind == KindServer) {

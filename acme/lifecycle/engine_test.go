@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -244,6 +246,71 @@ func testRenewRetryAfter(t *testing.T, newStore func(state string) acme.Store) {
 	cur, err := e.Store.Current("example.org")
 	if err != nil || cur.State != (acme.RenewState{}) {
 		t.Errorf("renewal record after the renewal: %+v, %v; want none", cur.State, err)
+	}
+}
+
+// alreadyReplaced is a CA's refusal of a renewal whose certificate was
+// replaced already (RFC 9773).
+type alreadyReplaced struct{}
+
+func (alreadyReplaced) Error() string         { return "the CA says: already replaced" }
+func (alreadyReplaced) AlreadyReplaced() bool { return true }
+
+// replacingIssuer is ca behind another node: before answering
+// alreadyReplaced, it stores the version that node issued.
+type replacingIssuer struct {
+	*testCA
+	store acme.Store
+}
+
+func (r replacingIssuer) Issue(ctx context.Context, req acme.Request, key crypto.Signer) (*acme.Issued, error) {
+	req.Replaces = nil
+	iss, err := r.testCA.Issue(ctx, req, key)
+	if err != nil {
+		return nil, err
+	}
+	next, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.store.Write(req, iss, next); err != nil {
+		return nil, err
+	}
+	return nil, alreadyReplaced{}
+}
+
+// TestRenewAlreadyReplaced: a CA's alreadyReplaced with another node's
+// version stored is that node's renewal: skipped, no second order.
+// Without a newer version (a node that ordered and died before storing
+// it) the renewal orders once more without "replaces", and says why.
+func TestRenewAlreadyReplaced(t *testing.T) { eachStore(t, testRenewAlreadyReplaced) }
+
+func testRenewAlreadyReplaced(t *testing.T, newStore func(state string) acme.Store) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	ca := newTestCA(clock)
+	e, _ := newEngine(t, clock, ca, newStore)
+	if _, err := e.Issue(ctx, request(t, "example.org"), IssueOptions{}, ReplacePolicy{}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(70 * day)
+	ca.errs = []error{alreadyReplaced{}}
+	got := e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org")
+	reqs := ca.requests()
+	if got.Result != ResultRenewed || len(reqs) != 3 || reqs[1].Replaces == nil || reqs[2].Replaces != nil ||
+		!slices.ContainsFunc(got.Notes, func(n string) bool { return strings.Contains(n, "ordered again without replaces") }) {
+		t.Fatalf("alreadyReplaced, nothing newer stored: %+v, %d orders; want renewed by a second order without replaces", got, len(reqs))
+	}
+
+	clock.Advance(70 * day)
+	open := e.Open
+	e.Open = func(state string, req acme.Request, o IssueOptions) (acme.Issuer, *x509.CertPool, func(), error) {
+		return replacingIssuer{ca, e.Store}, ca.root.Pool(), func() {}, nil
+	}
+	defer func() { e.Open = open }()
+	got = e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org")
+	if got.Result != ResultSkipped || !strings.Contains(got.Reason, "renewed meanwhile by another node; version 3 is current") || len(ca.requests()) != 4 {
+		t.Fatalf("alreadyReplaced after another node's renewal: %+v, %d orders; want skipped, no second order", got, len(ca.requests()))
 	}
 }
 

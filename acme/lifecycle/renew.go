@@ -383,6 +383,20 @@ func (r *RenewRun) renew(ctx context.Context, cur *acme.Current, rep LineageResu
 		return rep.fail(fmt.Errorf("%w; the deployed certificate is unchanged", err))
 	}
 	got, err := acme.ObtainAt(ctx, store, iss, req, r.e.now())
+	if acme.AlreadyReplaced(err) {
+		// Another node of a cluster renewed it: no second order when
+		// its version is stored. When none is (a node that ordered and
+		// died before storing it), order again without "replaces".
+		if again, cerr := store.Current(cur.Name); cerr == nil && again.Version != cur.Version {
+			release()
+			r.recordFailure(cur, err, &rep)
+			rep.Result, rep.Reason = ResultSkipped, fmt.Sprintf("renewed meanwhile by another node; version %d is current", again.Version)
+			return rep
+		}
+		rep.Notes = append(rep.Notes, "the CA says the certificate was replaced already, yet no newer version is stored (a node or client that ordered and did not keep the result): ordered again without replaces")
+		req.Replaces = nil
+		got, err = acme.ObtainAt(ctx, store, iss, req, r.e.now())
+	}
 	release() // the local CA's database is free before deploy hooks run
 	if err != nil {
 		r.recordFailure(cur, err, &rep)
