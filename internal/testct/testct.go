@@ -41,11 +41,17 @@ var (
 	buildOut  []byte
 )
 
-// build installs TesseraCT's POSIX server once per test process.
+// build installs TesseraCT's POSIX server once per test process, into
+// a directory of the user's cache named by the version (kept, like the
+// module cache: the next run installs over it, from the build cache).
 func build() (string, error) {
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "tesseract-")
+		cache, err := os.UserCacheDir()
 		if err != nil {
+			cache = os.TempDir()
+		}
+		dir := filepath.Join(cache, "xmppcert-tests", strings.ReplaceAll(strings.TrimPrefix(tesseract, "github.com/transparency-dev/"), "/", "_"))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
 			buildErr = err
 			return
 		}

@@ -291,6 +291,17 @@ func TestBounds(t *testing.T) {
 	}
 }
 
+// TestDescribeBounded: an alert's text about a hostile certificate is
+// one bounded line.
+func TestDescribeBounded(t *testing.T) {
+	ca := testpki.NewRoot(strings.Repeat("\x1b[31mX", 5000), nil)
+	c := leafFor(ca, otherKey, false, false, 1, "example.org")
+	d := Match{Entry: Entry{Cert: c}, Names: []string{"example.org"}}.Describe("log")
+	if len(d) > 1200 || strings.ContainsAny(d, "\x1b\n") {
+		t.Errorf("%d bytes: %q", len(d), d)
+	}
+}
+
 func TestTilePath(t *testing.T) {
 	for n, want := range map[uint64]string{0: "000", 7: "007", 999: "999", 1000: "x001/000", 1234067: "x001/x234/067"} {
 		if got := tilePath(n); got != want {

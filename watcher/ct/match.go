@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/xmppcert/xmppcert/internal/oneline"
 )
 
 // Issued is a certificate xmppcert issued (any version of any lineage),
@@ -114,8 +116,13 @@ func (m *Matcher) covers(n string) []string {
 	return out
 }
 
+// maxText bounds each piece of certificate text (an issuer DN, the
+// names) in Describe: a certificate may carry anything.
+const maxText = 256
+
 // Describe is one line about an unexpected match, for alerts: what it
-// is, for which names, from which issuer, and whether issuer and key are
+// is, for which names, from which issuer (its control characters
+// replaced, each piece cut at maxText), and whether issuer and key are
 // ours.
 func (mt Match) Describe(logName string) string {
 	c := mt.Entry.Cert
@@ -132,6 +139,6 @@ func (mt Match) Describe(logName string) string {
 		key = "the key of lineage " + mt.KnownKey
 	}
 	return fmt.Sprintf("CT log %s entry %d: a %s for %s that xmppcert did not issue: issuer %s (%s), serial %s, not before %s, for %s",
-		logName, mt.Entry.Index, what, strings.Join(mt.Names, ", "), c.Issuer.String(), issuer, hex.EncodeToString(c.SerialNumber.Bytes()),
+		oneline.Clip(logName, maxText), mt.Entry.Index, what, oneline.Clip(strings.Join(mt.Names, ", "), maxText), oneline.Clip(c.Issuer.String(), maxText), issuer, oneline.Clip(hex.EncodeToString(c.SerialNumber.Bytes()), 64),
 		c.NotBefore.UTC().Format(time.RFC3339), key)
 }
