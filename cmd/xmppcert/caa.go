@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/urfave/cli/v2"
@@ -111,7 +112,7 @@ func runCAA(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.Duration("ttl") < 1e9 {
+	if c.Duration("ttl") < time.Second {
 		return usagef("--ttl %s: give at least 1s", c.Duration("ttl"))
 	}
 	iss, err := caaIssuer(c, state, l)
