@@ -39,7 +39,9 @@ const MaxCAAValue = 4096
 
 // CAAParam is one parameter of an issue or issuewild value.
 type CAAParam struct {
-	Tag   string `json:"tag"`
+	// Tag is the parameter's name (accounturi, validationmethods, ...).
+	Tag string `json:"tag"`
+	// Value is its value, printable ASCII without spaces.
 	Value string `json:"value"`
 }
 

@@ -41,8 +41,11 @@ type CAAPublisher struct {
 
 // CAANameReport is what CAAPublisher did (or would do) at one name.
 type CAANameReport struct {
-	Name    string   `json:"name"`
-	Zone    string   `json:"zone"`
+	// Name is the owner name, fully qualified; Zone the zone holding it.
+	Name string `json:"name"`
+	Zone string `json:"zone"`
+	// Added, Removed and Kept are our CA's records (zone-file data)
+	// added, removed as another form of it, and already there.
 	Added   []string `json:"added"`
 	Removed []string `json:"removed"`
 	Kept    []string `json:"kept"`

@@ -86,9 +86,12 @@ type Order struct {
 
 // Finding is one check of one name.
 type Finding struct {
+	// Name is the name checked (a listen address for CheckListen; empty
+	// for a finding about the whole order); Check which check it is.
 	Name  string `json:"name"`
 	Check string `json:"check"`
-	OK    bool   `json:"ok"`
+	// OK is true when the check passed.
+	OK bool `json:"ok"`
 	// Detail says what was found, for people.
 	Detail string `json:"detail"`
 	// CAA is the CAA decision of a caa check.
@@ -97,6 +100,7 @@ type Finding struct {
 
 // Report is the outcome of the checks.
 type Report struct {
+	// Findings are the checks, name by name, in order.
 	Findings []Finding `json:"findings"`
 	// Methods are the order's methods that CAA permits for every name:
 	// the ones the order may be validated by.
@@ -117,6 +121,7 @@ func (r Report) Failed() []Finding {
 // RefusedError is an order the pre-flight refuses: at least one finding
 // failed.
 type RefusedError struct {
+	// Report is the whole outcome, passing checks included.
 	Report Report
 }
 

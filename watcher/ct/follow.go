@@ -54,7 +54,9 @@ func (p *MemPositions) SetPosition(log string, next uint64) error {
 
 // Follower reads the entries logs take in, round by round.
 type Follower struct {
-	Logs      []Log
+	// Logs are the logs followed.
+	Logs []Log
+	// Positions keeps where each log was read up to.
 	Positions Positions
 	// HTTP carries the requests; nil means one per request with the
 	// client's timeout.
@@ -66,6 +68,7 @@ type Follower struct {
 
 // LogRound is what a round did with one log.
 type LogRound struct {
+	// Log is the log read.
 	Log Log
 	// From and To are the entries read, [From, To).
 	From, To uint64

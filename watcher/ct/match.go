@@ -50,6 +50,7 @@ func NewMatcher(names map[string]string, issued []Issued, keys map[[32]byte]stri
 
 // Match is an entry that covers one of our names.
 type Match struct {
+	// Entry is the log entry.
 	Entry Entry
 	// Names are the entry's names that cover ours; Lineages the
 	// lineages of ours they cover.

@@ -42,6 +42,7 @@ type Log struct {
 
 // Client reads a log's size and entries over HTTP.
 type Client struct {
+	// Log is the log read.
 	Log Log
 	// HTTP is the client requests go through; nil means one with
 	// Timeout.
@@ -53,6 +54,7 @@ type Client struct {
 // FetchError is a request to a log that failed or was answered with
 // something other than what was asked.
 type FetchError struct {
+	// URL is what was asked for; Err why it failed.
 	URL string
 	Err error
 }
