@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -210,7 +211,7 @@ func TestFollow(t *testing.T) {
 	}
 	for _, name := range []string{"static", "rfc6962"} {
 		for _, w := range want {
-			if !contains(got, fmt.Sprintf(w, name)) {
+			if !slices.Contains(got, fmt.Sprintf(w, name)) {
 				t.Errorf("%s: missing %q in %q", name, fmt.Sprintf(w, name), got)
 			}
 		}
@@ -242,15 +243,6 @@ func mustTBSHash(t *testing.T, pre *x509.Certificate) [32]byte {
 		t.Fatal(err)
 	}
 	return h
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // TestBounds: a tile with the wrong number of entries, an answer past
