@@ -56,13 +56,17 @@ func daemonCommand() *cli.Command {
 	}
 }
 
-// loadConfig reads --config for daemon and status; without one it
-// returns nil. A refused file is a usage error (exit 2) with each
-// problem on its own line.
+// loadConfig reads --config (daemon, status, and the commands that use
+// its [cluster]); without one it returns nil. A refused file is a usage
+// error (exit 2) with each problem on its own line. The file is read
+// once per command, however many steps ask for it.
 func loadConfig(c *cli.Context) (*config.Config, error) {
 	path := c.Path("config")
 	if path == "" {
 		return nil, nil
+	}
+	if cfg, ok := c.App.Metadata[configKey].(*config.Config); ok {
+		return cfg, nil
 	}
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -76,8 +80,16 @@ func loadConfig(c *cli.Context) (*config.Config, error) {
 		}
 		return nil, usagef("%v", err)
 	}
+	if c.App.Metadata == nil {
+		c.App.Metadata = map[string]any{}
+	}
+	c.App.Metadata[configKey] = cfg
 	return cfg, nil
 }
+
+// configKey is where loadConfig keeps the file it read in the command's
+// App.Metadata.
+const configKey = "config"
 
 // configStateDir decides the state directory: an explicit --state-dir
 // (or $XMPPCERT_STATE_DIR), else the file's state_dir, else the default.
