@@ -1,6 +1,7 @@
 package acmeca
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -18,7 +19,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/internal/atomicfile"
@@ -55,67 +55,63 @@ func AccountDir(state, directory string) string {
 // HasAccount reports whether an account for directory is kept in state,
 // so that issuing needs no --agree-tos.
 func HasAccount(state, directory string) bool {
-	_, err := loadAccount(AccountDir(state, directory))
+	_, err := DiskAccounts{State: state}.Account(directory)
 	return err == nil
 }
 
-// accountRecord is account.json. The key is in account.key (0600).
-type accountRecord struct {
-	Directory string   `json:"directory"`
-	Location  string   `json:"location"`
-	Contact   []string `json:"contact,omitempty"`
-	// TermsOfServiceAgreed records that the operator agreed, with
-	// --agree-tos, when the account was registered.
-	TermsOfServiceAgreed bool      `json:"terms_of_service_agreed"`
-	EABKeyID             string    `json:"eab_kid,omitempty"`
-	Created              time.Time `json:"created"`
+// DiskAccounts keeps the ACME accounts of one machine in its state
+// directory: AccountDir holds account.json and account.key (0600).
+type DiskAccounts struct {
+	// State is the state directory.
+	State string
 }
 
-// storedAccount is an account read from disk.
-type storedAccount struct {
-	accountRecord
-	key crypto.Signer
-}
+var _ acme.AccountStore = DiskAccounts{}
 
-// loadAccount reads the account kept in dir. fs.ErrNotExist means there
-// is none.
-func loadAccount(dir string) (*storedAccount, error) {
+// Account reads the account kept in directory's AccountDir.
+// fs.ErrNotExist means there is none.
+func (d DiskAccounts) Account(directory string) (*acme.Account, error) {
+	dir := AccountDir(d.State, directory)
 	b, err := os.ReadFile(filepath.Join(dir, AccountFile))
 	if err != nil {
 		return nil, err
 	}
-	var a storedAccount
-	if err := json.Unmarshal(b, &a.accountRecord); err != nil {
+	var a acme.Account
+	if err := json.Unmarshal(b, &a); err != nil {
 		return nil, fmt.Errorf("%s: %v", filepath.Join(dir, AccountFile), err)
 	}
 	if a.Location == "" {
 		return nil, fmt.Errorf("%s names no account URL", filepath.Join(dir, AccountFile))
 	}
-	if a.key, err = acme.ReadKey(filepath.Join(dir, AccountKeyFile)); err != nil {
+	if a.Key, err = acme.ReadKey(filepath.Join(dir, AccountKeyFile)); err != nil {
 		return nil, err
 	}
 	return &a, nil
 }
 
-// saveAccount writes the account to dir: the key first, so that an
-// account.json never names a key that is not there.
-func saveAccount(dir string, a *storedAccount) error {
+// SaveAccount writes the account: the key first, so that an account.json
+// never names a key that is not there.
+func (d DiskAccounts) SaveAccount(a *acme.Account) error {
+	dir := AccountDir(d.State, a.Directory)
 	if err := atomicfile.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(a.key)
+	der, err := x509.MarshalPKCS8PrivateKey(a.Key)
 	if err != nil {
 		return err
 	}
 	if err := atomicfile.WriteFile(filepath.Join(dir, AccountKeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(a.accountRecord, "", "  ")
+	b, err := json.MarshalIndent(a, "", "  ")
 	if err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(filepath.Join(dir, AccountFile), append(b, '\n'), 0o600)
 }
+
+// AccountPlace is directory's AccountDir.
+func (d DiskAccounts) AccountPlace(directory string) string { return AccountDir(d.State, directory) }
 
 // newAccountKey makes an account key: ECDSA P-256, which every ACME CA
 // takes.
@@ -123,10 +119,12 @@ func newAccountKey() (crypto.Signer, error) {
 	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 }
 
-// lockAccountDir takes an exclusive lock on the account directory, held
+// LockAccount takes an exclusive lock on the account directory, held
 // across processes, so that two runs that find no account register one,
-// not two. It waits for the other run.
-func lockAccountDir(dir string) (unlock func(), err error) {
+// not two. It waits for the other run (a file lock: ctx does not bound
+// the wait, which lasts one registration).
+func (d DiskAccounts) LockAccount(_ context.Context, directory string) (unlock func(), err error) {
+	dir := AccountDir(d.State, directory)
 	if err := atomicfile.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -153,8 +151,9 @@ func lockAccountDir(dir string) (unlock func(), err error) {
 	return func() { f.Close() }, nil
 }
 
-// removeAccount forgets a stored account the CA no longer knows.
-func removeAccount(dir string) error {
+// RemoveAccount forgets a stored account the CA no longer knows.
+func (d DiskAccounts) RemoveAccount(directory string) error {
+	dir := AccountDir(d.State, directory)
 	for _, f := range []string{AccountFile, AccountKeyFile} {
 		if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err

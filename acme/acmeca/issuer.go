@@ -7,8 +7,8 @@
 // One Issue is one order for all of a request's names as DNS
 // identifiers: a public CA certifies DNS names only, and whatever SRV-IDs
 // or XmppAddr a private CA adds come from its own template. The account
-// is kept in the state directory (AccountDir) and reused; it is
-// registered only when the configuration agrees to the CA's terms, never
+// is kept (in the state directory, DiskAccounts, or a cluster's store)
+// and reused; it is registered only when the configuration agrees to the CA's terms, never
 // after a prompt. Failures are *Error values that name the CA and say
 // what to do; retries inside one call are bounded, and a rate limit or a
 // Retry-After is reported, not hammered.
@@ -47,8 +47,15 @@ type Config struct {
 	// returns it.
 	Directory string
 	// StateDir is the state directory; the account is kept in
-	// AccountDir(StateDir, Directory).
+	// AccountDir(StateDir, Directory) unless Accounts is set.
 	StateDir string
+	// Accounts keeps the account (a cluster's shared store);
+	// DiskAccounts in StateDir when nil.
+	Accounts acme.AccountStore
+	// OrderSlots, when set, is taken before each order and released
+	// once it is over: a cap on the orders open at once with the
+	// account.
+	OrderSlots acme.OrderSlots
 	// Email is the account's contact address; empty for none.
 	Email string
 	// AgreeTOS agrees to the CA's terms of service, which registering a
@@ -141,8 +148,11 @@ func New(cfg Config) (*Issuer, error) {
 		return nil, err
 	}
 	cfg.Directory = dir
-	if cfg.StateDir == "" {
-		return nil, errors.New("no state directory to keep the ACME account in")
+	if cfg.Accounts == nil {
+		if cfg.StateDir == "" {
+			return nil, errors.New("no state directory to keep the ACME account in")
+		}
+		cfg.Accounts = DiskAccounts{State: cfg.StateDir}
 	}
 	if err := CheckEmail(cfg.Email); err != nil {
 		return nil, err
@@ -306,7 +316,7 @@ func (i *Issuer) Issue(ctx context.Context, req acme.Request, key crypto.Signer)
 		// anew, once, if the terms are agreed to.
 		if kind == KindAccount && isProblemType(err, acmeproto.ProblemTypeAccountDoesNotExist) && i.cfg.AgreeTOS && !reregistered {
 			reregistered = true
-			if rerr := i.forgetAccount(); rerr == nil {
+			if rerr := i.forgetAccount(ctx); rerr == nil {
 				attempt--
 				continue
 			}
@@ -364,6 +374,13 @@ func (i *Issuer) issueOnce(ctx context.Context, client *acmez.Client, names []st
 	for j, n := range names {
 		ids[j] = acmeproto.Identifier{Type: "dns", Value: n}
 	}
+	if i.cfg.OrderSlots != nil {
+		release, err := i.cfg.OrderSlots.TakeOrderSlot(ctx, acct.Location)
+		if err != nil {
+			return nil, &Error{CA: i.Name(), Op: "waiting for a free order slot", Kind: KindOther, Err: err}
+		}
+		defer release()
+	}
 	certs, err := client.ObtainCertificate(ctx, acmez.OrderParameters{
 		Account:     acct,
 		Profile:     i.cfg.Profile,
@@ -417,7 +434,7 @@ func (i *Issuer) caaIssuer(ctx context.Context, client *acmez.Client, account st
 		iss.Domains = dir.Meta.CAAIdentities
 	}
 	if iss.AccountURI == "" {
-		if a, err := loadAccount(AccountDir(i.cfg.StateDir, i.cfg.Directory)); err == nil {
+		if a, err := i.cfg.Accounts.Account(i.cfg.Directory); err == nil {
 			iss.AccountURI = a.Location
 		}
 	}
@@ -531,7 +548,7 @@ func (i *Issuer) advice(kind Kind, err error) string {
 		}
 		return "check the challenge set-up: " + strings.Join(hints, "; ") + "; then run again"
 	case KindAccount:
-		dir := AccountDir(i.cfg.StateDir, i.cfg.Directory)
+		dir := i.cfg.Accounts.AccountPlace(i.cfg.Directory)
 		switch {
 		case isProblemType(err, acmeproto.ProblemTypeExternalAccountRequired):
 			return "this CA wants External Account Binding: give --eab-kid and --eab-hmac from the CA's account page"
@@ -563,20 +580,20 @@ func mapKeys[V any](m map[string]V) func(func(string) bool) {
 }
 
 // account returns the stored account, or registers one when there is
-// none and the terms are agreed to. The account directory's lock makes
-// concurrent runs register once.
+// none and the terms are agreed to. The account's lock makes concurrent
+// runs (and a cluster's nodes) register once.
 func (i *Issuer) account(ctx context.Context, client *acmez.Client) (acmeproto.Account, error) {
-	dir := AccountDir(i.cfg.StateDir, i.cfg.Directory)
-	stored, err := loadAccount(dir)
+	accounts, place := i.cfg.Accounts, i.cfg.Accounts.AccountPlace(i.cfg.Directory)
+	stored, err := accounts.Account(i.cfg.Directory)
 	if errors.Is(err, fs.ErrNotExist) && i.cfg.AgreeTOS {
 		// Register under the lock, unless another run just did.
-		unlock, lerr := lockAccountDir(dir)
+		unlock, lerr := accounts.LockAccount(ctx, i.cfg.Directory)
 		if lerr != nil {
 			return acmeproto.Account{}, &Error{CA: i.Name(), Op: "registering an ACME account", Kind: KindOther, Err: lerr,
-				advice: "make the state directory writable"}
+				advice: "make " + place + " writable"}
 		}
 		defer unlock()
-		stored, err = loadAccount(dir)
+		stored, err = accounts.Account(i.cfg.Directory)
 	}
 	switch {
 	case err == nil:
@@ -586,23 +603,23 @@ func (i *Issuer) account(ctx context.Context, client *acmez.Client) (acmeproto.A
 			Contact:              stored.Contact,
 			TermsOfServiceAgreed: stored.TermsOfServiceAgreed,
 			Location:             stored.Location,
-			PrivateKey:           stored.key,
+			PrivateKey:           stored.Key,
 		}, nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return acmeproto.Account{}, &Error{CA: i.Name(), Op: "reading the ACME account", Kind: KindAccount, Err: err,
-			advice: "repair or move away " + dir + " (a new account is then registered with --agree-tos)"}
+			advice: "repair or remove " + place + " (a new account is then registered with --agree-tos)"}
 	}
 	op := "registering an ACME account"
 	if !i.cfg.AgreeTOS {
-		return acmeproto.Account{}, &Error{CA: i.Name(), Op: op, Kind: KindConfig, Err: errors.New("no account for this CA is kept in " + dir),
+		return acmeproto.Account{}, &Error{CA: i.Name(), Op: op, Kind: KindConfig, Err: errors.New("no account for this CA is kept in " + place),
 			advice: "read the CA's terms of service and agree with --agree-tos to register one (xmppcert never prompts)"}
 	}
-	return i.register(ctx, client, dir, op)
+	return i.register(ctx, client, place, op)
 }
 
-// register registers a new account and keeps it in dir; the caller
-// holds dir's lock.
-func (i *Issuer) register(ctx context.Context, client *acmez.Client, dir, op string) (acmeproto.Account, error) {
+// register registers a new account and keeps it (at place); the caller
+// holds the account's lock.
+func (i *Issuer) register(ctx context.Context, client *acmez.Client, place, op string) (acmeproto.Account, error) {
 	d, err := client.GetDirectory(ctx)
 	if err != nil {
 		return acmeproto.Account{}, err
@@ -640,13 +657,13 @@ func (i *Issuer) register(ctx context.Context, client *acmez.Client, dir, op str
 	if acct.Status != acmeproto.StatusValid {
 		return acmeproto.Account{}, &Error{CA: i.Name(), Op: op, Kind: KindAccount, Err: fmt.Errorf("the new account's status is %q", acct.Status)}
 	}
-	rec := &storedAccount{accountRecord: accountRecord{
+	rec := &acme.Account{
 		Directory: i.cfg.Directory, Location: acct.Location, Contact: acct.Contact,
-		TermsOfServiceAgreed: true, EABKeyID: kid, Created: time.Now().UTC(),
-	}, key: key}
-	if err := saveAccount(dir, rec); err != nil {
+		TermsOfServiceAgreed: true, EABKeyID: kid, Created: time.Now().UTC(), Key: key,
+	}
+	if err := i.cfg.Accounts.SaveAccount(rec); err != nil {
 		return acmeproto.Account{}, &Error{CA: i.Name(), Op: op, Kind: KindOther, Err: err,
-			advice: "the account exists at the CA but could not be kept: make " + dir + " writable and run again"}
+			advice: "the account exists at the CA but could not be kept: make " + place + " writable and run again"}
 	}
 	acct.PrivateKey = key
 	return acct, nil
@@ -654,14 +671,13 @@ func (i *Issuer) register(ctx context.Context, client *acmez.Client, dir, op str
 
 // forgetAccount removes the stored account so that the next try
 // registers a new one.
-func (i *Issuer) forgetAccount() error {
-	dir := AccountDir(i.cfg.StateDir, i.cfg.Directory)
-	unlock, err := lockAccountDir(dir)
+func (i *Issuer) forgetAccount(ctx context.Context) error {
+	unlock, err := i.cfg.Accounts.LockAccount(ctx, i.cfg.Directory)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	return removeAccount(dir)
+	return i.cfg.Accounts.RemoveAccount(i.cfg.Directory)
 }
 
 // RenewalWindow asks the CA when to renew leaf (ACME Renewal

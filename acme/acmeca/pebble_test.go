@@ -179,7 +179,7 @@ func TestPebbleAccountReuse(t *testing.T) {
 			t.Errorf("%s: mode %v, %v; want %v", name, st.Mode(), err, want)
 		}
 	}
-	var rec accountRecord
+	var rec acme.Account
 	b, _ := os.ReadFile(filepath.Join(dir, AccountFile))
 	if err := json.Unmarshal(b, &rec); err != nil || rec.Directory != e.pebble.Directory || !rec.TermsOfServiceAgreed ||
 		!slices.Equal(rec.Contact, []string{"mailto:admin@example.org"}) || !strings.HasPrefix(rec.Location, "https://") {
@@ -411,7 +411,7 @@ func TestPebbleForgottenAccount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rec accountRecord
+	var rec acme.Account
 	if err := json.Unmarshal(b, &rec); err != nil {
 		t.Fatal(err)
 	}

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/internal/testpki"
 )
 
 // FuzzDecode: whatever a value in etcd holds (another writer's, a damaged
 // one), reading it as a version and opening its keys is an error or a
-// version with a certificate, never a panic.
+// version with a certificate, and reading it as an ACME account an error
+// or an account with a URL and a key, never a panic.
 func FuzzDecode(f *testing.F) {
 	ca := testpki.NewRoot("Fuzz Root", nil)
 	leaf, key := ca.Leaf(nil)
@@ -24,6 +26,12 @@ func FuzzDecode(f *testing.F) {
 	}
 	good, _ := json.Marshal(version{Chain: [][]byte{leaf.Raw}, Key: sealed})
 	f.Add(good)
+	acctKey, err := s.sealKey("a", key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	acct, _ := json.Marshal(storedAccount{Account: acme.Account{Location: "https://ca.example/acct/1"}, SealedKey: acctKey})
+	f.Add(acct)
 	f.Add([]byte(`{"chain":[],"key":""}`))
 	f.Add([]byte(`{"chain":["AAAA"],"key":"AAAA"}`))
 	f.Add([]byte(`null`))
@@ -36,5 +44,8 @@ func FuzzDecode(f *testing.F) {
 			s.openKey("k#key", v.Key)
 		}
 		s.openKey("k#key", b)
+		if a, err := s.decodeAccount("a", b); err == nil && (a.Location == "" || a.Key == nil) {
+			t.Fatalf("an account without a URL or key decoded")
+		}
 	})
 }

@@ -12,6 +12,8 @@
 //	lineages/NAME/pins             acme.PinState (JSON)
 //	lineages/NAME/deployed/NODE    acme.DeployRecord of one node (JSON)
 //	locks/NAME/                    the lineage's concurrency.Mutex
+//	accounts/, accountlocks/,      the shared ACME accounts and the cap on
+//	orderslots/                    their concurrent orders (accounts.go)
 //
 // etcd does not encrypt what it stores: private keys are sealed with
 // AES-256-GCM under a key the nodes share out of band, each bound to its
@@ -64,6 +66,9 @@ type Options struct {
 	Node string
 	// Timeout bounds each request (DefaultTimeout when zero).
 	Timeout time.Duration
+	// OrderSlots caps the ACME orders the nodes have open at once per
+	// account (DefaultOrderSlots when zero).
+	OrderSlots int
 }
 
 // Store is an acme.Store in etcd. Its locks belong to session: when the
@@ -77,6 +82,7 @@ type Store struct {
 
 	mu    sync.Mutex
 	locks map[string]*concurrency.Mutex // held by this process
+	held  map[string]bool               // accounts' and order slots' in-process locks
 	owned bool                          // Open made the client
 }
 

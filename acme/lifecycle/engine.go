@@ -16,8 +16,15 @@ type Engine struct {
 	// machine.
 	Store acme.Store
 	// StateDir is this machine's state directory, which holds what is
-	// not a lineage: the embedded CA and the ACME accounts.
+	// not a lineage: the embedded CA, and the ACME accounts unless
+	// Accounts keeps them.
 	StateDir string
+	// Accounts keeps the ACME accounts: acmeca.DiskAccounts in StateDir
+	// when nil. A cluster's store shares them among its nodes.
+	Accounts acme.AccountStore
+	// OrderSlots, when set, caps the ACME orders open at once per
+	// account (a cluster's, shared among its nodes).
+	OrderSlots acme.OrderSlots
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Open returns the Issuer for a request, the roots its certificates
@@ -38,6 +45,21 @@ func OnDisk(state string) *Engine {
 	return &Engine{Store: acme.DiskStore{Dir: state}, StateDir: state}
 }
 
+// ClusterStore is a store that its nodes share: it keeps the lineages,
+// the ACME accounts and the order slots (acme/etcdstore).
+type ClusterStore interface {
+	acme.Store
+	acme.AccountStore
+	acme.OrderSlots
+}
+
+// OnCluster returns the engine of a cluster's node: the lineages, the
+// ACME accounts and the order slots in the cluster's store, the embedded
+// CA in the node's state directory state.
+func OnCluster(state string, s ClusterStore) *Engine {
+	return &Engine{Store: s, StateDir: state, Accounts: s, OrderSlots: s}
+}
+
 // now is the engine's clock.
 func (e *Engine) now() time.Time {
 	if e.Now != nil {
@@ -48,6 +70,7 @@ func (e *Engine) now() time.Time {
 
 // open opens the Issuer of req.
 func (e *Engine) open(req acme.Request, o IssueOptions) (acme.Issuer, *x509.CertPool, func(), error) {
+	o.accounts, o.orderSlots = e.Accounts, e.OrderSlots
 	if e.Open != nil {
 		return e.Open(e.StateDir, req, o)
 	}

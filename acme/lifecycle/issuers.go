@@ -28,6 +28,11 @@ type IssueOptions struct {
 	EABHMAC  string
 	// Timeout bounds one issuance (acmeca.DefaultTimeout when zero).
 	Timeout time.Duration
+
+	// accounts and orderSlots are the engine's (Engine.Accounts and
+	// OrderSlots), for OpenIssuer.
+	accounts   acme.AccountStore
+	orderSlots acme.OrderSlots
 }
 
 // CADir is where the embedded CA lives in a state directory.
@@ -80,6 +85,8 @@ func OpenIssuer(state string, req acme.Request, o IssueOptions) (acme.Issuer, *x
 	cfg := acmeca.Config{
 		Directory:      a.Directory,
 		StateDir:       state,
+		Accounts:       o.accounts,
+		OrderSlots:     o.orderSlots,
 		Email:          a.Email,
 		AgreeTOS:       o.AgreeTOS,
 		Profile:        a.Profile,
@@ -260,8 +267,19 @@ func (e *AccountError) Error() string {
 // CheckAccount returns an *AccountError, before anything is written,
 // when req's ACME CA has no account kept and none may be registered with
 // o. It returns nil for the embedded CA.
-func CheckAccount(state string, req acme.Request, o IssueOptions) error {
-	if req.ACME == nil || acmeca.HasAccount(state, req.CA) {
+func (e *Engine) CheckAccount(req acme.Request, o IssueOptions) error {
+	if req.ACME == nil {
+		return nil
+	}
+	accounts := e.Accounts
+	if accounts == nil {
+		state, err := e.stateDir()
+		if err != nil {
+			return err
+		}
+		accounts = acmeca.DiskAccounts{State: state}
+	}
+	if _, err := accounts.Account(req.CA); err == nil {
 		return nil
 	}
 	if !o.AgreeTOS {

@@ -186,11 +186,7 @@ func (w *reconcileRun) issue(ctx context.Context, h Host, targets []acme.Target)
 		w.fail(name, "issuance failed", err, "next", "delete the damaged lineage; the next run issues it afresh")
 		return false
 	}
-	state, err := w.e.stateDir()
-	if err == nil {
-		err = CheckAccount(state, req, h.Options)
-	}
-	if err != nil {
+	if err := w.e.CheckAccount(req, h.Options); err != nil {
 		next := h.AccountHint
 		if next == "" {
 			next = "allow the account's registration in the host's settings"

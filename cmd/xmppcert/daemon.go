@@ -167,7 +167,8 @@ func runDaemon(c *cli.Context) error {
 			return fmt.Errorf("joining the cluster: %w", err)
 		}
 		defer store.Close()
-		engine.Store = store
+		engine = lifecycle.OnCluster(state, store)
+		engine.Now = clock
 		var cancel context.CancelCauseFunc
 		ctx, cancel = context.WithCancelCause(ctx)
 		defer cancel(nil)

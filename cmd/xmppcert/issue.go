@@ -109,14 +109,14 @@ func runIssue(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := lifecycle.CheckAccount(state, plan.reqs[0], plan.opts); err != nil {
-		return accountUsage(err)
-	}
 	engine, done, err := newEngine(c, state, true)
 	if err != nil {
 		return err
 	}
 	defer done()
+	if err := engine.CheckAccount(plan.reqs[0], plan.opts); err != nil {
+		return accountUsage(err)
+	}
 	var results []lifecycle.IssueReport
 	failed := false
 	for _, req := range plan.reqs {

@@ -147,13 +147,17 @@ func newEngine(c *cli.Context, state string, mirror bool) (engine *lifecycle.Eng
 	if grace < 0 {
 		return nil, nil, usagef("--serve-grace %s: give a duration of 0 or more", grace)
 	}
-	engine = lifecycle.OnDisk(state)
-	engine.Now, engine.ServeGrace = clock, grace
 	store, err := clusterStore(c)
-	if err != nil || store == nil {
-		return engine, func() {}, err
+	if err != nil {
+		return nil, nil, err
 	}
-	engine.Store = store
+	if store == nil {
+		engine = lifecycle.OnDisk(state)
+		engine.Now, engine.ServeGrace = clock, grace
+		return engine, func() {}, nil
+	}
+	engine = lifecycle.OnCluster(state, store)
+	engine.Now, engine.ServeGrace = clock, grace
 	return engine, func() {
 		if mirror {
 			if _, err := lifecycle.Mirror(store, acme.DiskStore{Dir: state}); err != nil {

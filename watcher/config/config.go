@@ -178,12 +178,17 @@ type Cluster struct {
 	// Prefix is the key prefix of everything xmppcert keeps in etcd
 	// (prefix, default "/xmppcert/"; it ends with a slash).
 	Prefix string
+	// MaxOrders caps the ACME orders the nodes have open at once with
+	// one account (max_concurrent_orders, default DefaultMaxOrders), so
+	// that a mass renewal stays within the CA's rate limits.
+	MaxOrders int
 }
 
 // Cluster defaults.
 const (
 	DefaultLeaseTTL      = 10 * time.Second
 	DefaultClusterPrefix = "/xmppcert/"
+	DefaultMaxOrders     = 4
 	// ClusterKeySize is the size of the sealing key: AES-256.
 	ClusterKeySize = 32
 )

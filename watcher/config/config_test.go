@@ -221,6 +221,7 @@ func TestBadConfigs(t *testing.T) {
 		{"cluster over plain http to another machine", oneHost + "[cluster]\nkey_file = \"cluster.key\"\netcd_endpoints = [\"http://etcd.example.org:2379\"] #<\n", "use https"},
 		{"cluster without a key file", oneHost + "[cluster] #<\netcd_endpoints = [\"https://etcd.example.org:2379\"]\n", "openssl rand -hex 32"},
 		{"cluster key file not hex", oneHost + "[cluster]\netcd_endpoints = [\"https://etcd.example.org:2379\"]\nkey_file = \"webhook.secret\" #<\n", "64 hex digits"},
+		{"cluster order cap zero", oneHost + "[cluster]\netcd_endpoints = [\"https://etcd.example.org:2379\"]\nkey_file = \"cluster.key\"\nmax_concurrent_orders = 0 #<\n", "cluster.max_concurrent_orders: 0 is out of range: 1 to 1000"},
 		{"cluster lease in milliseconds", oneHost + "[cluster]\netcd_endpoints = [\"https://etcd.example.org:2379\"]\nkey_file = \"cluster.key\"\nlease_ttl = \"2500ms\" #<\n", "whole seconds"},
 		{"cluster prefix", oneHost + "[cluster]\netcd_endpoints = [\"https://etcd.example.org:2379\"]\nkey_file = \"cluster.key\"\nprefix = \"xmppcert\" #<\n", "start and end with a slash"},
 		{"cluster endpoint with credentials", oneHost + "[cluster]\nkey_file = \"cluster.key\"\netcd_endpoints = [\"https://root:TOPSECRET@etcd.example.org:2379\"] #<\n", "carries credentials"},
@@ -664,7 +665,8 @@ func TestSecretFileWarnings(t *testing.T) {
 }
 
 // TestCluster: [cluster] with its defaults (node_id the host name,
-// lease_ttl 10s, prefix /xmppcert/) and the sealing key read from hex;
+// lease_ttl 10s, prefix /xmppcert/, max_concurrent_orders 4) and the
+// sealing key read from hex;
 // without the table there is no cluster.
 func TestCluster(t *testing.T) {
 	dir := testDir(t)
@@ -674,7 +676,7 @@ func TestCluster(t *testing.T) {
 	}
 	host, _ := os.Hostname()
 	c := cfg.Cluster
-	if c == nil || len(c.Endpoints) != 2 || c.NodeID != host || c.LeaseTTL != DefaultLeaseTTL || c.Prefix != DefaultClusterPrefix ||
+	if c == nil || len(c.Endpoints) != 2 || c.NodeID != host || c.LeaseTTL != DefaultLeaseTTL || c.Prefix != DefaultClusterPrefix || c.MaxOrders != 4 ||
 		!bytes.Equal(c.Key, bytes.Repeat([]byte{0xab}, ClusterKeySize)) || c.KeyFile != filepath.Join(dir, "cluster.key") {
 		t.Errorf("cluster %+v", c)
 	}

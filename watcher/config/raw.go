@@ -35,6 +35,7 @@ type rawCluster struct {
 	LeaseTTL    *duration `toml:"lease_ttl"`
 	KeyFile     string    `toml:"key_file"`
 	Prefix      *string   `toml:"prefix"`
+	MaxOrders   *int      `toml:"max_concurrent_orders"`
 }
 
 type rawHost struct {

@@ -1014,6 +1014,14 @@ func (p *parser) cluster(r *rawCluster) *Cluster {
 			c.Prefix = *r.Prefix
 		}
 	}
+	c.MaxOrders = DefaultMaxOrders
+	if r.MaxOrders != nil {
+		if *r.MaxOrders < 1 || *r.MaxOrders > 1000 {
+			p.errAt("cluster.max_concurrent_orders", "%d is out of range: 1 to 1000", *r.MaxOrders)
+		} else {
+			c.MaxOrders = *r.MaxOrders
+		}
+	}
 	if r.KeyFile == "" {
 		p.errAt("cluster", "[cluster] has no key_file: private keys are sealed in etcd with a key every node shares; create one with `openssl rand -hex 32 > FILE` (mode 0600) and copy it to each node")
 		return c

@@ -43,5 +43,5 @@ func OpenCluster(ctx context.Context, c *config.Cluster, log *slog.Logger) (*etc
 	}
 	return etcdstore.Open(ctx, etcdstore.Connection{Endpoints: c.Endpoints, TLS: tc, LeaseTTL: c.LeaseTTL,
 		Logger: zap.New(slogCore{log.With("component", "etcd")})},
-		etcdstore.Options{Prefix: c.Prefix, Key: c.Key, Node: c.NodeID})
+		etcdstore.Options{Prefix: c.Prefix, Key: c.Key, Node: c.NodeID, OrderSlots: c.MaxOrders})
 }

@@ -129,8 +129,7 @@ func startClusterNode(t *testing.T, dir, endpoint, keyFile string, i int) cluste
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	engine := lifecycle.OnDisk(cfg.StateDir)
-	engine.Store = store
+	engine := lifecycle.OnCluster(cfg.StateDir, store)
 	d, err := New(cfg, Deps{Engine: engine, Logger: log, NoSignals: true})
 	if err != nil {
 		t.Fatal(err)
