@@ -130,10 +130,15 @@ func (s *Store) LockAccount(ctx context.Context, directory string) (func(), erro
 	if err := s.waitLocal(ctx, name); err != nil {
 		return nil, err
 	}
-	m := concurrency.NewMutex(s.session, s.opts.Prefix+"accountlocks/"+hash16(directory))
+	session, err := s.live()
+	if err != nil {
+		s.releaseLocal(name)
+		return nil, fmt.Errorf("locking the ACME account of %s: %w", directory, err)
+	}
+	m := concurrency.NewMutex(session, s.opts.Prefix+"accountlocks/"+hash16(directory))
 	if err := m.Lock(ctx); err != nil {
 		s.releaseLocal(name)
-		return nil, fmt.Errorf("etcd: locking the ACME account of %s: %w", directory, err)
+		return nil, fmt.Errorf("etcd: locking the ACME account of %s: %w", directory, unavailable(err))
 	}
 	return func() {
 		uctx, cancel := s.ctx()
@@ -162,9 +167,14 @@ func (s *Store) TakeOrderSlot(ctx context.Context, account string) (func(), erro
 			if !s.tryLocal(local) {
 				continue
 			}
-			m := concurrency.NewMutex(s.session, pfx+slot)
+			session, err := s.live()
+			if err != nil {
+				s.releaseLocal(local)
+				return nil, fmt.Errorf("taking an order slot: %w", err)
+			}
+			m := concurrency.NewMutex(session, pfx+slot)
 			tctx, cancel := s.ctx()
-			err := m.TryLock(tctx)
+			err = m.TryLock(tctx)
 			cancel()
 			if err == nil {
 				return func() {
@@ -176,7 +186,7 @@ func (s *Store) TakeOrderSlot(ctx context.Context, account string) (func(), erro
 			}
 			s.releaseLocal(local)
 			if !errors.Is(err, concurrency.ErrLocked) {
-				return nil, fmt.Errorf("etcd: taking an order slot: %w", err)
+				return nil, fmt.Errorf("etcd: taking an order slot: %w", unavailable(err))
 			}
 		}
 		select {

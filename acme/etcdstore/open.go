@@ -27,8 +27,12 @@ type Connection struct {
 
 // Open connects to etcd, opens this node's session (a lease of
 // c.LeaseTTL, kept alive while the node runs) and returns the Store of
-// opts on it. Close ends the session, releasing the node's locks at
-// once, and the connection.
+// opts on it. When the session ends (etcd lost its quorum, or the node
+// was cut off for longer than its lease) the Store is unavailable
+// (Unavailable, ErrUnavailable): its locks are gone and nothing is
+// written; it opens a new session as soon as etcd grants one. Close
+// ends the session, releasing the node's locks at once, and the
+// connection.
 func Open(ctx context.Context, c Connection, opts Options) (*Store, error) {
 	logger := c.Logger
 	if logger == nil {
@@ -48,30 +52,90 @@ func Open(ctx context.Context, c Connection, opts Options) (*Store, error) {
 		client.Close()
 		return nil, fmt.Errorf("etcd %v does not answer: %w", c.Endpoints, err)
 	}
-	session, err := concurrency.NewSession(client, concurrency.WithTTL(ttl), concurrency.WithContext(context.WithoutCancel(ctx)))
+	keep, stop := context.WithCancel(context.WithoutCancel(ctx))
+	session, err := newSession(keep, client, ttl)
 	if err != nil {
+		stop()
 		client.Close()
 		return nil, fmt.Errorf("etcd %v: opening this node's session: %w", c.Endpoints, err)
 	}
 	s, err := New(client, session, opts)
 	if err != nil {
+		stop()
 		session.Close()
 		client.Close()
 		return nil, err
 	}
-	s.owned = true
+	s.owned, s.stopKeep = true, stop
+	go s.keep(keep, ttl)
 	return s, nil
 }
 
-// Done is closed when the node's session ends: its lease expired (the
-// node was cut off from etcd for longer than its TTL) and its locks are
-// gone. A node must then stop renewing and open the store again.
-func (s *Store) Done() <-chan struct{} { return s.session.Done() }
+// newSession grants a lease of ttl seconds, within the request timeout,
+// and keeps it alive until ctx ends.
+func newSession(ctx context.Context, client *clientv3.Client, ttl int) (*concurrency.Session, error) {
+	gctx, cancel := context.WithTimeout(ctx, DefaultTimeout)
+	defer cancel()
+	lease, err := client.Grant(gctx, int64(ttl))
+	if err != nil {
+		return nil, err
+	}
+	return concurrency.NewSession(client, concurrency.WithLease(lease.ID), concurrency.WithTTL(ttl), concurrency.WithContext(ctx))
+}
 
-// Close ends the session and, for a Store that Open connected, the
-// client.
+// keep opens a new session each time the node's ends, until ctx ends:
+// it asks etcd for a lease every second until one is granted, then
+// revokes the old lease (which a new leader may have kept alive for
+// another TTL, with the locks on it).
+func (s *Store) keep(ctx context.Context, ttl int) {
+	for {
+		s.sessMu.Lock()
+		old := s.session
+		s.sessMu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-old.Done():
+		}
+		s.Unavailable() // records when it ended
+		for {
+			session, err := newSession(ctx, s.client, ttl)
+			if err == nil {
+				rctx, cancel := s.ctx()
+				s.client.Revoke(rctx, old.Lease())
+				cancel()
+				s.sessMu.Lock()
+				closing := s.closing
+				if !closing {
+					s.session, s.lost = session, time.Time{}
+				}
+				s.sessMu.Unlock()
+				if closing {
+					session.Close()
+					return
+				}
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
+
+// Close ends the session and, for a Store that Open connected, its
+// keeper and the client.
 func (s *Store) Close() error {
-	err := s.session.Close()
+	s.sessMu.Lock()
+	session := s.session
+	s.closing = true
+	s.sessMu.Unlock()
+	err := session.Close()
+	if s.stopKeep != nil {
+		s.stopKeep()
+	}
 	if s.owned {
 		if cerr := s.client.Close(); err == nil {
 			err = cerr

@@ -44,6 +44,8 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/xmppcert/xmppcert/acme"
 )
@@ -75,15 +77,20 @@ type Options struct {
 // session's lease ends (the node died or was cut off), they are released
 // and commits fenced on them fail.
 type Store struct {
-	client  *clientv3.Client
-	session *concurrency.Session
-	opts    Options
-	aead    cipher.AEAD
+	client *clientv3.Client
+	opts   Options
+	aead   cipher.AEAD
 
-	mu    sync.Mutex
-	locks map[string]*concurrency.Mutex // held by this process
-	held  map[string]bool               // accounts' and order slots' in-process locks
-	owned bool                          // Open made the client
+	sessMu  sync.Mutex
+	session *concurrency.Session // the node's; Open's keeper replaces it once it ends
+	lost    time.Time            // when the session last ended, while no other is open
+	closing bool                 // Close was called: the keeper opens no other
+
+	mu       sync.Mutex
+	locks    map[string]*concurrency.Mutex // held by this process
+	held     map[string]bool               // accounts' and order slots' in-process locks
+	owned    bool                          // Open made the client
+	stopKeep context.CancelFunc            // stops Open's keeper
 }
 
 var _ acme.Store = (*Store)(nil)
@@ -121,6 +128,56 @@ func New(client *clientv3.Client, session *concurrency.Session, opts Options) (*
 	return &Store{client: client, session: session, opts: opts, aead: aead, locks: map[string]*concurrency.Mutex{}}, nil
 }
 
+// ErrUnavailable is wrapped by the errors of a Store that cannot reach
+// a quorum of etcd: the node's session ended (or an etcd request timed
+// out) and nothing can be locked or written until etcd answers again.
+var ErrUnavailable = errors.New("the cluster store is unavailable (etcd has no quorum or cannot be reached)")
+
+// UnavailableError says since when the node has had no session.
+type UnavailableError struct {
+	Since time.Time
+}
+
+func (e *UnavailableError) Error() string {
+	return fmt.Sprintf("%v since %s", ErrUnavailable, e.Since.UTC().Format(time.DateTime))
+}
+
+// Unwrap is ErrUnavailable.
+func (e *UnavailableError) Unwrap() error { return ErrUnavailable }
+
+// live returns the node's session, or an *UnavailableError once it has
+// ended and no other is open yet.
+func (s *Store) live() (*concurrency.Session, error) {
+	s.sessMu.Lock()
+	defer s.sessMu.Unlock()
+	select {
+	case <-s.session.Done():
+		if s.lost.IsZero() {
+			s.lost = time.Now()
+		}
+		return nil, &UnavailableError{Since: s.lost}
+	default:
+		return s.session, nil
+	}
+}
+
+// Unavailable is nil while the node has a session, else an
+// *UnavailableError: renewals must wait; what the node already deployed
+// stays as it is.
+func (s *Store) Unavailable() error {
+	_, err := s.live()
+	return err
+}
+
+// unavailable wraps an etcd request's failure with ErrUnavailable when
+// it means that no quorum answered in time.
+func unavailable(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.Unavailable || status.Code(err) == codes.DeadlineExceeded {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return err
+}
+
 func (s *Store) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), s.opts.Timeout)
 }
@@ -153,7 +210,12 @@ func (s *Store) Lock(name string) (func(), error) {
 		s.mu.Unlock()
 		return nil, &acme.LockedError{Name: name}
 	}
-	m := concurrency.NewMutex(s.session, s.opts.Prefix+"locks/"+name)
+	session, err := s.live()
+	if err != nil {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("locking lineage %s: %w", name, err)
+	}
+	m := concurrency.NewMutex(session, s.opts.Prefix+"locks/"+name)
 	s.locks[name] = m
 	s.mu.Unlock()
 	ctx, cancel := s.ctx()
@@ -168,11 +230,11 @@ func (s *Store) Lock(name string) (func(), error) {
 		if errors.Is(err, concurrency.ErrLocked) {
 			return nil, &acme.LockedError{Name: name, Node: s.holder(name)}
 		}
-		return nil, fmt.Errorf("etcd: locking lineage %s: %w", name, err)
+		return nil, fmt.Errorf("etcd: locking lineage %s: %w", name, unavailable(err))
 	}
 	// The lock's key names its holder, for the others' messages; its
 	// create revision, which ownership is judged by, stays.
-	s.client.Put(ctx, m.Key(), s.opts.Node, clientv3.WithLease(s.session.Lease()))
+	s.client.Put(ctx, m.Key(), s.opts.Node, clientv3.WithLease(session.Lease()))
 	return func() {
 		ctx, cancel := s.ctx()
 		defer cancel()
@@ -211,7 +273,7 @@ func (s *Store) commit(name string, cmps []clientv3.Cmp, ops ...clientv3.Op) err
 	defer cancel()
 	resp, err := s.client.Txn(ctx).If(append(fence, cmps...)...).Then(ops...).Commit()
 	if err != nil {
-		return fmt.Errorf("etcd: lineage %s: %w", name, err)
+		return fmt.Errorf("etcd: lineage %s: %w", name, unavailable(err))
 	}
 	if !resp.Succeeded {
 		if len(fence) > 0 {
@@ -247,7 +309,7 @@ func (s *Store) get(key string) ([]byte, int64, error) {
 	defer cancel()
 	resp, err := s.client.Get(ctx, key)
 	if err != nil {
-		return nil, 0, fmt.Errorf("etcd: reading %s: %w", key, err)
+		return nil, 0, fmt.Errorf("etcd: reading %s: %w", key, unavailable(err))
 	}
 	if len(resp.Kvs) == 0 {
 		return nil, 0, nil
@@ -293,7 +355,7 @@ func (s *Store) Names() ([]string, error) {
 	pfx := s.opts.Prefix + "lineages/"
 	resp, err := s.client.Get(ctx, pfx, clientv3.WithPrefix(), clientv3.WithKeysOnly())
 	if err != nil {
-		return nil, fmt.Errorf("etcd: listing lineages: %w", err)
+		return nil, fmt.Errorf("etcd: listing lineages: %w", unavailable(err))
 	}
 	var names []string
 	for _, kv := range resp.Kvs {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -21,10 +20,6 @@ import (
 	"github.com/xmppcert/xmppcert/watcher/config"
 	"github.com/xmppcert/xmppcert/watcher/daemon"
 )
-
-// errClusterSession ends a cluster node's daemon whose etcd session
-// ended, so that its service manager starts it again with a new one.
-var errClusterSession = errors.New("the node's etcd session ended (its lease expired): its locks are gone; exiting so that the service manager restarts it")
 
 func daemonCommand() *cli.Command {
 	return &cli.Command{
@@ -159,38 +154,20 @@ func runDaemon(c *cli.Context) error {
 		return fmt.Errorf("reading the embedded CA's root: %w", err)
 	}
 	engine := lifecycle.OnDisk(state)
-	engine.Now = clock
-	ctx := c.Context
 	if cfg.Cluster != nil {
-		store, err := daemon.OpenCluster(ctx, cfg.Cluster, logger)
+		store, err := daemon.OpenCluster(c.Context, cfg.Cluster, logger)
 		if err != nil {
 			return fmt.Errorf("joining the cluster: %w", err)
 		}
 		defer store.Close()
 		engine = lifecycle.OnCluster(state, store)
-		engine.Now = clock
-		var cancel context.CancelCauseFunc
-		ctx, cancel = context.WithCancelCause(ctx)
-		defer cancel(nil)
-		go func() {
-			select {
-			case <-store.Done():
-				cancel(errClusterSession)
-			case <-ctx.Done():
-			}
-		}()
 	}
+	engine.Now = clock
 	d, err := daemon.New(cfg, daemon.Deps{Engine: engine, Logger: logger, Roots: roots})
 	if err != nil {
 		return fmt.Errorf("starting the daemon: %w", err)
 	}
-	if err := d.Run(ctx); err != nil {
-		return err
-	}
-	if errors.Is(context.Cause(ctx), errClusterSession) {
-		return errClusterSession
-	}
-	return nil
+	return d.Run(c.Context)
 }
 
 // newLogger logs text (or JSON with --json) to w; --quiet keeps warnings

@@ -1,6 +1,8 @@
-// Package testetcd starts a one-member etcd (go.etcd.io/etcd/server/v3,
-// the version of the client) on loopback for tests, and hands out
-// clients and sessions on it.
+// Package testetcd starts etcd (go.etcd.io/etcd/server/v3, the version
+// of the client) on loopback for tests: one member in the test's process
+// (Start), which hands out clients and sessions, or a cluster of members
+// in their own processes (StartCluster), which a test stops, kills and
+// starts again.
 package testetcd
 
 import (

@@ -146,6 +146,10 @@ const (
 	// endpoints that is reachable here, so nothing is compared there
 	// (warning; condition).
 	VantageFailed Kind = "vantage-failed"
+	// ClusterUnavailable: a cluster node cannot reach a quorum of etcd,
+	// so it renews nothing; it names the earliest expiry among the
+	// lineages the node deploys (warning; critical within 7 days of it).
+	ClusterUnavailable Kind = "cluster-unavailable"
 )
 
 // Change is one classified difference (or condition) of an endpoint.

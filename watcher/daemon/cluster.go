@@ -4,13 +4,20 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/etcdstore"
 	"github.com/xmppcert/xmppcert/internal/certfile"
+	"github.com/xmppcert/xmppcert/watcher"
+	"github.com/xmppcert/xmppcert/watcher/alert"
+	"github.com/xmppcert/xmppcert/watcher/changes"
 	"github.com/xmppcert/xmppcert/watcher/config"
 )
 
@@ -44,4 +51,81 @@ func OpenCluster(ctx context.Context, c *config.Cluster, log *slog.Logger) (*etc
 	return etcdstore.Open(ctx, etcdstore.Connection{Endpoints: c.Endpoints, TLS: tc, LeaseTTL: c.LeaseTTL,
 		Logger: zap.New(slogCore{log.With("component", "etcd")})},
 		etcdstore.Options{Prefix: c.Prefix, Key: c.Key, Node: c.NodeID, OrderSlots: c.MaxOrders})
+}
+
+// storeUnavailable is the engine's store's unavailability: nil but for
+// a cluster's store that cannot reach a quorum of etcd.
+func (d *Daemon) storeUnavailable() error {
+	if d.deps.Engine == nil {
+		return nil
+	}
+	if u, ok := d.deps.Engine.Store.(interface{ Unavailable() error }); ok {
+		return u.Unavailable()
+	}
+	return nil
+}
+
+// clusterDown reports a cluster store that cannot reach a quorum of
+// etcd before a renewal run, which then renews and writes nothing: the
+// first time in an outage it logs it and raises cluster-unavailable
+// (warning, critical within 7 days of the earliest expiry), naming the
+// earliest expiry among the lineages this node deploys; when the store
+// answers again it logs that renewals resume.
+func (d *Daemon) clusterDown(cfg *config.Config) error {
+	err := d.storeUnavailable()
+	d.mu.Lock()
+	was := d.clusterLost
+	var ue *etcdstore.UnavailableError
+	switch {
+	case err == nil:
+		d.clusterLost = time.Time{}
+	case errors.As(err, &ue):
+		d.clusterLost = ue.Since
+	}
+	d.mu.Unlock()
+	switch {
+	case err == nil && !was.IsZero():
+		d.log.Info("the cluster store answers again: renewals resume", "unavailable_for", time.Since(was).Round(time.Second).String())
+		return nil
+	case err == nil, ue == nil || ue.Since.Equal(was):
+		return err
+	}
+	node := ""
+	if cfg.Cluster != nil {
+		node = cfg.Cluster.NodeID
+	}
+	name, notAfter, found := earliestExpiry(acme.DiskStore{Dir: cfg.StateDir})
+	text := "the cluster store (etcd) is unavailable since " + ue.Since.UTC().Format(time.DateTime) + " UTC: node " + node + " renews nothing until it answers"
+	sev := changes.Warning
+	if found {
+		left := notAfter.Sub(d.deps.Now())
+		text += fmt.Sprintf("; the earliest expiry is lineage %s on %s UTC (in %.1f days)", name, notAfter.UTC().Format(time.DateTime), left.Hours()/24)
+		if left < 7*24*time.Hour {
+			sev = changes.Critical
+		}
+	}
+	d.log.Error("renewals paused", "error", err.Error(), "earliest_expiry", name, "not_after", notAfter)
+	d.disp.Dispatch(alert.Alert{
+		Endpoint: watcher.EndpointKey{Domain: name, Service: "cluster", Host: node},
+		Change: changes.Change{Kind: changes.ClusterUnavailable, Severity: sev, Text: text, New: name,
+			Key: "cluster|unavailable|" + node + "|" + strconv.FormatInt(ue.Since.Unix(), 10)},
+		At: ue.Since,
+	})
+	return err
+}
+
+// earliestExpiry is the lineage of store whose current certificate
+// expires first; found is false when none can be read.
+func earliestExpiry(store acme.Store) (name string, notAfter time.Time, found bool) {
+	names, _ := store.Names()
+	for _, n := range names {
+		cur, err := store.Current(n)
+		if err != nil {
+			continue
+		}
+		if !found || cur.Leaf.NotAfter.Before(notAfter) {
+			name, notAfter, found = n, cur.Leaf.NotAfter, true
+		}
+	}
+	return name, notAfter, found
 }

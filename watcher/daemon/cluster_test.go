@@ -2,20 +2,26 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/etcdstore"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/internal/testetcd"
 	"github.com/xmppcert/xmppcert/internal/testtool"
+	"github.com/xmppcert/xmppcert/watcher/changes"
 	"github.com/xmppcert/xmppcert/watcher/config"
 )
 
@@ -34,7 +40,7 @@ func TestClusterRenewsOnce(t *testing.T) {
 	}
 	var nodes []clusterNode
 	for i := range 3 {
-		nodes = append(nodes, startClusterNode(t, dir, e.Endpoint, keyFile, i))
+		nodes = append(nodes, startClusterNode(t, dir, []string{e.Endpoint}, keyFile, i, ""))
 	}
 	for round := range 3 {
 		var wg sync.WaitGroup
@@ -104,9 +110,10 @@ type clusterNode struct {
 }
 
 // startClusterNode makes node i in dir: a configuration with the
-// [[host]] example.org (component muc.example.org) and [cluster] on the
-// etcd at endpoint, its own etcd session (lease 5 s), its daemon.
-func startClusterNode(t *testing.T, dir, endpoint, keyFile string, i int) clusterNode {
+// [[host]] example.org (component muc.example.org), [cluster] on the
+// etcd at endpoints and the TOML extra, its own etcd session (lease 5
+// s), its daemon.
+func startClusterNode(t *testing.T, dir string, endpoints []string, keyFile string, i int, extra string) clusterNode {
 	t.Helper()
 	nd := filepath.Join(dir, fmt.Sprintf("node%d", i))
 	file := filepath.Join(nd, "xmppcert.toml")
@@ -114,7 +121,7 @@ func startClusterNode(t *testing.T, dir, endpoint, keyFile string, i int) cluste
 		t.Fatal(err)
 	}
 	text := fmt.Sprintf("state_dir = %q\n[[host]]\ndomain = \"example.org\"\ncomponents = [\"muc.example.org\"]\n[watch]\nown_hosts = false\n"+
-		"[cluster]\netcd_endpoints = [%q]\nkey_file = %q\nnode_id = \"node%d\"\nlease_ttl = \"5s\"\n", filepath.Join(nd, "state"), endpoint, keyFile, i)
+		"[cluster]\netcd_endpoints = [\"%s\"]\nkey_file = %q\nnode_id = \"node%d\"\nlease_ttl = \"5s\"\n%s", filepath.Join(nd, "state"), strings.Join(endpoints, `", "`), keyFile, i, extra)
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +155,7 @@ func TestClusterFollows(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(strings.Repeat("5a", 32)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a, b := startClusterNode(t, dir, e.Endpoint, keyFile, 0), startClusterNode(t, dir, e.Endpoint, keyFile, 1)
+	a, b := startClusterNode(t, dir, []string{e.Endpoint}, keyFile, 0, ""), startClusterNode(t, dir, []string{e.Endpoint}, keyFile, 1, "")
 	ctx, cancel := context.WithCancel(context.Background())
 	looped := make(chan struct{})
 	go func() {
@@ -182,4 +189,126 @@ func TestClusterFollows(t *testing.T) {
 	}
 	took := version(2, 2*time.Second)
 	t.Logf("node0 wrote node1's version 2 into its layout %s after the commit", took.Round(time.Millisecond))
+}
+
+// TestClusterQuorumLoss: on a 3-member etcd (members in their own
+// processes), a node that loses the quorum (2 members stopped) with its
+// lineage due renews nothing: its renewal run reports the cluster store
+// unavailable, one cluster-unavailable alert names the earliest expiry,
+// no file of its state directory changes, and its sweeps and dashboard
+// go on from its own layout. Once the members are back, its renewal run
+// renews the lineage, and the next one finds nothing to do.
+func TestClusterQuorumLoss(t *testing.T) {
+	testtool.SkipShort(t, "runs a 3-member etcd in its own processes")
+	cl := testetcd.StartCluster(t, 3)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "cluster.key")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("5a", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hook := startAlertHook(t)
+	n := startClusterNode(t, dir, cl.Endpoints, keyFile, 0, fmt.Sprintf("[[alert.webhook]]\nurl = %q\n", hook.URL))
+	var mu sync.Mutex
+	now := time.Now()
+	n.d.deps.Engine.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	ctx := context.Background()
+	if err := n.d.renew(ctx); err != nil {
+		t.Fatalf("first run: %v\n%s", err, n.logs.String())
+	}
+	before := stateFiles(t, n.state)
+
+	cl.Stop(1)
+	cl.Stop(2)
+	mu.Lock()
+	now = now.Add(75 * 24 * time.Hour) // due: 15 days left of 90
+	mu.Unlock()
+	lost := time.Now()
+	waitFor(t, 30*time.Second, "the node to see its store unavailable", func() bool { return n.d.storeUnavailable() != nil })
+	t.Logf("store unavailable %v after the quorum was lost (lease 5 s)", time.Since(lost).Round(100*time.Millisecond))
+	for range 2 {
+		if err := n.d.renew(ctx); !errors.Is(err, etcdstore.ErrUnavailable) {
+			t.Fatalf("renewal without a quorum: %v; want the cluster store unavailable", err)
+		}
+	}
+	got := hook.await(t, "quorum lost", 1)
+	if ev := got[0]; ev.Kind != changes.ClusterUnavailable || ev.Severity != changes.Warning ||
+		!strings.Contains(ev.Text, "earliest expiry is lineage example.org on ") || !strings.Contains(ev.Text, "node node0 renews nothing") {
+		t.Errorf("alert %+v; want one cluster-unavailable naming the earliest expiry", ev)
+	}
+	if _, err := n.d.SweepOnce(ctx); err != nil {
+		t.Errorf("sweep without a quorum: %v", err)
+	}
+	if ls := n.d.lineages(); len(ls) != 1 || ls[0].Name != "example.org" || ls[0].Version != 1 {
+		t.Errorf("dashboard without a quorum: %+v; want example.org version 1 from the node's own layout", ls)
+	}
+	if after := stateFiles(t, n.state); !maps.Equal(before, after) {
+		t.Errorf("the state directory changed without a quorum:\nbefore %v\nafter  %v", before, after)
+	}
+
+	cl.Restart(t, 1, 2)
+	waitFor(t, 30*time.Second, "a new session", func() bool { return n.d.storeUnavailable() == nil })
+	for round := range 2 {
+		if err := n.d.renew(ctx); err != nil {
+			t.Fatalf("renewal after the quorum is back: %v\n%s", err, n.logs.String())
+		}
+		// The embedded CA dates its certificates by the real clock: the
+		// new version is due by the engine's advanced one, not by now.
+		if round == 0 {
+			mu.Lock()
+			now = time.Now()
+			mu.Unlock()
+		}
+	}
+	if vs, err := n.engine.Store.Versions("example.org"); err != nil || !slices.Equal(vs, []int{1, 2}) {
+		t.Errorf("versions %v, %v; want exactly one renewal\n%s", vs, err, n.logs.String())
+	}
+	if l, err := (acme.DiskStore{Dir: n.state}).Load("example.org"); err != nil || l.Version != 2 {
+		t.Errorf("the node's layout: %+v, %v; want version 2", l, err)
+	}
+	if !strings.Contains(n.logs.String(), "the cluster store answers again: renewals resume") {
+		t.Errorf("no word of the store's return in the log:\n%s", n.logs.String())
+	}
+}
+
+// stateFiles is every file under dir but the history database (which
+// sweeps write): its mode and the SHA-256 of its content, or where a
+// symbolic link points.
+func stateFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() || e.Name() == HistoryFile {
+			return err
+		}
+		if e.Type()&fs.ModeSymlink != 0 {
+			target, err := os.Readlink(path)
+			out[path] = "-> " + target
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		out[path] = fmt.Sprintf("%v %x", info.Mode(), sha256.Sum256(b))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// waitFor polls cond every 50 ms until it holds, failing the test after
+// limit.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(limit); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("waited %v for %s", limit, what)
+		}
+	}
 }

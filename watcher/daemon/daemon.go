@@ -21,6 +21,7 @@ import (
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/xmppcert/xmppcert/acme/etcdstore"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/httpserve"
@@ -107,6 +108,9 @@ type Daemon struct {
 	lastPrune time.Time
 	// ctDetected remembers what each [ct] URL turned out to be.
 	ctDetected map[string]ct.Log
+	// clusterLost is when the cluster store became unavailable, as last
+	// reported; zero while it answers.
+	clusterLost time.Time
 
 	health         *health
 	lineageMetrics *lineageMetrics
@@ -573,6 +577,13 @@ func (d *Daemon) renewRun(work context.Context) time.Duration {
 	start := time.Now()
 	err := d.renew(work)
 	d.health.renewDone(err, d.deps.Now())
+	if errors.Is(err, etcdstore.ErrUnavailable) {
+		// Looked at again within a lease, so that renewals resume soon
+		// after the store answers.
+		if c := d.Config().Cluster; c != nil {
+			return min(d.deps.RenewInterval, c.LeaseTTL)
+		}
+	}
 	if err != nil {
 		d.log.Error("renewal failed; retried on schedule", "error", err.Error(), "next_in", d.deps.RenewInterval.String())
 	} else {

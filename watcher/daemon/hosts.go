@@ -23,6 +23,9 @@ import (
 // request is logged and counts as failed.
 func (d *Daemon) renew(ctx context.Context) error {
 	cfg := d.Config()
+	if err := d.clusterDown(cfg); err != nil {
+		return err
+	}
 	var hosts []lifecycle.Host
 	skipped := 0
 	for _, h := range cfg.Hosts {
@@ -160,14 +163,16 @@ func (d *Daemon) refreshLineageHosts() {
 	d.mu.Unlock()
 }
 
-// engineFor is the lifecycle engine over cfg's state directory: the
-// daemon's, or without one (renewal disabled) one that the daemon only
-// reads lineages through.
+// engineFor is the lifecycle engine the daemon reads lineages through:
+// the daemon's; without one (renewal disabled), or while a cluster's
+// store is unavailable, one over cfg's state directory, where a cluster
+// node keeps its copy of the lineages it deploys, so that probing,
+// alerting and the dashboard go on without etcd.
 func (d *Daemon) engineFor(cfg *config.Config) *lifecycle.Engine {
-	if d.deps.Engine != nil {
-		return d.deps.Engine
+	if d.deps.Engine == nil || d.storeUnavailable() != nil {
+		return lifecycle.OnDisk(cfg.StateDir)
 	}
-	return lifecycle.OnDisk(cfg.StateDir)
+	return d.deps.Engine
 }
 
 // lineages is what the dashboard shows of every lineage in the state
