@@ -58,7 +58,11 @@ type Store interface {
 	PinState(name string) (PinState, error)
 	SavePinState(name string, p PinState) error
 	// DeployRecord reads the lineage's deploy record; ok is false when
-	// it has none. SaveDeployRecord replaces it.
+	// it has none because it was last deployed before records were kept
+	// (DiskStore), and every target is then taken to hold it. A store
+	// that kept records from its start (a cluster's) reports ok with an
+	// empty record when this machine has deployed nothing of it.
+	// SaveDeployRecord replaces it.
 	DeployRecord(name string) (rec DeployRecord, ok bool, err error)
 	SaveDeployRecord(name string, rec DeployRecord) error
 }

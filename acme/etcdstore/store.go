@@ -641,14 +641,17 @@ func (s *Store) SavePinState(name string, p acme.PinState) error {
 	return s.putJSON(name, "pins", p)
 }
 
-// DeployRecord reads this node's deploy record of the lineage.
+// DeployRecord reads this node's deploy record of the lineage: empty
+// (and ok) when the node has deployed nothing of it, since a cluster
+// keeps records from its start; a node that joins deploys every version
+// it finds.
 func (s *Store) DeployRecord(name string) (acme.DeployRecord, bool, error) {
 	var rec acme.DeployRecord
 	if err := checkName(name); err != nil {
 		return rec, false, err
 	}
-	ok, err := s.getJSON(s.lineageKey(name, "deployed/"+s.opts.Node), &rec)
-	return rec, ok, err
+	_, err := s.getJSON(s.lineageKey(name, "deployed/"+s.opts.Node), &rec)
+	return rec, err == nil, err
 }
 
 // SaveDeployRecord replaces this node's deploy record of the lineage.

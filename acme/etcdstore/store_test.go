@@ -120,8 +120,8 @@ func TestStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	other, _, _ := newStore(t, e, "node-b", sealing)
-	if _, ok, err := other.DeployRecord(name); ok || err != nil {
-		t.Errorf("node-b reads node-a's deploy record: ok %v, %v", ok, err)
+	if got, ok, err := other.DeployRecord(name); !ok || err != nil || len(got.Targets) != 0 {
+		t.Errorf("node-b reads %+v, ok %v, %v; want its own record, empty: it deployed nothing", got, ok, err)
 	}
 	if got, ok, err := s.DeployRecord(name); !ok || err != nil || got.Targets[0].Version != 2 {
 		t.Errorf("deploy record %+v %v %v", got, ok, err)

@@ -25,6 +25,11 @@ type Engine struct {
 	// OrderSlots, when set, caps the ACME orders open at once per
 	// account (a cluster's, shared among its nodes).
 	OrderSlots acme.OrderSlots
+	// Layout, when set, is this machine's certbot layout apart from
+	// Store (a cluster node's state directory): a lineage is written
+	// into it before it is deployed, and its hooks are given its path
+	// there as RENEWED_LINEAGE.
+	Layout *acme.DiskStore
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Open returns the Issuer for a request, the roots its certificates
@@ -55,9 +60,10 @@ type ClusterStore interface {
 
 // OnCluster returns the engine of a cluster's node: the lineages, the
 // ACME accounts and the order slots in the cluster's store, the embedded
-// CA in the node's state directory state.
+// CA in the node's state directory state, and the lineages it deploys
+// written into that directory's certbot layout.
 func OnCluster(state string, s ClusterStore) *Engine {
-	return &Engine{Store: s, StateDir: state, Accounts: s, OrderSlots: s}
+	return &Engine{Store: s, StateDir: state, Accounts: s, OrderSlots: s, Layout: &acme.DiskStore{Dir: state}}
 }
 
 // now is the engine's clock.

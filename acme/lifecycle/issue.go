@@ -265,6 +265,30 @@ func identitiesOf(ids []xmppaddr.Identifier, domain string) []string {
 	return out
 }
 
+// inLayout writes l's lineage into e.Layout, when the engine has one,
+// and returns l with its path there (live/NAME for the current version,
+// else the version's directory), for hooks that read the files. A
+// lineage that cannot be written there fails every target: a node
+// deploys nothing its own layout does not hold.
+func (e *Engine) inLayout(l *acme.Lineage) (*acme.Lineage, error) {
+	if e.Layout == nil {
+		return l, nil
+	}
+	if _, err := mirrorOne(e.Store, *e.Layout, l.Name); err != nil {
+		return nil, fmt.Errorf("writing the lineage into this machine's layout in %s: %w", e.Layout.Dir, err)
+	}
+	there, err := e.Layout.LoadVersion(l.Name, l.Version)
+	if cur, cerr := e.Layout.Current(l.Name); cerr == nil && cur.Version == l.Version {
+		there, err = e.Layout.Load(l.Name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the lineage from this machine's layout in %s: %w", e.Layout.Dir, err)
+	}
+	local := *l
+	local.Path = there.Path
+	return &local, nil
+}
+
 // deploy runs targets for l, records each outcome in the lineage's
 // deploy record and reports them, also as events. The caller holds the
 // lineage's lock. A record that cannot be written is the error; the
@@ -278,11 +302,15 @@ func (e *Engine) deploy(ctx context.Context, l *acme.Lineage, event string, targ
 	if err != nil {
 		rec = acme.DeployRecord{} // unreadable: replaced by what happens now
 	}
+	local, layoutErr := e.inLayout(l)
 	for _, t := range targets {
 		d := DeployResult{Target: t.String(), OK: true}
 		tr, _ := rec.Find(d.Target)
 		tr.Target = d.Target
-		reload, err := t.Deploy(ctx, l, event)
+		reload, err := acme.Reload{}, layoutErr
+		if err == nil {
+			reload, err = t.Deploy(ctx, local, event)
+		}
 		if err == nil && reload.Server && !reload.Done {
 			err = &NotReloadedError{Reason: reload.NotDone}
 			d.NotReloaded = reload.NotDone

@@ -63,8 +63,8 @@ func mirrorOne(src acme.Store, dst acme.DiskStore, name string) (bool, error) {
 		return false, err
 	}
 	local, lerr := dst.Current(name)
-	if lerr == nil && local.Version == cur.Version && local.Leaf.Equal(cur.Leaf) {
-		return false, nil // up to date
+	if lerr == nil && local.Version == cur.Version && local.Leaf.Equal(cur.Leaf) && slices.Equal(have, want) {
+		return false, nil // up to date, staged versions too
 	}
 	for _, n := range have {
 		if !slices.Contains(want, n) {

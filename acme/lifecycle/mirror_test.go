@@ -1,17 +1,23 @@
 package lifecycle
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/etcdstore"
+	"github.com/xmppcert/xmppcert/internal/testetcd"
 	"github.com/xmppcert/xmppcert/internal/testpki"
 )
 
@@ -78,4 +84,70 @@ func TestMirror(t *testing.T) {
 	if after, _ := os.ReadFile(filepath.Join(other.Dir, "live", "example.org", "cert.pem")); string(after) != string(before) {
 		t.Errorf("the diverged layout was changed")
 	}
+}
+
+// TestClusterDeployLayout: every node of a cluster deploys each version
+// from its own certbot layout: the version is written there first, and
+// the node's hooks get its path there (RENEWED_LINEAGE, certbot's
+// live/NAME) whose cert.pem is the version deployed, the issuing node's
+// and the other's alike.
+func TestClusterDeployLayout(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	ca := newTestCA(clock)
+	etcd := testetcd.Start(t)
+	node := func(name string) *Engine {
+		c, sess := etcd.Session(t, 10)
+		s, err := etcdstore.New(c, sess, etcdstore.Options{Prefix: "/xmppcert/", Key: make([]byte, etcdstore.KeySize), Node: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := OnCluster(t.TempDir(), s)
+		e.Now = clock.Now
+		e.Open = func(string, acme.Request, IssueOptions) (acme.Issuer, *x509.CertPool, func(), error) {
+			return ca, ca.root.Pool(), func() {}, nil
+		}
+		return e
+	}
+	a, b := node("node-a"), node("node-b")
+	log := filepath.Join(t.TempDir(), "hook.log")
+	req := request(t, "example.org")
+	req.Hooks = []string{`echo "$RENEWED_LINEAGE $(openssl x509 -in "$RENEWED_LINEAGE/cert.pem" -noout -serial)" >> ` + log}
+	check := func(step string, e *Engine, version int) {
+		t.Helper()
+		b, err := os.ReadFile(log)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		leaf, err := e.Store.VersionLeaf("example.org", version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		serial := fmt.Sprintf("%X", leaf.SerialNumber)
+		if len(serial)%2 == 1 {
+			serial = "0" + serial // as openssl prints it, in whole bytes
+		}
+		want := filepath.Join(e.Layout.Dir, "live", "example.org") + " serial=" + serial
+		if got := lines[len(lines)-1]; got != want {
+			t.Errorf("%s: the hook saw %q; want %q", step, got, want)
+		}
+	}
+	if _, err := a.Issue(ctx, req, IssueOptions{}, ReplacePolicy{}); err != nil {
+		t.Fatal(err)
+	}
+	check("issued on node a", a, 1)
+	if got := b.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org"); got.Result != ResultDeployed || len(got.Deploy) != 1 || !got.Deploy[0].OK {
+		t.Fatalf("node b's run: %+v; want version 1 deployed there", got)
+	}
+	check("deployed on node b", b, 1)
+	clock.Advance(61 * day)
+	if got := a.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org"); got.Result != ResultRenewed {
+		t.Fatalf("node a's renewal: %+v", got)
+	}
+	check("renewed on node a", a, 2)
+	if got := b.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org"); got.Result != ResultDeployed {
+		t.Fatalf("node b's run after the renewal: %+v; want version 2 deployed there", got)
+	}
+	check("version 2 deployed on node b", b, 2)
 }
