@@ -179,7 +179,12 @@ func unavailable(err error) error {
 }
 
 func (s *Store) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), s.opts.Timeout)
+	return s.within(context.Background())
+}
+
+// within bounds ctx by the request timeout.
+func (s *Store) within(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.opts.Timeout)
 }
 
 func (s *Store) lineageKey(name, rest string) string {
@@ -665,22 +670,35 @@ func (s *Store) sealKey(where string, k crypto.Signer) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.seal(where, der), nil
+}
+
+// seal encrypts plain bound to where it is stored: a random nonce, then
+// the AES-GCM ciphertext with where as additional data.
+func (s *Store) seal(where string, plain []byte) []byte {
 	nonce := make([]byte, s.aead.NonceSize())
-	if _, err := rand.Read(nonce); err != nil {
-		return nil, err
+	rand.Read(nonce) // never fails (crypto/rand)
+	return s.aead.Seal(nonce, nonce, plain, []byte(where))
+}
+
+// open decrypts what seal sealed for where.
+func (s *Store) open(where string, sealed []byte) ([]byte, error) {
+	ns := s.aead.NonceSize()
+	if len(sealed) < ns {
+		return nil, fmt.Errorf("etcd: %s: the sealed value is truncated", where)
 	}
-	return s.aead.Seal(nonce, nonce, der, []byte(where)), nil
+	plain, err := s.aead.Open(nil, sealed[:ns], sealed[ns:], []byte(where))
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %s: the value does not open with this node's sealing key (another key file, or the value was moved)", where)
+	}
+	return plain, nil
 }
 
 // openKey decrypts what sealKey sealed for where.
 func (s *Store) openKey(where string, sealed []byte) (crypto.Signer, error) {
-	ns := s.aead.NonceSize()
-	if len(sealed) < ns {
-		return nil, fmt.Errorf("etcd: %s: the sealed key is truncated", where)
-	}
-	der, err := s.aead.Open(nil, sealed[:ns], sealed[ns:], []byte(where))
+	der, err := s.open(where, sealed)
 	if err != nil {
-		return nil, fmt.Errorf("etcd: %s: the key does not open with this node's sealing key (another key file, or the value was moved)", where)
+		return nil, err
 	}
 	k, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {

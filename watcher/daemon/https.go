@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/etcdstore"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/certfile"
@@ -27,7 +28,8 @@ import (
 )
 
 // CertmagicDir is the directory under the state directory where
-// certmagic keeps the HTTPS front's account, certificates and keys.
+// certmagic keeps the HTTPS front's account, certificates and keys (in a
+// cluster, etcd keeps them: etcdstore.MagicStorage).
 const CertmagicDir = "certmagic"
 
 // httpsFront is the daemon's own HTTPS ([http.https]): certmagic obtains
@@ -73,8 +75,15 @@ func (d *Daemon) newHTTPSFront(cfg *config.Config) (*httpsFront, error) {
 		RenewCheckInterval: d.deps.HTTPSRenewCheck,
 		Logger:             logger,
 	})
+	var storage certmagic.Storage = &certmagic.FileStorage{Path: filepath.Join(cfg.StateDir, CertmagicDir)}
+	if d.deps.Engine != nil {
+		if cluster, ok := d.deps.Engine.Store.(*etcdstore.Store); ok {
+			// The nodes share one certificate, obtained by one order.
+			storage = cluster.CertmagicStorage()
+		}
+	}
 	f.magic = certmagic.New(f.cache, certmagic.Config{
-		Storage: &certmagic.FileStorage{Path: filepath.Join(cfg.StateDir, CertmagicDir)},
+		Storage: storage,
 		OnEvent: d.certmagicEvent,
 		Logger:  logger,
 	})

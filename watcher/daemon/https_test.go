@@ -25,6 +25,7 @@ import (
 	"github.com/xmppcert/xmppcert/acme/acmeca/acmecatest"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
+	"github.com/xmppcert/xmppcert/internal/testetcd"
 	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/pinning"
 	"github.com/xmppcert/xmppcert/watcher/config"
@@ -248,4 +249,91 @@ func runFront(t *testing.T, d *Daemon, logs *testtool.LockedBuffer) {
 			t.Logf("daemon log:\n%s", logs.String())
 		}
 	})
+}
+
+// TestHTTPSFrontCluster: two cluster nodes with the same [http.https]
+// keep certmagic's storage in etcd: pebble receives one order, whichever
+// node places it (its http-01 challenge answered by the node at the port
+// pebble validates, from the shared storage), and both nodes serve the
+// same certificate.
+func TestHTTPSFrontCluster(t *testing.T) {
+	e := testetcd.Start(t)
+	validated := testtool.FreePort(t)
+	p := acmecatest.StartPebble(t, acmecatest.PebbleOptions{HTTPPort: validated, TLSPort: testtool.FreePort(t)})
+	dir := t.TempDir()
+	roots := filepath.Join(dir, "pebble-roots.pem")
+	keyFile := filepath.Join(dir, "cluster.key")
+	for f, b := range map[string][]byte{roots: p.RootsPEM(), keyFile: []byte(strings.Repeat("5a", 32) + "\n")} {
+		if err := os.WriteFile(f, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pebbleRoots := x509.NewCertPool()
+	pebbleRoots.AddCert(p.IssuingRoot)
+	var serials []string
+	var fronts []int
+	for i, httpPort := range []int{validated, testtool.FreePort(t)} {
+		tlsPort := testtool.FreePort(t)
+		fronts = append(fronts, tlsPort)
+		cfg, err := config.Parse(filepath.Join(dir, fmt.Sprintf("node%d.toml", i)), []byte(fmt.Sprintf(`state_dir = %q
+[[host]]
+domain = "example.org"
+[watch]
+own_hosts = false
+[http]
+listen = "127.0.0.1:%d"
+[http.https]
+listen = "127.0.0.1:%d"
+names = ["example.org"]
+ca = %q
+trust_root = %q
+agree_tos = true
+challenges = ["http-01"]
+[cluster]
+etcd_endpoints = [%q]
+key_file = %q
+node_id = "node%d"
+`, filepath.Join(dir, fmt.Sprintf("state%d", i)), httpPort, tlsPort, p.Directory, roots, e.Endpoint, keyFile, i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		store, err := OpenCluster(context.Background(), cfg.Cluster, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		var logs testtool.LockedBuffer
+		d, err := New(cfg, Deps{Engine: lifecycle.OnCluster(cfg.StateDir, store), Registry: prometheus.NewRegistry(),
+			Logger: slog.New(slog.NewTextHandler(&logs, nil)), NoSignals: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		runFront(t, d, &logs)
+	}
+	for _, port := range fronts {
+		client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true,
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, network, fmt.Sprintf("127.0.0.1:%d", port))
+			},
+			TLSClientConfig: &tls.Config{RootCAs: pebbleRoots}}}
+		var lastErr error
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			resp, err := client.Get("https://example.org/healthz")
+			if err == nil {
+				resp.Body.Close()
+				serials = append(serials, resp.TLS.PeerCertificates[0].SerialNumber.String())
+				break
+			}
+			lastErr = err
+			if time.Now().After(deadline) {
+				t.Fatalf("the front on port %d serves no certificate pebble signed within 60 s: %v", port, lastErr)
+			}
+		}
+	}
+	if serials[0] != serials[1] {
+		t.Errorf("the nodes serve different certificates: serials %v", serials)
+	}
+	if orders := p.Orders(); len(orders) != 1 || orders[0].Status != http.StatusCreated {
+		t.Errorf("pebble's orders %+v; want one, accepted", orders)
+	}
 }
