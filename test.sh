@@ -101,6 +101,7 @@ go test -run='^$' -fuzz='^FuzzCheck$' -fuzztime="${fuzzexecs}x" ./cmd/xmppcert
 go test -run='^$' -fuzz='^FuzzPermuteArgs$' -fuzztime="${fuzzexecs}x" ./cmd/xmppcert
 go test -run='^$' -fuzz='^FuzzOrderIdentifiers$' -fuzztime="${fuzzexecs}x" ./acme/localca
 go test -run='^$' -fuzz='^FuzzCanonicalIdentifier$' -fuzztime="${fuzzexecs}x" ./acme/localca
+go test -run='^$' -fuzz='^FuzzCheckMaterial$' -fuzztime="${fuzzexecs}x" ./acme/localca
 go test -run='^$' -fuzz='^FuzzParseTSIGSecret$' -fuzztime="${fuzzexecs}x" ./internal/dnsupdate
 go test -run='^$' -fuzz='^FuzzTSIGAlgorithm$' -fuzztime="${fuzzexecs}x" ./internal/dnsupdate
 go test -run='^$' -fuzz='^FuzzChallengeToken$' -fuzztime="${fuzzexecs}x" ./acme/challenge

@@ -11,8 +11,9 @@ import (
 
 // FuzzDecode: whatever a value in etcd holds (another writer's, a damaged
 // one), reading it as a version and opening its keys is an error or a
-// version with a certificate, and reading it as an ACME account an error
-// or an account with a URL and a key, never a panic.
+// version with a certificate, reading it as an ACME account an error or
+// an account with a URL and a key, and reading it as the CA's material an
+// error or files, never a panic.
 func FuzzDecode(f *testing.F) {
 	ca := testpki.NewRoot("Fuzz Root", nil)
 	leaf, key := ca.Leaf(nil)
@@ -47,5 +48,6 @@ func FuzzDecode(f *testing.F) {
 		if a, err := s.decodeAccount("a", b); err == nil && (a.Location == "" || a.Key == nil) {
 			t.Fatalf("an account without a URL or key decoded")
 		}
+		s.decodeCAMaterial(b)
 	})
 }

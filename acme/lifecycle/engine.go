@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/localca"
 )
 
 // Engine runs the lifecycle of the lineages in one store. The zero
@@ -25,6 +26,9 @@ type Engine struct {
 	// OrderSlots, when set, caps the ACME orders open at once per
 	// account (a cluster's, shared among its nodes).
 	OrderSlots acme.OrderSlots
+	// CAMaterial, when set, keeps the embedded CA's material for a
+	// cluster: the CA the engine issues from is the cluster's.
+	CAMaterial CAMaterialStore
 	// Layout, when set, is this machine's certbot layout apart from
 	// Store (a cluster node's state directory): a lineage is written
 	// into it before it is deployed, and its hooks are given its path
@@ -56,14 +60,30 @@ type ClusterStore interface {
 	acme.Store
 	acme.AccountStore
 	acme.OrderSlots
+	CAMaterialStore
 }
 
 // OnCluster returns the engine of a cluster's node: the lineages, the
-// ACME accounts and the order slots in the cluster's store, the embedded
-// CA in the node's state directory state, and the lineages it deploys
-// written into that directory's certbot layout.
+// ACME accounts, the order slots and the embedded CA's material in the
+// cluster's store, the embedded CA in the node's state directory state,
+// and the lineages it deploys written into that directory's certbot
+// layout.
 func OnCluster(state string, s ClusterStore) *Engine {
-	return &Engine{Store: s, StateDir: state, Accounts: s, OrderSlots: s, Layout: &acme.DiskStore{Dir: state}}
+	return &Engine{Store: s, StateDir: state, Accounts: s, OrderSlots: s, CAMaterial: s, Layout: &acme.DiskStore{Dir: state}}
+}
+
+// OpenCA opens the embedded CA the engine issues from, creating it
+// first if missing: the state directory's, which on a cluster's node is
+// the cluster's CA.
+func (e *Engine) OpenCA(opts localca.Options) (*localca.CA, error) {
+	state, err := e.stateDir()
+	if err != nil {
+		return nil, err
+	}
+	if e.CAMaterial != nil {
+		return openSharedCA(state, opts, e.CAMaterial)
+	}
+	return OpenCA(state, opts, true)
 }
 
 // now is the engine's clock.
@@ -76,7 +96,7 @@ func (e *Engine) now() time.Time {
 
 // open opens the Issuer of req.
 func (e *Engine) open(req acme.Request, o IssueOptions) (acme.Issuer, *x509.CertPool, func(), error) {
-	o.accounts, o.orderSlots = e.Accounts, e.OrderSlots
+	o.accounts, o.orderSlots, o.caMaterial = e.Accounts, e.OrderSlots, e.CAMaterial
 	if e.Open != nil {
 		return e.Open(e.StateDir, req, o)
 	}

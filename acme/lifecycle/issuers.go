@@ -5,6 +5,8 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -29,10 +31,73 @@ type IssueOptions struct {
 	// Timeout bounds one issuance (acmeca.DefaultTimeout when zero).
 	Timeout time.Duration
 
-	// accounts and orderSlots are the engine's (Engine.Accounts and
-	// OrderSlots), for OpenIssuer.
+	// accounts, orderSlots and caMaterial are the engine's
+	// (Engine.Accounts, OrderSlots and CAMaterial), for OpenIssuer.
 	accounts   acme.AccountStore
 	orderSlots acme.OrderSlots
+	caMaterial CAMaterialStore
+}
+
+// CAMaterialStore keeps the embedded CA's material (its certificates and
+// keys, localca.Material) for a cluster's nodes, so that every node's
+// embedded CA is the same CA (acme/etcdstore).
+type CAMaterialStore interface {
+	// LoadCAMaterial reads the material; an error wrapping
+	// fs.ErrNotExist when none is kept yet.
+	LoadCAMaterial() (map[string][]byte, error)
+	// SaveCAMaterial keeps files unless material is kept already, and
+	// returns what is kept: the first writer's.
+	SaveCAMaterial(files map[string][]byte) (map[string][]byte, error)
+}
+
+// CAMismatchError says that a node's embedded CA is another CA than its
+// cluster's: it was created before the node joined.
+type CAMismatchError struct {
+	// Dir is the node's CA directory.
+	Dir string
+}
+
+func (e *CAMismatchError) Error() string {
+	return fmt.Sprintf("the embedded CA in %s is not the cluster's: it was created on this node before it joined the cluster", e.Dir)
+}
+
+// openSharedCA opens the embedded CA of state as the cluster's CA: the
+// material m keeps is installed in state first; when m keeps none, this
+// node's CA (created if missing) is offered as the cluster's, and
+// replaced by another node's that was kept first when it was created
+// just now.
+func openSharedCA(state string, opts localca.Options, m CAMaterialStore) (*localca.CA, error) {
+	dir := CADir(state)
+	shared, err := m.LoadCAMaterial()
+	created := false
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = localca.Init(dir); err == nil {
+			created = true
+		} else if !errors.Is(err, localca.ErrExists) {
+			return nil, fmt.Errorf("creating the CA in %s: %w", dir, err)
+		}
+		var mine map[string][]byte
+		if mine, err = localca.Material(dir); err == nil {
+			shared, err = m.SaveCAMaterial(mine)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the cluster's embedded CA: %w", err)
+	}
+	err = localca.InstallMaterial(dir, shared)
+	if errors.Is(err, localca.ErrOtherCA) && created {
+		// Another node's CA was kept first, while this one was made.
+		if err = os.RemoveAll(dir); err == nil {
+			err = localca.InstallMaterial(dir, shared)
+		}
+	}
+	if errors.Is(err, localca.ErrOtherCA) {
+		return nil, &CAMismatchError{Dir: dir}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("installing the cluster's embedded CA in %s: %w", dir, err)
+	}
+	return localca.Open(dir, opts)
 }
 
 // CADir is where the embedded CA lives in a state directory.
@@ -64,7 +129,14 @@ func OpenCA(state string, opts localca.Options, create bool) (*localca.CA, error
 // state directory.
 func OpenIssuer(state string, req acme.Request, o IssueOptions) (acme.Issuer, *x509.CertPool, func(), error) {
 	if LocalCA(req) {
-		ca, err := OpenCA(state, localca.Options{Lifetime: time.Duration(req.Days) * 24 * time.Hour}, true)
+		opts := localca.Options{Lifetime: time.Duration(req.Days) * 24 * time.Hour}
+		var ca *localca.CA
+		var err error
+		if o.caMaterial != nil {
+			ca, err = openSharedCA(state, opts, o.caMaterial)
+		} else {
+			ca, err = OpenCA(state, opts, true)
+		}
 		if err != nil {
 			return nil, nil, nil, err
 		}

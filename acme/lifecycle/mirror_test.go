@@ -1,6 +1,7 @@
 package lifecycle
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -12,11 +13,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/etcdstore"
+	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/testetcd"
 	"github.com/xmppcert/xmppcert/internal/testpki"
 )
@@ -150,4 +153,84 @@ func TestClusterDeployLayout(t *testing.T) {
 		t.Fatalf("node b's run after the renewal: %+v; want version 2 deployed there", got)
 	}
 	check("version 2 deployed on node b", b, 2)
+}
+
+// TestClusterCA: the nodes of a cluster issue from one embedded CA.
+// Two nodes that issue their first lineages at once end with the same
+// root and intermediate (one node's material, kept in etcd first, the
+// other's fresh CA replaced by it), their lineages chain to it, and the
+// CA's keys are sealed in etcd. A node whose own CA predates its joining
+// is refused, naming its CA directory, and its CA is left alone.
+func TestClusterCA(t *testing.T) {
+	ctx := context.Background()
+	etcd := testetcd.Start(t)
+	c := etcd.Client(t)
+	node := func(name, state string) *Engine {
+		_, sess := etcd.Session(t, 10)
+		s, err := etcdstore.New(c, sess, etcdstore.Options{Prefix: "/xmppcert/", Key: make([]byte, etcdstore.KeySize), Node: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return OnCluster(state, s)
+	}
+	a, b := node("node-a", t.TempDir()), node("node-b", t.TempDir())
+	var wg sync.WaitGroup
+	issued := make([]IssueReport, 2)
+	for i, e := range []*Engine{a, b} {
+		wg.Go(func() {
+			var err error
+			if issued[i], err = e.Issue(ctx, request(t, fmt.Sprintf("host%d.example", i)), IssueOptions{}, ReplacePolicy{}); err != nil {
+				t.Errorf("node %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	roots := map[string]bool{}
+	for i, e := range []*Engine{a, b} {
+		root, err := os.ReadFile(filepath.Join(CADir(e.StateDir), "root.crt"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots[string(root)] = true
+		l, err := e.Store.Load(fmt.Sprintf("host%d.example", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(root)
+		inter := x509.NewCertPool()
+		inter.AddCert(l.Chain[1])
+		for j, other := range []*Engine{a, b} {
+			otherRoot, _ := os.ReadFile(filepath.Join(CADir(other.StateDir), "root.crt"))
+			p := x509.NewCertPool()
+			p.AppendCertsFromPEM(otherRoot)
+			if _, err := l.Chain[0].Verify(x509.VerifyOptions{Roots: p, Intermediates: inter}); err != nil {
+				t.Errorf("node %d's lineage does not chain to node %d's root: %v", i, j, err)
+			}
+		}
+	}
+	if len(roots) != 1 {
+		t.Errorf("the nodes have %d different roots; want the cluster's one", len(roots))
+	}
+	resp, err := c.Get(ctx, "/xmppcert/ca/material")
+	if err != nil || len(resp.Kvs) != 1 || bytes.Contains(resp.Kvs[0].Value, []byte("PRIVATE KEY")) || bytes.Contains(resp.Kvs[0].Value, []byte("CERTIFICATE")) {
+		t.Errorf("the CA material in etcd: %v; want it there, sealed", err)
+	}
+
+	own := t.TempDir()
+	if err := localca.Init(CADir(own)); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(CADir(own), "root.crt"))
+	_, err = node("node-c", own).Issue(ctx, request(t, "host2.example"), IssueOptions{}, ReplacePolicy{})
+	var mismatch *CAMismatchError
+	if !errors.As(err, &mismatch) || mismatch.Dir != CADir(own) {
+		t.Errorf("a node with its own CA: %v; want CAMismatchError naming %s", err, CADir(own))
+	}
+	if after, _ := os.ReadFile(filepath.Join(CADir(own), "root.crt")); !bytes.Equal(before, after) {
+		t.Error("the node's own CA was changed")
+	}
 }

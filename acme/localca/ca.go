@@ -98,6 +98,20 @@ func initCA(dir, rootKeyOut string) (err error) {
 	if _, err := os.Stat(filepath.Join(dir, rootCertFile)); err == nil {
 		return fmt.Errorf("%s: %w", dir, ErrExists)
 	}
+	if rootKeyOut != "" {
+		defer func() {
+			if err != nil {
+				os.Remove(rootKeyOut)
+			}
+		}()
+	}
+	return createDir(dir, func(tmp string) error { return writeCA(tmp, time.Now(), rootKeyOut) })
+}
+
+// createDir creates the CA directory dir whole or not at all: write fills
+// a temporary directory beside it, which is then renamed into place. A
+// CA that another process created first is ErrExists.
+func createDir(dir string, write func(tmp string) error) error {
 	parent := filepath.Dir(dir)
 	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return err
@@ -108,15 +122,8 @@ func initCA(dir, rootKeyOut string) (err error) {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	if err := writeCA(tmp, time.Now(), rootKeyOut); err != nil {
+	if err := write(tmp); err != nil {
 		return err
-	}
-	if rootKeyOut != "" {
-		defer func() {
-			if err != nil {
-				os.Remove(rootKeyOut)
-			}
-		}()
 	}
 	if err := atomicfile.SyncDir(tmp); err != nil {
 		return err

@@ -92,7 +92,11 @@ func (d *Daemon) newHTTPSFront(cfg *config.Config) (*httpsFront, error) {
 	// forwarded. certmagic's own solvers find the ports taken by ours and
 	// leave the answers to the handlers below.
 	if h.Local {
-		f.magic.Issuers = []certmagic.Issuer{localIssuer{state: cfg.StateDir, names: h.Names}}
+		engine := d.deps.Engine
+		if engine == nil {
+			engine = lifecycle.OnDisk(cfg.StateDir)
+		}
+		f.magic.Issuers = []certmagic.Issuer{localIssuer{engine: engine, names: h.Names}}
 		return f, nil
 	}
 	f.issuer = certmagic.NewACMEIssuer(f.magic, certmagic.ACMEIssuer{
@@ -119,13 +123,14 @@ func (f *httpsFront) plain(h http.Handler) http.Handler {
 	return f.issuer.HTTPChallengeHandler(h)
 }
 
-// localIssuer is certmagic's Issuer for ca = "local": the embedded CA of
-// the state directory signs each CSR for its names, opened for the
+// localIssuer is certmagic's Issuer for ca = "local": the embedded CA
+// the lifecycle engine issues from (the state directory's; a cluster
+// node's is the cluster's) signs each CSR for its names, opened for the
 // signature and closed after it (its database is shared with the
 // lifecycle engine and `ca serve`), without an ACME order.
 type localIssuer struct {
-	state string
-	names []string // [http.https] names, the only ones it signs for
+	engine *lifecycle.Engine
+	names  []string // [http.https] names, the only ones it signs for
 }
 
 // Issue signs the CSR for its DNS names, each one of [http.https] names.
@@ -142,7 +147,7 @@ func (l localIssuer) Issue(ctx context.Context, csr *x509.CertificateRequest) (*
 	if err != nil {
 		return nil, fmt.Errorf("https: %w", err)
 	}
-	ca, err := lifecycle.OpenCA(l.state, localca.Options{}, true)
+	ca, err := l.engine.OpenCA(localca.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("https: %w", err)
 	}

@@ -229,7 +229,7 @@ ca = "local"
 		t.Fatal(err)
 	}
 	csr, _ := x509.ParseCertificateRequest(der)
-	if _, err := (localIssuer{state: state, names: []string{"example.org"}}).Issue(context.Background(), csr); err == nil || !strings.Contains(err.Error(), `"elsewhere.example"`) {
+	if _, err := (localIssuer{engine: lifecycle.OnDisk(state), names: []string{"example.org"}}).Issue(context.Background(), csr); err == nil || !strings.Contains(err.Error(), `"elsewhere.example"`) {
 		t.Errorf("a CSR for a name outside the front's: %v; want it refused, naming it", err)
 	}
 }
