@@ -120,6 +120,7 @@ type Sim struct {
 	once     sync.Once
 	accepted atomic.Int64
 	issued   atomic.Int64
+	streams  map[string]int // by the domain a stream was opened to
 }
 
 // entry is one domain's certificate, made once on first use.
@@ -205,6 +206,14 @@ func (s *Sim) Roots() *x509.CertPool { return s.roots }
 
 // Accepted is how many connections the simulator has accepted.
 func (s *Sim) Accepted() int64 { return s.accepted.Load() }
+
+// Streams is how many streams were opened to domain and taken up to
+// STARTTLS: the probes of it the simulator answered.
+func (s *Sim) Streams(domain string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.streams[strings.ToLower(domain)]
+}
 
 // Issued is how many leaf certificates the simulator has made.
 func (s *Sim) Issued() int64 { return s.issued.Load() }
@@ -503,6 +512,12 @@ func (s *Sim) handle(c net.Conn) {
 		return
 	}
 	to := strings.ToLower(strings.TrimSuffix(h.to, "."))
+	s.mu.Lock()
+	if s.streams == nil {
+		s.streams = map[string]int{}
+	}
+	s.streams[to]++
+	s.mu.Unlock()
 	tcfg := &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"xmpp-client", "xmpp-server"},

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -21,6 +22,8 @@ import (
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/internal/testetcd"
 	"github.com/xmppcert/xmppcert/internal/testtool"
+	"github.com/xmppcert/xmppcert/internal/xmppsim"
+	"github.com/xmppcert/xmppcert/watcher/alert"
 	"github.com/xmppcert/xmppcert/watcher/changes"
 	"github.com/xmppcert/xmppcert/watcher/config"
 )
@@ -40,7 +43,7 @@ func TestClusterRenewsOnce(t *testing.T) {
 	}
 	var nodes []clusterNode
 	for i := range 3 {
-		nodes = append(nodes, startClusterNode(t, dir, []string{e.Endpoint}, keyFile, i, ""))
+		nodes = append(nodes, startClusterNode(t, dir, []string{e.Endpoint}, keyFile, i, "", nil))
 	}
 	for round := range 3 {
 		var wg sync.WaitGroup
@@ -107,20 +110,21 @@ type clusterNode struct {
 	logs   *testtool.LockedBuffer
 	state  string
 	engine *lifecycle.Engine
+	store  *etcdstore.Store
 }
 
 // startClusterNode makes node i in dir: a configuration with the
 // [[host]] example.org (component muc.example.org), [cluster] on the
 // etcd at endpoints and the TOML extra, its own etcd session (lease 5
-// s), its daemon.
-func startClusterNode(t *testing.T, dir string, endpoints []string, keyFile string, i int, extra string) clusterNode {
+// s), its daemon, whose probes trust roots (the system's when nil).
+func startClusterNode(t *testing.T, dir string, endpoints []string, keyFile string, i int, extra string, roots *x509.CertPool) clusterNode {
 	t.Helper()
 	nd := filepath.Join(dir, fmt.Sprintf("node%d", i))
 	file := filepath.Join(nd, "xmppcert.toml")
 	if err := os.MkdirAll(nd, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	text := fmt.Sprintf("state_dir = %q\n[[host]]\ndomain = \"example.org\"\ncomponents = [\"muc.example.org\"]\n[watch]\nown_hosts = false\n"+
+	text := fmt.Sprintf("state_dir = %q\n[[host]]\ndomain = \"example.org\"\ncomponents = [\"muc.example.org\"]\n[watch]\nown_hosts = false\nfull_interval = \"never\"\n"+
 		"[cluster]\netcd_endpoints = [\"%s\"]\nkey_file = %q\nnode_id = \"node%d\"\nlease_ttl = \"5s\"\n%s", filepath.Join(nd, "state"), strings.Join(endpoints, `", "`), keyFile, i, extra)
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
@@ -137,12 +141,12 @@ func startClusterNode(t *testing.T, dir string, endpoints []string, keyFile stri
 	}
 	t.Cleanup(func() { store.Close() })
 	engine := lifecycle.OnCluster(cfg.StateDir, store)
-	d, err := New(cfg, Deps{Engine: engine, Logger: log, NoSignals: true})
+	d, err := New(cfg, Deps{Engine: engine, Logger: log, NoSignals: true, Roots: roots})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { d.Close(context.Background()) })
-	return clusterNode{d: d, logs: logs, state: cfg.StateDir, engine: engine}
+	return clusterNode{d: d, logs: logs, state: cfg.StateDir, engine: engine, store: store}
 }
 
 // TestClusterFollows: a node whose renewal loop runs writes a version
@@ -155,7 +159,7 @@ func TestClusterFollows(t *testing.T) {
 	if err := os.WriteFile(keyFile, []byte(strings.Repeat("5a", 32)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a, b := startClusterNode(t, dir, []string{e.Endpoint}, keyFile, 0, ""), startClusterNode(t, dir, []string{e.Endpoint}, keyFile, 1, "")
+	a, b := startClusterNode(t, dir, []string{e.Endpoint}, keyFile, 0, "", nil), startClusterNode(t, dir, []string{e.Endpoint}, keyFile, 1, "", nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	looped := make(chan struct{})
 	go func() {
@@ -207,7 +211,7 @@ func TestClusterQuorumLoss(t *testing.T) {
 		t.Fatal(err)
 	}
 	hook := startAlertHook(t)
-	n := startClusterNode(t, dir, cl.Endpoints, keyFile, 0, fmt.Sprintf("[[alert.webhook]]\nurl = %q\n", hook.URL))
+	n := startClusterNode(t, dir, cl.Endpoints, keyFile, 0, fmt.Sprintf("[[alert.webhook]]\nurl = %q\n", hook.URL), nil)
 	var mu sync.Mutex
 	now := time.Now()
 	n.d.deps.Engine.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
@@ -310,5 +314,94 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 		if time.Now().After(end) {
 			t.Fatalf("waited %v for %s", limit, what)
 		}
+	}
+}
+
+// TestClusterShardedWatch: three nodes watch the same 300 simulated
+// endpoints: one sweep of each probes every endpoint exactly once,
+// counted at the simulator. When a node leaves (its session closed),
+// the next sweeps of the other two probe every endpoint once again, its
+// share included, and of its endpoints the one whose key changed
+// meanwhile raises exactly one alert (compared with the leaving node's
+// last observation, kept in etcd), the others none.
+func TestClusterShardedWatch(t *testing.T) {
+	e := testetcd.Start(t)
+	sim, err := xmppsim.New(xmppsim.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sim.Close() })
+	const n = 300
+	var domains []string
+	var peers strings.Builder
+	for i := range n {
+		domains = append(domains, sim.Domain(i+1))
+		fmt.Fprintf(&peers, "[[watch.peer]]\ndomain = %q\nservice = \"xmpp-client\"\nconnect = %q\n", domains[i], sim.Addr())
+	}
+	if err := sim.Prepare(context.Background(), domains, 0); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "cluster.key")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("5a", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	hook := startAlertHook(t)
+	extra := fmt.Sprintf("[[alert.webhook]]\nurl = %q\n", hook.URL) + peers.String()
+	var nodes []clusterNode
+	for i := range 3 {
+		nodes = append(nodes, startClusterNode(t, dir, []string{e.Endpoint}, keyFile, i, extra, sim.Roots()))
+	}
+	probed := func() map[int]int { // probes per endpoint -> how many endpoints
+		out := map[int]int{}
+		for _, d := range domains {
+			out[sim.Streams(d)]++
+		}
+		return out
+	}
+	ctx := context.Background()
+	shares := 0
+	for i, nd := range nodes {
+		res, err := nd.d.SweepOnce(ctx)
+		if err != nil || len(res.Failed) > 0 {
+			t.Fatalf("node %d: %v %v", i, err, res.Failed)
+		}
+		shares += res.Targets
+		t.Logf("node %d watches %d endpoints", i, res.Targets)
+	}
+	if got := probed(); shares != n || got[1] != n {
+		t.Fatalf("one sweep of each node: shares add up to %d, probes per endpoint %v; want every endpoint probed once", shares, got)
+	}
+	hook.await(t, "first sweeps", 0)
+
+	// Node 2 leaves; one of its endpoints changes key meanwhile.
+	var moved string
+	for _, d := range domains {
+		if owner(targetKey(config.Target{Domain: d, Service: "xmpp-client", Connect: sim.Addr()}), []string{"node0", "node1", "node2"}) == "node2" {
+			moved = d
+			break
+		}
+	}
+	if err := nodes[2].store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := sim.Rekey(moved); err != nil {
+		t.Fatal(err)
+	}
+	alerts := 0
+	var got []alert.Event
+	for _, nd := range nodes[:2] {
+		res, err := nd.d.SweepOnce(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alerts += res.Alerts
+		got = append(got, hook.await(t, "after node 2 left", res.Alerts)...)
+	}
+	if pr := probed(); pr[2] != n {
+		t.Errorf("after node 2 left, probes per endpoint %v; want every endpoint probed once more by the other two", pr)
+	}
+	if alerts != 1 || len(got) != 1 || got[0].Kind != changes.KeyChanged || got[0].Endpoint.Domain != moved {
+		t.Errorf("alerts after node 2 left: %+v; want one key-changed for %s", got, moved)
 	}
 }

@@ -111,6 +111,10 @@ type Daemon struct {
 	// clusterLost is when the cluster store became unavailable, as last
 	// reported; zero while it answers.
 	clusterLost time.Time
+	// members are the cluster's live members as last read (share).
+	members []string
+	// lastShare holds the keys of the targets the last sweep watched.
+	lastShare map[string]bool
 
 	health         *health
 	lineageMetrics *lineageMetrics

@@ -50,7 +50,7 @@ func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 	cfg, disp := d.cfg, d.disp
 	d.mu.Unlock()
 
-	targets := cfg.Targets()
+	targets := d.share(cfg, cfg.Targets())
 	res := SweepResult{Targets: len(targets)}
 	expect := d.expectations(cfg)
 	d.mu.Lock()
@@ -118,9 +118,21 @@ func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 		perJob[i] = eps
 	})
 	var obs []watcher.Observation
-	for _, eps := range perJob {
-		obs = append(obs, eps...)
+	// fresh marks the observations of targets that were not this node's
+	// in its last sweep: in a cluster another member may have watched
+	// them since.
+	var fresh []bool
+	d.mu.Lock()
+	lastShare := d.lastShare
+	d.lastShare = map[string]bool{}
+	for i, t := range targets {
+		d.lastShare[targetKey(t)] = true
+		for range perJob[i] {
+			fresh = append(fresh, !lastShare[targetKey(t)])
+		}
+		obs = append(obs, perJob[i]...)
 	}
+	d.mu.Unlock()
 	perJob = nil
 	res.Observations = len(obs)
 	if len(obs) == 0 {
@@ -149,14 +161,25 @@ func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 	}
 	judged := now
 	own := d.ownLineages(cfg)
+	shared := d.sharedWatchOf(cfg)
 	for i, o := range obs {
 		rec := recorded[i]
 		cctx := expect[o.Endpoint.Domain]
 		cctx.Now = judged
 		prev := rec.Prev
+		if shared != nil && (prev == nil || fresh[i]) {
+			// Not watched here in the last sweep: another member may
+			// have since (a share handed over), whose later look counts.
+			if there := d.handedOver(shared, o.Endpoint.String()); there != nil && (prev == nil || there.At.After(prev.At)) {
+				prev, rec.Changed = there, !there.Equal(o)
+			}
+		}
 		switch {
 		case rec.Changed:
 			res.Changed++
+			if shared != nil {
+				d.handOver(shared, o)
+			}
 		default:
 			// Unchanged: only conditions (expiry) are judged.
 			same := o
