@@ -67,12 +67,12 @@ func Open(ctx context.Context, c Connection, opts Options) (*Store, error) {
 		client.Close()
 		return nil, err
 	}
-	s.owned, s.stopKeep = true, stop
+	s.owned, s.stopKeep, s.kept = true, stop, make(chan struct{})
+	go s.keep(keep, ttl)
 	if err := s.Join(); err != nil {
 		s.Close()
 		return nil, err
 	}
-	go s.keep(keep, ttl)
 	return s, nil
 }
 
@@ -93,6 +93,7 @@ func newSession(ctx context.Context, client *clientv3.Client, ttl int) (*concurr
 // revokes the old lease (which a new leader may have kept alive for
 // another TTL, with the locks on it).
 func (s *Store) keep(ctx context.Context, ttl int) {
+	defer close(s.kept)
 	for {
 		s.sessMu.Lock()
 		old := s.session
@@ -101,6 +102,12 @@ func (s *Store) keep(ctx context.Context, ttl int) {
 		case <-ctx.Done():
 			return
 		case <-old.Done():
+		}
+		s.sessMu.Lock()
+		closing := s.closing
+		s.sessMu.Unlock()
+		if closing {
+			return
 		}
 		s.Unavailable() // records when it ended
 		for {
@@ -141,6 +148,7 @@ func (s *Store) Close() error {
 	err := session.Close()
 	if s.stopKeep != nil {
 		s.stopKeep()
+		<-s.kept // no goroutine of the store's logs after Close
 	}
 	if s.owned {
 		if cerr := s.client.Close(); err == nil {

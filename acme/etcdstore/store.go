@@ -91,6 +91,7 @@ type Store struct {
 	held     map[string]bool               // accounts' and order slots' in-process locks
 	owned    bool                          // Open made the client
 	stopKeep context.CancelFunc            // stops Open's keeper
+	kept     chan struct{}                 // closed when the keeper has stopped
 }
 
 var _ acme.Store = (*Store)(nil)

@@ -14,6 +14,7 @@ package safetext
 import (
 	"fmt"
 	"io"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -62,9 +63,12 @@ func appendRune(out []byte, r rune, raw string) []byte {
 
 // Writer escapes what is written through it (see the package
 // documentation). A rune split across two writes is held back until it
-// is whole; Flush writes what is held back.
+// is whole; Flush writes what is held back. It is safe for concurrent
+// use: a command's output and the logs of its libraries' goroutines
+// share one.
 type Writer struct {
 	w    io.Writer
+	mu   sync.Mutex
 	held []byte // the start of a rune whose rest has not been written yet
 }
 
@@ -74,6 +78,8 @@ func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
 // Write escapes p and writes it, and reports len(p) when all of it was
 // written or held back.
 func (w *Writer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	buf := append(w.held, p...)
 	w.held = nil
 	var out []byte
@@ -97,6 +103,8 @@ func (w *Writer) Write(p []byte) (int, error) {
 // Flush writes a rune start that is still held back, escaped byte by
 // byte: no rest will come.
 func (w *Writer) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if len(w.held) == 0 {
 		return nil
 	}
