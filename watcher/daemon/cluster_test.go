@@ -360,19 +360,24 @@ func TestClusterShardedWatch(t *testing.T) {
 		return out
 	}
 	ctx := context.Background()
-	shares := 0
+	shares, firstSeen := 0, 0
 	for i, nd := range nodes {
 		res, err := nd.d.SweepOnce(ctx)
 		if err != nil || len(res.Failed) > 0 {
 			t.Fatalf("node %d: %v %v", i, err, res.Failed)
 		}
 		shares += res.Targets
+		firstSeen += res.Alerts
 		t.Logf("node %d watches %d endpoints", i, res.Targets)
 	}
 	if got := probed(); shares != n || got[1] != n {
 		t.Fatalf("one sweep of each node: shares add up to %d, probes per endpoint %v; want every endpoint probed once", shares, got)
 	}
-	hook.await(t, "first sweeps", 0)
+	for _, ev := range hook.await(t, "first sweeps", firstSeen) {
+		if ev.Kind != changes.FirstSeen {
+			t.Errorf("first sweeps: %s alert for %s; want first-seen only", ev.Kind, ev.Endpoint.Domain)
+		}
+	}
 
 	// Node 2 leaves; one of its endpoints changes key meanwhile.
 	var moved string

@@ -81,6 +81,26 @@ func (d *Daemon) share(cfg *config.Config, targets []config.Target) []config.Tar
 	return mine
 }
 
+// freshInShare marks, observation by observation (perJob[i] being
+// targets[i]'s), those of targets this node did not watch in its last
+// sweep: another member may have watched them since. It remembers this
+// sweep's targets for the next.
+func (d *Daemon) freshInShare(targets []config.Target, perJob [][]watcher.Observation) []bool {
+	var fresh []bool
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	last := d.lastShare
+	d.lastShare = make(map[string]bool, len(targets))
+	for i, t := range targets {
+		key := targetKey(t)
+		d.lastShare[key] = true
+		for range perJob[i] {
+			fresh = append(fresh, !last[key])
+		}
+	}
+	return fresh
+}
+
 // handedOver is the latest observation of an endpoint that another
 // member kept, for an endpoint this node observes for the first time;
 // nil when there is none (or it cannot be read).

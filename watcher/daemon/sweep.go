@@ -118,21 +118,14 @@ func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 		perJob[i] = eps
 	})
 	var obs []watcher.Observation
-	// fresh marks the observations of targets that were not this node's
-	// in its last sweep: in a cluster another member may have watched
-	// them since.
-	var fresh []bool
-	d.mu.Lock()
-	lastShare := d.lastShare
-	d.lastShare = map[string]bool{}
-	for i, t := range targets {
-		d.lastShare[targetKey(t)] = true
-		for range perJob[i] {
-			fresh = append(fresh, !lastShare[targetKey(t)])
-		}
-		obs = append(obs, perJob[i]...)
+	for _, eps := range perJob[:len(targets)] {
+		obs = append(obs, eps...)
 	}
-	d.mu.Unlock()
+	shared := d.sharedWatchOf(cfg)
+	var fresh []bool
+	if shared != nil {
+		fresh = d.freshInShare(targets, perJob)
+	}
 	perJob = nil
 	res.Observations = len(obs)
 	if len(obs) == 0 {
@@ -161,7 +154,6 @@ func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 	}
 	judged := now
 	own := d.ownLineages(cfg)
-	shared := d.sharedWatchOf(cfg)
 	for i, o := range obs {
 		rec := recorded[i]
 		cctx := expect[o.Endpoint.Domain]
