@@ -7,8 +7,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -18,6 +21,7 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/testetcd"
 	"github.com/xmppcert/xmppcert/internal/testpki"
 )
@@ -216,5 +220,64 @@ func TestLockAndFencing(t *testing.T) {
 	defer unlockB()
 	if _, err := b.Write(request(t, false), iss, next); err != nil {
 		t.Fatalf("node b's write: %v", err)
+	}
+}
+
+// TestLargeVersion: a lineage of 100 names (a host and 99 components:
+// DNS-IDs, SRV-IDs and XmppAddrs for each) with RSA-3072 keys, signed by
+// the embedded CA, commits as one transaction, well inside etcd's
+// 1.5 MiB request limit, and reads back whole.
+func TestLargeVersion(t *testing.T) {
+	e := testetcd.Start(t)
+	s, c, _ := newStore(t, e, "node-a", sealing)
+	var components []string
+	for i := range 99 {
+		components = append(components, fmt.Sprintf("component%02d.%s", i, name))
+	}
+	req, err := acme.NewRequest(name, 0, components, acme.KeyRSA3072)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "ca")
+	if err := localca.Init(dir); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := localca.Open(dir, localca.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	key, err := rsa.GenerateKey(rand.Reader, 3072)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := rsa.GenerateKey(rand.Reader, 3072)
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := ca.Issue(context.Background(), req, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := s.Lock(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if _, err := s.Write(req, iss, next); err != nil {
+		t.Fatalf("writing a 100-name RSA-3072 version: %v", err)
+	}
+	resp, err := c.Get(context.Background(), s.versionKey(name, 1))
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatal(err)
+	}
+	size := len(resp.Kvs[0].Value)
+	t.Logf("a 100-name RSA-3072 version: certificate %d bytes (%d DNS-IDs); stored value %d bytes (limit 1.5 MiB)", len(iss.Chain[0].Raw), len(iss.Chain[0].DNSNames), size)
+	if size > 512<<10 {
+		t.Errorf("the version takes %d bytes in etcd; want far under the 1.5 MiB request limit", size)
+	}
+	l, err := s.Load(name)
+	if err != nil || len(l.Request.Names) != 100 || !l.Chain[0].Equal(iss.Chain[0]) || !acme.SamePublicKey(l.Chain[0], l.Key) {
+		t.Fatalf("read back: %v", err)
 	}
 }

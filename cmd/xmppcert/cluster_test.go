@@ -14,6 +14,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/acmeca/acmecatest"
@@ -115,45 +116,51 @@ func TestClusterCommands(t *testing.T) {
 // the lock's release, not by a schedule): exactly one new version. The
 // killed node, started again, deploys that version without renewing.
 // Then a holder stopped (SIGSTOP) past its lease while the other node
-// renews has its own commit refused once it goes on (SIGCONT).
-func TestClusterKillHolder(t *testing.T) {
-	testtool.SkipShort(t, "runs two daemons, etcd and pebble")
-	e := testetcd.Start(t)
+// renews, and etcd compacts its history, has its own commit refused once
+// it goes on (SIGCONT), and writes the other node's version into its
+// layout.
+// clusterEnv is a cluster of `xmppcert daemon` processes under test:
+// one etcd, pebble, and the web server pebble validates http-01 against,
+// which serves the nodes' shared webroot and, while holding, keeps each
+// validation waiting.
+type clusterEnv struct {
+	t       *testing.T
+	etcd    *testetcd.Etcd
+	pebble  *acmecatest.Pebble
+	dir     string
+	bin     string
+	webroot string
+	roots   string
+	keyFile string
+	// held receives a signal when a validation is held.
+	held    chan struct{}
+	mu      sync.Mutex
+	gate    chan struct{} // nil: validations pass; closed to let the held through
+	states  map[string]string
+	cfgs    map[string]string
+	daemons map[string]*daemonProc
+	client  *clientv3.Client
+	// store reads the cluster's lineages as an observer node.
+	store *etcdstore.Store
+}
+
+func startClusterEnv(t *testing.T) *clusterEnv {
 	validate := testtool.FreePort(t)
-	p := acmecatest.StartPebble(t, acmecatest.PebbleOptions{HTTPPort: validate})
-	dir := t.TempDir()
-	webroot := filepath.Join(dir, "webroot")
-	if err := os.MkdirAll(webroot, 0o755); err != nil {
+	env := &clusterEnv{t: t, etcd: testetcd.Start(t), pebble: acmecatest.StartPebble(t, acmecatest.PebbleOptions{HTTPPort: validate}),
+		dir: t.TempDir(), bin: buildXmppcert(t), held: make(chan struct{}, 1),
+		states: map[string]string{}, cfgs: map[string]string{}, daemons: map[string]*daemonProc{}}
+	env.webroot = filepath.Join(env.dir, "webroot")
+	if err := os.MkdirAll(env.webroot, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	// The web server pebble validates http-01 against serves the nodes'
-	// shared webroot; while holding, it keeps each validation waiting.
-	var mu sync.Mutex
-	var gate chan struct{} // open while nil; closed to let the held through
-	held := make(chan struct{}, 1)
-	hold := func() {
-		mu.Lock()
-		gate = make(chan struct{})
-		mu.Unlock()
-		select {
-		case <-held:
-		default:
-		}
-	}
-	letGo := func() {
-		mu.Lock()
-		close(gate)
-		gate = nil
-		mu.Unlock()
-	}
-	files := http.FileServer(http.Dir(webroot))
+	files := http.FileServer(http.Dir(env.webroot))
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		g := gate
-		mu.Unlock()
+		env.mu.Lock()
+		g := env.gate
+		env.mu.Unlock()
 		if g != nil {
 			select {
-			case held <- struct{}{}:
+			case env.held <- struct{}{}:
 			default:
 			}
 			select {
@@ -170,50 +177,101 @@ func TestClusterKillHolder(t *testing.T) {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	roots := filepath.Join(dir, "pebble-roots.pem")
-	keyFile := filepath.Join(dir, "cluster.key")
-	writeFile(t, roots, p.RootsPEM(), 0o644)
-	writeFile(t, keyFile, []byte(strings.Repeat("c3", 32)+"\n"), 0o600)
-	node := func(name string) (state, cfg string) {
-		state, cfg = filepath.Join(dir, name), filepath.Join(dir, name+".toml")
-		writeFile(t, cfg, []byte(fmt.Sprintf("state_dir = %q\n[[host]]\ndomain = \"example.org\"\nca = %q\n[host.acme]\nagree_tos = true\ntrust_root = %q\nwebroot = %q\n"+
-			"[watch]\nown_hosts = false\n[cluster]\netcd_endpoints = [%q]\nkey_file = %q\nnode_id = %q\nlease_ttl = \"2s\"\n",
-			state, p.Directory, roots, webroot, e.Endpoint, keyFile, name)), 0o600)
-		return state, cfg
-	}
-	bin := buildXmppcert(t)
-	states, cfgs := map[string]string{}, map[string]string{}
-	daemons := map[string]*daemonProc{}
-	for _, name := range []string{"node0", "node1", "cron"} {
-		states[name], cfgs[name] = node(name)
-	}
-	start := func(name string) *daemonProc {
-		d := startDaemonProc(t, bin, daemonOptions{listen: freeAddr(t)}, "--config", cfgs[name], "daemon")
-		daemons[name] = d
-		return d
-	}
-	start("node0").wait(t, "version 1", func() bool { return strings.Contains(daemons["node0"].logs.String(), "msg=issued") })
-	start("node1").wait(t, "node1's first run", func() bool { return strings.Contains(daemons["node1"].logs.String(), "renew run finished") })
-	c, sess := e.Session(t, 5)
-	store, err := etcdstore.New(c, sess, etcdstore.Options{Prefix: "/xmppcert/", Key: []byte(strings.Repeat("\xc3", 32)), Node: "observer"})
-	if err != nil {
+	env.roots = filepath.Join(env.dir, "pebble-roots.pem")
+	env.keyFile = filepath.Join(env.dir, "cluster.key")
+	writeFile(t, env.roots, env.pebble.RootsPEM(), 0o644)
+	writeFile(t, env.keyFile, []byte(strings.Repeat("c3", 32)+"\n"), 0o600)
+	var sess *concurrency.Session
+	env.client, sess = env.etcd.Session(t, 5)
+	if env.store, err = etcdstore.New(env.client, sess, etcdstore.Options{Prefix: "/xmppcert/", Key: []byte(strings.Repeat("\xc3", 32)), Node: "observer"}); err != nil {
 		t.Fatal(err)
 	}
+	return env
+}
 
-	hold()
-	if code, out, errs := runCLI(t, nil, "--state-dir", states["cron"], "--config", cfgs["cron"], "revoke", "example.org", "--reason", "superseded"); code != exitOK {
-		t.Fatalf("revoke: exit %d\n%s%s", code, out, errs)
-	}
+// hold makes validations wait until letGo.
+func (env *clusterEnv) hold() {
+	env.mu.Lock()
+	env.gate = make(chan struct{})
+	env.mu.Unlock()
 	select {
-	case <-held:
+	case <-env.held:
+	default:
+	}
+}
+
+func (env *clusterEnv) letGo() {
+	env.mu.Lock()
+	close(env.gate)
+	env.gate = nil
+	env.mu.Unlock()
+}
+
+// node writes node name's configuration: its state directory, a
+// [[host]] per domain from pebble (http-01 through the shared webroot)
+// with hooks, and [cluster] (lease 2 s).
+func (env *clusterEnv) node(name string, domains []string, hooks ...string) {
+	state, cfg := filepath.Join(env.dir, name), filepath.Join(env.dir, name+".toml")
+	var b strings.Builder
+	fmt.Fprintf(&b, "state_dir = %q\n", state)
+	for _, d := range domains {
+		fmt.Fprintf(&b, "[[host]]\ndomain = %q\nca = %q\n", d, env.pebble.Directory)
+		if len(hooks) > 0 {
+			fmt.Fprintf(&b, "hooks = [%q]\n", strings.Join(hooks, `", "`))
+		}
+		fmt.Fprintf(&b, "[host.acme]\nagree_tos = true\ntrust_root = %q\nwebroot = %q\n", env.roots, env.webroot)
+	}
+	fmt.Fprintf(&b, "[watch]\nown_hosts = false\n[cluster]\netcd_endpoints = [%q]\nkey_file = %q\nnode_id = %q\nlease_ttl = \"2s\"\n",
+		env.etcd.Endpoint, env.keyFile, name)
+	writeFile(env.t, cfg, []byte(b.String()), 0o600)
+	env.states[name], env.cfgs[name] = state, cfg
+}
+
+// start starts node name's daemon.
+func (env *clusterEnv) start(name string) *daemonProc {
+	d := startDaemonProc(env.t, env.bin, daemonOptions{listen: freeAddr(env.t)}, "--config", env.cfgs[name], "daemon")
+	env.daemons[name] = d
+	return d
+}
+
+// revoke revokes lineage through the cron node's configuration: the
+// ACME revocation, and the lineage due on every node.
+func (env *clusterEnv) revoke(lineage string) {
+	env.t.Helper()
+	if code, out, errs := runCLI(env.t, nil, "--state-dir", env.states["cron"], "--config", env.cfgs["cron"], "revoke", lineage, "--reason", "superseded"); code != exitOK {
+		env.t.Fatalf("revoke %s: exit %d\n%s%s", lineage, code, out, errs)
+	}
+}
+
+// holder is the node holding lineage's lock.
+func (env *clusterEnv) holder(lineage string) string {
+	env.t.Helper()
+	resp, err := env.client.Get(context.Background(), "/xmppcert/locks/"+lineage+"/", clientv3.WithPrefix())
+	if err != nil || len(resp.Kvs) != 1 {
+		env.t.Fatalf("the lock of %s: %v, %v", lineage, resp, err)
+	}
+	return string(resp.Kvs[0].Value)
+}
+
+func TestClusterKillHolder(t *testing.T) {
+	testtool.SkipShort(t, "runs two daemons, etcd and pebble")
+	env := startClusterEnv(t)
+	for _, name := range []string{"node0", "node1", "cron"} {
+		env.node(name, []string{"example.org"})
+	}
+	daemons, states, store, c := env.daemons, env.states, env.store, env.client
+	start := env.start
+	start("node0").wait(t, "version 1", func() bool { return strings.Contains(daemons["node0"].logs.String(), "msg=issued") })
+	start("node1").wait(t, "node1's first run", func() bool { return strings.Contains(daemons["node1"].logs.String(), "renew run finished") })
+
+	env.hold()
+	env.revoke("example.org")
+	select {
+	case <-env.held:
 	case <-time.After(30 * time.Second):
 		t.Fatalf("no node ordered within 30 s of the revocation\nnode0:\n%s\nnode1:\n%s", daemons["node0"].logs.String(), daemons["node1"].logs.String())
 	}
-	resp, err := c.Get(context.Background(), "/xmppcert/locks/example.org/", clientv3.WithPrefix())
-	if err != nil || len(resp.Kvs) != 1 {
-		t.Fatalf("the lineage's lock: %v, %v", resp, err)
-	}
-	holder := string(resp.Kvs[0].Value)
+	holder := env.holder("example.org")
 	other := map[string]string{"node0": "node1", "node1": "node0"}[holder]
 	if other == "" {
 		t.Fatalf("the lock is held by %q", holder)
@@ -221,7 +279,7 @@ func TestClusterKillHolder(t *testing.T) {
 	daemons[holder].cmd.Process.Kill()
 	<-daemons[holder].done
 	killed := time.Now()
-	letGo()
+	env.letGo()
 
 	var committed time.Duration
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -252,26 +310,20 @@ func TestClusterKillHolder(t *testing.T) {
 
 	// SIGSTOP of the holder past its lease, then SIGCONT: the other node
 	// renews meanwhile, and the stopped node's commit is refused.
-	hold()
-	if code, out, errs := runCLI(t, nil, "--state-dir", states["cron"], "--config", cfgs["cron"], "revoke", "example.org", "--reason", "superseded"); code != exitOK {
-		t.Fatalf("second revoke: exit %d\n%s%s", code, out, errs)
-	}
+	env.hold()
+	env.revoke("example.org")
 	select {
-	case <-held:
+	case <-env.held:
 	case <-time.After(30 * time.Second):
 		t.Fatal("no node ordered within 30 s of the second revocation")
 	}
-	resp, err = c.Get(context.Background(), "/xmppcert/locks/example.org/", clientv3.WithPrefix())
-	if err != nil || len(resp.Kvs) != 1 {
-		t.Fatalf("the lineage's lock: %v, %v", resp, err)
-	}
-	holder = string(resp.Kvs[0].Value)
+	holder = env.holder("example.org")
 	other = map[string]string{"node0": "node1", "node1": "node0"}[holder]
 	stopped := daemons[holder].cmd.Process
 	if err := stopped.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	letGo()
+	env.letGo()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if vs, err := store.Versions("example.org"); err == nil && len(vs) == 3 {
 			break
@@ -281,14 +333,152 @@ func TestClusterKillHolder(t *testing.T) {
 			t.Fatalf("no renewal within 30 s while %s was stopped\n%s:\n%s", holder, other, daemons[other].logs.String())
 		}
 	}
+	// etcd compacts its history meanwhile: the resumed node's watch cannot
+	// go on from where it stopped.
+	if rev, err := c.Get(context.Background(), "/xmppcert/lineages/example.org/current"); err != nil {
+		t.Fatal(err)
+	} else if _, err := c.Compact(context.Background(), rev.Header.Revision); err != nil {
+		t.Fatal(err)
+	}
 	if err := stopped.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	daemons[holder].wait(t, "the resumed node's refused commit", func() bool {
 		return strings.Contains(daemons[holder].logs.String(), "no longer holds the lineage's lock")
 	})
+	daemons[holder].wait(t, "version 3 in the resumed node's layout", func() bool {
+		l, err := acme.DiskStore{Dir: states[holder]}.Load("example.org")
+		return err == nil && l.Version == 3
+	})
 	if vs, err := store.Versions("example.org"); err != nil || len(vs) != 3 {
 		t.Errorf("versions %v, %v after the stopped node resumed; want its commit refused", vs, err)
 	}
-	t.Logf("pebble's orders: %+v", p.Orders())
+	t.Logf("pebble's orders: %+v", env.pebble.Orders())
+}
+
+// TestClusterMassRenewal: three daemon nodes keep 50 lineages from
+// pebble; all 50 are revoked at once (a CA moving every renewal window).
+// pebble receives exactly 50 renewal orders, each with "replaces",
+// accepted; every node's layout holds each new version soon after its
+// commit; and each node's hook ran once for each lineage's new version.
+func TestClusterMassRenewal(t *testing.T) {
+	testtool.SkipShort(t, "runs three daemons, etcd and pebble")
+	env := startClusterEnv(t)
+	var domains []string
+	for i := range 50 {
+		domains = append(domains, fmt.Sprintf("h%02d.example", i))
+	}
+	hookLog := filepath.Join(env.dir, "hooks.log")
+	nodes := []string{"node0", "node1", "node2"}
+	for _, name := range append(nodes, "cron") {
+		env.node(name, domains, `echo "$RENEWED_LINEAGE $(openssl x509 -in "$RENEWED_LINEAGE/cert.pem" -noout -serial)" >> `+hookLog)
+	}
+	for _, name := range nodes {
+		env.start(name)
+	}
+	// await waits until every node's layout holds version v of every
+	// lineage; with committed, it records when each lineage's version v
+	// was seen in etcd, and in lags how long after that each node's
+	// layout held it (polled every 10 ms).
+	await := func(v int, committed map[string]time.Time, lags map[string]time.Duration) {
+		t.Helper()
+		for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			done := true
+			for _, d := range domains {
+				if committed != nil {
+					if _, ok := committed[d]; !ok {
+						if vs, err := env.store.Versions(d); err == nil && len(vs) >= v {
+							committed[d] = time.Now()
+						} else {
+							done = false
+							continue
+						}
+					}
+				}
+				for _, n := range nodes {
+					key := n + " " + d
+					if _, ok := lags[key]; ok {
+						continue
+					}
+					if l, err := (acme.DiskStore{Dir: env.states[n]}).Load(d); err == nil && l.Version == v {
+						lags[key] = 0
+						if committed != nil {
+							lags[key] = time.Since(committed[d])
+						}
+					} else {
+						done = false
+					}
+				}
+			}
+			if done {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("version %d not everywhere within 90 s: %d of %d node layouts\nnode0:\n%s", v, len(lags), len(domains)*len(nodes), env.daemons["node0"].logs.String())
+			}
+		}
+	}
+	await(1, nil, map[string]time.Duration{})
+	issued := len(env.pebble.Orders())
+
+	start := time.Now()
+	for _, d := range domains {
+		env.revoke(d)
+	}
+	committed, lags := map[string]time.Time{}, map[string]time.Duration{}
+	await(2, committed, lags)
+	var worst time.Duration
+	for _, l := range lags {
+		worst = max(worst, l)
+	}
+	t.Logf("50 lineages renewed across 3 nodes in %v after the revocations began; a new version reached the last node's layout at most %v after its commit (polled every 10 ms)",
+		time.Since(start).Round(10*time.Millisecond), worst.Round(10*time.Millisecond))
+	if worst > 2*time.Second {
+		t.Errorf("a node's layout held a new version %v after its commit; want within 2 s", worst)
+	}
+	orders := env.pebble.Orders()[issued:]
+	seen := map[string]bool{}
+	for _, o := range orders {
+		if o.Replaces == "" || o.Status != http.StatusCreated || len(o.Identifiers) != 1 || seen[o.Identifiers[0]] {
+			t.Errorf("renewal order %+v; want each lineage's once, with replaces, accepted", o)
+		}
+		seen[o.Identifiers[0]] = true
+	}
+	if len(orders) != 50 {
+		t.Errorf("pebble received %d renewal orders; want 50", len(orders))
+	}
+	// The hook of each node for each new version: a line naming the
+	// node's live/NAME and the version's serial, as openssl prints it.
+	want := map[string]bool{}
+	for _, d := range domains {
+		leaf, err := env.store.VersionLeaf(d, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		serial := fmt.Sprintf("%X", leaf.SerialNumber)
+		if len(serial)%2 == 1 {
+			serial = "0" + serial
+		}
+		for _, n := range nodes {
+			want[filepath.Join(env.states[n], "live", d)+" serial="+serial] = true
+		}
+	}
+	var ran map[string]int
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		hooks, _ := os.ReadFile(hookLog)
+		ran = map[string]int{}
+		for _, line := range strings.Split(strings.TrimSpace(string(hooks)), "\n") {
+			if want[line] {
+				ran[line]++
+			}
+		}
+		if len(ran) == len(want) || time.Now().After(deadline) {
+			break
+		}
+	}
+	for line := range want {
+		if ran[line] != 1 {
+			t.Errorf("hook %q ran %d times; want once", line, ran[line])
+		}
+	}
 }

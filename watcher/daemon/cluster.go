@@ -14,6 +14,7 @@ import (
 
 	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/etcdstore"
+	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/internal/certfile"
 	"github.com/xmppcert/xmppcert/watcher"
 	"github.com/xmppcert/xmppcert/watcher/alert"
@@ -128,4 +129,93 @@ func earliestExpiry(store acme.Store) (name string, notAfter time.Time, found bo
 		}
 	}
 	return name, notAfter, found
+}
+
+// changesOf is the cluster store's feed of what calls for a run
+// (etcdstore.Store.Changes) until ctx is done; nil without a cluster.
+func (d *Daemon) changesOf(ctx context.Context) <-chan struct{} {
+	if d.deps.Engine == nil {
+		return nil
+	}
+	if w, ok := d.deps.Engine.Store.(interface {
+		Changes(context.Context) <-chan struct{}
+	}); ok {
+		return w.Changes(ctx)
+	}
+	return nil
+}
+
+// followLoop, on a cluster node, writes every version another node
+// commits into this node's layout and deploys it as soon as it is
+// committed, while the renewal loop may be busy with this node's own
+// renewals; it returns when ctx is done. work is the context the deploys
+// run with.
+func (d *Daemon) followLoop(ctx, work context.Context) {
+	changed := d.changesOf(ctx)
+	if changed == nil {
+		return
+	}
+	left := map[string]bool{}
+	for range changed {
+		d.follow(work, left)
+	}
+}
+
+// follow writes the cluster's lineages into this node's layout and
+// deploys each lineage the layout took a version of, and each one in
+// left, to its targets behind it. A lineage that another process or
+// node holds is left to the holder for now and kept in left: the
+// holder's release wakes the loop again.
+func (d *Daemon) follow(ctx context.Context, left map[string]bool) {
+	if d.storeUnavailable() != nil {
+		return
+	}
+	for _, name := range d.mirror(d.Config()) {
+		left[name] = true
+	}
+	var held *acme.LockedError
+	for name := range left {
+		rep, err := d.deps.Engine.Deploy(ctx, name, false)
+		switch {
+		case errors.As(err, &held):
+			continue
+		case errors.Is(err, acme.ErrNoLineage):
+		case err != nil:
+			d.log.Error("deploying a version committed by another node", "lineage", name, "error", err.Error())
+		case !rep.UpToDate:
+			d.log.Info("version committed by another node deployed", "lineage", name, "version", rep.Version, "ok", rep.Deployed())
+		}
+		delete(left, name)
+	}
+}
+
+// mirror writes the cluster's lineages into this node's certbot layout,
+// for its servers, hooks and `prosodyctl cert import`, and returns those
+// it changed. A lineage this node's other loop is writing there is left
+// to it.
+func (d *Daemon) mirror(cfg *config.Config) []string {
+	changed, err := lifecycle.Mirror(d.deps.Engine.Store, acme.DiskStore{Dir: cfg.StateDir})
+	for _, name := range changed {
+		d.log.Info("lineage written to this node's state directory from the cluster", "lineage", name)
+	}
+	var held *acme.LockedError
+	for _, e := range unjoin(err) {
+		if errors.As(e, &held) {
+			d.log.Debug("lineage left to the loop that is writing it", "error", e.Error())
+		} else {
+			d.log.Error("writing a cluster lineage into this node's state directory", "error", e.Error())
+		}
+	}
+	return changed
+}
+
+// unjoin splits an errors.Join error into its parts.
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err != nil {
+		return []error{err}
+	}
+	return nil
 }

@@ -497,6 +497,11 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener) error {
 		defer wg.Done()
 		d.ctLoop(ctx, work)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.followLoop(ctx, work)
+	}()
 
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -559,15 +564,9 @@ func (d *Daemon) nextDelay() time.Duration {
 // renewLoop runs the engine (renew) at start and every RenewInterval until ctx is
 // done; work is the context the renewal itself runs with.
 func (d *Daemon) renewLoop(ctx, work context.Context) {
-	// In a cluster, another node's new version starts a run at once: it
-	// writes the version into this node's layout and deploys it.
-	var changed <-chan struct{}
-	if w, ok := d.deps.Engine.Store.(interface {
-		Changes(context.Context) <-chan struct{}
-	}); ok {
-		changed = w.Changes(ctx)
-	}
-	every(ctx, changed, func(woken bool) time.Duration {
+	// In a cluster, another node's new version or lock release, or this
+	// node's session ending or coming back, starts a run at once.
+	every(ctx, d.changesOf(ctx), func(woken bool) time.Duration {
 		if woken {
 			d.log.Info("a lineage changed in the cluster: renewal run", "reason", "cluster change")
 		}

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/dnsupdate"
@@ -43,15 +42,7 @@ func (d *Daemon) renew(ctx context.Context) error {
 	}
 	err := d.deps.Engine.Reconcile(ctx, hosts, false, d.log)
 	if cfg.Cluster != nil {
-		// The shared lineages in this node's certbot layout, for its
-		// servers, hooks and `prosodyctl cert import`.
-		changed, merr := lifecycle.Mirror(d.deps.Engine.Store, acme.DiskStore{Dir: cfg.StateDir})
-		for _, name := range changed {
-			d.log.Info("lineage written to this node's state directory from the cluster", "lineage", name)
-		}
-		if merr != nil {
-			d.log.Error("writing the cluster's lineages to this node's state directory", "error", merr.Error())
-		}
+		d.mirror(cfg)
 	}
 	caDir := filepath.Join(cfg.StateDir, "ca")
 	if refreshed, cerr := localca.MaintainCRL(caDir, d.deps.Now()); cerr != nil {
