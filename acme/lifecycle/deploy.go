@@ -30,6 +30,15 @@ func (r DeployReport) Deployed() bool { return allDeployed(r.Deploy) && servedFa
 // target deployed). Nothing is issued. Once every target holds the
 // version, a renewal's unfinished deploy is finished too.
 func (e *Engine) Deploy(ctx context.Context, name string, all bool) (DeployReport, error) {
+	if !all {
+		// Nothing behind: the lineage's lock is left to whoever needs it
+		// (a renewal due at this moment).
+		if cur, err := e.Store.Current(name); err == nil && !cur.DeployPending() {
+			if behind, err := e.storedBehind(cur); err == nil && len(behind) == 0 {
+				return DeployReport{Lineage: name, Version: cur.Version, Deploy: []DeployResult{}, UpToDate: true}, nil
+			}
+		}
+	}
 	unlock, err := e.Store.Lock(name)
 	if err != nil {
 		return DeployReport{}, err

@@ -58,13 +58,19 @@ func mirrorOne(src acme.Store, dst acme.DiskStore, name string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	have, err := dst.Versions(name)
-	if err != nil && !errors.Is(err, acme.ErrNoLineage) {
+	if _, ok, err := behindIn(dst, name, cur, want); err != nil || !ok {
+		return false, err // up to date (read again under the lock below otherwise)
+	}
+	// What dst holds is read again under its lock: another writer (this
+	// node's other loop, a command) may have mirrored meanwhile.
+	unlock, err := dst.Lock(name)
+	if err != nil {
 		return false, err
 	}
-	local, lerr := dst.Current(name)
-	if lerr == nil && local.Version == cur.Version && local.Leaf.Equal(cur.Leaf) && slices.Equal(have, want) {
-		return false, nil // up to date, staged versions too
+	defer unlock()
+	have, behind, err := behindIn(dst, name, cur, want)
+	if err != nil || !behind {
+		return false, err
 	}
 	for _, n := range have {
 		if !slices.Contains(want, n) {
@@ -79,11 +85,6 @@ func mirrorOne(src acme.Store, dst acme.DiskStore, name string) (bool, error) {
 			return false, ErrDiverged
 		}
 	}
-	unlock, err := dst.Lock(name)
-	if err != nil {
-		return false, err
-	}
-	defer unlock()
 	for _, n := range want {
 		if slices.Contains(have, n) {
 			continue
@@ -106,4 +107,16 @@ func mirrorOne(src acme.Store, dst acme.DiskStore, name string) (bool, error) {
 		return false, err
 	}
 	return true, nil
+}
+
+// behindIn reads the versions dst holds of lineage name, and whether it
+// is behind the shared store's current version cur and versions want.
+func behindIn(dst acme.DiskStore, name string, cur *acme.Current, want []int) (have []int, behind bool, err error) {
+	have, err = dst.Versions(name)
+	if err != nil && !errors.Is(err, acme.ErrNoLineage) {
+		return nil, false, err
+	}
+	local, lerr := dst.Current(name)
+	upToDate := lerr == nil && local.Version == cur.Version && local.Leaf.Equal(cur.Leaf) && slices.Equal(have, want)
+	return have, !upToDate, nil
 }

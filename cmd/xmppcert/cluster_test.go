@@ -124,14 +124,17 @@ func TestClusterCommands(t *testing.T) {
 // which serves the nodes' shared webroot and, while holding, keeps each
 // validation waiting.
 type clusterEnv struct {
-	t       *testing.T
-	etcd    *testetcd.Etcd
-	pebble  *acmecatest.Pebble
-	dir     string
-	bin     string
-	webroot string
-	roots   string
-	keyFile string
+	t *testing.T
+	// endpoints are etcd's; endpointsOf, where set, a node's own.
+	endpoints   []string
+	endpointsOf map[string][]string
+	members     *testetcd.Cluster // nil on a one-member etcd
+	pebble      *acmecatest.Pebble
+	dir         string
+	bin         string
+	webroot     string
+	roots       string
+	keyFile     string
 	// held receives a signal when a validation is held.
 	held    chan struct{}
 	mu      sync.Mutex
@@ -144,11 +147,24 @@ type clusterEnv struct {
 	store *etcdstore.Store
 }
 
-func startClusterEnv(t *testing.T) *clusterEnv {
+// startClusterEnv starts the environment on a one-member etcd in the
+// test's process, or with members > 1 on a cluster of members in their
+// own processes.
+func startClusterEnv(t *testing.T, members int) *clusterEnv {
 	validate := testtool.FreePort(t)
-	env := &clusterEnv{t: t, etcd: testetcd.Start(t), pebble: acmecatest.StartPebble(t, acmecatest.PebbleOptions{HTTPPort: validate}),
-		dir: t.TempDir(), bin: buildXmppcert(t), held: make(chan struct{}, 1),
+	env := &clusterEnv{t: t, pebble: acmecatest.StartPebble(t, acmecatest.PebbleOptions{HTTPPort: validate}),
+		dir: t.TempDir(), bin: buildXmppcert(t), held: make(chan struct{}, 1), endpointsOf: map[string][]string{},
 		states: map[string]string{}, cfgs: map[string]string{}, daemons: map[string]*daemonProc{}}
+	var sess *concurrency.Session
+	if members > 1 {
+		env.members = testetcd.StartCluster(t, members)
+		env.endpoints = env.members.Endpoints
+		env.client, sess = env.members.Session(t, 5)
+	} else {
+		one := testetcd.Start(t)
+		env.endpoints = []string{one.Endpoint}
+		env.client, sess = one.Session(t, 5)
+	}
 	env.webroot = filepath.Join(env.dir, "webroot")
 	if err := os.MkdirAll(env.webroot, 0o755); err != nil {
 		t.Fatal(err)
@@ -181,8 +197,6 @@ func startClusterEnv(t *testing.T) *clusterEnv {
 	env.keyFile = filepath.Join(env.dir, "cluster.key")
 	writeFile(t, env.roots, env.pebble.RootsPEM(), 0o644)
 	writeFile(t, env.keyFile, []byte(strings.Repeat("c3", 32)+"\n"), 0o600)
-	var sess *concurrency.Session
-	env.client, sess = env.etcd.Session(t, 5)
 	if env.store, err = etcdstore.New(env.client, sess, etcdstore.Options{Prefix: "/xmppcert/", Key: []byte(strings.Repeat("\xc3", 32)), Node: "observer"}); err != nil {
 		t.Fatal(err)
 	}
@@ -221,8 +235,12 @@ func (env *clusterEnv) node(name string, domains []string, hooks ...string) {
 		}
 		fmt.Fprintf(&b, "[host.acme]\nagree_tos = true\ntrust_root = %q\nwebroot = %q\n", env.roots, env.webroot)
 	}
-	fmt.Fprintf(&b, "[watch]\nown_hosts = false\n[cluster]\netcd_endpoints = [%q]\nkey_file = %q\nnode_id = %q\nlease_ttl = \"2s\"\n",
-		env.etcd.Endpoint, env.keyFile, name)
+	endpoints := env.endpoints
+	if eps, ok := env.endpointsOf[name]; ok {
+		endpoints = eps
+	}
+	fmt.Fprintf(&b, "[watch]\nown_hosts = false\n[cluster]\netcd_endpoints = [\"%s\"]\nkey_file = %q\nnode_id = %q\nlease_ttl = \"2s\"\n",
+		strings.Join(endpoints, `", "`), env.keyFile, name)
 	writeFile(env.t, cfg, []byte(b.String()), 0o600)
 	env.states[name], env.cfgs[name] = state, cfg
 }
@@ -255,13 +273,13 @@ func (env *clusterEnv) holder(lineage string) string {
 
 func TestClusterKillHolder(t *testing.T) {
 	testtool.SkipShort(t, "runs two daemons, etcd and pebble")
-	env := startClusterEnv(t)
+	env := startClusterEnv(t, 1)
 	for _, name := range []string{"node0", "node1", "cron"} {
 		env.node(name, []string{"example.org"})
 	}
 	daemons, states, store, c := env.daemons, env.states, env.store, env.client
 	start := env.start
-	start("node0").wait(t, "version 1", func() bool { return strings.Contains(daemons["node0"].logs.String(), "msg=issued") })
+	start("node0").wait(t, "version 1", func() bool { return strings.Contains(daemons["node0"].logs.String(), "issued=1") })
 	start("node1").wait(t, "node1's first run", func() bool { return strings.Contains(daemons["node1"].logs.String(), "renew run finished") })
 
 	env.hold()
@@ -363,7 +381,7 @@ func TestClusterKillHolder(t *testing.T) {
 // commit; and each node's hook ran once for each lineage's new version.
 func TestClusterMassRenewal(t *testing.T) {
 	testtool.SkipShort(t, "runs three daemons, etcd and pebble")
-	env := startClusterEnv(t)
+	env := startClusterEnv(t, 1)
 	var domains []string
 	for i := range 50 {
 		domains = append(domains, fmt.Sprintf("h%02d.example", i))
@@ -480,5 +498,71 @@ func TestClusterMassRenewal(t *testing.T) {
 		if ran[line] != 1 {
 			t.Errorf("hook %q ran %d times; want once", line, ran[line])
 		}
+	}
+}
+
+// TestClusterKillHolderMembers: on a 3-member etcd (members in their own
+// processes), each daemon talking to its own member, the lock holder is
+// killed (SIGKILL) mid-order once on the node whose member leads and
+// once on a node whose member follows: the other node commits the
+// renewal within the lease (2 s) and 5 s, exactly one new version, and
+// the killed node, started again, writes it into its layout without
+// renewing.
+func TestClusterKillHolderMembers(t *testing.T) {
+	testtool.SkipShort(t, "runs a 3-member etcd, two daemons and pebble")
+	for _, role := range []string{"leader", "follower"} {
+		t.Run(role, func(t *testing.T) {
+			env := startClusterEnv(t, 3)
+			leader := env.members.Leader(t, env.client)
+			holderMember := leader
+			if role == "follower" {
+				holderMember = (leader + 1) % 3
+			}
+			otherMember := (holderMember + 1) % 3
+			env.endpointsOf["holder"] = []string{env.endpoints[holderMember]}
+			env.endpointsOf["other"] = []string{env.endpoints[otherMember]}
+			for _, name := range []string{"holder", "other", "cron"} {
+				env.node(name, []string{"example.org"})
+			}
+			holder := env.start("holder")
+			holder.wait(t, "version 1", func() bool { return strings.Contains(holder.logs.String(), "issued=1") })
+			env.hold()
+			env.revoke("example.org")
+			select {
+			case <-env.held:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("the holder did not order within 30 s of the revocation\n%s", holder.logs.String())
+			}
+			other := env.start("other")
+			other.wait(t, "the other node's first run", func() bool { return strings.Contains(other.logs.String(), "renew run finished") })
+			if h := env.holder("example.org"); h != "holder" {
+				t.Fatalf("the lock is held by %q", h)
+			}
+			holder.cmd.Process.Kill()
+			<-holder.done
+			killed := time.Now()
+			env.letGo()
+			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if vs, err := env.store.Versions("example.org"); err == nil && len(vs) == 2 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no renewal within 30 s of the holder's death\n%s", other.logs.String())
+				}
+			}
+			took := time.Since(killed)
+			t.Logf("holder on the %s member (m%d) killed; the other node (member m%d) committed version 2 %v later (lease 2 s)", role, holderMember, otherMember, took.Round(10*time.Millisecond))
+			if took > 7*time.Second {
+				t.Errorf("the renewal took %v after the holder's death; want under the lease (2 s) + 5 s", took)
+			}
+			again := env.start("holder")
+			again.wait(t, "version 2 in the restarted node's layout", func() bool {
+				l, err := acme.DiskStore{Dir: env.states["holder"]}.Load("example.org")
+				return err == nil && l.Version == 2
+			})
+			if vs, err := env.store.Versions("example.org"); err != nil || len(vs) != 2 || strings.Contains(again.logs.String(), "result=renewed") {
+				t.Errorf("versions %v, %v; want exactly one renewal, the restarted node renewing nothing", vs, err)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package testetcd
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,9 @@ import (
 	"time"
 
 	"github.com/xmppcert/xmppcert/internal/testtool"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+	"go.uber.org/zap"
 )
 
 // Cluster is an etcd cluster of members in their own processes (the
@@ -195,4 +199,36 @@ func (c *Cluster) Restart(t testing.TB, members ...int) {
 			t.Fatalf("etcd member m%d: %v", members[k], err)
 		}
 	}
+}
+
+// Session is a new session (lease) of ttl seconds on a new client of
+// every member, both closed when the test ends.
+func (c *Cluster) Session(t testing.TB, ttl int) (*clientv3.Client, *concurrency.Session) {
+	t.Helper()
+	client, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	s, err := concurrency.NewSession(client, concurrency.WithTTL(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return client, s
+}
+
+// Leader is the index of the member that leads, as the members say.
+func (c *Cluster) Leader(t testing.TB, client *clientv3.Client) int {
+	t.Helper()
+	for i, ep := range c.Endpoints {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		st, err := client.Status(ctx, ep)
+		cancel()
+		if err == nil && st.Leader == st.Header.MemberId {
+			return i
+		}
+	}
+	t.Fatal("no member says it leads")
+	return -1
 }

@@ -156,7 +156,21 @@ func (d *Daemon) followLoop(ctx, work context.Context) {
 		return
 	}
 	left := map[string]bool{}
-	for range changed {
+	for {
+		// A lineage left because it was held is tried again a second
+		// later, whoever held it: the holder may have had no version of
+		// its own to deploy.
+		var retry <-chan time.Time
+		if len(left) > 0 {
+			retry = time.After(time.Second)
+		}
+		select {
+		case _, ok := <-changed:
+			if !ok {
+				return
+			}
+		case <-retry:
+		}
 		d.follow(work, left)
 	}
 }
@@ -164,26 +178,31 @@ func (d *Daemon) followLoop(ctx, work context.Context) {
 // follow writes the cluster's lineages into this node's layout and
 // deploys each lineage the layout took a version of, and each one in
 // left, to its targets behind it. A lineage that another process or
-// node holds is left to the holder for now and kept in left: the
-// holder's release wakes the loop again.
+// node holds is kept in left for the next pass.
 func (d *Daemon) follow(ctx context.Context, left map[string]bool) {
 	if d.storeUnavailable() != nil {
 		return
 	}
-	for _, name := range d.mirror(d.Config()) {
+	changed, held := d.mirror(d.Config())
+	for _, name := range append(changed, held...) {
 		left[name] = true
 	}
-	var held *acme.LockedError
+	var locked *acme.LockedError
 	for name := range left {
 		rep, err := d.deps.Engine.Deploy(ctx, name, false)
 		switch {
-		case errors.As(err, &held):
+		case errors.As(err, &locked):
 			continue
 		case errors.Is(err, acme.ErrNoLineage):
 		case err != nil:
 			d.log.Error("deploying a version committed by another node", "lineage", name, "error", err.Error())
 		case !rep.UpToDate:
 			d.log.Info("version committed by another node deployed", "lineage", name, "version", rep.Version, "ok", rep.Deployed())
+			// The renewal loop may have found the lineage taken meanwhile.
+			select {
+			case d.rerun <- struct{}{}:
+			default:
+			}
 		}
 		delete(left, name)
 	}
@@ -191,22 +210,24 @@ func (d *Daemon) follow(ctx context.Context, left map[string]bool) {
 
 // mirror writes the cluster's lineages into this node's certbot layout,
 // for its servers, hooks and `prosodyctl cert import`, and returns those
-// it changed. A lineage this node's other loop is writing there is left
-// to it.
-func (d *Daemon) mirror(cfg *config.Config) []string {
+// it changed, and those it found locked there (by this node's other
+// loop, or a command) and left for now.
+func (d *Daemon) mirror(cfg *config.Config) (changed, held []string) {
 	changed, err := lifecycle.Mirror(d.deps.Engine.Store, acme.DiskStore{Dir: cfg.StateDir})
 	for _, name := range changed {
 		d.log.Info("lineage written to this node's state directory from the cluster", "lineage", name)
 	}
-	var held *acme.LockedError
+	var locked *acme.LockedError
+	var me *lifecycle.MirrorError
 	for _, e := range unjoin(err) {
-		if errors.As(e, &held) {
+		if errors.As(e, &locked) && errors.As(e, &me) {
+			held = append(held, me.Name)
 			d.log.Debug("lineage left to the loop that is writing it", "error", e.Error())
 		} else {
 			d.log.Error("writing a cluster lineage into this node's state directory", "error", e.Error())
 		}
 	}
-	return changed
+	return changed, held
 }
 
 // unjoin splits an errors.Join error into its parts.
@@ -218,4 +239,29 @@ func unjoin(err error) []error {
 		return []error{err}
 	}
 	return nil
+}
+
+// merge forwards the signals of a and b to one channel (coalesced, as
+// theirs are) until ctx is done or a is closed.
+func merge(ctx context.Context, a, b <-chan struct{}) <-chan struct{} {
+	out := make(chan struct{}, 1)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok := <-a:
+				if !ok {
+					return
+				}
+			case <-b:
+			}
+			select {
+			case out <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return out
 }

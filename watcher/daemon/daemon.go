@@ -115,6 +115,9 @@ type Daemon struct {
 	members []string
 	// lastShare holds the keys of the targets the last sweep watched.
 	lastShare map[string]bool
+	// rerun wakes the renewal loop of a cluster node after its follow
+	// loop held a lineage's lock, which a renewal may have found taken.
+	rerun chan struct{}
 
 	health         *health
 	lineageMetrics *lineageMetrics
@@ -173,7 +176,8 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
 	}
-	d := &Daemon{deps: deps, log: deps.Logger, cfg: cfg, expect: map[string]changes.Context{}, probes: map[string]*probe.Endpoint{}, ctDetected: map[string]ct.Log{}}
+	d := &Daemon{deps: deps, log: deps.Logger, cfg: cfg, expect: map[string]changes.Context{}, probes: map[string]*probe.Endpoint{}, ctDetected: map[string]ct.Log{},
+		rerun: make(chan struct{}, 1)}
 	h, err := newHealth(deps.Registry)
 	if err != nil {
 		return nil, err
@@ -566,7 +570,11 @@ func (d *Daemon) nextDelay() time.Duration {
 func (d *Daemon) renewLoop(ctx, work context.Context) {
 	// In a cluster, another node's new version or lock release, or this
 	// node's session ending or coming back, starts a run at once.
-	every(ctx, d.changesOf(ctx), func(woken bool) time.Duration {
+	wake := d.changesOf(ctx)
+	if wake != nil {
+		wake = merge(ctx, wake, d.rerun)
+	}
+	every(ctx, wake, func(woken bool) time.Duration {
 		if woken {
 			d.log.Info("a lineage changed in the cluster: renewal run", "reason", "cluster change")
 		}
