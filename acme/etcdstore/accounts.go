@@ -100,7 +100,7 @@ func (s *Store) SaveAccount(a *acme.Account) error {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	if _, err := s.client.Put(ctx, key, string(b)); err != nil {
-		return fmt.Errorf("etcd: writing %s: %w", key, err)
+		return fmt.Errorf("etcd: writing %s: %w", key, unavailable(err))
 	}
 	return nil
 }
@@ -111,7 +111,7 @@ func (s *Store) RemoveAccount(directory string) error {
 	ctx, cancel := s.ctx()
 	defer cancel()
 	if _, err := s.client.Delete(ctx, key); err != nil {
-		return fmt.Errorf("etcd: removing %s: %w", key, err)
+		return fmt.Errorf("etcd: removing %s: %w", key, unavailable(err))
 	}
 	return nil
 }

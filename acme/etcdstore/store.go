@@ -14,6 +14,9 @@
 //	locks/NAME/                    the lineage's concurrency.Mutex
 //	accounts/, accountlocks/,      the shared ACME accounts and the cap on
 //	orderslots/                    their concurrent orders (accounts.go)
+//	ca/material                    the embedded CA's material (ca.go)
+//	certmagic/, certmagiclocks/    the daemon's own HTTPS (magic.go)
+//	members/, observations/        the live members, the watching handed over (members.go)
 //
 // etcd does not encrypt what it stores: private keys are sealed with
 // AES-256-GCM under a key the nodes share out of band, each bound to its
