@@ -25,8 +25,10 @@ import (
 // OpenCluster joins the cluster of c: it connects to etcd with the
 // node's client certificate, opens the node's session and returns the
 // lineage store the node's lifecycle engine uses in place of its state
-// directory's; the etcd client's warnings go to log. The caller closes it, and stops when its Done channel
-// closes (the node's lease expired: its locks are gone).
+// directory's; the etcd client's warnings go to log. The caller closes
+// it. While the node has no session (etcd lost its quorum, or the node
+// was cut off past its lease) the store is unavailable, and opens a new
+// session once etcd grants one.
 func OpenCluster(ctx context.Context, c *config.Cluster, log *slog.Logger) (*etcdstore.Store, error) {
 	var tc *tls.Config
 	if c.TLSCertFile != "" || c.TLSCAFile != "" {
