@@ -52,13 +52,6 @@ func AccountDir(state, directory string) string {
 	return filepath.Join(state, "accounts", host, hex.EncodeToString(sum[:8]))
 }
 
-// HasAccount reports whether an account for directory is kept in state,
-// so that issuing needs no --agree-tos.
-func HasAccount(state, directory string) bool {
-	_, err := DiskAccounts{State: state}.Account(directory)
-	return err == nil
-}
-
 // DiskAccounts keeps the ACME accounts of one machine in its state
 // directory: AccountDir holds account.json and account.key (0600).
 type DiskAccounts struct {

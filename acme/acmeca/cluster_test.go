@@ -47,7 +47,7 @@ func TestClusterSharedAccount(t *testing.T) {
 	if err != nil || !strings.HasPrefix(stored.Location, "https://") || stored.Key == nil {
 		t.Fatalf("the account as node b reads it: %+v, %v", stored, err)
 	}
-	if HasAccount(e.state, e.pebble.Directory) {
+	if accountKept(e.state, e.pebble.Directory) {
 		t.Error("the cluster's account was also kept in the state directory")
 	}
 
