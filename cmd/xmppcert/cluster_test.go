@@ -264,10 +264,13 @@ func (env *clusterEnv) revoke(lineage string) {
 	}
 }
 
-// holder is the node holding lineage's lock.
+// holder is the node holding lineage's lock: the key with the lowest
+// create revision under the lock's prefix, as concurrency.Mutex decides.
+// Other keys may stand there for a moment: a node's TryLock writes its
+// own key before it finds the lock taken and deletes it.
 func (env *clusterEnv) holder(lineage string) string {
 	env.t.Helper()
-	resp, err := env.client.Get(context.Background(), "/xmppcert/locks/"+lineage+"/", clientv3.WithPrefix())
+	resp, err := env.client.Get(context.Background(), "/xmppcert/locks/"+lineage+"/", clientv3.WithFirstCreate()...)
 	if err != nil || len(resp.Kvs) != 1 {
 		env.t.Fatalf("the lock of %s: %v, %v", lineage, resp, err)
 	}
