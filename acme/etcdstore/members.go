@@ -2,6 +2,8 @@ package etcdstore
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -53,27 +55,78 @@ func (s *Store) observationKey(endpoint string) string {
 	return s.opts.Prefix + "observations/" + hash16(endpoint)
 }
 
-// SaveObservation keeps b, the latest observation of endpoint, for the
-// member that watches the endpoint next: a node that takes over another
-// node's share compares its first observation with it.
-func (s *Store) SaveObservation(endpoint string, b []byte) error {
-	if len(b) > MaxObservation {
-		return fmt.Errorf("the observation of %s is %d bytes, more than etcd is given (%d)", endpoint, len(b), MaxObservation)
+// etcd's default limits on one request: operations in a transaction
+// (--max-txn-ops) and the request's size (--max-request-bytes, 1.5 MiB),
+// of which a batch of observations takes at most txnBytes, leaving room
+// for keys and framing.
+const (
+	txnOps   = 128
+	txnBytes = 1 << 20
+)
+
+// SaveObservations keeps each observation of obs (JSON, by endpoint) as
+// that endpoint's latest, for the member that watches it next: a node
+// that takes over another node's share compares its first observation
+// with it. A sweep's changed observations go in as few transactions as
+// etcd's limits allow, not one request each.
+func (s *Store) SaveObservations(obs map[string][]byte) error {
+	var ops []clientv3.Op
+	size := 0
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
+		}
+		ctx, cancel := s.ctx()
+		defer cancel()
+		if _, err := s.client.Txn(ctx).Then(ops...).Commit(); err != nil {
+			return fmt.Errorf("etcd: writing %d observations: %w", len(ops), unavailable(err))
+		}
+		ops, size = ops[:0], 0
+		return nil
 	}
-	ctx, cancel := s.ctx()
-	defer cancel()
-	if _, err := s.client.Put(ctx, s.observationKey(endpoint), string(b)); err != nil {
-		return fmt.Errorf("etcd: writing the observation of %s: %w", endpoint, unavailable(err))
+	for _, endpoint := range slices.Sorted(maps.Keys(obs)) {
+		b := obs[endpoint]
+		if len(b) > MaxObservation {
+			return fmt.Errorf("the observation of %s is %d bytes, more than etcd is given (%d)", endpoint, len(b), MaxObservation)
+		}
+		if len(ops) == txnOps || size+len(b) > txnBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		ops = append(ops, clientv3.OpPut(s.observationKey(endpoint), string(b)))
+		size += len(b)
 	}
-	return nil
+	return flush()
 }
 
-// Observation reads the latest observation of endpoint that a member
-// kept; nil when none did.
-func (s *Store) Observation(endpoint string) ([]byte, error) {
-	b, _, err := s.get(s.observationKey(endpoint))
-	if len(b) > MaxObservation {
-		return nil, fmt.Errorf("the observation of %s in etcd is %d bytes, more than %d", endpoint, len(b), MaxObservation)
+// Observations reads the latest observations that members kept of
+// endpoints, by endpoint; an endpoint none kept has no entry. It reads
+// in transactions of etcd's size, not one request per endpoint.
+func (s *Store) Observations(endpoints []string) (map[string][]byte, error) {
+	out := make(map[string][]byte)
+	for chunk := range slices.Chunk(endpoints, txnOps) {
+		ops := make([]clientv3.Op, len(chunk))
+		for i, endpoint := range chunk {
+			ops[i] = clientv3.OpGet(s.observationKey(endpoint))
+		}
+		ctx, cancel := s.ctx()
+		resp, err := s.client.Txn(ctx).Then(ops...).Commit()
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("etcd: reading %d observations: %w", len(ops), unavailable(err))
+		}
+		for i, r := range resp.Responses {
+			kvs := r.GetResponseRange().GetKvs()
+			if len(kvs) == 0 {
+				continue
+			}
+			b := kvs[0].Value
+			if len(b) > MaxObservation {
+				return nil, fmt.Errorf("the observation of %s in etcd is %d bytes, more than %d", chunk[i], len(b), MaxObservation)
+			}
+			out[chunk[i]] = b
+		}
 	}
-	return b, err
+	return out, nil
 }

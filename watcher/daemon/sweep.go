@@ -154,23 +154,32 @@ func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 	}
 	judged := now
 	own := d.ownLineages(cfg)
+	var there map[string]*watcher.Observation
+	var changed []watcher.Observation
+	if shared != nil {
+		// Not watched here in the last sweep: another member may have
+		// since (a share handed over), whose later look counts.
+		var moved []string
+		for i, o := range obs {
+			if recorded[i].Prev == nil || fresh[i] {
+				moved = append(moved, o.Endpoint.String())
+			}
+		}
+		there = d.handedOver(shared, moved)
+	}
 	for i, o := range obs {
 		rec := recorded[i]
 		cctx := expect[o.Endpoint.Domain]
 		cctx.Now = judged
 		prev := rec.Prev
-		if shared != nil && (prev == nil || fresh[i]) {
-			// Not watched here in the last sweep: another member may
-			// have since (a share handed over), whose later look counts.
-			if there := d.handedOver(shared, o.Endpoint.String()); there != nil && (prev == nil || there.At.After(prev.At)) {
-				prev, rec.Changed = there, !there.Equal(o)
-			}
+		if t := there[o.Endpoint.String()]; t != nil && (prev == nil || t.At.After(prev.At)) {
+			prev, rec.Changed = t, !t.Equal(o)
 		}
 		switch {
 		case rec.Changed:
 			res.Changed++
 			if shared != nil {
-				d.handOver(shared, o)
+				changed = append(changed, o)
 			}
 		default:
 			// Unchanged: only conditions (expiry) are judged.
@@ -184,6 +193,9 @@ func (d *Daemon) sweep(ctx context.Context) (SweepResult, error) {
 		cs = append(cs, own.served(o, judged)...)
 		cs = append(cs, views.conditions(o, own)...)
 		res.Alerts += disp.Report(o.Endpoint, o.At, cs)
+	}
+	if shared != nil {
+		d.handOver(shared, changed)
 	}
 	if cfg.History.Retention > 0 && judged.Sub(d.lastPrune) >= pruneEvery {
 		d.lastPrune = judged
