@@ -37,41 +37,11 @@ type member struct {
 	logs testtool.LockedBuffer
 }
 
-var (
-	buildOnce  sync.Once
-	memberPath string
-	buildErr   error
-)
-
-// memberBinary builds the member program once per test process, into the
-// user's cache (a temporary name renamed into place, so that test
-// processes of several packages building at once never run half a file).
+// memberBinary is the member program, built once per test process.
 func memberBinary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		_, file, _, _ := runtime.Caller(0)
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			cache = os.TempDir()
-		}
-		dir := filepath.Join(cache, "xmppcert-tests")
-		if buildErr = os.MkdirAll(dir, 0o755); buildErr != nil {
-			return
-		}
-		tmp := filepath.Join(dir, fmt.Sprintf("etcd-member.%d", os.Getpid()))
-		cmd := exec.Command("go", "build", "-o", tmp, ".")
-		cmd.Dir = filepath.Join(filepath.Dir(file), "member")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("building the etcd member: %v\n%s", err, out)
-			return
-		}
-		memberPath = filepath.Join(dir, "etcd-member")
-		buildErr = os.Rename(tmp, memberPath)
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return memberPath
+	_, file, _, _ := runtime.Caller(0)
+	return testtool.BuildProgram(t, filepath.Join(filepath.Dir(file), "member"), "etcd-member")
 }
 
 // StartCluster starts an n-member cluster on loopback, each member in

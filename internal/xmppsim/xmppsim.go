@@ -215,6 +215,13 @@ func (s *Sim) Streams(domain string) int {
 	return s.streams[strings.ToLower(domain)]
 }
 
+// ResetStreams forgets the streams counted so far (Streams).
+func (s *Sim) ResetStreams() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.streams)
+}
+
 // Issued is how many leaf certificates the simulator has made.
 func (s *Sim) Issued() int64 { return s.issued.Load() }
 

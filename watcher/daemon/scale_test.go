@@ -1,15 +1,11 @@
 package daemon
 
 import (
-	"bufio"
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -32,144 +28,6 @@ const (
 	budgetRSS   = 300_000_000
 	budgetGrow  = 200.0
 )
-
-// simChildEnv marks the re-executed test binary that runs the simulator.
-const simChildEnv = "XMPPCERT_SIM_CHILD"
-
-// TestSimulatorProcess is not a test: re-executed by the scale tests with
-// $XMPPCERT_SIM_CHILD set, it runs an internal/xmppsim simulator (with
-// dialback) in its own process, so that the daemon's process holds only
-// the daemon. It prints "sim ADDR" and the simulator's CA as PEM, then
-// obeys one command per line of stdin, answering each with "ok" or
-// "error: ...": "prepare N" issues the certificates of the first N
-// domains and prints their names, one per line, before the "ok"; "rekey
-// DOMAIN" and "renew DOMAIN" change a domain's certificate (new key, same
-// key). It exits when stdin closes.
-func TestSimulatorProcess(t *testing.T) {
-	if os.Getenv(simChildEnv) == "" {
-		t.Skip("helper process for the scale tests")
-	}
-	sim, err := xmppsim.New(xmppsim.Config{Dialback: true})
-	if err != nil {
-		fmt.Println("error:", err)
-		os.Exit(3)
-	}
-	defer sim.Close()
-	out := bufio.NewWriter(os.Stdout)
-	fmt.Fprintf(out, "sim %s\n", sim.Addr())
-	pem.Encode(out, &pem.Block{Type: "CERTIFICATE", Bytes: sim.CA().Raw})
-	out.Flush()
-	in := bufio.NewScanner(os.Stdin)
-	for in.Scan() {
-		cmd, arg, _ := strings.Cut(in.Text(), " ")
-		var err error
-		switch cmd {
-		case "prepare":
-			n, perr := strconv.Atoi(arg)
-			if perr != nil {
-				err = perr
-				break
-			}
-			domains := make([]string, n)
-			for i := range domains {
-				domains[i] = sim.Domain(i + 1)
-			}
-			if err = sim.Prepare(context.Background(), domains, 0); err == nil {
-				for _, d := range domains {
-					fmt.Fprintln(out, d)
-				}
-			}
-		case "rekey":
-			err = sim.Rekey(arg)
-		case "renew":
-			err = sim.Renew(arg)
-		default:
-			err = fmt.Errorf("unknown command %q", cmd)
-		}
-		if err != nil {
-			fmt.Fprintln(out, "error:", err)
-		} else {
-			fmt.Fprintln(out, "ok")
-		}
-		out.Flush()
-	}
-}
-
-// simProcess is the parent's end of a TestSimulatorProcess child.
-type simProcess struct {
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	out   *bufio.Scanner
-	addr  string
-	roots *x509.CertPool
-	caPEM []byte
-}
-
-// startSim starts the simulator child and reads its address and CA.
-func startSim(t testing.TB) *simProcess {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestSimulatorProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), simChildEnv+"=1")
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &simProcess{cmd: cmd, in: in, out: bufio.NewScanner(stdout)}
-	t.Cleanup(func() {
-		p.in.Close()
-		p.cmd.Wait()
-	})
-	var caPEM strings.Builder
-	for p.out.Scan() {
-		line := p.out.Text()
-		if addr, ok := strings.CutPrefix(line, "sim "); ok {
-			p.addr = addr
-			continue
-		}
-		if p.addr == "" {
-			t.Fatalf("simulator: %s", line)
-		}
-		caPEM.WriteString(line + "\n")
-		if line == "-----END CERTIFICATE-----" {
-			break
-		}
-	}
-	p.caPEM = []byte(caPEM.String())
-	p.roots = x509.NewCertPool()
-	if !p.roots.AppendCertsFromPEM(p.caPEM) {
-		t.Fatalf("simulator: no CA certificate in %q", caPEM.String())
-	}
-	return p
-}
-
-// do sends one command and returns the lines printed before its "ok".
-func (p *simProcess) do(t testing.TB, command string) []string {
-	t.Helper()
-	if _, err := fmt.Fprintln(p.in, command); err != nil {
-		t.Fatalf("simulator %s: %v", command, err)
-	}
-	var lines []string
-	for p.out.Scan() {
-		line := p.out.Text()
-		switch {
-		case line == "ok":
-			return lines
-		case strings.HasPrefix(line, "error: "):
-			t.Fatalf("simulator %s: %s", command, line)
-		}
-		lines = append(lines, line)
-	}
-	t.Fatalf("simulator %s: no answer (%v)", command, p.out.Err())
-	return nil
-}
 
 // scaleConfig says how runScale sweeps.
 type scaleConfig struct {
@@ -204,9 +62,9 @@ type scaleFigures struct {
 // changes made.
 func runScale(t testing.TB, cfg scaleConfig) scaleFigures {
 	var fig scaleFigures
-	sim := startSim(t)
+	sim := xmppsim.StartProcess(t, true)
 	begin := time.Now()
-	domains := sim.do(t, fmt.Sprintf("prepare %d", cfg.N))
+	domains := sim.Do(t, fmt.Sprintf("prepare %d", cfg.N))
 	if len(domains) != cfg.N {
 		t.Fatalf("simulator prepared %d domains, want %d", len(domains), cfg.N)
 	}
@@ -220,7 +78,7 @@ func runScale(t testing.TB, cfg scaleConfig) scaleFigures {
 		if i%2 == 1 {
 			svc = "xmpp-server"
 		}
-		fmt.Fprintf(&file, "[[watch.peer]]\ndomain = %q\nservice = %q\nconnect = %q\n", d, svc, sim.addr)
+		fmt.Fprintf(&file, "[[watch.peer]]\ndomain = %q\nservice = %q\nconnect = %q\n", d, svc, sim.Addr)
 	}
 	path := filepath.Join(dir, "xmppcert.toml")
 	if err := os.WriteFile(path, []byte(file.String()), 0o600); err != nil {
@@ -230,7 +88,7 @@ func runScale(t testing.TB, cfg scaleConfig) scaleFigures {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := New(c, Deps{Roots: sim.roots, Logger: slog.New(slog.DiscardHandler), NoSignals: true})
+	d, err := New(c, Deps{Roots: sim.Roots, Logger: slog.New(slog.DiscardHandler), NoSignals: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,10 +153,10 @@ func runScale(t testing.TB, cfg scaleConfig) scaleFigures {
 		step = 4
 	}
 	for i := 0; i < cfg.N; i += step {
-		sim.do(t, "rekey "+domains[i])
+		sim.Do(t, "rekey "+domains[i])
 		fig.ChangedEndpoints++
 		if i+1 < cfg.N {
-			sim.do(t, "renew "+domains[i+1])
+			sim.Do(t, "renew "+domains[i+1])
 			fig.ChangedEndpoints++
 		}
 	}
@@ -311,7 +169,7 @@ func runScale(t testing.TB, cfg scaleConfig) scaleFigures {
 		t.Fatal(err)
 	}
 	fig.DaemonPeakRSS = testtool.PeakRSS(t, "self")
-	fig.SimPeakRSS = testtool.PeakRSS(t, strconv.Itoa(sim.cmd.Process.Pid))
+	fig.SimPeakRSS = testtool.PeakRSS(t, strconv.Itoa(sim.Pid()))
 	cfg.Log("peak RSS (VmHWM): daemon process %.1f MiB; simulator process (%d certificates) %.1f MiB",
 		float64(fig.DaemonPeakRSS)/(1<<20), cfg.N+fig.ChangedEndpoints, float64(fig.SimPeakRSS)/(1<<20))
 	return fig
