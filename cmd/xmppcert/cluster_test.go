@@ -108,18 +108,6 @@ func TestClusterCommands(t *testing.T) {
 	}
 }
 
-// TestClusterKillHolder: two `xmppcert daemon` nodes of a cluster on one
-// etcd (lease 2 s) and pebble. A revocation makes the lineage due on
-// both; the node that takes its lock orders and is killed (SIGKILL)
-// while pebble's validation of its order is held open. The other node
-// completes the renewal soon after the dead node's lease ends (woken by
-// the lock's release, not by a schedule: within 30 s, the time logged):
-// exactly one new version. The
-// killed node, started again, deploys that version without renewing.
-// Then a holder stopped (SIGSTOP) past its lease while the other node
-// renews, and etcd compacts its history, has its own commit refused once
-// it goes on (SIGCONT), and writes the other node's version into its
-// layout.
 // clusterEnv is a cluster of `xmppcert daemon` processes under test:
 // one etcd, pebble, and the web server pebble validates http-01 against,
 // which serves the nodes' shared webroot and, while holding, keeps each
@@ -136,6 +124,8 @@ type clusterEnv struct {
 	webroot     string
 	roots       string
 	keyFile     string
+	// ttl is the nodes' lease_ttl.
+	ttl string
 	// held receives a signal when a validation is held.
 	held    chan struct{}
 	mu      sync.Mutex
@@ -160,7 +150,7 @@ func startClusterEnv(t *testing.T, members int) *clusterEnv {
 	}
 	validate := ln.Addr().(*net.TCPAddr).Port
 	env := &clusterEnv{t: t, pebble: acmecatest.StartPebble(t, acmecatest.PebbleOptions{HTTPPort: validate}),
-		dir: t.TempDir(), bin: buildXmppcert(t), held: make(chan struct{}, 1), endpointsOf: map[string][]string{},
+		dir: t.TempDir(), bin: buildXmppcert(t), ttl: "2s", held: make(chan struct{}, 1), endpointsOf: map[string][]string{},
 		states: map[string]string{}, cfgs: map[string]string{}, daemons: map[string]*daemonProc{}}
 	var sess *concurrency.Session
 	if members > 1 {
@@ -226,7 +216,7 @@ func (env *clusterEnv) letGo() {
 
 // node writes node name's configuration: its state directory, a
 // [[host]] per domain from pebble (http-01 through the shared webroot)
-// with hooks, and [cluster] (lease 2 s).
+// with hooks, and [cluster] (lease env.ttl).
 func (env *clusterEnv) node(name string, domains []string, hooks ...string) {
 	state, cfg := filepath.Join(env.dir, name), filepath.Join(env.dir, name+".toml")
 	var b strings.Builder
@@ -242,8 +232,8 @@ func (env *clusterEnv) node(name string, domains []string, hooks ...string) {
 	if eps, ok := env.endpointsOf[name]; ok {
 		endpoints = eps
 	}
-	fmt.Fprintf(&b, "[watch]\nown_hosts = false\n[cluster]\netcd_endpoints = [\"%s\"]\nkey_file = %q\nnode_id = %q\nlease_ttl = \"2s\"\n",
-		strings.Join(endpoints, `", "`), env.keyFile, name)
+	fmt.Fprintf(&b, "[watch]\nown_hosts = false\n[cluster]\netcd_endpoints = [\"%s\"]\nkey_file = %q\nnode_id = %q\nlease_ttl = %q\n",
+		strings.Join(endpoints, `", "`), env.keyFile, name, env.ttl)
 	writeFile(env.t, cfg, []byte(b.String()), 0o600)
 	env.states[name], env.cfgs[name] = state, cfg
 }
@@ -277,6 +267,18 @@ func (env *clusterEnv) holder(lineage string) string {
 	return string(resp.Kvs[0].Value)
 }
 
+// TestClusterKillHolder: two `xmppcert daemon` nodes of a cluster on one
+// etcd (lease 2 s) and pebble. A revocation makes the lineage due on
+// both; the node that takes its lock orders and is killed (SIGKILL)
+// while pebble's validation of its order is held open. The other node
+// completes the renewal soon after the dead node's lease ends (woken by
+// the lock's release, not by a schedule: within 30 s, the time logged):
+// exactly one new version. The
+// killed node, started again, deploys that version without renewing.
+// Then a holder stopped (SIGSTOP) past its lease while the other node
+// renews, and etcd compacts its history, has its own commit refused once
+// it goes on (SIGCONT), and writes the other node's version into its
+// layout.
 func TestClusterKillHolder(t *testing.T) {
 	testtool.SkipShort(t, "runs two daemons, etcd and pebble")
 	env := startClusterEnv(t, 1)
@@ -510,66 +512,76 @@ func TestClusterMassRenewal(t *testing.T) {
 }
 
 // TestClusterKillHolderMembers: on a 3-member etcd (members in their own
-// processes), each daemon talking to its own member, the lock holder is
-// killed (SIGKILL) mid-order once on the node whose member leads and
-// once on a node whose member follows: the other node commits the
-// renewal once the lease (2 s) ends (within 30 s, not at its next
-// scheduled run an hour later; the time is logged), exactly one new
-// version, and
-// the killed node, started again, writes it into its layout without
-// renewing.
+// processes), each daemon talking to its own member, the node holding
+// the lock (its daemon and its etcd member) is killed (SIGKILL) mid-order
+// once where that member leads and once where it follows: the other node
+// commits the renewal once the lease (2 s) ends (within 30 s, not at its
+// next scheduled run an hour later; the time is logged), exactly one new
+// version, and the killed node, started again, writes it into its layout
+// without renewing.
 func TestClusterKillHolderMembers(t *testing.T) {
 	testtool.SkipShort(t, "runs a 3-member etcd, two daemons and pebble")
 	for _, role := range []string{"leader", "follower"} {
 		t.Run(role, func(t *testing.T) {
-			env := startClusterEnv(t, 3)
-			leader := env.members.Leader(t, env.client)
-			holderMember := leader
-			if role == "follower" {
-				holderMember = (leader + 1) % 3
-			}
-			otherMember := (holderMember + 1) % 3
-			env.endpointsOf["holder"] = []string{env.endpoints[holderMember]}
-			env.endpointsOf["other"] = []string{env.endpoints[otherMember]}
-			for _, name := range []string{"holder", "other", "cron"} {
-				env.node(name, []string{"example.org"})
-			}
-			holder := env.start("holder")
-			holder.wait(t, "version 1", func() bool { return strings.Contains(holder.logs.String(), "issued=1") })
-			env.hold()
-			env.revoke("example.org")
-			select {
-			case <-env.held:
-			case <-time.After(30 * time.Second):
-				t.Fatalf("the holder did not order within 30 s of the revocation\n%s", holder.logs.String())
-			}
-			other := env.start("other")
-			other.wait(t, "the other node's first run", func() bool { return strings.Contains(other.logs.String(), "renew run finished") })
-			if h := env.holder("example.org"); h != "holder" {
-				t.Fatalf("the lock is held by %q", h)
-			}
-			holder.cmd.Process.Kill()
-			<-holder.done
-			killed := time.Now()
-			env.letGo()
-			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				if vs, err := env.store.Versions("example.org"); err == nil && len(vs) == 2 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("no renewal within 30 s of the holder's death\n%s", other.logs.String())
-				}
-			}
-			took := time.Since(killed)
-			t.Logf("holder on the %s member (m%d) killed; the other node (member m%d) committed version 2 %v later (lease 2 s)", role, holderMember, otherMember, took.Round(10*time.Millisecond))
-			again := env.start("holder")
-			again.wait(t, "version 2 in the restarted node's layout", func() bool {
-				l, err := acme.DiskStore{Dir: env.states["holder"]}.Load("example.org")
-				return err == nil && l.Version == 2
-			})
-			if vs, err := env.store.Versions("example.org"); err != nil || len(vs) != 2 || strings.Contains(again.logs.String(), "result=renewed") {
-				t.Errorf("versions %v, %v; want exactly one renewal, the restarted node renewing nothing", vs, err)
-			}
+			took := killHolderNode(t, role, "2s")
+			t.Logf("the holder's node (its member the %s) killed; the other node committed version 2 %v later (lease 2 s)", role, took.Round(10*time.Millisecond))
 		})
 	}
+}
+
+// killHolderNode is one round of TestClusterKillHolderMembers with the
+// nodes' lease ttl: it returns the time from the kill of the holder's
+// daemon and member to the other node's commit.
+func killHolderNode(t *testing.T, role, ttl string) time.Duration {
+	env := startClusterEnv(t, 3)
+	env.ttl = ttl
+	leader := env.members.Leader(t, env.client)
+	holderMember := leader
+	if role == "follower" {
+		holderMember = (leader + 1) % 3
+	}
+	otherMember := (holderMember + 1) % 3
+	env.endpointsOf["holder"] = []string{env.endpoints[holderMember]}
+	env.endpointsOf["other"] = []string{env.endpoints[otherMember]}
+	for _, name := range []string{"holder", "other", "cron"} {
+		env.node(name, []string{"example.org"})
+	}
+	holder := env.start("holder")
+	holder.wait(t, "version 1", func() bool { return strings.Contains(holder.logs.String(), "issued=1") })
+	env.hold()
+	env.revoke("example.org")
+	select {
+	case <-env.held:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the holder did not order within 30 s of the revocation\n%s", holder.logs.String())
+	}
+	other := env.start("other")
+	other.wait(t, "the other node's first run", func() bool { return strings.Contains(other.logs.String(), "renew run finished") })
+	if h := env.holder("example.org"); h != "holder" {
+		t.Fatalf("the lock is held by %q", h)
+	}
+	holder.cmd.Process.Kill()
+	env.members.Kill(holderMember)
+	<-holder.done
+	killed := time.Now()
+	env.letGo()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if vs, err := env.store.Versions("example.org"); err == nil && len(vs) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no renewal within 30 s of the holder's death\n%s", other.logs.String())
+		}
+	}
+	took := time.Since(killed)
+	env.members.Restart(t, holderMember)
+	again := env.start("holder")
+	again.wait(t, "version 2 in the restarted node's layout", func() bool {
+		l, err := acme.DiskStore{Dir: env.states["holder"]}.Load("example.org")
+		return err == nil && l.Version == 2
+	})
+	if vs, err := env.store.Versions("example.org"); err != nil || len(vs) != 2 || strings.Contains(again.logs.String(), "result=renewed") {
+		t.Errorf("versions %v, %v; want exactly one renewal, the restarted node renewing nothing", vs, err)
+	}
+	return took
 }
