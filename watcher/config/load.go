@@ -15,8 +15,11 @@ import (
 	"github.com/BurntSushi/toml"
 )
 
-// MaxFileSize is the largest configuration file Load reads.
-const MaxFileSize = 1 << 20
+// MaxFileSize is the largest configuration file Load reads: room for a
+// provider's tens of thousands of [[watch.peer]] entries (about 100
+// bytes each), while a file that is not a configuration is refused
+// before the TOML library holds it.
+const MaxFileSize = 8 << 20
 
 // Load reads and checks the configuration file at path. On any problem
 // it returns an ErrorList and no Config: a reload either takes the whole
@@ -32,7 +35,7 @@ func Load(path string) (*Config, error) {
 		return nil, ErrorList{{File: path, Msg: fmt.Sprintf("cannot read the configuration: %v", pathErr(err))}}
 	}
 	if len(data) > MaxFileSize {
-		return nil, ErrorList{{File: path, Msg: fmt.Sprintf("larger than %d KiB: is this the configuration file?", MaxFileSize>>10)}}
+		return nil, ErrorList{{File: path, Msg: fmt.Sprintf("larger than %d MiB: is this the configuration file?", MaxFileSize>>20)}}
 	}
 	return Parse(path, data)
 }
