@@ -89,12 +89,13 @@ type Store struct {
 	lost    time.Time            // when the session last ended, while no other is open
 	closing bool                 // Close was called: the keeper opens no other
 
-	mu       sync.Mutex
-	locks    map[string]*concurrency.Mutex // held by this process
-	held     map[string]bool               // accounts' and order slots' in-process locks
-	owned    bool                          // Open made the client
-	stopKeep context.CancelFunc            // stops Open's keeper
-	kept     chan struct{}                 // closed when the keeper has stopped
+	mu         sync.Mutex
+	advertised string                        // the URL Join advertises (Advertise)
+	locks      map[string]*concurrency.Mutex // held by this process
+	held       map[string]bool               // accounts' and order slots' in-process locks
+	owned      bool                          // Open made the client
+	stopKeep   context.CancelFunc            // stops Open's keeper
+	kept       chan struct{}                 // closed when the keeper has stopped
 }
 
 var _ acme.Store = (*Store)(nil)

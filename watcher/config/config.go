@@ -182,6 +182,12 @@ type Cluster struct {
 	// one account (max_concurrent_orders, default DefaultMaxOrders), so
 	// that a mass renewal stays within the CA's rate limits.
 	MaxOrders int
+	// AdvertiseURL is where the other nodes reach this node's dashboard
+	// API for the cluster's dashboard and /metrics (advertise_url:
+	// http:// or https://HOST[:PORT], no path; kept without a trailing
+	// slash). Empty: the daemon derives it from the address it listens
+	// on, unless that is every address (README, "Cluster mode").
+	AdvertiseURL string
 }
 
 // Cluster defaults.

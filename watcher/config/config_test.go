@@ -225,6 +225,11 @@ func TestBadConfigs(t *testing.T) {
 		{"cluster lease in milliseconds", oneHost + "[cluster]\netcd_endpoints = [\"https://etcd.example.org:2379\"]\nkey_file = \"cluster.key\"\nlease_ttl = \"2500ms\" #<\n", "whole seconds"},
 		{"cluster prefix", oneHost + "[cluster]\netcd_endpoints = [\"https://etcd.example.org:2379\"]\nkey_file = \"cluster.key\"\nprefix = \"xmppcert\" #<\n", "start and end with a slash"},
 		{"cluster endpoint with credentials", oneHost + "[cluster]\nkey_file = \"cluster.key\"\netcd_endpoints = [\"https://root:TOPSECRET@etcd.example.org:2379\"] #<\n", "carries credentials"},
+		{"cluster advertise_url scheme", oneHost + "[cluster]\netcd_endpoints = [\"https://etcd.example.org:2379\"]\nkey_file = \"cluster.key\"\nadvertise_url = \"ftp://node1.example.org:8787\" #<\n", "cluster.advertise_url: \"ftp://node1.example.org:8787\": the scheme must be http or https"},
+		{"cluster advertise_url path", oneHost + "[cluster]\netcd_endpoints = [\"https://etcd.example.org:2379\"]\nkey_file = \"cluster.key\"\nadvertise_url = \"https://node1.example.org/xmppcert/\" #<\n", "has a path, query or fragment; give only https://node1.example.org"},
+		{"cluster advertise_url relative", oneHost + "[cluster]\netcd_endpoints = [\"https://etcd.example.org:2379\"]\nkey_file = \"cluster.key\"\nadvertise_url = \"node1.example.org:8787\" #<\n", "cluster.advertise_url"},
+		{"cluster advertise_url without host", oneHost + "[cluster]\netcd_endpoints = [\"https://etcd.example.org:2379\"]\nkey_file = \"cluster.key\"\nadvertise_url = \"http:///\" #<\n", "is not an absolute URL"},
+		{"cluster advertise_url with credentials", oneHost + "[cluster]\netcd_endpoints = [\"https://etcd.example.org:2379\"]\nkey_file = \"cluster.key\"\nadvertise_url = \"http://me:TOPSECRET@node1.example.org:8787\" #<\n", "carries credentials"},
 		{"cluster TLS key alone", oneHost + "[cluster] #<\netcd_endpoints = [\"https://etcd.example.org:2379\"]\nkey_file = \"cluster.key\"\ntls_key_file = \"node.key\"\n", "go together"},
 		{"syntax error", oneHost + "[watch]\ninterval = \"1h #<\n", "TOML syntax: "},
 		{"syntax error duplicate key", oneHost + "[watch]\ninterval = \"1h\"\ninterval = \"2h\" #<\n", "TOML syntax: "},
@@ -665,8 +670,9 @@ func TestSecretFileWarnings(t *testing.T) {
 }
 
 // TestCluster: [cluster] with its defaults (node_id the host name,
-// lease_ttl 10s, prefix /xmppcert/, max_concurrent_orders 4) and the
-// sealing key read from hex;
+// lease_ttl 10s, prefix /xmppcert/, max_concurrent_orders 4, no
+// advertise_url) and the sealing key read from hex; advertise_url kept
+// without its trailing slash;
 // without the table there is no cluster.
 func TestCluster(t *testing.T) {
 	dir := testDir(t)
@@ -680,7 +686,21 @@ func TestCluster(t *testing.T) {
 		!bytes.Equal(c.Key, bytes.Repeat([]byte{0xab}, ClusterKeySize)) || c.KeyFile != filepath.Join(dir, "cluster.key") {
 		t.Errorf("cluster %+v", c)
 	}
+	if c != nil && c.AdvertiseURL != "" {
+		t.Errorf("advertise_url %q without the key; want empty (the daemon derives it from its listener)", c.AdvertiseURL)
+	}
 	if cfg, err := parseIn(t, dir, oneHost); err != nil || cfg.Cluster != nil {
 		t.Errorf("without [cluster]: %+v, %v", cfg.Cluster, err)
+	}
+	for given, want := range map[string]string{
+		"http://192.0.2.1:8787":          "http://192.0.2.1:8787",
+		"https://node1.example.org/":     "https://node1.example.org",
+		"http://[2001:db8::1]:8787":      "http://[2001:db8::1]:8787",
+		"https://node1.example.org:8443": "https://node1.example.org:8443",
+	} {
+		cfg, err := parseIn(t, dir, oneHost+"[cluster]\netcd_endpoints = [\"http://127.0.0.1:2379\"]\nkey_file = \"cluster.key\"\nadvertise_url = \""+given+"\"\n")
+		if err != nil || cfg.Cluster.AdvertiseURL != want {
+			t.Errorf("advertise_url = %q: %+v, %v; want %q", given, cfg.Cluster, err, want)
+		}
 	}
 }

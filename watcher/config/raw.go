@@ -36,6 +36,7 @@ type rawCluster struct {
 	KeyFile     string    `toml:"key_file"`
 	Prefix      *string   `toml:"prefix"`
 	MaxOrders   *int      `toml:"max_concurrent_orders"`
+	Advertise   *string   `toml:"advertise_url"`
 }
 
 type rawHost struct {

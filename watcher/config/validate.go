@@ -959,6 +959,28 @@ func (p *parser) https(r *rawHTTPS) *HTTPS {
 	return h
 }
 
+// advertiseURL checks cluster.advertise_url and returns it without a
+// trailing slash ("" when refused).
+func (p *parser) advertiseURL(s string) string {
+	const key = "cluster.advertise_url"
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		p.errAt(key, "%q is not a URL; give http://HOST:PORT, where the other nodes reach this node's dashboard", clip(s))
+	case u.Scheme != "http" && u.Scheme != "https":
+		p.errAt(key, "%q: the scheme must be http or https", clip(s))
+	case u.User != nil:
+		p.errAt(key, "the URL carries credentials; remove them (the nodes send the token of http.token_file)")
+	case u.Host == "" || u.Hostname() == "" || u.Opaque != "":
+		p.errAt(key, "%q is not an absolute URL; give %s://HOST:PORT", clip(s), u.Scheme)
+	case u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		p.errAt(key, "%q has a path, query or fragment; give only %s://%s (the dashboard's API is at the root)", clip(s), u.Scheme, u.Host)
+	default:
+		return u.Scheme + "://" + u.Host
+	}
+	return ""
+}
+
 func (p *parser) cluster(r *rawCluster) *Cluster {
 	c := &Cluster{Prefix: DefaultClusterPrefix}
 	if len(r.Endpoints) == 0 {
@@ -1021,6 +1043,9 @@ func (p *parser) cluster(r *rawCluster) *Cluster {
 		} else {
 			c.MaxOrders = *r.MaxOrders
 		}
+	}
+	if r.Advertise != nil {
+		c.AdvertiseURL = p.advertiseURL(*r.Advertise)
 	}
 	if r.KeyFile == "" {
 		p.errAt("cluster", "[cluster] has no key_file: private keys are sealed in etcd with a key every node shares; create one with `openssl rand -hex 32 > FILE` (mode 0600) and copy it to each node")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/xmppcert/xmppcert/watcher/alert"
 	"github.com/xmppcert/xmppcert/watcher/changes"
 	"github.com/xmppcert/xmppcert/watcher/config"
+	"github.com/xmppcert/xmppcert/watcher/web"
 )
 
 // OpenCluster joins the cluster of c: it connects to etcd with the
@@ -266,4 +268,78 @@ func merge(ctx context.Context, a, b <-chan struct{}) <-chan struct{} {
 		}
 	}()
 	return out
+}
+
+// memberDirectory is what the cluster's dashboard and /metrics need of
+// the cluster's store (acme/etcdstore): the live members with the URL
+// each advertises, and this node's own to advertise.
+type memberDirectory interface {
+	MemberURLs() ([]etcdstore.Member, error)
+	Advertise(url string) error
+}
+
+// memberDirectoryOf is the cluster's store when cfg has [cluster] and
+// the engine's store is one; nil otherwise.
+func (d *Daemon) memberDirectoryOf(cfg *config.Config) memberDirectory {
+	if cfg.Cluster == nil || d.deps.Engine == nil {
+		return nil
+	}
+	md, _ := d.deps.Engine.Store.(memberDirectory)
+	return md
+}
+
+// webCluster is what the web server of a cluster node shows the whole
+// cluster with; nil without a cluster.
+func (d *Daemon) webCluster(cfg *config.Config) *web.Cluster {
+	md := d.memberDirectoryOf(cfg)
+	if md == nil {
+		return nil
+	}
+	return &web.Cluster{Node: cfg.Cluster.NodeID, Members: func() ([]web.Member, error) {
+		ms, err := md.MemberURLs()
+		out := make([]web.Member, 0, len(ms))
+		for _, m := range ms {
+			out = append(out, web.Member{Node: m.Node, URL: m.URL})
+		}
+		return out, err
+	}}
+}
+
+// advertiseURL is the base URL of this node's API for the other members:
+// the configured one, else http:// and the configured listen host with
+// the port bound, when that host is not every address ("" then).
+func advertiseURL(cfg *config.Config, bound net.Addr) string {
+	if cfg.Cluster.AdvertiseURL != "" {
+		return cfg.Cluster.AdvertiseURL
+	}
+	host, _, err := net.SplitHostPort(cfg.HTTP.Listen)
+	if ip := net.ParseIP(host); err != nil || host == "" || ip != nil && ip.IsUnspecified() {
+		return ""
+	}
+	_, port, err := net.SplitHostPort(bound.String())
+	if err != nil {
+		return ""
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// advertise, on a cluster node, has its member value name the URL of its
+// API, its listener being bound to bound; a node that listens on every
+// address and was given no URL advertises none, and says so.
+func (d *Daemon) advertise(bound net.Addr) {
+	cfg := d.Config()
+	md := d.memberDirectoryOf(cfg)
+	if md == nil {
+		return
+	}
+	u := advertiseURL(cfg, bound)
+	if u == "" {
+		d.log.Warn("this node listens on every address and advertises no URL of its API: the other members' dashboards and /metrics name it as not answering", "listen", cfg.HTTP.Listen)
+		return
+	}
+	if err := md.Advertise(u); err != nil {
+		d.log.Warn("advertising this node's API to the cluster", "url", u, "error", err.Error())
+		return
+	}
+	d.log.Info("this node's API advertised to the cluster", "url", u)
 }

@@ -239,6 +239,7 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 		Health:       d.health.check,
 		Lineages:     d.lineages,
 		CRL:          localca.CRLHandler(filepath.Join(cfg.StateDir, "ca")),
+		Cluster:      d.webCluster(cfg),
 	})
 	if err != nil {
 		store.Close()
@@ -460,6 +461,7 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener) error {
 			d.log.Error("HTTP server stopped", "error", err.Error())
 		}
 	}()
+	d.advertise(ln.Addr())
 	cfg := d.Config()
 	d.log.Info("daemon started", "listen", ln.Addr().String(), "history", d.store.Path(), "targets", len(cfg.Targets()), "interval", cfg.Watch.Interval.String())
 	d.notify(sddaemon.SdNotifyReady + "\nSTATUS=" + d.statusLine())

@@ -24,11 +24,15 @@ const DefaultClientTimeout = 3 * time.Second
 const maxAnswer = 64 << 20
 
 // Client asks a running daemon's JSON API, as the CLI's status, ack and
-// sweep commands do.
+// sweep commands and a cluster node's dashboard and /metrics (of each
+// other member) do.
 type Client struct {
 	// Addr is the daemon's listen address, HOST:PORT; an unspecified
 	// host (every address) is reached on loopback.
 	Addr string
+	// BaseURL, when set, is asked instead of Addr: http:// or
+	// https://HOST:PORT, as a cluster member advertises it.
+	BaseURL string
 	// Token is the bearer token, when the daemon requires one.
 	Token string
 	// Timeout bounds each request (DefaultClientTimeout); a sweep, which
@@ -39,6 +43,10 @@ type Client struct {
 // ErrNoDaemon is what a Client's request fails with when nothing answers
 // at its address.
 var ErrNoDaemon = errors.New("no daemon answered")
+
+// ErrTooLarge is what a Client's request fails with when the answer is
+// longer than the client reads (64 MiB).
+var ErrTooLarge = errors.New("the daemon's answer is too large")
 
 // AnswerError is the daemon's refusal: its HTTP status and its message.
 type AnswerError struct {
@@ -55,6 +63,9 @@ func (e *AnswerError) Error() string {
 
 // URL is the base URL the client asks.
 func (c *Client) URL() string {
+	if c.BaseURL != "" {
+		return strings.TrimSuffix(c.BaseURL, "/")
+	}
 	host, port, err := net.SplitHostPort(c.Addr)
 	if err != nil {
 		return "http://" + c.Addr
@@ -106,11 +117,11 @@ func (c *Client) Sweep(ctx context.Context, out any) error {
 // do makes one request with a JSON body (none when in is nil) and
 // decodes the answer into out; bounded says whether Timeout applies.
 func (c *Client) do(ctx context.Context, method, path string, in, out any, bounded bool) error {
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = DefaultClientTimeout
+	}
 	if bounded {
-		timeout := c.Timeout
-		if timeout <= 0 {
-			timeout = DefaultClientTimeout
-		}
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 		defer cancel()
@@ -135,15 +146,20 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, bound
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		if ctx.Err() != nil && !bounded {
+		switch {
+		case ctx.Err() != nil && !bounded:
 			return ctx.Err()
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+			return fmt.Errorf("%w at %s within %s", ErrNoDaemon, c.URL(), timeout)
 		}
 		return fmt.Errorf("%w at %s", ErrNoDaemon, c.URL())
 	}
 	defer resp.Body.Close()
-	r := io.LimitReader(resp.Body, maxAnswer)
+	if resp.ContentLength > maxAnswer {
+		return fmt.Errorf("%w: %d bytes, more than %d", ErrTooLarge, resp.ContentLength, maxAnswer)
+	}
 	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(r, 4096))
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		var j struct {
 			Error string `json:"error"`
 		}
@@ -152,7 +168,19 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, bound
 		}
 		return &AnswerError{Status: resp.StatusCode, Msg: safetext.Escape(strings.TrimSpace(string(msg)))}
 	}
-	if err := json.NewDecoder(r).Decode(out); err != nil {
+	// The whole answer is read first (the decoder would hold it all
+	// too), one byte more than the bound telling a longer one from one
+	// that ends there, before anything of it is decoded.
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	switch {
+	case int64(len(b)) > maxAnswer:
+		return fmt.Errorf("%w: more than %d bytes", ErrTooLarge, maxAnswer)
+	case err != nil && bounded && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return fmt.Errorf("reading the daemon's answer: not complete within %s", timeout)
+	case err != nil:
+		return fmt.Errorf("reading the daemon's answer: %w", err)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
 		return fmt.Errorf("reading the daemon's answer: %w", err)
 	}
 	return nil

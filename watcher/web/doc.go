@@ -10,10 +10,10 @@
 //	GET  /healthz                    "ok", or 503 and why (Options.Health) (public)
 //	GET  /.well-known/posh/NAME.json POSH documents from Options.POSHRoot (public)
 //	GET  /metrics                    Prometheus text (client_golang)
-//	GET  /                           dashboard: a summary strip and every endpoint in a compact row
+//	GET  /                           dashboard: a summary strip and every endpoint in a compact row (a cluster's: see "Cluster")
 //	GET  /endpoint/ID                one endpoint: history, newest first, and what changed
 //	GET  /lineages                   certificates: every lineage (Options.Lineages), deploys and served state
-//	GET  /api/endpoints              JSON: every endpoint (EndpointStatus)
+//	GET  /api/endpoints              JSON: every endpoint of this node (EndpointStatus)
 //	GET  /api/endpoints/ID           JSON: one endpoint with its history (EndpointDetail)
 //	POST /api/endpoints/ID/ack       acknowledge its changes up to an entry
 //	POST /api/ack                    acknowledge every endpoint whose changes are all of at most a severity
@@ -49,6 +49,13 @@
 //	xmppcert_changes_unacknowledged{severity} unacknowledged changes (info, warning, critical)
 //	xmppcert_last_seen_timestamp_seconds when the endpoint was last probed
 //	xmppcert_manifesto_grade_info{grade} 1, with the manifesto grade (pass, fail, unknown), when known
+//
+// On a cluster node (Options.Cluster) every series above has the label
+// node too, the member that watches the endpoint, and the node's own
+// endpoints are joined by every other live member's, asked at scrape
+// time (see "Cluster"); xmppcert_cluster_member_up{node} says whether
+// each member answered (this node's own is 1). Without a cluster the
+// series are as above, without node.
 //
 // The daemon adds, per lineage of its state directory (label lineage):
 // xmppcert_lineage_version, xmppcert_lineage_expiry_timestamp_seconds,
@@ -133,6 +140,22 @@
 // within 30/7/1 days) come from classifying the latest entry against
 // itself with Now set; they are shown, but they go away by renewing, not
 // by acknowledging.
+//
+// # Cluster
+//
+// On a cluster node the dashboard and /metrics show the whole cluster
+// (README, "Cluster mode"): the node asks each other live member's GET
+// /api/endpoints, which answers that member's own endpoints only, at
+// the URL the member advertises, with this server's own token (every
+// node of a cluster has the same), all members at once, each bounded by
+// Cluster.Timeout and by the client's 64 MiB. A member's answer is
+// escaped (internal/safetext) and its endpoints' keys and IDs are made
+// again from their fields; an endpoint that several members recorded
+// (the watching moved) is shown once, as observed last. A member that
+// does not answer (no URL, refused, timed out, refused the token, a bad
+// or oversized answer) is named on the dashboard with the reason, and
+// the rest is shown. A row links to the endpoint's page on its member:
+// endpoint pages, acknowledgements and the API stay each node's own.
 //
 // # Probing now
 //

@@ -67,13 +67,17 @@ type dashboardData struct {
 	Title     string
 	Now       string
 	Summary   summary
-	Endpoints []EndpointStatus
+	Endpoints []nodeStatus
 	Unacked   int // endpoints with unacknowledged changes
-	// InfoOnly counts the endpoints whose unacknowledged changes are
-	// all info; CSRF is the token of the form that acknowledges them.
+	// InfoOnly counts this node's endpoints whose unacknowledged changes
+	// are all info; CSRF is the token of the form that acknowledges them.
 	InfoOnly    int
 	CSRF        string
 	Conditioned int // endpoints with conditions
+	// Node is this node's name and Cluster the members and who did not
+	// answer; empty without a cluster.
+	Node    string
+	Cluster clusterView
 }
 
 // summary is the dashboard's strip of counts, what an operator reads
@@ -116,22 +120,27 @@ type lineagesData struct {
 
 // handleDashboard is GET /.
 func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
-	st, err := s.Statuses()
+	v, err := s.view(r.Context())
 	if err != nil {
 		s.serverError(w, r, err)
 		return
 	}
+	st := v.Endpoints
 	// The most urgent first; key order otherwise.
-	slices.SortStableFunc(st, func(a, b EndpointStatus) int {
-		return cmp.Compare(urgency(b), urgency(a))
+	slices.SortStableFunc(st, func(a, b nodeStatus) int {
+		return cmp.Compare(urgency(b.EndpointStatus), urgency(a.EndpointStatus))
 	})
 	now := s.now()
-	d := dashboardData{Title: "xmppcert: watched endpoints", Now: fmtTime(now), Endpoints: st, CSRF: s.csrfToken(ackAllID)}
+	d := dashboardData{Title: "xmppcert: watched endpoints", Now: fmtTime(now), Endpoints: st, CSRF: s.csrfToken(ackAllID), Cluster: v}
+	if s.opts.Cluster != nil {
+		d.Node = s.opts.Cluster.Node
+	}
 	d.Summary.Endpoints = len(st)
 	for _, e := range st {
 		if len(e.Unacknowledged) > 0 {
 			d.Unacked++
-			if !slices.ContainsFunc(e.Unacknowledged, func(c ChangeAt) bool { return c.Severity != changes.Info }) {
+			// The form acknowledges this node's endpoints only.
+			if e.URL == "" && !slices.ContainsFunc(e.Unacknowledged, func(c ChangeAt) bool { return c.Severity != changes.Info }) {
 				d.InfoOnly++
 			}
 		}

@@ -105,6 +105,10 @@ type Options struct {
 	// observe.jabber.network answers (probeapi.go). Nil means no such
 	// routes (404).
 	ProbeNow ProbeFunc
+	// Cluster, on a cluster node, makes the dashboard and /metrics show
+	// every live member's endpoints, asked of each member with Token;
+	// nil shows this node's only.
+	Cluster *Cluster
 }
 
 // Server is the daemon's HTTP handler. It is safe for concurrent use.
@@ -166,7 +170,7 @@ func New(opts Options) (*Server, error) {
 	if s.pages, err = parseTemplates(); err != nil {
 		return nil, err
 	}
-	if err := s.reg.Register(&collector{s: s}); err != nil {
+	if err := s.reg.Register(newCollector(s)); err != nil {
 		return nil, fmt.Errorf("web: registering metrics: %w", err)
 	}
 
