@@ -483,9 +483,12 @@ func expiresText(l watcher.CertSummary) string {
 	return ", expires " + l.NotAfter.UTC().Format(time.RFC3339)
 }
 
+// digestSeparators are what norm drops from a digest.
+var digestSeparators = strings.NewReplacer(":", "", " ", "")
+
 // norm canonicalises a hex digest: lower case, no colons or spaces.
 func norm(d string) string {
-	return strings.ToLower(strings.NewReplacer(":", "", " ", "").Replace(d))
+	return strings.ToLower(digestSeparators.Replace(d))
 }
 
 func contains(list []string, d string) bool {
