@@ -509,7 +509,7 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener) error {
 		d.followLoop(ctx, work)
 	}()
 
-	timer := time.NewTimer(0)
+	timer := time.NewTimer(d.firstDelay())
 	defer timer.Stop()
 loop:
 	for {
@@ -555,6 +555,19 @@ func (d *Daemon) logWarnings(cfg *config.Config) {
 	for _, w := range cfg.Warnings {
 		d.log.Warn("configuration", "warning", w.Error())
 	}
+}
+
+// firstDelay is how long the first sweep waits: at once, except on a
+// cluster's node, which waits one lease TTL so that the members started
+// with it (a cluster's cold start) have joined and share the first
+// sweep, instead of each probing every endpoint alone (README, "Cluster
+// mode").
+func (d *Daemon) firstDelay() time.Duration {
+	cfg := d.Config()
+	if d.sharedWatchOf(cfg) == nil {
+		return 0
+	}
+	return cfg.Cluster.LeaseTTL
 }
 
 // nextDelay is the interval plus a random jitter.
