@@ -511,11 +511,21 @@ func TestManyErrors(t *testing.T) {
 	}
 }
 
-// TestNothingToDo: an empty file is refused, with no line to point at.
+// TestNothingToDo: an empty file is refused, with no line to point at;
+// one with only [cluster] is a node's, which keeps the cluster's
+// lineages.
 func TestNothingToDo(t *testing.T) {
-	_, err := parseIn(t, t.TempDir(), "# nothing\n")
+	dir := t.TempDir()
+	_, err := parseIn(t, dir, "# nothing\n")
 	if err == nil || !strings.Contains(err.Error(), "xmppcert.toml: nothing to do") {
 		t.Errorf("got %v", err)
+	}
+	key := filepath.Join(dir, "cluster.key")
+	if err := os.WriteFile(key, []byte(strings.Repeat("ab", ClusterKeySize)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseIn(t, dir, fmt.Sprintf("[cluster]\netcd_endpoints = [\"http://127.0.0.1:2379\"]\nkey_file = %q\n", key)); err != nil {
+		t.Errorf("a configuration with only [cluster]: %v", err)
 	}
 }
 

@@ -67,7 +67,9 @@ func (p *parser) validate(d *decoded) *Config {
 	if d.top.CT != nil {
 		cfg.CT = p.ct(d.top.CT)
 	}
-	if len(d.hosts) == 0 && len(d.peers) == 0 && len(p.errs) == 0 && !p.allowEmpty {
+	// A cluster's node has the cluster's lineages to keep even with no
+	// [[host]] of its own, and its commands (cron) need only [cluster].
+	if len(d.hosts) == 0 && len(d.peers) == 0 && d.top.Cluster == nil && len(p.errs) == 0 && !p.allowEmpty {
 		p.errs = append(p.errs, &Error{File: p.file, Msg: "nothing to do: add a [[host]] whose certificate xmppcert keeps, or a [[watch.peer]] to watch (see contrib/xmppcert.toml)"})
 	}
 	return cfg
