@@ -61,6 +61,32 @@ func (e *CAMismatchError) Error() string {
 	return fmt.Sprintf("the embedded CA in %s is not the cluster's: it was created on this node before it joined the cluster", e.Dir)
 }
 
+// ErrNoClusterCA says that the cluster keeps no embedded CA yet.
+var ErrNoClusterCA = errors.New("the cluster keeps no embedded CA yet")
+
+// InstallClusterCA makes the embedded CA of state the one the cluster
+// keeps in m, without creating one: ErrNoClusterCA when the cluster
+// keeps none, a *CAMismatchError when state holds another CA (left as it
+// is).
+func InstallClusterCA(state string, m CAMaterialStore) error {
+	dir := CADir(state)
+	shared, err := m.LoadCAMaterial()
+	if errors.Is(err, fs.ErrNotExist) {
+		return ErrNoClusterCA
+	}
+	if err != nil {
+		return fmt.Errorf("the cluster's embedded CA: %w", err)
+	}
+	err = localca.InstallMaterial(dir, shared)
+	if errors.Is(err, localca.ErrOtherCA) {
+		return &CAMismatchError{Dir: dir}
+	}
+	if err != nil {
+		return fmt.Errorf("installing the cluster's embedded CA in %s: %w", dir, err)
+	}
+	return nil
+}
+
 // openSharedCA opens the embedded CA of state as the cluster's CA: the
 // material m keeps is installed in state first; when m keeps none, this
 // node's CA (created if missing) is offered as the cluster's, and

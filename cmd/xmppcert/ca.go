@@ -13,14 +13,17 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/xmppcert/xmppcert/acme/etcdstore"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/certfile"
 	"github.com/xmppcert/xmppcert/internal/httpserve"
+	"github.com/xmppcert/xmppcert/internal/safetext"
 )
 
 func caCommand() *cli.Command {
@@ -81,6 +84,24 @@ func runCAInit(c *cli.Context) error {
 	}
 	dir := caDir(state)
 	out := c.String("root-key-out")
+	store, err := clusterStore(c)
+	if err != nil {
+		return err
+	}
+	if store != nil {
+		defer store.Close()
+		_, had := localca.RootPEM(dir)
+		switch err := lifecycle.InstallClusterCA(state, store); {
+		case err == nil && had == nil:
+			return fmt.Errorf("a CA already exists in %s: the cluster's; nothing was changed (its root: xmppcert ca root)", dir)
+		case err == nil && c.IsSet("root-key-out"):
+			return fmt.Errorf("the cluster keeps a CA already, now installed in %s; its root key was not written to %s", dir, out)
+		case err == nil:
+			return printCAInfo(c, dir, "installed", "")
+		case !errors.Is(err, lifecycle.ErrNoClusterCA):
+			return caClusterError(err)
+		}
+	}
 	if c.IsSet("root-key-out") {
 		if out == "" {
 			return usagef("--root-key-out is empty; name the new file for the root's private key")
@@ -103,7 +124,25 @@ func runCAInit(c *cli.Context) error {
 	case err != nil:
 		return fmt.Errorf("creating the CA in %s: %w", dir, err)
 	}
+	if store != nil {
+		// Kept as the cluster's, unless another node kept its own first.
+		ca, err := lifecycle.OnCluster(state, store).OpenCA(localca.Options{})
+		if err != nil {
+			return caClusterError(err)
+		}
+		ca.Close()
+	}
 	return printCAInfo(c, dir, "created", out)
+}
+
+// caClusterError phrases what keeps the node's embedded CA from being
+// the cluster's.
+func caClusterError(err error) error {
+	var mismatch *lifecycle.CAMismatchError
+	if errors.As(err, &mismatch) {
+		return fmt.Errorf("%v; move %s aside to take the cluster's CA (nothing was changed)", err, mismatch.Dir)
+	}
+	return err
 }
 
 // caInfo is the --json form of ca init.
@@ -153,6 +192,23 @@ func runCARoot(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	store, err := clusterStore(c)
+	if err != nil {
+		return err
+	}
+	if store != nil {
+		defer store.Close()
+		if state, err = writableStateDir(c); err != nil {
+			return err
+		}
+		err := lifecycle.InstallClusterCA(state, store)
+		if errors.Is(err, lifecycle.ErrNoClusterCA) {
+			return fmt.Errorf("the cluster keeps no CA yet; create it with 'xmppcert ca init' and the same --config (or 'xmppcert issue', which creates it)")
+		}
+		if err != nil {
+			return caClusterError(err)
+		}
+	}
 	b, err := localca.RootPEM(caDir(state))
 	if errors.Is(err, localca.ErrNotInitialized) {
 		return fmt.Errorf("no CA in %s; create one with 'xmppcert ca init' (or 'xmppcert issue', which creates it)", caDir(state))
@@ -190,7 +246,6 @@ func runCAEAB(c *cli.Context) error {
 	return nil
 }
 
-// openCA opens the embedded CA, creating it first when create is true.
 // openCA opens the state directory's embedded CA; a missing one is
 // created when create is set, else an error that says how to create it.
 func openCA(state string, opts localca.Options, create bool) (*localca.CA, error) {
@@ -231,7 +286,7 @@ func runCAServe(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usagef("ca serve takes no arguments; see 'xmppcert ca serve --help'")
 	}
-	host, port, err := net.SplitHostPort(c.String("listen"))
+	host, _, err := net.SplitHostPort(c.String("listen"))
 	if err != nil {
 		return usagef("--listen %q: %v; give HOST:PORT such as 127.0.0.1:8443", c.String("listen"), err)
 	}
@@ -261,24 +316,86 @@ func runCAServe(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ca, err := openCA(state, localca.Options{
+	opts := localca.Options{
 		Lifetime:   time.Duration(days) * 24 * time.Hour,
 		Components: c.StringSlice("component"),
 		Anonymous:  c.StringSlice("anonymous"),
 		RequireEAB: c.Bool("require-eab"),
-	}, true)
+	}
+	store, err := clusterStore(c)
 	if err != nil {
 		return err
 	}
-	defer ca.Close()
-	ln, err := net.Listen("tcp", c.String("listen"))
-	if err != nil {
-		return fmt.Errorf("ca serve: %w", err)
+	if store == nil {
+		ca, err := openCA(state, opts, true)
+		if err != nil {
+			return err
+		}
+		defer ca.Close()
+		_, err = serveCA(c, ca, state, nil)
+		return err
 	}
-	addr := ln.Addr().(*net.TCPAddr)
-	if host == "" || (ip != nil && ip.IsUnspecified()) {
+	defer store.Close()
+	ca, err := lifecycle.OnCluster(state, store).OpenCA(opts)
+	if err != nil {
+		return fmt.Errorf("ca serve: the cluster's CA: %w", err)
+	}
+	defer ca.Close()
+	return leadCA(c, store, ca, state)
+}
+
+// leadCA serves the cluster's CA while this node leads it: one node of
+// the cluster at a time (README, "Cluster mode"). A standby says which
+// node serves and waits; a leader whose etcd session ends stops serving
+// and stands by again; SIGTERM hands the lead to the next node at once.
+func leadCA(c *cli.Context, store *etcdstore.Store, ca *localca.CA, state string) error {
+	offer := "https://" + caServeHost(c) + localca.ACMEPath
+	for {
+		if l, err := store.Leader(etcdstore.RoleCA); err == nil {
+			fmt.Fprintf(c.App.ErrWriter, "xmppcert: ca serve: standing by: node %s serves the cluster's CA at %s\n", safetext.Escape(l.Node), safetext.Escape(l.Offer))
+		}
+		lead, err := store.Lead(c.Context, etcdstore.RoleCA, offer)
+		if err != nil {
+			if c.Context.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("ca serve: %w", err)
+		}
+		fmt.Fprintln(c.App.ErrWriter, "xmppcert: ca serve: this node leads the cluster's CA")
+		lost, err := serveCA(c, ca, state, lead.Lost())
+		if !lost {
+			resign, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			lead.Resign(resign) // a lease that ends does it too, later
+			cancel()
+			return err
+		}
+		fmt.Fprintln(c.App.ErrWriter, "xmppcert: ca serve: this node's etcd session ended: it no longer leads the cluster's CA and stops serving")
+	}
+}
+
+// caServeHost is the HOST:PORT clients reach ca serve at, from --listen
+// (localhost for an unspecified host).
+func caServeHost(c *cli.Context) string {
+	host, port, _ := net.SplitHostPort(c.String("listen"))
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
 		host = "localhost"
 	}
+	return net.JoinHostPort(host, port)
+}
+
+// serveCA serves ACME from ca on --listen until SIGINT or SIGTERM, or
+// until stop is closed (lost reports which).
+func serveCA(c *cli.Context, ca *localca.CA, state string, stop <-chan struct{}) (lost bool, err error) {
+	ln, err := net.Listen("tcp", c.String("listen"))
+	if err != nil {
+		return false, fmt.Errorf("ca serve: %w", err)
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	listenHost, _, _ := net.SplitHostPort(c.String("listen"))
+	listenIP := net.ParseIP(listenHost)
+	loopback := listenHost == "localhost" || (listenIP != nil && listenIP.IsLoopback())
+	host, port, _ := net.SplitHostPort(caServeHost(c))
+	ip := net.ParseIP(host)
 	if port == "0" {
 		port = fmt.Sprint(addr.Port)
 	}
@@ -295,7 +412,7 @@ func runCAServe(c *cli.Context) error {
 	})
 	if err != nil {
 		ln.Close()
-		return usagef("ca serve: %v", err)
+		return false, usagef("ca serve: %v", err)
 	}
 	names := []string{host}
 	if host != "localhost" {
@@ -307,12 +424,17 @@ func runCAServe(c *cli.Context) error {
 	cert, err := ca.ServerCertificate(c.Context, names)
 	if err != nil {
 		ln.Close()
-		return fmt.Errorf("ca serve: issuing the server's own certificate: %w", err)
+		return false, fmt.Errorf("ca serve: issuing the server's own certificate: %w", err)
 	}
 	srv := httpserve.New(h, httpserve.Limits{}, nil)
 	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	var stopped atomic.Bool
 	go func() {
-		<-c.Context.Done() // SIGINT or SIGTERM (run)
+		select {
+		case <-c.Context.Done(): // SIGINT or SIGTERM (run)
+		case <-stop:
+			stopped.Store(true)
+		}
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		srv.Shutdown(shutdown)
@@ -323,14 +445,14 @@ func runCAServe(c *cli.Context) error {
 	if c.Bool("require-eab") {
 		if err := reportAccountsWithoutEAB(c.Context, c.App.ErrWriter, ca); err != nil {
 			ln.Close()
-			return fmt.Errorf("ca serve: listing the ACME accounts: %w", err)
+			return false, fmt.Errorf("ca serve: listing the ACME accounts: %w", err)
 		}
 	}
 	fmt.Fprintf(c.App.Writer, "ACME directory https://%s%s\nroot %s\n", hostport, localca.ACMEPath, filepath.Join(caDir(state), "root.crt"))
 	if err := srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("ca serve: %w", err)
+		return false, fmt.Errorf("ca serve: %w", err)
 	}
-	return nil
+	return stopped.Load(), nil
 }
 
 // reportAccountsWithoutEAB warns of the accounts that --require-eab does
