@@ -317,21 +317,16 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	}
 }
 
-// TestClusterShardedWatch: three nodes watch the same 300 simulated
-// endpoints: one sweep of each probes every endpoint exactly once,
-// counted at the simulator. When a node leaves (its session closed),
-// the next sweeps of the other two probe every endpoint once again, its
-// share included, and of its endpoints the one whose key changed
-// meanwhile raises exactly one alert (compared with the leaving node's
-// last observation, kept in etcd), the others none.
-func TestClusterShardedWatch(t *testing.T) {
-	e := testetcd.Start(t)
+// simPeers starts a simulator serving n domains, their certificates
+// made, and returns it, the domains and their [[watch.peer]] entries
+// (c2s, connecting to the simulator).
+func simPeers(t *testing.T, n int) (*xmppsim.Sim, []string, string) {
+	t.Helper()
 	sim, err := xmppsim.New(xmppsim.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sim.Close() })
-	const n = 300
 	var domains []string
 	var peers strings.Builder
 	for i := range n {
@@ -341,13 +336,27 @@ func TestClusterShardedWatch(t *testing.T) {
 	if err := sim.Prepare(context.Background(), domains, 0); err != nil {
 		t.Fatal(err)
 	}
+	return sim, domains, peers.String()
+}
+
+// TestClusterShardedWatch: three nodes watch the same 300 simulated
+// endpoints: one sweep of each probes every endpoint exactly once,
+// counted at the simulator. When a node leaves (its session closed),
+// the next sweeps of the other two probe every endpoint once again, its
+// share included, and of its endpoints the one whose key changed
+// meanwhile raises exactly one alert (compared with the leaving node's
+// last observation, kept in etcd), the others none.
+func TestClusterShardedWatch(t *testing.T) {
+	e := testetcd.Start(t)
+	const n = 300
+	sim, domains, peers := simPeers(t, n)
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "cluster.key")
 	if err := os.WriteFile(keyFile, []byte(strings.Repeat("5a", 32)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	hook := startAlertHook(t)
-	extra := fmt.Sprintf("[[alert.webhook]]\nurl = %q\n", hook.URL) + peers.String()
+	extra := fmt.Sprintf("[[alert.webhook]]\nurl = %q\n", hook.URL) + peers
 	var nodes []clusterNode
 	for i := range 3 {
 		nodes = append(nodes, startClusterNode(t, dir, []string{e.Endpoint}, keyFile, i, extra, sim.Roots()))

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/xmppcert/xmppcert/internal/testetcd"
-	"github.com/xmppcert/xmppcert/internal/xmppsim"
 	"github.com/xmppcert/xmppcert/watcher/config"
 	"github.com/xmppcert/xmppcert/watcher/web"
 )
@@ -33,21 +32,8 @@ import (
 // characters are bounded, reported and never merged (or escaped).
 func TestClusterDashboard(t *testing.T) {
 	e := testetcd.Start(t)
-	sim, err := xmppsim.New(xmppsim.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sim.Close() })
 	const n = 20
-	var domains []string
-	var peers strings.Builder
-	for i := range n {
-		domains = append(domains, sim.Domain(i+1))
-		fmt.Fprintf(&peers, "[[watch.peer]]\ndomain = %q\nservice = \"xmpp-client\"\nconnect = %q\n", domains[i], sim.Addr())
-	}
-	if err := sim.Prepare(context.Background(), domains, 0); err != nil {
-		t.Fatal(err)
-	}
+	sim, _, peers := simPeers(t, n)
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "cluster.key")
 	const token, otherToken = "the-cluster-token-0123456789", "another-token-0123456789"
@@ -68,7 +54,7 @@ func TestClusterDashboard(t *testing.T) {
 		if i == 1 {
 			extra = fmt.Sprintf("advertise_url = \"http://%s/\"\n", ln.Addr())
 		}
-		extra += fmt.Sprintf("[http]\ntoken_file = %q\n", filepath.Join(dir, tokenFile)) + peers.String()
+		extra += fmt.Sprintf("[http]\ntoken_file = %q\n", filepath.Join(dir, tokenFile)) + peers
 		nd := startClusterNode(t, dir, []string{e.Endpoint}, keyFile, i, extra, sim.Roots())
 		nd.d.advertise(ln.Addr())
 		srv := &http.Server{Handler: nd.d.Handler(), ReadHeaderTimeout: 10 * time.Second}
