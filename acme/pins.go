@@ -77,6 +77,18 @@ type POSHPublication struct {
 	Certs   []string  `json:"certs"`
 }
 
+// POSHServed is what one node of a cluster serves as a lineage's POSH
+// documents, each node writing its own web root (README, "Cluster
+// mode"): a staged certificate goes live once every live node's
+// documents have listed it for their lifetime.
+type POSHServed struct {
+	// Certs are the hex SHA-256 of the certificates the node's documents
+	// list, as POSHPublication.Certs.
+	Certs []string `json:"certs"`
+	// Since is when the node's documents began listing them.
+	Since time.Time `json:"since"`
+}
+
 // Lists reports whether the documents list cert.
 func (p *POSHPublication) Lists(cert *x509.Certificate) bool {
 	d := sha256.Sum256(cert.Raw)

@@ -11,6 +11,7 @@
 //	lineages/NAME/window           acme.WindowRecord (JSON)
 //	lineages/NAME/pins             acme.PinState (JSON)
 //	lineages/NAME/deployed/NODE    acme.DeployRecord of one node (JSON)
+//	lineages/NAME/posh/NODE        acme.POSHServed: one node's POSH documents (JSON)
 //	locks/NAME/                    the lineage's concurrency.Mutex
 //	accounts/, accountlocks/,      the shared ACME accounts and the cap on
 //	orderslots/                    their concurrent orders (accounts.go)
@@ -667,6 +668,43 @@ func (s *Store) DeployRecord(name string) (acme.DeployRecord, bool, error) {
 // SaveDeployRecord replaces this node's deploy record of the lineage.
 func (s *Store) SaveDeployRecord(name string, rec acme.DeployRecord) error {
 	return s.putJSON(name, "deployed/"+s.opts.Node, rec)
+}
+
+// Node is this node's name (Options.Node).
+func (s *Store) Node() string { return s.opts.Node }
+
+// SavePOSHServed records what this node's POSH documents of the lineage
+// list.
+func (s *Store) SavePOSHServed(name string, rec acme.POSHServed) error {
+	return s.putJSON(name, "posh/"+s.opts.Node, rec)
+}
+
+// POSHServed is, by node, what the POSH documents of every live member
+// that recorded them list; a record that does not decode is left out.
+func (s *Store) POSHServed(name string) (map[string]acme.POSHServed, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	members, err := s.Members()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := s.ctx()
+	defer cancel()
+	pfx := s.lineageKey(name, "posh/")
+	resp, err := s.client.Get(ctx, pfx, clientv3.WithPrefix())
+	if err != nil {
+		return nil, fmt.Errorf("etcd: reading the POSH records of %s: %w", name, unavailable(err))
+	}
+	out := map[string]acme.POSHServed{}
+	for _, kv := range resp.Kvs {
+		node := strings.TrimPrefix(string(kv.Key), pfx)
+		var rec acme.POSHServed
+		if slices.Contains(members, node) && json.Unmarshal(kv.Value, &rec) == nil {
+			out[node] = rec
+		}
+	}
+	return out, nil
 }
 
 // sealKey encrypts a private key (PKCS #8) bound to where it is stored.

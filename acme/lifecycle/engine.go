@@ -29,6 +29,11 @@ type Engine struct {
 	// CAMaterial, when set, keeps the embedded CA's material for a
 	// cluster: the CA the engine issues from is the cluster's.
 	CAMaterial CAMaterialStore
+	// POSHNodes, when set, keeps what each node of a cluster serves as
+	// a lineage's POSH documents: a staged certificate goes live only
+	// once every live node's documents have listed it for their
+	// lifetime.
+	POSHNodes POSHNodes
 	// Layout, when set, is this machine's certbot layout apart from
 	// Store (a cluster node's state directory): a lineage is written
 	// into it before it is deployed, and its hooks are given its path
@@ -55,21 +60,36 @@ func OnDisk(state string) *Engine {
 }
 
 // ClusterStore is a store that its nodes share: it keeps the lineages,
-// the ACME accounts and the order slots (acme/etcdstore).
+// the ACME accounts, the order slots, the embedded CA's material and
+// what each node serves as POSH documents (acme/etcdstore).
 type ClusterStore interface {
 	acme.Store
 	acme.AccountStore
 	acme.OrderSlots
 	CAMaterialStore
+	POSHNodes
+}
+
+// POSHNodes keeps, per lineage, what each node of a cluster serves as
+// its POSH documents (acme/etcdstore).
+type POSHNodes interface {
+	// Node is this node's name.
+	Node() string
+	// SavePOSHServed records what this node's documents of name list.
+	SavePOSHServed(name string, s acme.POSHServed) error
+	// POSHServed is the record of every live node that has one, by
+	// node.
+	POSHServed(name string) (map[string]acme.POSHServed, error)
 }
 
 // OnCluster returns the engine of a cluster's node: the lineages, the
-// ACME accounts, the order slots and the embedded CA's material in the
+// ACME accounts, the order slots, the nodes' POSH records and the
+// embedded CA's material in the
 // cluster's store, the embedded CA in the node's state directory state,
 // and the lineages it deploys written into that directory's certbot
 // layout.
 func OnCluster(state string, s ClusterStore) *Engine {
-	return &Engine{Store: s, StateDir: state, Accounts: s, OrderSlots: s, CAMaterial: s, Layout: &acme.DiskStore{Dir: state}}
+	return &Engine{Store: s, StateDir: state, Accounts: s, OrderSlots: s, CAMaterial: s, POSHNodes: s, Layout: &acme.DiskStore{Dir: state}}
 }
 
 // OpenCA opens the embedded CA the engine issues from, creating it

@@ -169,7 +169,7 @@ func (e *Engine) reissuedPOSH(l *acme.Lineage) string {
 		return ""
 	}
 	pins.Staged = 0 // the issuance made a newer version current
-	err = rewritePOSH(l, nil, &pins, e.now())
+	err = e.rewritePOSH(l, nil, &pins, e.now())
 	if err == nil {
 		err = e.Store.SavePinState(l.Name, pins)
 	}

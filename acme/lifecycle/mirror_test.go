@@ -22,6 +22,7 @@ import (
 	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/testetcd"
 	"github.com/xmppcert/xmppcert/internal/testpki"
+	"github.com/xmppcert/xmppcert/pinning"
 )
 
 // Mirror writes a shared store's lineages into certbot's layout under
@@ -89,6 +90,26 @@ func TestMirror(t *testing.T) {
 	}
 }
 
+// clusterEngine is the engine of a cluster's node name on etcd, a live
+// member, issuing from the test CA on clock.
+func clusterEngine(t *testing.T, etcd *testetcd.Etcd, clock *fakeClock, ca *testCA, name string) *Engine {
+	t.Helper()
+	c, sess := etcd.Session(t, 10)
+	s, err := etcdstore.New(c, sess, etcdstore.Options{Prefix: "/xmppcert/", Key: make([]byte, etcdstore.KeySize), Node: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Join(); err != nil {
+		t.Fatal(err)
+	}
+	e := OnCluster(t.TempDir(), s)
+	e.Now = clock.Now
+	e.Open = func(string, acme.Request, IssueOptions) (acme.Issuer, *x509.CertPool, func(), error) {
+		return ca, ca.root.Pool(), func() {}, nil
+	}
+	return e
+}
+
 // TestClusterDeployLayout: every node of a cluster deploys each version
 // from its own certbot layout: the version is written there first, and
 // the node's hooks get its path there (RENEWED_LINEAGE, certbot's
@@ -99,20 +120,7 @@ func TestClusterDeployLayout(t *testing.T) {
 	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
 	ca := newTestCA(clock)
 	etcd := testetcd.Start(t)
-	node := func(name string) *Engine {
-		c, sess := etcd.Session(t, 10)
-		s, err := etcdstore.New(c, sess, etcdstore.Options{Prefix: "/xmppcert/", Key: make([]byte, etcdstore.KeySize), Node: name})
-		if err != nil {
-			t.Fatal(err)
-		}
-		e := OnCluster(t.TempDir(), s)
-		e.Now = clock.Now
-		e.Open = func(string, acme.Request, IssueOptions) (acme.Issuer, *x509.CertPool, func(), error) {
-			return ca, ca.root.Pool(), func() {}, nil
-		}
-		return e
-	}
-	a, b := node("node-a"), node("node-b")
+	a, b := clusterEngine(t, etcd, clock, ca, "node-a"), clusterEngine(t, etcd, clock, ca, "node-b")
 	log := filepath.Join(t.TempDir(), "hook.log")
 	req := request(t, "example.org")
 	req.Hooks = []string{`echo "$RENEWED_LINEAGE $(openssl x509 -in "$RENEWED_LINEAGE/cert.pem" -noout -serial)" >> ` + log}
@@ -274,5 +282,77 @@ func TestMirrorConcurrent(t *testing.T) {
 		if vs, err := dst.Versions("example.org"); err != nil || len(vs) != round+1 {
 			t.Fatalf("round %d: local versions %v, %v; want %d", round, vs, err, round+1)
 		}
+	}
+}
+
+// TestClusterPOSHPromotion: two nodes of a cluster each write the POSH
+// documents of a lineage into their own web root. A renewal on one node
+// stages the new version and lists it in that node's documents; it does
+// not go live while the other node's documents do not list it, even past
+// their lifetime, nor until the other node's have listed it for their
+// lifetime; then it goes live, and the other node's documents follow.
+func TestClusterPOSHPromotion(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	ca := newTestCA(clock)
+	etcd := testetcd.Start(t)
+	a, b := clusterEngine(t, etcd, clock, ca, "node-a"), clusterEngine(t, etcd, clock, ca, "node-b")
+	webA, webB := t.TempDir(), t.TempDir()
+	listed := func(web string) int {
+		t.Helper()
+		rel, _ := pinning.POSHPath("xmpp-client")
+		doc, err := os.ReadFile(filepath.Join(web, filepath.FromSlash(rel)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Count(string(doc), `"sha-256"`)
+	}
+	sync := func(want bool) {
+		t.Helper()
+		if wrote, err := b.SyncPOSH("example.org", webB); err != nil || wrote != want {
+			t.Fatalf("node b's sync: wrote %v, %v; want %v", wrote, err, want)
+		}
+	}
+	renew := func(step, want, reason string) {
+		t.Helper()
+		got := a.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org")
+		if got.Result != want || !strings.Contains(got.Reason, reason) {
+			t.Fatalf("%s: node a's run: %+v; want %s, reason with %q", step, got, want, reason)
+		}
+	}
+
+	if _, err := a.Issue(ctx, request(t, "example.org"), IssueOptions{}, ReplacePolicy{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PublishPOSH("example.org", acme.POSHPublication{Dir: webA, Services: []string{"xmpp-client"}, ExpiresSeconds: 3600}); err != nil {
+		t.Fatal(err)
+	}
+	sync(true)
+	sync(false)
+	if listed(webA) != 1 || listed(webB) != 1 {
+		t.Fatalf("before the renewal, the documents list %d and %d certificates; want the current one", listed(webA), listed(webB))
+	}
+
+	clock.Advance(61 * day)
+	renew("due", ResultStaged, "goes live once POSH has listed it")
+	if listed(webA) != 2 || listed(webB) != 1 {
+		t.Fatalf("staged: the documents list %d and %d certificates; want 2 on node a, 1 on node b", listed(webA), listed(webB))
+	}
+	clock.Advance(2 * time.Hour)
+	renew("past the lifetime on node a", ResultStaged, "node node-b does not list it yet")
+	sync(true)
+	if listed(webB) != 2 {
+		t.Fatalf("node b's documents list %d certificates after its sync; want 2", listed(webB))
+	}
+	clock.Advance(30 * time.Minute)
+	renew("half node b's lifetime", ResultStaged, "goes live after")
+	clock.Advance(31 * time.Minute)
+	renew("after node b's lifetime", ResultRenewed, "")
+	if cur, err := a.Store.Current("example.org"); err != nil || cur.Version != 2 || listed(webA) != 1 {
+		t.Fatalf("after promotion: %+v, %v, %d listed on node a; want version 2 current, listed alone", cur, err, listed(webA))
+	}
+	sync(true)
+	if listed(webB) != 1 {
+		t.Errorf("node b's documents list %d certificates after the promotion; want the new one alone", listed(webB))
 	}
 }

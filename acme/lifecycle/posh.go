@@ -6,6 +6,10 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
@@ -29,7 +33,7 @@ func (r *RenewRun) staged(cur *acme.Current, staged *acme.Lineage, pins acme.Pin
 		staged.Version, stamp(staged.Chain[0].NotAfter), time.Duration(pins.POSH.ExpiresSeconds)*time.Second)
 	current, err := store.Load(cur.Name)
 	if err == nil {
-		err = rewritePOSH(current, staged, &pins, now)
+		err = r.e.rewritePOSH(current, staged, &pins, now)
 	}
 	if err != nil {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("rewriting the POSH documents in %s: %v; they must list the staged certificate before it goes live", pins.POSH.Dir, err))
@@ -58,6 +62,18 @@ func (r *RenewRun) promoteStaged(ctx context.Context, cur *acme.Current, pins ac
 	}
 	now := r.e.now()
 	ready, at := pins.StagedReady(staged.Chain[0], cur.Leaf, now)
+	if ready && now.Before(cur.Leaf.NotAfter.Add(-24*time.Hour)) {
+		var waiting string
+		if waiting, at, err = r.e.nodesListing(cur.Name, staged.Chain[0], pins.POSH, now); err != nil {
+			return rep.fail(fmt.Errorf("staged version %d: %w; the deployed certificate is unchanged", v, err))
+		}
+		if waiting != "" {
+			rep.Result = ResultStaged
+			rep.Reason = fmt.Sprintf("version %d is staged; it goes live once every node's POSH documents have listed it for their lifetime: node %s does not list it yet", v, waiting)
+			return rep
+		}
+		ready = !now.Before(at)
+	}
 	if !ready {
 		rep.Result = ResultStaged
 		if at.IsZero() {
@@ -77,7 +93,7 @@ func (r *RenewRun) promoteStaged(ctx context.Context, cur *acme.Current, pins ac
 	r.e.emit(Event{Name: EventPromoted, Lineage: cur.Name, Version: v})
 	rep.Result = ResultRenewed
 	rep.Notes = append(rep.Notes, fmt.Sprintf("staged version %d went live: POSH has listed it since %s", v, stamp(pins.POSH.Written)))
-	if err := rewritePOSH(l, nil, &pins, now); err != nil {
+	if err := r.e.rewritePOSH(l, nil, &pins, now); err != nil {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("rewriting the POSH documents: %v", err))
 	}
 	if err := store.SavePinState(cur.Name, pins); err != nil {
@@ -91,26 +107,129 @@ func (r *RenewRun) promoteStaged(ctx context.Context, cur *acme.Current, pins ac
 	return r.checkAndDeploy(ctx, l, roots, rep)
 }
 
+// nodesListing, on a cluster's node, checks that every live node that
+// serves the lineage's POSH documents lists staged: it returns the first
+// node whose documents do not (its name), else when the last of them
+// will have listed it for the documents' lifetime. On one machine it
+// returns now.
+func (e *Engine) nodesListing(name string, staged *x509.Certificate, p *acme.POSHPublication, now time.Time) (string, time.Time, error) {
+	if e.POSHNodes == nil {
+		return "", now, nil
+	}
+	served, err := e.POSHNodes.POSHServed(name)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	digest := certDigests([]*x509.Certificate{staged})[0]
+	at := now
+	for _, node := range slices.Sorted(maps.Keys(served)) {
+		rec := served[node]
+		if !slices.Contains(rec.Certs, digest) {
+			return node, time.Time{}, nil
+		}
+		if t := rec.Since.Add(time.Duration(p.ExpiresSeconds) * time.Second); t.After(at) {
+			at = t
+		}
+	}
+	return "", at, nil
+}
+
 // rewritePOSH writes the lineage's POSH documents where they were last
 // written, listing the current certificate and the staged one, if any,
-// and records that in pins (which the caller saves).
-func rewritePOSH(current, staged *acme.Lineage, pins *acme.PinState, now time.Time) error {
+// and records that in pins (which the caller saves) and, on a cluster's
+// node, as what this node serves. A failure to write into the web root
+// is a *WebRootError.
+func (e *Engine) rewritePOSH(current, staged *acme.Lineage, pins *acme.PinState, now time.Time) error {
 	p := pins.POSH
 	certs := []*x509.Certificate{current.Chain[0]}
 	if staged != nil {
 		certs = append(certs, staged.Chain[0])
 	}
+	if err := writePOSHDocs(p.Dir, p, certs); err != nil {
+		return &WebRootError{err}
+	}
+	p.Written, p.Certs = now.UTC(), certDigests(certs)
+	return e.recordPOSH(current.Name, p.Certs, now)
+}
+
+// writePOSHDocs writes the POSH documents of p's services into dir,
+// listing certs.
+func writePOSHDocs(dir string, p *acme.POSHPublication, certs []*x509.Certificate) error {
 	doc, err := pinning.NewPOSH(certs, time.Duration(p.ExpiresSeconds)*time.Second, pinning.POSHOptions{SHA512: p.SHA512})
 	if err != nil {
 		return err
 	}
 	for _, svc := range p.Services {
-		if _, err := pinning.WritePOSH(p.Dir, svc, doc); err != nil {
+		if _, err := pinning.WritePOSH(dir, svc, doc); err != nil {
 			return err
 		}
 	}
-	p.Written, p.Certs = now.UTC(), certDigests(certs)
 	return nil
+}
+
+// recordPOSH records, on a cluster's node, that this node's documents of
+// name list certs (digests) from now on.
+func (e *Engine) recordPOSH(name string, certs []string, now time.Time) error {
+	if e.POSHNodes == nil {
+		return nil
+	}
+	if err := e.POSHNodes.SavePOSHServed(name, acme.POSHServed{Certs: certs, Since: now.UTC()}); err != nil {
+		return fmt.Errorf("recording this node's POSH documents: %w", err)
+	}
+	return nil
+}
+
+// SyncPOSH makes this cluster node's POSH documents of the lineage, in
+// its web root dir, list what the cluster's pin state says they list
+// (the current certificate and a staged one) when this node's record
+// says otherwise or a document is missing, and records them: a staged
+// certificate goes live only once every node's documents have listed it
+// for their lifetime. It reports whether it wrote; on one machine
+// (POSHNodes nil), or before the documents were ever published, it does
+// nothing.
+func (e *Engine) SyncPOSH(name, dir string) (bool, error) {
+	if e.POSHNodes == nil {
+		return false, nil
+	}
+	pins, err := e.Store.PinState(name)
+	if err != nil || pins.POSH == nil {
+		return false, err
+	}
+	l, err := e.Store.Load(name)
+	if err != nil {
+		return false, err
+	}
+	certs, err := e.POSHCerts(l)
+	if err != nil {
+		return false, err
+	}
+	want := certDigests(certs)
+	served, err := e.POSHNodes.POSHServed(name)
+	if err != nil {
+		return false, err
+	}
+	if rec, ok := served[e.POSHNodes.Node()]; ok && slices.Equal(rec.Certs, want) && poshWritten(dir, pins.POSH.Services) {
+		return false, nil
+	}
+	if err := writePOSHDocs(dir, pins.POSH, certs); err != nil {
+		return false, &WebRootError{err}
+	}
+	return true, e.recordPOSH(name, want, e.now())
+}
+
+// poshWritten reports whether the documents of services are in the web
+// root dir.
+func poshWritten(dir string, services []string) bool {
+	for _, svc := range services {
+		rel, err := pinning.POSHPath(svc)
+		if err != nil {
+			return false
+		}
+		if _, err := os.Stat(filepath.Join(dir, filepath.FromSlash(rel))); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // certDigests are the hex SHA-256 of the certificates' DER, as
@@ -161,8 +280,8 @@ func (e *Engine) PublishPOSH(name string, pub acme.POSHPublication) error {
 		}
 	}
 	pins.POSH = &pub
-	if err := rewritePOSH(l, staged, &pins, e.now()); err != nil {
-		return &WebRootError{err}
+	if err := e.rewritePOSH(l, staged, &pins, e.now()); err != nil {
+		return err
 	}
 	if err := store.SavePinState(l.Name, pins); err != nil {
 		return err

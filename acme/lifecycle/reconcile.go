@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -334,7 +333,15 @@ func (w *reconcileRun) writePOSH(name string, p *POSHPublication) {
 	pub := acme.POSHPublication{Dir: p.Dir, ExpiresSeconds: int64(p.Expires / time.Second), Services: slices.Clone(p.Services)}
 	if cur := pins.POSH; cur != nil {
 		pub.SHA512 = cur.SHA512 // set by hand (pin posh); the daemon has no such setting
-		if cur.Dir == pub.Dir && cur.ExpiresSeconds == pub.ExpiresSeconds && slices.Equal(cur.Services, pub.Services) && poshWritten(pub) {
+		if cur.Dir == pub.Dir && cur.ExpiresSeconds == pub.ExpiresSeconds && slices.Equal(cur.Services, pub.Services) && poshWritten(pub.Dir, pub.Services) {
+			// Another node of a cluster may have rewritten the
+			// cluster's documents (a renewal staged a certificate).
+			switch wrote, err := w.e.SyncPOSH(name, pub.Dir); {
+			case err != nil:
+				w.fail(name, "writing POSH documents failed", err, "dir", pub.Dir, "next", retry)
+			case wrote:
+				w.log.Info("POSH documents written as the cluster's list them", "lineage", name, "dir", pub.Dir, "services", pub.Services)
+			}
 			return
 		}
 	}
@@ -354,18 +361,4 @@ func (w *reconcileRun) writePOSH(name string, p *POSHPublication) {
 	default:
 		w.log.Info("POSH documents written", "lineage", name, "dir", pub.Dir, "services", pub.Services, "expires", p.Expires.String())
 	}
-}
-
-// poshWritten reports whether every document of pub is in its web root.
-func poshWritten(pub acme.POSHPublication) bool {
-	for _, svc := range pub.Services {
-		rel, err := pinning.POSHPath(svc)
-		if err != nil {
-			return false
-		}
-		if _, err := os.Stat(filepath.Join(pub.Dir, filepath.FromSlash(rel))); err != nil {
-			return false
-		}
-	}
-	return true
 }
