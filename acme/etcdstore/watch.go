@@ -14,7 +14,8 @@ import (
 // cluster, by any node (a new version, a promotion, a deletion), so
 // that a node writes the new version into its own layout and deploys it
 // at once instead of at its next run; and every release of a lineage's
-// lock by another node (it finished, or died and its lease ended), so
+// lock by another session (another node or a command: it finished, or
+// died and its lease ended), so
 // that a renewal the holder did not finish is taken over at once. A signal also
 // follows every time the watch had to start again (a lost connection, a
 // compacted revision): the receiver then looks at everything, since
@@ -101,12 +102,19 @@ func (s *Store) watchLineages(ctx context.Context, signal func()) {
 }
 
 // wakes says whether a watched event calls for a run: a current pointer
-// changed, or another node's lock on a lineage was released (its value
-// names the holder; this node's own releases follow its own runs).
+// changed, or a lock on a lineage was released by another session than
+// this store's (another node, or a command run on this one, such as
+// revoke: this process's own releases follow its own runs).
 func (s *Store) wakes(ev *clientv3.Event) bool {
 	key := string(ev.Kv.Key)
 	if strings.HasPrefix(key, s.opts.Prefix+"locks/") {
-		return ev.Type == clientv3.EventTypeDelete && (ev.PrevKv == nil || string(ev.PrevKv.Value) != s.opts.Node)
+		if ev.Type != clientv3.EventTypeDelete {
+			return false
+		}
+		s.sessMu.Lock()
+		own := s.session.Lease()
+		s.sessMu.Unlock()
+		return ev.PrevKv == nil || clientv3.LeaseID(ev.PrevKv.Lease) != own
 	}
 	return strings.HasSuffix(key, "/current")
 }
