@@ -54,6 +54,12 @@ func (e *Engine) Revoke(ctx context.Context, name string, reason int) (RevokeRep
 			return rep, err
 		}
 		dir := CADir(state)
+		if e.CAMaterial != nil {
+			// A cluster's node that never issued has no copy of its CA.
+			if err := InstallClusterCA(state, e.CAMaterial); err != nil {
+				return rep, err
+			}
+		}
 		if err := localca.Revoke(dir, cur.Leaf, reason, e.now()); err != nil {
 			return rep, err
 		}
