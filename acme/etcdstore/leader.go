@@ -10,15 +10,21 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
-// Elections of the node that plays a role for the cluster (RoleCA), under
+// Elections of the node that plays a role for the cluster (RoleCA,
+// RoleLocalCA), under
 // the prefix:
 //
 //	elections/ROLE/LEASE    a candidate for ROLE, on its session's lease:
 //	                        Candidate (JSON); the oldest leads
 
-// RoleCA is the embedded CA's ACME server (xmppcert ca serve): one node
-// serves it at a time, with its own step-ca database.
-const RoleCA = "ca"
+// The roles: RoleCA is the embedded CA's ACME server (xmppcert ca
+// serve), RoleLocalCA the daemon that renews and issues the lineages the
+// embedded CA signs; one node plays each at a time, with its own step-ca
+// database.
+const (
+	RoleCA      = "ca"
+	RoleLocalCA = "local-ca"
+)
 
 // Candidate is a node campaigning for a role, as its election key holds
 // it: what the leader offers the others (README, "Cluster mode").

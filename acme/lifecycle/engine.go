@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
@@ -34,6 +35,12 @@ type Engine struct {
 	// once every live node's documents have listed it for their
 	// lifetime.
 	POSHNodes POSHNodes
+	// LocalCALead, when set (the daemon of a cluster's node), keeps the
+	// renewals and first issuances the embedded CA signs on the node
+	// that leads it: it returns whether this node leads, and otherwise
+	// the leading node's name ("" when none is known). Commands run by
+	// hand or by cron issue wherever they run.
+	LocalCALead func() (here bool, leader string)
 	// Layout, when set, is this machine's certbot layout apart from
 	// Store (a cluster node's state directory): a lineage is written
 	// into it before it is deployed, and its hooks are given its path
@@ -104,6 +111,24 @@ func (e *Engine) OpenCA(opts localca.Options) (*localca.CA, error) {
 		return openSharedCA(state, opts, e.CAMaterial)
 	}
 	return OpenCA(state, opts, true)
+}
+
+// issuesElsewhere says, for a request the embedded CA signs when another
+// node leads it (LocalCALead), why this node leaves its issuance to
+// that node.
+func (e *Engine) issuesElsewhere(req acme.Request) (string, bool) {
+	if e.LocalCALead == nil || !LocalCA(req) {
+		return "", false
+	}
+	here, leader := e.LocalCALead()
+	switch {
+	case here:
+		return "", false
+	case leader == "":
+		return "the embedded CA issues on the node that leads it, and none does yet", true
+	default:
+		return fmt.Sprintf("the embedded CA issues on the node that leads it: node %s", leader), true
+	}
 }
 
 // now is the engine's clock.

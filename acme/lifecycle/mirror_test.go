@@ -356,3 +356,33 @@ func TestClusterPOSHPromotion(t *testing.T) {
 		t.Errorf("node b's documents list %d certificates after the promotion; want the new one alone", listed(webB))
 	}
 }
+
+// TestLocalCALead: with LocalCALead set (a cluster node's daemon), a due
+// lineage the embedded CA signs is left to the node that leads its
+// issuance, named in the reason, and renewed once this node leads; one
+// from another CA is not held back.
+func TestLocalCALead(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	e, _ := newEngine(t, clock, newTestCA(clock), func(state string) acme.Store { return acme.DiskStore{Dir: state} })
+	if _, err := e.Issue(ctx, request(t, "example.org"), IssueOptions{}, ReplacePolicy{}); err != nil {
+		t.Fatal(err)
+	}
+	here, leader := false, "node-x"
+	e.LocalCALead = func() (bool, string) { return here, leader }
+	clock.Advance(61 * day)
+	if got := e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org"); got.Result != ResultSkipped || !strings.Contains(got.Reason, "node node-x") {
+		t.Fatalf("due, another node leading: %+v; want skipped, naming node-x", got)
+	}
+	leader = ""
+	if got := e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org"); got.Result != ResultSkipped || !strings.Contains(got.Reason, "none does yet") {
+		t.Fatalf("due, no node leading: %+v; want skipped, saying so", got)
+	}
+	here = true
+	if got := e.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org"); got.Result != ResultRenewed {
+		t.Fatalf("due, this node leading: %+v; want renewed", got)
+	}
+	if why, elsewhere := e.issuesElsewhere(acme.Request{CA: "https://acme.example/directory"}); elsewhere {
+		t.Errorf("a request of another CA is held back: %s", why)
+	}
+}

@@ -167,6 +167,10 @@ func (w *reconcileRun) host(ctx context.Context, h Host, exists bool) {
 func (w *reconcileRun) issue(ctx context.Context, h Host, targets []acme.Target) bool {
 	req := h.Request
 	name := req.Host()
+	if why, elsewhere := w.e.issuesElsewhere(req); elsewhere {
+		w.log.Info("issuance left to another node", "lineage", name, "reason", why)
+		return false
+	}
 	store := w.e.Store
 	unlock, err := store.Lock(name)
 	var held *acme.LockedError
@@ -227,6 +231,10 @@ func (w *reconcileRun) reissueChanged(ctx context.Context, h Host, targets []acm
 		return ch, err == nil
 	}
 	if _, ok := changed(); !ok {
+		return
+	}
+	if why, elsewhere := w.e.issuesElsewhere(h.Request); elsewhere {
+		w.log.Info("re-issuance for the changed host left to another node", "lineage", name, "reason", why)
 		return
 	}
 	unlock, err := w.e.Store.Lock(name)

@@ -177,6 +177,10 @@ func (r *RenewRun) lineage(ctx context.Context, name string) LineageResult {
 		}
 		return rep
 	}
+	if why, elsewhere := r.e.issuesElsewhere(cur.Request); elsewhere && !pending {
+		rep.Result, rep.Reason = ResultSkipped, why
+		return rep
+	}
 	unlock, err := store.Lock(name)
 	var held *acme.LockedError
 	if errors.As(err, &held) {

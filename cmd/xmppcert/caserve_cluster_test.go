@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xmppcert/xmppcert/acme/etcdstore"
 	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/testetcd"
 	"github.com/xmppcert/xmppcert/internal/testtool"
@@ -137,4 +138,66 @@ func TestClusterCACommands(t *testing.T) {
 	if after, _ := os.ReadFile(filepath.Join(dir, "node2", "ca", "root.crt")); !bytes.Equal(after, own) {
 		t.Error("node2's own CA changed")
 	}
+}
+
+// TestClusterLocalCALeader: the daemons of a cluster (one etcd, lease
+// 2 s) renew the lineages the embedded CA signs on the node elected to
+// lead its issuance: after a revocation the leader renews, the other
+// node does not; the leader killed (SIGKILL), the other node leads, and
+// renews after the next revocation.
+func TestClusterLocalCALeader(t *testing.T) {
+	e := testetcd.Start(t)
+	bin, dir := buildXmppcert(t), t.TempDir()
+	keyFile := filepath.Join(dir, "cluster.key")
+	writeFile(t, keyFile, []byte(strings.Repeat("c3", 32)+"\n"), 0o600)
+	args := map[string][]string{}
+	for _, name := range []string{"node0", "node1"} {
+		state, cfg := filepath.Join(dir, name), filepath.Join(dir, name+".toml")
+		writeFile(t, cfg, []byte(fmt.Sprintf("state_dir = %q\n[[host]]\ndomain = \"example.org\"\n[watch]\nown_hosts = false\n"+
+			"[cluster]\netcd_endpoints = [%q]\nkey_file = %q\nnode_id = %q\nlease_ttl = \"2s\"\n", state, e.Endpoint, keyFile, name)), 0o600)
+		args[name] = []string{"--state-dir", state, "--config", cfg}
+	}
+	c, sess := e.Session(t, 5)
+	store, err := etcdstore.New(c, sess, etcdstore.Options{Prefix: "/xmppcert/", Key: []byte(strings.Repeat("\xc3", 32)), Node: "observer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(name string) *daemonProc {
+		return startDaemonProc(t, bin, daemonOptions{listen: freeAddr(t)}, append(args[name], "daemon")...)
+	}
+	revoke := func(versions int) {
+		t.Helper()
+		if code, out, errs := runCLI(t, nil, append(args["node1"], "revoke", "example.org", "--reason", "superseded")...); code != exitOK {
+			t.Fatalf("revoke: exit %d\n%s%s", code, out, errs)
+		}
+		waitFor(t, fmt.Sprintf("version %d", versions), func() bool {
+			vs, err := store.Versions("example.org")
+			return err == nil && len(vs) == versions
+		})
+	}
+	const leads = "this node leads the embedded CA's issuance"
+	node0 := start("node0")
+	node0.wait(t, "version 1", func() bool { return strings.Contains(node0.logs.String(), "issued=1") })
+	node1 := start("node1")
+	node1.wait(t, "node1's first run", func() bool { return strings.Contains(node1.logs.String(), "renew run finished") })
+	if !strings.Contains(node0.logs.String(), leads) || strings.Contains(node1.logs.String(), leads) {
+		t.Fatalf("node0 should lead, node1 not\nnode0:\n%s\nnode1:\n%s", node0.logs.String(), node1.logs.String())
+	}
+
+	revoke(2)
+	if !strings.Contains(node0.logs.String(), "result=renewed") || strings.Contains(node1.logs.String(), "result=renewed") {
+		t.Errorf("node0 should have renewed, node1 not\nnode0:\n%s\nnode1:\n%s", node0.logs.String(), node1.logs.String())
+	}
+
+	node0.cmd.Process.Kill()
+	<-node0.done
+	killed := time.Now()
+	for deadline := killed.Add(30 * time.Second); !strings.Contains(node1.logs.String(), leads); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node1 does not lead within 30 s of node0's death:\n%s", node1.logs.String())
+		}
+	}
+	t.Logf("node0 killed; node1 leads the embedded CA's issuance %v later (lease 2 s)", time.Since(killed).Round(10*time.Millisecond))
+	revoke(3)
+	node1.wait(t, "node1's renewal", func() bool { return strings.Contains(node1.logs.String(), "result=renewed") })
 }

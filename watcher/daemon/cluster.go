@@ -343,3 +343,83 @@ func (d *Daemon) advertise(bound net.Addr) {
 	}
 	d.log.Info("this node's API advertised to the cluster", "url", u)
 }
+
+// caElection is what electing the node that issues from the embedded CA
+// needs of a cluster's store (acme/etcdstore).
+type caElection interface {
+	Lead(ctx context.Context, role, offer string) (*etcdstore.Leadership, error)
+	Leader(role string) (etcdstore.Candidate, error)
+}
+
+// caElectionOf is the cluster's store when cfg has [cluster] and the
+// engine's store is one; nil otherwise.
+func (d *Daemon) caElectionOf(cfg *config.Config) caElection {
+	if cfg.Cluster == nil || d.deps.Engine == nil {
+		return nil
+	}
+	el, _ := d.deps.Engine.Store.(caElection)
+	return el
+}
+
+// localCALead is the engine's LocalCALead on a cluster node: whether
+// this node leads the embedded CA's issuance, else who does.
+func (d *Daemon) localCALead(el caElection) func() (bool, string) {
+	return func() (bool, string) {
+		if d.leadsLocalCA.Load() {
+			return true, ""
+		}
+		c, err := el.Leader(etcdstore.RoleLocalCA)
+		if err != nil {
+			return false, ""
+		}
+		return false, c.Node
+	}
+}
+
+// awaitLocalCALeader waits, for at most a lease TTL, until some node
+// leads the embedded CA's issuance (this one, or another), so that the
+// first renewal run does not skip what the elected node would issue.
+func (d *Daemon) awaitLocalCALeader(ctx context.Context, el caElection) {
+	cfg := d.Config()
+	deadline := time.Now().Add(cfg.Cluster.LeaseTTL)
+	for !d.leadsLocalCA.Load() && time.Now().Before(deadline) {
+		if c, err := el.Leader(etcdstore.RoleLocalCA); err == nil && c.Node != cfg.Cluster.NodeID {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// leadLocalCA campaigns, while ctx lasts, for this node to renew and
+// issue the lineages the embedded CA signs (one node at a time: README,
+// "Cluster mode"), again whenever its lead ends with its session; it
+// resigns when ctx ends, handing over at once.
+func (d *Daemon) leadLocalCA(ctx context.Context, el caElection) {
+	for {
+		lead, err := el.Lead(ctx, etcdstore.RoleLocalCA, "")
+		if err != nil {
+			return // ctx ended
+		}
+		d.leadsLocalCA.Store(true)
+		d.log.Info("this node leads the embedded CA's issuance")
+		select {
+		case d.rerun <- struct{}{}: // what waited for a leader
+		default:
+		}
+		select {
+		case <-ctx.Done():
+			d.leadsLocalCA.Store(false)
+			resign, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			lead.Resign(resign)
+			cancel()
+			return
+		case <-lead.Lost():
+			d.leadsLocalCA.Store(false)
+			d.log.Warn("this node no longer leads the embedded CA's issuance: its etcd session ended")
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -115,6 +116,9 @@ type Daemon struct {
 	members []string
 	// lastShare holds the keys of the targets the last sweep watched.
 	lastShare map[string]bool
+	// leadsLocalCA is set while this cluster node leads the embedded
+	// CA's issuance (leadLocalCA).
+	leadsLocalCA atomic.Bool
 	// rerun wakes the renewal loop of a cluster node after its follow
 	// loop held a lineage's lock, which a renewal may have found taken.
 	rerun chan struct{}
@@ -491,6 +495,16 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener) error {
 	}
 
 	var wg sync.WaitGroup
+	if el := d.caElectionOf(d.Config()); el != nil {
+		// Set before any loop reads the engine.
+		d.deps.Engine.LocalCALead = d.localCALead(el)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.leadLocalCA(ctx, el)
+		}()
+		d.awaitLocalCALeader(ctx, el)
+	}
 	if d.deps.Engine != nil {
 		wg.Add(1)
 		go func() {
