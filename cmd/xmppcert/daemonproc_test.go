@@ -261,6 +261,19 @@ func (a *webhookReceiver) waitKind(t *testing.T, kind changes.Kind, n int) {
 	waitFor(t, fmt.Sprintf("%d %s alert(s)", n, kind), func() bool { return a.count(kind) >= n })
 }
 
+// of returns the alerts of kind that arrived, in order.
+func (a *webhookReceiver) of(kind changes.Kind) []alert.Event {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []alert.Event
+	for _, ev := range a.events {
+		if ev.Kind == kind {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
 // all returns the body and headers of every delivery so far.
 func (a *webhookReceiver) all() []string {
 	a.mu.Lock()

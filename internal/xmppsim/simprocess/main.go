@@ -14,6 +14,7 @@
 //	renew DOMAIN  a new certificate with the same key
 //	streams N     for the first N domains, how many were probed how many
 //	              times: lines "TIMES DOMAINS", fewest times first
+//	count DOMAIN  how many times DOMAIN was probed
 //	reset         forget the streams counted so far
 //
 // It exits when stdin closes.
@@ -79,6 +80,8 @@ func main() {
 			for _, times := range slices.Sorted(maps.Keys(tally)) {
 				fmt.Fprintln(out, times, tally[times])
 			}
+		case "count":
+			fmt.Fprintln(out, sim.Streams(arg))
 		case "reset":
 			sim.ResetStreams()
 		default:
