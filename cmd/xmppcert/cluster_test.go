@@ -267,6 +267,55 @@ func (env *clusterEnv) holder(lineage string) string {
 	return string(resp.Kvs[0].Value)
 }
 
+// TestClusterFlags: the cluster flags work as a configuration's
+// [cluster] does, for cron without a file: a lineage issued on one node
+// with them is listed and renewed on another; a flag missing or a
+// cluster named twice is a one-line usage error, and the daemon, which
+// reloads its cluster with its file, refuses them.
+func TestClusterFlags(t *testing.T) {
+	e := testetcd.Start(t)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "cluster.key")
+	writeFile(t, keyFile, []byte(strings.Repeat("c3", 32)+"\n"), 0o600)
+	flags := func(node string) []string {
+		return []string{"--state-dir", filepath.Join(dir, node), "--etcd-endpoint", e.Endpoint, "--cluster-key-file", keyFile, "--node-id", node}
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		code, out, errs := runCLI(t, nil, args...)
+		if code != exitOK {
+			t.Fatalf("%q: exit %d\n%s%s", args, code, out, errs)
+		}
+		return out
+	}
+	run(append(flags("node1"), "issue", "example.org", "-q")...)
+	if out := run(append(flags("node2"), "certificates")...); !strings.HasPrefix(out, "example.org: version 1, ") {
+		t.Errorf("node2 lists:\n%s", out)
+	}
+	// Global flags anywhere on the line, as the others.
+	run("renew", "--force", "-q", "--etcd-endpoint", e.Endpoint, "--cluster-key-file", keyFile, "--node-id", "node2", "--state-dir", filepath.Join(dir, "node2"))
+	if l, err := (acme.DiskStore{Dir: filepath.Join(dir, "node2")}).Load("example.org"); err != nil || l.Version != 2 {
+		t.Fatalf("node2's layout after its renewal: %+v, %v; want version 2", l, err)
+	}
+
+	cfg := filepath.Join(dir, "node3.toml")
+	writeFile(t, cfg, []byte(fmt.Sprintf("[cluster]\netcd_endpoints = [%q]\nkey_file = %q\n", e.Endpoint, keyFile)), 0o600)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--etcd-endpoint", e.Endpoint, "certificates"}, "--cluster-key-file: "},
+		{[]string{"--etcd-endpoint", "http://etcd.example:2379", "--cluster-key-file", keyFile, "certificates"}, "--etcd-endpoint: "},
+		{[]string{"--config", cfg, "--etcd-endpoint", e.Endpoint, "--cluster-key-file", keyFile, "certificates"}, "both name a cluster"},
+		{[]string{"--etcd-endpoint", e.Endpoint, "--cluster-key-file", keyFile, "daemon"}, "the daemon takes its cluster from its --config file"},
+	} {
+		code, out, errs := runCLI(t, nil, append([]string{"--state-dir", filepath.Join(dir, "bad")}, tc.args...)...)
+		if code != exitUsage || out != "" || !strings.Contains(errs, tc.want) || strings.Count(strings.TrimSpace(errs), "\n") != 0 {
+			t.Errorf("%q: exit %d, %q%q; want one usage line with %q", tc.args, code, out, errs, tc.want)
+		}
+	}
+}
+
 // TestClusterKillHolder: two `xmppcert daemon` nodes of a cluster on one
 // etcd (lease 2 s) and pebble. A revocation makes the lineage due on
 // both; the node that takes its lock orders and is killed (SIGKILL)

@@ -115,6 +115,9 @@ func runDaemon(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usagef("daemon takes no arguments; configure it with --config FILE")
 	}
+	if given := clusterFlagsGiven(c); len(given) > 0 {
+		return usagef("%s: the daemon takes its cluster from its --config file, which SIGHUP reloads; the cluster flags are for the other commands", strings.Join(given, ", "))
+	}
 	cfg, err := loadConfig(c)
 	if err != nil {
 		return err

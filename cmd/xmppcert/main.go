@@ -23,6 +23,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"github.com/xmppcert/xmppcert/internal/safetext"
+	"github.com/xmppcert/xmppcert/watcher/config"
 )
 
 func main() { os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr)) }
@@ -146,6 +147,16 @@ func globalFlags() []cli.Flag {
 			Usage: "where xmppcert keeps its CA, lineages and history"},
 		&cli.PathFlag{Name: "config", EnvVars: []string{"XMPPCERT_CONFIG"}, Usage: "TOML configuration file"},
 		jsonFlag(), quietFlag(), cli.VersionFlag,
+		// A cluster given without a configuration file, as its
+		// [cluster] would give it (cron on any node).
+		&cli.StringSliceFlag{Name: "etcd-endpoint", Category: "cluster", Usage: "work on the cluster whose etcd answers at this client URL (repeatable); needs --cluster-key-file"},
+		&cli.PathFlag{Name: "cluster-key-file", Category: "cluster", Usage: "the file holding the key that seals private keys in etcd (64 hex digits)"},
+		&cli.StringFlag{Name: "node-id", Category: "cluster", DefaultText: "the host name", Usage: "this node's name in the cluster"},
+		&cli.DurationFlag{Name: "lease-ttl", Category: "cluster", DefaultText: "10s", Usage: "this node's etcd lease"},
+		&cli.PathFlag{Name: "etcd-cert-file", Category: "cluster", Usage: "client certificate for etcd (with --etcd-key-file)"},
+		&cli.PathFlag{Name: "etcd-key-file", Category: "cluster", Usage: "client certificate's key for etcd"},
+		&cli.PathFlag{Name: "etcd-ca-file", Category: "cluster", DefaultText: "the system's", Usage: "CA certificates etcd's certificate is checked against"},
+		&cli.StringFlag{Name: "cluster-prefix", Category: "cluster", DefaultText: config.DefaultClusterPrefix, Usage: "the key prefix of everything xmppcert keeps in etcd"},
 	}
 }
 

@@ -714,3 +714,35 @@ func TestCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterFrom: [cluster]'s settings given as the commands' flags are
+// checked as the file's are, each problem naming the settings field.
+func TestClusterFrom(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "cluster.key")
+	if err := os.WriteFile(key, []byte(strings.Repeat("ab", ClusterKeySize)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ClusterFrom(ClusterSettings{Endpoints: []string{"http://127.0.0.1:2379"}, KeyFile: key, NodeID: "n1"})
+	if err != nil || c.NodeID != "n1" || c.LeaseTTL != DefaultLeaseTTL || c.Prefix != DefaultClusterPrefix || len(c.Key) != ClusterKeySize || c.MaxOrders != DefaultMaxOrders {
+		t.Fatalf("ClusterFrom: %+v, %v", c, err)
+	}
+	for _, tc := range []struct {
+		s    ClusterSettings
+		want string
+	}{
+		{ClusterSettings{KeyFile: key}, "Endpoints"},
+		{ClusterSettings{Endpoints: []string{"http://etcd.example:2379"}, KeyFile: key}, "Endpoints"},
+		{ClusterSettings{Endpoints: []string{"http://127.0.0.1:2379"}}, "KeyFile"},
+		{ClusterSettings{Endpoints: []string{"http://127.0.0.1:2379"}, KeyFile: filepath.Join(dir, "missing")}, "KeyFile"},
+		{ClusterSettings{Endpoints: []string{"http://127.0.0.1:2379"}, KeyFile: key, LeaseTTL: time.Second}, "LeaseTTL"},
+		{ClusterSettings{Endpoints: []string{"http://127.0.0.1:2379"}, KeyFile: key, TLSCertFile: key}, "TLSKeyFile"},
+		{ClusterSettings{Endpoints: []string{"http://127.0.0.1:2379"}, KeyFile: key, Prefix: "x"}, "Prefix"},
+	} {
+		_, err := ClusterFrom(tc.s)
+		var list ErrorList
+		if !errors.As(err, &list) || len(list) != 1 || list[0].Key != tc.want || list[0].File != "" {
+			t.Errorf("%+v: %v; want one problem of %s", tc.s, err, tc.want)
+		}
+	}
+}

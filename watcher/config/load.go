@@ -525,3 +525,65 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// ClusterSettings are [cluster]'s settings given some other way than a
+// file (the commands' flags); those left empty take their defaults.
+type ClusterSettings struct {
+	Endpoints                          []string
+	TLSCertFile, TLSKeyFile, TLSCAFile string
+	NodeID                             string
+	LeaseTTL                           time.Duration
+	KeyFile                            string
+	Prefix                             string
+}
+
+// clusterSettingOf names the ClusterSettings field of a [cluster] key.
+var clusterSettingOf = map[string]string{
+	"cluster.etcd_endpoints": "Endpoints",
+	"cluster.tls_cert_file":  "TLSCertFile",
+	"cluster.tls_key_file":   "TLSKeyFile",
+	"cluster.tls_ca_file":    "TLSCAFile",
+	"cluster.node_id":        "NodeID",
+	"cluster.lease_ttl":      "LeaseTTL",
+	"cluster.key_file":       "KeyFile",
+	"cluster.prefix":         "Prefix",
+}
+
+// ClusterFrom checks s as [cluster] is checked and returns the Cluster.
+// Its error is an ErrorList whose entries' Key is the name of the
+// ClusterSettings field at fault (such as "KeyFile"), for the caller to
+// name its own way. Relative paths are taken from the working directory.
+func ClusterFrom(s ClusterSettings) (*Cluster, error) {
+	var errs ErrorList
+	if len(s.Endpoints) == 0 {
+		errs = append(errs, &Error{Key: "Endpoints", Msg: "no etcd client URL; give https://HOST:PORT"})
+	}
+	if (s.TLSCertFile == "") != (s.TLSKeyFile == "") {
+		errs = append(errs, &Error{Key: "TLSKeyFile", Msg: "the client certificate and its key go together; give both or neither"})
+	}
+	if s.KeyFile == "" {
+		errs = append(errs, &Error{Key: "KeyFile", Msg: "private keys are sealed in etcd with a key every node shares; create one with `openssl rand -hex 32 > FILE` (mode 0600) and copy it to each node"})
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	r := &rawCluster{Endpoints: s.Endpoints, TLSCertFile: s.TLSCertFile, TLSKeyFile: s.TLSKeyFile, TLSCAFile: s.TLSCAFile, KeyFile: s.KeyFile}
+	if s.NodeID != "" {
+		r.NodeID = &s.NodeID
+	}
+	if s.LeaseTTL != 0 {
+		r.LeaseTTL = &duration{d: s.LeaseTTL}
+	}
+	if s.Prefix != "" {
+		r.Prefix = &s.Prefix
+	}
+	p := &parser{}
+	c := p.cluster(r)
+	if len(p.errs) > 0 {
+		for _, e := range p.errs {
+			e.File, e.Key = "", clusterSettingOf[e.Key]
+		}
+		return nil, p.errs
+	}
+	return c, nil
+}
