@@ -90,12 +90,14 @@ func runCAInit(c *cli.Context) error {
 	}
 	if store != nil {
 		defer store.Close()
+		_, kept := store.LoadCAMaterial()
+		if kept == nil && c.IsSet("root-key-out") {
+			return usagef("--root-key-out: the cluster keeps a CA already, whose root key is where its creator put it; leave --root-key-out out to install the cluster's CA here")
+		}
 		_, had := localca.RootPEM(dir)
 		switch err := lifecycle.InstallClusterCA(state, store); {
 		case err == nil && had == nil:
 			return fmt.Errorf("a CA already exists in %s: the cluster's; nothing was changed (its root: xmppcert ca root)", dir)
-		case err == nil && c.IsSet("root-key-out"):
-			return fmt.Errorf("the cluster keeps a CA already, now installed in %s; its root key was not written to %s", dir, out)
 		case err == nil:
 			return printCAInfo(c, dir, "installed", "")
 		case !errors.Is(err, lifecycle.ErrNoClusterCA):
@@ -203,7 +205,7 @@ func runCARoot(c *cli.Context) error {
 		}
 		err := lifecycle.InstallClusterCA(state, store)
 		if errors.Is(err, lifecycle.ErrNoClusterCA) {
-			return fmt.Errorf("the cluster keeps no CA yet; create it with 'xmppcert ca init' and the same --config (or 'xmppcert issue', which creates it)")
+			return fmt.Errorf("the cluster keeps no CA yet; create it with 'xmppcert ca init' given the same cluster (or 'xmppcert issue', which creates it)")
 		}
 		if err != nil {
 			return caClusterError(err)

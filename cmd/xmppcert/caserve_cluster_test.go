@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -108,6 +110,12 @@ func TestClusterCACommands(t *testing.T) {
 	}
 	if code, out, errs := ca(n0, "init"); code != exitOK || !strings.HasPrefix(out, "created the private CA") {
 		t.Fatalf("ca init on node0: exit %d\n%s%s", code, out, errs)
+	}
+	if code, out, errs := ca(n1, "init", "--root-key-out", filepath.Join(dir, "root.key")); code != exitUsage || out != "" || !strings.Contains(errs, "the cluster keeps a CA already") {
+		t.Fatalf("ca init --root-key-out on node1: exit %d\n%s%s; want a usage error", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node1", "ca")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the refused ca init wrote node1's CA directory (%v)", err)
 	}
 	if code, out, errs := ca(n1, "init"); code != exitOK || !strings.HasPrefix(out, "installed the private CA") {
 		t.Fatalf("ca init on node1: exit %d\n%s%s", code, out, errs)
