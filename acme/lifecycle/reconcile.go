@@ -307,6 +307,11 @@ func (w *reconcileRun) publishTLSA(ctx context.Context, name string, t *TLSAPubl
 		return
 	}
 	out, err := w.e.PublishTLSA(ctx, l, spec, &pinning.TLSAPublisher{DNS: &client, TTL: spec.TTL, Zone: t.Zone}, t.Hold, false)
+	var held *acme.LockedError
+	if errors.As(err, &held) {
+		w.log.Info("TLSA publishing skipped: another xmppcert process or cluster node holds the lineage; the next run publishes", "lineage", name, "pid", held.PID, "node", held.Node)
+		return
+	}
 	var added, removed, kept, stale int
 	for _, n := range out.Names {
 		added, removed, kept, stale = added+len(n.Added), removed+len(n.Removed), kept+len(n.Kept), stale+len(n.StaleKept)

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"crypto"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/internal/dnsupdate"
 	"github.com/xmppcert/xmppcert/internal/testtool"
 	"github.com/xmppcert/xmppcert/pinning"
 )
@@ -104,5 +106,40 @@ func testPOSHStaging(t *testing.T, newStore func(state string) acme.Store) {
 	}
 	if cur, err := e.Store.Current("example.org"); err != nil || cur.Version != 2 {
 		t.Errorf("the store's current version after promotion: %+v, %v; want 2", cur, err)
+	}
+}
+
+// TestPublishTLSALocked: TLSA records are published under the
+// lineage's lock, so that one process (on a cluster, the node holding
+// the lineage) publishes at a time: with the lock held elsewhere,
+// nothing is sent and the error is an *acme.LockedError.
+func TestPublishTLSALocked(t *testing.T) { eachStore(t, testPublishTLSALocked) }
+
+func testPublishTLSALocked(t *testing.T, newStore func(state string) acme.Store) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	e, _ := newEngine(t, clock, newTestCA(clock), newStore)
+	if _, err := e.Issue(ctx, request(t, "example.org"), IssueOptions{}, ReplacePolicy{}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := e.Store.Load("example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A server that answers nothing: reaching it is an error of its own.
+	pub := &pinning.TLSAPublisher{DNS: &dnsupdate.Client{Server: "127.0.0.1:1"}, Zone: "example.org."}
+	spec := TLSASpec{Usage: 3, Selector: 1, MatchingType: 1, Endpoints: Endpoints(l.Request, nil, nil)}
+	unlock, err := e.Store.Lock("example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.PublishTLSA(ctx, l, spec, pub, time.Hour, false)
+	var held *acme.LockedError
+	if !errors.As(err, &held) {
+		t.Fatalf("publishing with the lock held elsewhere: %v; want an *acme.LockedError", err)
+	}
+	unlock()
+	if _, err = e.PublishTLSA(ctx, l, spec, pub, time.Hour, false); err == nil || errors.As(err, &held) {
+		t.Fatalf("publishing with the lock free: %v; want the server's failure", err)
 	}
 }

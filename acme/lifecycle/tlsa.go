@@ -190,8 +190,16 @@ var ErrNoRecords = errors.New("no TLSA records to publish with these parameters"
 // (removeStale forces it), and marks the pinned keys published with
 // hold, which starts the next key's hold time. An error before anything
 // was sent comes with a result whose Lineage is empty; after that the
-// result says what was done, and the error what failed.
+// result says what was done, and the error what failed. It holds the
+// lineage's lock throughout, so that one process publishes at a time (on
+// a cluster, the node holding the lineage); a lock held elsewhere is an
+// *acme.LockedError.
 func (e *Engine) PublishTLSA(ctx context.Context, l *acme.Lineage, spec TLSASpec, pub *pinning.TLSAPublisher, hold time.Duration, removeStale bool) (PublishResult, error) {
+	unlock, err := e.Store.Lock(l.Name)
+	if err != nil {
+		return PublishResult{}, fmt.Errorf("publishing the TLSA records of %s: %w", l.Name, err)
+	}
+	defer unlock()
 	records, _ := spec.Records(l)
 	if len(records) == 0 {
 		return PublishResult{}, fmt.Errorf("%s: %w", l.Name, ErrNoRecords)
@@ -211,7 +219,7 @@ func (e *Engine) PublishTLSA(ctx context.Context, l *acme.Lineage, spec TLSASpec
 	}
 	if perr == nil && !rep.DryRun {
 		if keys := spec.PinnedKeys(l); len(keys) > 0 {
-			if err := e.MarkPublished(l, keys, hold); err != nil {
+			if err := e.markPublished(l, keys, hold); err != nil {
 				perr = fmt.Errorf("the records are published, but recording it failed: %w", err)
 			} else if ps, err := e.Store.PinState(l.Name); err == nil && l.NextKey != nil {
 				if since, ok := ps.PublishedFor(l.NextKey.Public()); ok {
@@ -272,6 +280,11 @@ func (e *Engine) MarkPublished(l *acme.Lineage, keys []crypto.PublicKey, hold ti
 		return fmt.Errorf("marking the pins of %s published: %w", l.Name, err)
 	}
 	defer unlock()
+	return e.markPublished(l, keys, hold)
+}
+
+// markPublished is MarkPublished under the lineage's lock.
+func (e *Engine) markPublished(l *acme.Lineage, keys []crypto.PublicKey, hold time.Duration) error {
 	now, err := e.Store.Load(l.Name)
 	if err != nil {
 		return err
