@@ -82,6 +82,8 @@ type POSHPublication struct {
 // mode"): a staged certificate goes live once every live node's
 // documents have listed it for their lifetime.
 type POSHServed struct {
+	// Dir is the node's web root the documents are written into.
+	Dir string `json:"dir"`
 	// Certs are the hex SHA-256 of the certificates the node's documents
 	// list, as POSHPublication.Certs.
 	Certs []string `json:"certs"`

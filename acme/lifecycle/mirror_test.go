@@ -355,6 +355,18 @@ func TestClusterPOSHPromotion(t *testing.T) {
 	if listed(webB) != 1 {
 		t.Errorf("node b's documents list %d certificates after the promotion; want the new one alone", listed(webB))
 	}
+
+	// The next renewal on node b stages into node b's own web root.
+	clock.Advance(61 * day)
+	if got := b.NewRenewRun(RenewOptions{}).Lineage(ctx, "example.org"); got.Result != ResultStaged {
+		t.Fatalf("node b's renewal: %+v; want staged", got)
+	}
+	if listed(webB) != 2 || listed(webA) != 1 {
+		t.Fatalf("node b staged: the documents list %d on node a, %d on node b; want 1 and 2", listed(webA), listed(webB))
+	}
+	if wrote, err := a.SyncPOSH("example.org", webA); err != nil || !wrote || listed(webA) != 2 {
+		t.Fatalf("node a's sync: wrote %v, %v, %d listed; want both certificates", wrote, err, listed(webA))
+	}
 }
 
 // TestLocalCALead: with LocalCALead set (a cluster node's daemon), a due

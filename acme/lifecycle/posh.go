@@ -135,7 +135,8 @@ func (e *Engine) nodesListing(name string, staged *x509.Certificate, p *acme.POS
 }
 
 // rewritePOSH writes the lineage's POSH documents where they were last
-// written, listing the current certificate and the staged one, if any,
+// written (on a cluster's node, into its own web root, as its record
+// says), listing the current certificate and the staged one, if any,
 // and records that in pins (which the caller saves) and, on a cluster's
 // node, as what this node serves. A failure to write into the web root
 // is a *WebRootError.
@@ -145,11 +146,31 @@ func (e *Engine) rewritePOSH(current, staged *acme.Lineage, pins *acme.PinState,
 	if staged != nil {
 		certs = append(certs, staged.Chain[0])
 	}
-	if err := writePOSHDocs(p.Dir, p, certs); err != nil {
+	dir := p.Dir
+	if own, ok, err := e.ownPOSH(current.Name); err != nil {
+		return err
+	} else if ok && own.Dir != "" {
+		dir = own.Dir
+	}
+	if err := writePOSHDocs(dir, p, certs); err != nil {
 		return &WebRootError{err}
 	}
 	p.Written, p.Certs = now.UTC(), certDigests(certs)
-	return e.recordPOSH(current.Name, p.Certs, now)
+	return e.recordPOSH(current.Name, dir, p.Certs, now)
+}
+
+// ownPOSH is this cluster node's record of the lineage's POSH documents;
+// none on one machine.
+func (e *Engine) ownPOSH(name string) (acme.POSHServed, bool, error) {
+	if e.POSHNodes == nil {
+		return acme.POSHServed{}, false, nil
+	}
+	served, err := e.POSHNodes.POSHServed(name)
+	if err != nil {
+		return acme.POSHServed{}, false, err
+	}
+	rec, ok := served[e.POSHNodes.Node()]
+	return rec, ok, nil
 }
 
 // writePOSHDocs writes the POSH documents of p's services into dir,
@@ -168,19 +189,20 @@ func writePOSHDocs(dir string, p *acme.POSHPublication, certs []*x509.Certificat
 }
 
 // recordPOSH records, on a cluster's node, that this node's documents of
-// name list certs (digests) from now on.
-func (e *Engine) recordPOSH(name string, certs []string, now time.Time) error {
+// name, in its web root dir, list certs (digests) from now on.
+func (e *Engine) recordPOSH(name, dir string, certs []string, now time.Time) error {
 	if e.POSHNodes == nil {
 		return nil
 	}
-	if err := e.POSHNodes.SavePOSHServed(name, acme.POSHServed{Certs: certs, Since: now.UTC()}); err != nil {
+	if err := e.POSHNodes.SavePOSHServed(name, acme.POSHServed{Dir: dir, Certs: certs, Since: now.UTC()}); err != nil {
 		return fmt.Errorf("recording this node's POSH documents: %w", err)
 	}
 	return nil
 }
 
 // SyncPOSH makes this cluster node's POSH documents of the lineage, in
-// its web root dir, list what the cluster's pin state says they list
+// its own web root dir (each node has its own, which the node that
+// renews writes into), list what the cluster's pin state says they list
 // (the current certificate and a staged one) when this node's record
 // says otherwise or a document is missing, and records them: a staged
 // certificate goes live only once every node's documents have listed it
@@ -204,17 +226,17 @@ func (e *Engine) SyncPOSH(name, dir string) (bool, error) {
 		return false, err
 	}
 	want := certDigests(certs)
-	served, err := e.POSHNodes.POSHServed(name)
+	own, ok, err := e.ownPOSH(name)
 	if err != nil {
 		return false, err
 	}
-	if rec, ok := served[e.POSHNodes.Node()]; ok && slices.Equal(rec.Certs, want) && poshWritten(dir, pins.POSH.Services) {
+	if ok && own.Dir == dir && slices.Equal(own.Certs, want) && poshWritten(dir, pins.POSH.Services) {
 		return false, nil
 	}
 	if err := writePOSHDocs(dir, pins.POSH, certs); err != nil {
 		return false, &WebRootError{err}
 	}
-	return true, e.recordPOSH(name, want, e.now())
+	return true, e.recordPOSH(name, dir, want, e.now())
 }
 
 // poshWritten reports whether the documents of services are in the web

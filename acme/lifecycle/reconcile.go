@@ -343,12 +343,21 @@ func (w *reconcileRun) writePOSH(name string, p *POSHPublication) {
 		w.fail(name, "writing POSH documents failed", err, "next", retry)
 		return
 	}
+	if p.CreateDir {
+		if err := os.MkdirAll(p.Dir, 0o700); err != nil {
+			w.fail(name, "writing POSH documents failed", err, "dir", p.Dir, "next", retry)
+			return
+		}
+	}
 	pub := acme.POSHPublication{Dir: p.Dir, ExpiresSeconds: int64(p.Expires / time.Second), Services: slices.Clone(p.Services)}
 	if cur := pins.POSH; cur != nil {
 		pub.SHA512 = cur.SHA512 // set by hand (pin posh); the daemon has no such setting
-		if cur.Dir == pub.Dir && cur.ExpiresSeconds == pub.ExpiresSeconds && slices.Equal(cur.Services, pub.Services) && poshWritten(pub.Dir, pub.Services) {
-			// Another node of a cluster may have rewritten the
-			// cluster's documents (a renewal staged a certificate).
+		same := cur.ExpiresSeconds == pub.ExpiresSeconds && slices.Equal(cur.Services, pub.Services)
+		switch {
+		case same && w.e.POSHNodes != nil:
+			// On a cluster each node writes its own web root, which
+			// follows the cluster's documents (another node's renewal
+			// may have staged a certificate).
 			switch wrote, err := w.e.SyncPOSH(name, pub.Dir); {
 			case err != nil:
 				w.fail(name, "writing POSH documents failed", err, "dir", pub.Dir, "next", retry)
@@ -356,11 +365,7 @@ func (w *reconcileRun) writePOSH(name string, p *POSHPublication) {
 				w.log.Info("POSH documents written as the cluster's list them", "lineage", name, "dir", pub.Dir, "services", pub.Services)
 			}
 			return
-		}
-	}
-	if p.CreateDir {
-		if err := os.MkdirAll(p.Dir, 0o700); err != nil {
-			w.fail(name, "writing POSH documents failed", err, "dir", p.Dir, "next", retry)
+		case same && cur.Dir == pub.Dir && poshWritten(pub.Dir, pub.Services):
 			return
 		}
 	}
