@@ -11,8 +11,7 @@ import (
 )
 
 // Elections of the node that plays a role for the cluster (RoleCA,
-// RoleLocalCA), under
-// the prefix:
+// RoleLocalCA), under the prefix:
 //
 //	elections/ROLE/LEASE    a candidate for ROLE, on its session's lease:
 //	                        Candidate (JSON); the oldest leads

@@ -18,6 +18,7 @@
 //	ca/material                    the embedded CA's material (ca.go)
 //	certmagic/, certmagiclocks/    the daemon's own HTTPS (magic.go)
 //	members/, observations/        the live members, the watching handed over (members.go)
+//	elections/                     the node playing each role, such as the CA's (leader.go)
 //
 // etcd does not encrypt what it stores: private keys are sealed with
 // AES-256-GCM under a key the nodes share out of band, each bound to its

@@ -5,9 +5,10 @@
 // installs the packages there, and a silent skip would hide that it did
 // not. It also holds what every package's tests share: a concurrent-safe
 // log buffer, the one-line error check, the seed and soak knobs of the
-// randomised tests, the load average for a failed performance gate, and
-// another user's process for symbolic link races (Swapper). The package
-// is only for tests.
+// randomised tests, the load average for a failed performance gate,
+// another user's process for symbolic link races (Swapper), and the
+// fixture programs tests run in processes of their own (BuildProgram).
+// The package is only for tests.
 package testtool
 
 import (
