@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -217,6 +218,12 @@ func TestClusterSweepScale(t *testing.T) {
 	}
 	check("second sweep (all three at once, nothing changed)", targets, again)
 
+	// What another member reads of each node at a dashboard view or a
+	// scrape: its own endpoints (GET /api/endpoints).
+	for i, d := range daemons {
+		_, body := fetch(t, http.MethodGet, d.url+"/api/endpoints", "", "")
+		t.Logf("%s's GET /api/endpoints: %d bytes for %d endpoints (%d each)", nodes[i], len(body), targets[i], len(body)/max(targets[i], 1))
+	}
 	var rss []string
 	for i, d := range daemons {
 		peak := testtool.PeakRSS(t, strconv.Itoa(d.cmd.Process.Pid))
@@ -226,6 +233,36 @@ func TestClusterSweepScale(t *testing.T) {
 		}
 	}
 	t.Logf("FIGURES endpoints=%d nodes=3 first_sweep_s=%.2f second_sweep_s=%.2f %s", n, first.Seconds(), again.Seconds(), strings.Join(rss, " "))
+
+	// After the budgets were measured: what a view of the whole cluster
+	// costs the node asked (README, "Cluster mode"; not gated).
+	for _, path := range []string{"/metrics", "/"} {
+		start := time.Now()
+		size, err := bodySize(daemons[0].url + path)
+		t.Logf("whole-cluster GET %s of node0: %d bytes (%v) in %v; node0's peak RSS since its start %.1f MiB", path, size, err,
+			time.Since(start).Round(time.Millisecond), float64(testtool.PeakRSS(t, strconv.Itoa(daemons[0].cmd.Process.Pid)))/(1<<20))
+	}
+}
+
+// bodySize is the size of the body of GET url, waiting for as long as a
+// page of many endpoints takes.
+func bodySize(url string) (int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}}).Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = errors.New(resp.Status)
+	}
+	return n, err
 }
 
 // sweepNow asks the daemon at url to sweep now (POST /api/sweep) and
