@@ -119,6 +119,12 @@ func TestClusterDashboard(t *testing.T) {
 	if c := strings.Count(metrics, "\nprobe_success{"); c != shown {
 		t.Errorf("node0's /metrics has %d probe_success series; want %d", c, shown)
 	}
+	// Scraped node by node: only node0's own endpoints, no member asked.
+	local := get(t, a, "/metrics?scope=node", token, http.StatusOK)
+	if c := strings.Count(local, "\nprobe_success{"); c != len(own(0)) || strings.Contains(local, `node="node1"`) || strings.Contains(local, "xmppcert_cluster_member_up") {
+		t.Errorf("node0's /metrics?scope=node has %d probe_success series (want %d), or another member's", c, len(own(0)))
+	}
+	get(t, a, "/metrics?scope=everything", token, http.StatusBadRequest)
 	for _, l := range regexp.MustCompile(`(?m)^probe_success\{[^}]*\}`).FindAllString(metrics, -1) {
 		if !strings.Contains(l, `node="node`) {
 			t.Errorf("series without a node label: %s", l)

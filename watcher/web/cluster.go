@@ -87,12 +87,12 @@ func (v clusterView) Down() []memberState {
 }
 
 // view gathers the endpoints to show: this node's (an error when its
-// history cannot be read), and in a cluster every other live member's,
-// asked concurrently, each bounded by Cluster.Timeout and the client's
-// size bound. An endpoint that more than one member has recorded (the
+// history cannot be read), and in a cluster, when whole, every other
+// live member's, asked concurrently, each bounded by Cluster.Timeout and
+// the client's size bound. An endpoint that more than one member has recorded (the
 // watching moved) is shown once, as the member that observed it last
 // has it.
-func (s *Server) view(ctx context.Context) (clusterView, error) {
+func (s *Server) view(ctx context.Context, whole bool) (clusterView, error) {
 	var v clusterView
 	own, err := s.Statuses()
 	if err != nil {
@@ -106,7 +106,7 @@ func (s *Server) view(ctx context.Context) (clusterView, error) {
 	for _, e := range own {
 		v.Endpoints = append(v.Endpoints, nodeStatus{EndpointStatus: e, Node: node})
 	}
-	if c == nil {
+	if c == nil || !whole {
 		return v, nil
 	}
 	members, err := c.Members()

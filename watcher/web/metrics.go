@@ -83,7 +83,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 // scrape, so that it shows as an error rather than as endpoints that
 // vanished.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	v, err := c.s.view(context.Background())
+	v, err := c.s.view(context.Background(), !c.s.nodeScope) // under scrapeMu
 	if err != nil {
 		c.s.log.Error("web: metrics: reading history", "err", err)
 		ch <- prometheus.NewInvalidMetric(descScrapeError, err)

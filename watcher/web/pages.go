@@ -120,7 +120,7 @@ type lineagesData struct {
 
 // handleDashboard is GET /.
 func (s *Server) handleDashboard(w http.ResponseWriter, r *http.Request) {
-	v, err := s.view(r.Context())
+	v, err := s.view(r.Context(), true)
 	if err != nil {
 		s.serverError(w, r, err)
 		return

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -124,6 +125,10 @@ type Server struct {
 	pages   map[string]*template.Template
 	allowed map[string]bool
 	probes  *probeLimits
+	// scrapeMu is held while /metrics gathers; nodeScope, under it, has
+	// the scrape leave out the other members' endpoints.
+	scrapeMu  sync.Mutex
+	nodeScope bool
 }
 
 //go:embed templates/*.html
@@ -190,7 +195,7 @@ func New(opts Options) (*Server, error) {
 	if opts.CRL != nil {
 		m.Handle("GET /crl", opts.CRL)
 	}
-	m.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{s.log}}))
+	m.Handle("GET /metrics", s.metricsHandler())
 	m.HandleFunc("GET /{$}", s.handleDashboard)
 	m.HandleFunc("GET /endpoint/{id}", s.handleEndpointPage)
 	m.HandleFunc("GET /lineages", s.handleLineages)
@@ -728,3 +733,22 @@ func (s *Server) formlessPOST(w http.ResponseWriter, r *http.Request, what strin
 type slogPrinter struct{ l *slog.Logger }
 
 func (p slogPrinter) Println(v ...any) { p.l.Error("web: metrics", "err", fmt.Sprint(v...)) }
+
+// metricsHandler serves /metrics: on a cluster node every member's
+// endpoints, or with ?scope=node this node's own only (README, "Cluster
+// mode": a cluster watching tens of thousands of endpoints is scraped
+// node by node). Scrapes take turns.
+func (s *Server) metricsHandler() http.Handler {
+	h := promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{ErrorLog: slogPrinter{s.log}})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		scope := r.URL.Query().Get("scope")
+		if scope != "" && scope != "node" && scope != "cluster" {
+			http.Error(w, "scope is node or cluster", http.StatusBadRequest)
+			return
+		}
+		s.scrapeMu.Lock()
+		defer s.scrapeMu.Unlock()
+		s.nodeScope = scope == "node"
+		h.ServeHTTP(w, r)
+	})
+}
