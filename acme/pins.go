@@ -265,5 +265,5 @@ func planKey(req Request, cur *Lineage, pins PinState, now time.Time) (keyPlan, 
 			note: fmt.Sprintf("kept the current key: the next key's pins were published %s and its %s hold ends %s", stamp(since), hold, stamp(since.Add(hold)))}, nil
 	}
 	return keyPlan{key: cur.Key, next: next, choice: KeyHeld,
-		note: "kept the current key: the next key's pins are not published yet; run xmppcert pin publish (or publish `xmppcert pin tlsa` and mark it with --mark-published), and the key changes after the hold time"}, nil
+		note: "kept the current key: the next key's pins are not published yet; publish them (xmppcert pin publish, or pin tlsa's records marked as published), and the key changes after the hold time"}, nil
 }

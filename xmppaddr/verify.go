@@ -187,7 +187,7 @@ func chainFinding(err error, now time.Time) *Finding {
 			issuer = unknown.Cert.Issuer.String()
 		}
 		return &Finding{CodeChainUntrusted, Error, fmt.Sprintf(
-			"the chain does not lead to a trusted root (issuer %q): append the intermediates after the leaf, or name the root with --roots", printable(issuer))}
+			"the chain does not lead to a trusted root (issuer %q): append the intermediates after the leaf, or trust the root that issued it", printable(issuer))}
 	case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
 		c := invalid.Cert
 		return &Finding{CodeChainExpired, Error, fmt.Sprintf(

@@ -64,7 +64,7 @@ func ParseDirectory(s string) (string, error) {
 		return "", fmt.Errorf("CA directory URL %q has no host; give the full directory URL, such as https://ca.example.org/acme/directory", s)
 	}
 	if u.User != nil {
-		return "", fmt.Errorf("CA directory URL %q carries credentials; ACME authenticates with the account key (and --eab-kid/--eab-hmac), remove them", s)
+		return "", fmt.Errorf("CA directory URL %q carries credentials; ACME authenticates with the account key (and External Account Binding), remove them", s)
 	}
 	if u.Fragment != "" {
 		return "", fmt.Errorf("CA directory URL %q has a #fragment; remove it", s)

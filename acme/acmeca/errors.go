@@ -83,6 +83,9 @@ type Error struct {
 	// advice is what to do, set by the Issuer for kinds whose advice
 	// depends on its configuration.
 	advice string
+	// remedy is the setting the advice changes, set with advice; the
+	// Kind's own when RemedyNone.
+	remedy Remedy
 	// issuing is true for a failed issuance, which writes nothing.
 	issuing bool
 }
@@ -120,6 +123,56 @@ func (e *Error) Error() string {
 // Unwrap returns the underlying error.
 func (e *Error) Unwrap() error { return e.Err }
 
+// Remedy names the setting an operator changes to get past a failure.
+// The message says what to do in general words; the front that took the
+// setting (the command line) names it in its own terms.
+type Remedy int
+
+// Remedies.
+const (
+	// RemedyNone: no setting; the message says what to do.
+	RemedyNone Remedy = iota
+	// RemedyDirectory: the CA's directory URL (and the way to it).
+	RemedyDirectory
+	// RemedyTrustRoot: the private CA's root, to trust.
+	RemedyTrustRoot
+	// RemedyStaging: the CA's staging directory, for tests.
+	RemedyStaging
+	// RemedyTimeout: how long an issuance may take.
+	RemedyTimeout
+	// RemedyProfile: the certificate profile ordered.
+	RemedyProfile
+	// RemedyEAB: an External Account Binding key ID and HMAC key.
+	RemedyEAB
+	// RemedyAgreeTOS: the agreement to the CA's terms of service.
+	RemedyAgreeTOS
+	// RemedyEmail: the account's contact address.
+	RemedyEmail
+	// RemedyXMPPIDs: the requirement of SRV-IDs and XmppAddr, which
+	// only a private CA meets.
+	RemedyXMPPIDs
+)
+
+// Remedy is the setting that the failure's advice changes.
+func (e *Error) Remedy() Remedy {
+	if e.advice != "" {
+		return e.remedy
+	}
+	switch e.Kind {
+	case KindUnreachable:
+		return RemedyDirectory
+	case KindUntrusted:
+		return RemedyTrustRoot
+	case KindRateLimited:
+		return RemedyStaging
+	case KindTimeout:
+		return RemedyTimeout
+	case KindRejected:
+		return RemedyProfile
+	}
+	return RemedyNone
+}
+
 // RetryAfter is when the CA said to try again, zero when it did not
 // (the method acme.RetryAfter looks for).
 func (e *Error) RetryAfter() time.Time { return e.RetryAt }
@@ -154,7 +207,7 @@ func (e *Error) what() string {
 	case KindTimeout:
 		return "gave up: out of time"
 	case KindIdentities:
-		return "the certificate lacks the XMPP identities --require-xmpp-ids asks for"
+		return "the certificate lacks the SRV-IDs and XmppAddr the request requires"
 	case KindConfig:
 		return ""
 	case KindPreflight:
@@ -171,22 +224,22 @@ func (e *Error) adviceText() string {
 	}
 	switch e.Kind {
 	case KindUnreachable:
-		return "check the --ca URL, DNS and outbound HTTPS (firewall, proxy), then run again"
+		return "check the CA's directory URL, DNS and outbound HTTPS (firewall, proxy), then run again"
 	case KindUntrusted:
-		return "for a private CA (xmppcert ca serve, step-ca, pebble) give its root with --trust-root FILE"
+		return "for a private CA (xmppcert ca serve, step-ca, pebble) trust its root"
 	case KindServer:
 		return "the CA is down or overloaded: run again later (renew from cron retries by itself) and see the CA's status page"
 	case KindBadNonce:
 		return "something between here and the CA (a proxy, a load balancer) may be mixing up its servers: run again later, and report it to the CA if it persists"
 	case KindRateLimited:
 		if e.RetryAt.IsZero() {
-			return "wait before running again (Let's Encrypt's limits: https://letsencrypt.org/docs/rate-limits/); use --ca letsencrypt-staging for tests"
+			return "wait before running again (Let's Encrypt's limits: https://letsencrypt.org/docs/rate-limits/); test against the CA's staging directory"
 		}
-		return "run again after that time; use --ca letsencrypt-staging for tests"
+		return "run again after that time; test against the CA's staging directory"
 	case KindTimeout:
-		return "run again; if the CA is slow, give more time with --timeout"
+		return "run again; if the CA is slow, allow more time"
 	case KindRejected:
-		return "check the names (public DNS names the CA may issue for, CAA records) and --profile"
+		return "check the names (public DNS names the CA may issue for, CAA records) and the certificate profile"
 	case KindPreflight:
 		return "fix what the pre-flight names, then run again"
 	case KindAlreadyReplaced:

@@ -48,9 +48,11 @@ func (selfSigned) Issue(_ context.Context, req acme.Request, key crypto.Signer) 
 // the time, and the lineage and its state directory untouched (but for
 // the account directory and lock files).
 type faultCase struct {
-	cfg      func(*Config)
-	kind     Kind
-	words    []string
+	cfg   func(*Config)
+	kind  Kind
+	words []string
+	// remedy is the setting the advice names (RemedyNone: none).
+	remedy   Remedy
 	maxTime  time.Duration
 	attempts int
 }
@@ -82,7 +84,13 @@ func runFault(t *testing.T, directory string, solver acmez.Solver, fc faultCase)
 	if ae.Kind != fc.kind {
 		t.Errorf("kind %d; want %d", ae.Kind, fc.kind)
 	}
+	if ae.Remedy() != fc.remedy {
+		t.Errorf("remedy %d; want %d", ae.Remedy(), fc.remedy)
+	}
 	msg := err.Error()
+	if strings.Contains(msg, "--") {
+		t.Errorf("message names a flag (the command line adds those): %s", msg)
+	}
 	for _, w := range append([]string{DisplayName(iss.Directory()), iss.Directory(), "ordering a certificate for example.org", "nothing was written"}, fc.words...) {
 		if !strings.Contains(msg, w) {
 			t.Errorf("message lacks %q: %s", w, msg)
@@ -137,7 +145,7 @@ func closedPort(t *testing.T) int {
 func TestFaultUnreachable(t *testing.T) {
 	dir := fmt.Sprintf("http://127.0.0.1:%d/dir", closedPort(t))
 	ae := runFault(t, dir, acmecatest.NewHTTP01(t), faultCase{kind: KindUnreachable, attempts: 3, maxTime: 10 * time.Second,
-		words: []string{"cannot reach the CA", "connection refused", "(3 attempts)", "check the --ca URL"}})
+		words: []string{"cannot reach the CA", "connection refused", "(3 attempts)", "check the CA's directory URL"}, remedy: RemedyDirectory})
 	if !ae.Temporary() {
 		t.Error("an unreachable CA is not Temporary")
 	}
@@ -189,7 +197,7 @@ func TestFaultRateLimited(t *testing.T) {
 		return true
 	})
 	ae := runFault(t, f.Directory(), acmecatest.NewHTTP01(t), faultCase{kind: KindRateLimited, attempts: 1, maxTime: 5 * time.Second,
-		words: []string{"rate-limiting", "too many certificates (5)", "the CA asks not to retry before", "(in 1h0m0s)", "run again after that time"}})
+		words: []string{"rate-limiting", "too many certificates (5)", "the CA asks not to retry before", "(in 1h0m0s)", "run again after that time"}, remedy: RemedyStaging})
 	if n := f.Count("POST", "/order"); n != 1 {
 		t.Errorf("%d new-order requests; a rate limit must not be hammered", n)
 	}
@@ -277,15 +285,16 @@ func TestFaultTimeout(t *testing.T) {
 	t.Cleanup(func() { close(release) }) // before the server's Close, which waits for the handler
 	runFault(t, f.Directory(), acmecatest.NewHTTP01(t), faultCase{kind: KindTimeout, attempts: 1, maxTime: 10 * time.Second,
 		cfg:   func(c *Config) { c.Timeout = 2 * time.Second },
-		words: []string{"out of time", "did not finish within 2s", "--timeout"}})
+		words: []string{"out of time", "did not finish within 2s", "allow more time"}, remedy: RemedyTimeout})
 }
 
-// TestFaultUntrusted: pebble's HTTPS certificate without --trust-root.
+// TestFaultUntrusted: pebble's HTTPS certificate without its root
+// trusted.
 func TestFaultUntrusted(t *testing.T) {
 	h := acmecatest.NewHTTP01(t)
 	p := acmecatest.StartPebble(t, acmecatest.PebbleOptions{HTTPPort: h.Port})
 	runFault(t, p.Directory, h, faultCase{kind: KindUntrusted, attempts: 1, maxTime: 10 * time.Second,
-		words: []string{"HTTPS certificate is not trusted", "--trust-root FILE"}})
+		words: []string{"HTTPS certificate is not trusted", "trust its root"}, remedy: RemedyTrustRoot})
 }
 
 func TestParseRetryAfter(t *testing.T) {

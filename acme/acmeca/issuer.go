@@ -208,14 +208,14 @@ func CheckEmail(email string) error {
 func CheckEAB(kid, hmac string) error {
 	switch {
 	case kid == "" && hmac == "":
-		return errors.New("External Account Binding needs --eab-kid and --eab-hmac")
+		return errors.New("External Account Binding needs a key ID and an HMAC key")
 	case kid == "":
-		return errors.New("--eab-hmac without --eab-kid: give both, from the CA's account page")
+		return errors.New("an External Account Binding HMAC key without its key ID: give both, from the CA's account page")
 	case hmac == "":
-		return errors.New("--eab-kid without --eab-hmac: give both, from the CA's account page")
+		return errors.New("an External Account Binding key ID without its HMAC key: give both, from the CA's account page")
 	}
 	if _, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(hmac, "=")); err != nil {
-		return errors.New("--eab-hmac is not base64url (the CA's HMAC key, as its account page shows it)")
+		return errors.New("the External Account Binding HMAC key is not base64url (the CA's HMAC key, as its account page shows it)")
 	}
 	return nil
 }
@@ -278,8 +278,10 @@ func (i *Issuer) Issue(ctx context.Context, req acme.Request, key crypto.Signer)
 		if err == nil {
 			if i.cfg.RequireXMPPIDs {
 				if missing := missingXMPPIDs(chain[0], req); len(missing) > 0 {
-					return nil, fail(KindIdentities, attempt, fmt.Errorf("missing %s", strings.Join(missing, ", ")),
-						"this CA certifies DNS names only (every public CA does: CA/Browser Forum rules); SRV-IDs and XmppAddr come from a private CA: --ca local, or xmppcert ca serve / a step-ca with 'xmppcert ca template' given by URL with --trust-root; or drop --require-xmpp-ids and let peers match the DNS-IDs, with POSH or DANE for delegated domains")
+					e := fail(KindIdentities, attempt, fmt.Errorf("missing %s", strings.Join(missing, ", ")),
+						"this CA certifies DNS names only (every public CA does: CA/Browser Forum rules); SRV-IDs and XmppAddr come from a private CA (the embedded one, xmppcert ca serve, or a step-ca with 'xmppcert ca template'); or let peers match the DNS-IDs, with POSH or DANE for delegated domains")
+					e.remedy = RemedyXMPPIDs
+					return nil, e
 				}
 			}
 			return &acme.Issued{Chain: chain, Key: key, Issuer: i.Name()}, nil
@@ -294,10 +296,11 @@ func (i *Issuer) Issue(ctx context.Context, req acme.Request, key crypto.Signer)
 			kind, retry = KindTimeout, false
 		}
 		retryAt, _ := rec.last()
-		e := fail(kind, attempt, err, i.advice(kind, err))
+		e := fail(kind, attempt, err, "")
+		e.advice, e.remedy = i.advice(kind, err)
 		e.RetryAt = retryAt
 		if ctx.Err() != nil {
-			e.advice = fmt.Sprintf("it did not finish within %s: run again; if the CA or the DNS is slow, allow more time (--timeout)", i.cfg.Timeout)
+			e.advice, e.remedy = fmt.Sprintf("it did not finish within %s: run again; if the CA or the DNS is slow, allow more time", i.cfg.Timeout), RemedyTimeout
 		}
 		// The certificate was renewed already (another node of a
 		// cluster): no second order here; the caller reads its store.
@@ -358,7 +361,7 @@ func (i *Issuer) issueOnce(ctx context.Context, client *acmez.Client, names []st
 		}
 		if err := checkProfile(i.cfg.Profile, dir); err != nil {
 			return nil, &Error{CA: i.Name(), Op: "ordering a certificate for " + strings.Join(names, ", "), Kind: KindRejected, Err: err,
-				advice: "choose one of the profiles the CA offers with --profile, or leave it out for the CA's default"}
+				advice: "choose one of the profiles the CA offers, or none for the CA's default", remedy: RemedyProfile}
 		}
 	}
 	if i.cfg.Preflight != nil {
@@ -529,8 +532,8 @@ func checkProfile(profile string, dir acmeproto.Directory) error {
 }
 
 // advice says what to do about a failure whose advice depends on the
-// configuration.
-func (i *Issuer) advice(kind Kind, err error) string {
+// configuration, and which setting that changes.
+func (i *Issuer) advice(kind Kind, err error) (string, Remedy) {
 	switch kind {
 	case KindChallenge:
 		var hints []string
@@ -546,22 +549,22 @@ func (i *Issuer) advice(kind Kind, err error) string {
 				hints = append(hints, t)
 			}
 		}
-		return "check the challenge set-up: " + strings.Join(hints, "; ") + "; then run again"
+		return "check the challenge set-up: " + strings.Join(hints, "; ") + "; then run again", RemedyNone
 	case KindAccount:
 		dir := i.cfg.Accounts.AccountPlace(i.cfg.Directory)
 		switch {
 		case isProblemType(err, acmeproto.ProblemTypeExternalAccountRequired):
-			return "this CA wants External Account Binding: give --eab-kid and --eab-hmac from the CA's account page"
+			return "this CA wants External Account Binding: give a key ID and HMAC key from the CA's account page", RemedyEAB
 		case isProblemType(err, acmeproto.ProblemTypeAccountDoesNotExist):
-			return "the CA no longer knows the account kept in " + dir + ": run issue again with --agree-tos to register a new one"
+			return "the CA no longer knows the account kept in " + dir + ": issue again, agreeing to the CA's terms, to register a new one", RemedyAgreeTOS
 		case isProblemType(err, acmeproto.ProblemTypeInvalidContact), isProblemType(err, acmeproto.ProblemTypeUnsupportedContact):
-			return "give a working address with --email"
+			return "give a working contact address", RemedyEmail
 		case isProblemType(err, acmeproto.ProblemTypeUserActionRequired):
-			return "the CA's terms changed: read them (the problem names a page) and run issue again with --agree-tos"
+			return "the CA's terms changed: read them (the problem names a page) and issue again, agreeing to them", RemedyAgreeTOS
 		}
-		return "check the account kept in " + dir
+		return "check the account kept in " + dir, RemedyNone
 	}
-	return ""
+	return "", RemedyNone
 }
 
 func isProblemType(err error, typ string) bool {
@@ -607,12 +610,12 @@ func (i *Issuer) account(ctx context.Context, client *acmez.Client) (acmeproto.A
 		}, nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return acmeproto.Account{}, &Error{CA: i.Name(), Op: "reading the ACME account", Kind: KindAccount, Err: err,
-			advice: "repair or remove " + place + " (a new account is then registered with --agree-tos)"}
+			advice: "repair or remove " + place + " (a new account is then registered once the CA's terms are agreed to)", remedy: RemedyAgreeTOS}
 	}
 	op := "registering an ACME account"
 	if !i.cfg.AgreeTOS {
 		return acmeproto.Account{}, &Error{CA: i.Name(), Op: op, Kind: KindConfig, Err: errors.New("no account for this CA is kept in " + place),
-			advice: "read the CA's terms of service and agree with --agree-tos to register one (xmppcert never prompts)"}
+			advice: "read the CA's terms of service and agree to them to register one (xmppcert never prompts)", remedy: RemedyAgreeTOS}
 	}
 	return i.register(ctx, client, place, op)
 }
@@ -626,7 +629,7 @@ func (i *Issuer) register(ctx context.Context, client *acmez.Client, place, op s
 	}
 	if d.Meta != nil && d.Meta.ExternalAccountRequired && i.cfg.EAB == nil {
 		return acmeproto.Account{}, &Error{CA: i.Name(), Op: op, Kind: KindConfig, Err: errors.New("the CA requires External Account Binding for new accounts"),
-			advice: "give --eab-kid and --eab-hmac from the CA's account page"}
+			advice: "give an External Account Binding key ID and HMAC key from the CA's account page", remedy: RemedyEAB}
 	}
 	key, err := newAccountKey()
 	if err != nil {

@@ -196,7 +196,7 @@ func TestPebbleAccountReuse(t *testing.T) {
 	store := acme.DiskStore{Dir: cfg.StateDir}
 	_, err := acme.Obtain(ctx, store, third, hostRequest(t))
 	var ae *Error
-	if !errors.As(err, &ae) || ae.Kind != KindConfig || !strings.Contains(err.Error(), "--agree-tos") {
+	if !errors.As(err, &ae) || ae.Kind != KindConfig || ae.Remedy() != RemedyAgreeTOS || !strings.Contains(err.Error(), "agree to them to register one") {
 		t.Errorf("no account, no agreement: %v", err)
 	}
 	if len(e.pebble.Orders()) != 2 || e.pebble.NewAccounts() != 1 {
@@ -217,7 +217,8 @@ func TestPebbleEAB(t *testing.T) {
 	store := acme.DiskStore{Dir: e.state}
 
 	_, err := acme.Obtain(ctx, store, mustIssuer(t, e.config()), hostRequest(t))
-	if err == nil || !strings.Contains(err.Error(), "--eab-kid and --eab-hmac") {
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Remedy() != RemedyEAB || !strings.Contains(err.Error(), "External Account Binding key ID and HMAC key") {
 		t.Errorf("without EAB: %v", err)
 	}
 	cfg := e.config()
@@ -379,11 +380,11 @@ func TestPebbleRequireXMPPIDs(t *testing.T) {
 	store := acme.DiskStore{Dir: e.state}
 	_, err := acme.Obtain(context.Background(), store, mustIssuer(t, cfg), hostRequest(t, "conference.example.org"))
 	var ae *Error
-	if !errors.As(err, &ae) || ae.Kind != KindIdentities {
+	if !errors.As(err, &ae) || ae.Kind != KindIdentities || ae.Remedy() != RemedyXMPPIDs {
 		t.Fatalf("err %v; want KindIdentities", err)
 	}
 	for _, want := range []string{"missing SRV-ID _xmpp-client.example.org, SRV-ID _xmpp-server.example.org, XmppAddr example.org, SRV-ID _xmpp-server.conference.example.org, XmppAddr conference.example.org",
-		"nothing was written", "--ca local", "POSH or DANE"} {
+		"nothing was written", "from a private CA", "POSH or DANE"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("message %q lacks %q", err, want)
 		}
@@ -424,7 +425,7 @@ func TestPebbleForgottenAccount(t *testing.T) {
 	cfg.AgreeTOS = false
 	_, err = acme.Obtain(ctx, store, mustIssuer(t, cfg), hostRequest(t))
 	var ae *Error
-	if !errors.As(err, &ae) || ae.Kind != KindAccount || !strings.Contains(err.Error(), "run issue again with --agree-tos") {
+	if !errors.As(err, &ae) || ae.Kind != KindAccount || ae.Remedy() != RemedyAgreeTOS || !strings.Contains(err.Error(), "agreeing to the CA's terms, to register a new one") {
 		t.Fatalf("forgotten account, no agreement: %v", err)
 	}
 	t.Log(err)

@@ -64,7 +64,7 @@ func (s *HTTP01) Present(ctx context.Context, chal acme.Challenge) error {
 	defer s.mu.Unlock()
 	if s.Addr != "" && s.srv == nil {
 		ln, err := listen(ctx, "http-01", s.Addr,
-			"is a web server on "+s.Addr+"? use --webroot to write the challenge into its document root")
+			"is a web server on "+s.Addr+"? write the challenge into its document root instead (webroot)")
 		if err != nil {
 			return err
 		}

@@ -123,7 +123,7 @@ func TestHTTP01Standalone(t *testing.T) {
 	}
 }
 
-// A taken port gives the advice to use --webroot; a bad token from the
+// A taken port gives the advice to use a webroot; a bad token from the
 // CA is refused before anything listens.
 func TestHTTP01Errors(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -132,7 +132,7 @@ func TestHTTP01Errors(t *testing.T) {
 	}
 	defer ln.Close()
 	s := &HTTP01{Addr: ln.Addr().String()}
-	testtool.OneLineError(t, s.Present(t.Context(), httpChallenge("example.org")), "address in use", "is a web server on "+ln.Addr().String()+"?", "use --webroot")
+	testtool.OneLineError(t, s.Present(t.Context(), httpChallenge("example.org")), "address in use", "is a web server on "+ln.Addr().String()+"?", "into its document root instead (webroot)")
 
 	s = &HTTP01{Addr: freeAddr(t)}
 	c := httpChallenge("example.org")

@@ -65,7 +65,7 @@ func (ca *CA) Handler(o ServeOptions) (http.Handler, error) {
 	for _, d := range o.AllowDomains {
 		c, err := acme.CanonicalName(d)
 		if err != nil {
-			return nil, fmt.Errorf("--allow-domain %q: %w", d, err)
+			return nil, fmt.Errorf("allowed domain %q: %w", d, err)
 		}
 		allowed = append(allowed, c)
 	}

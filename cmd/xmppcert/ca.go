@@ -18,6 +18,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/etcdstore"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
@@ -296,6 +297,11 @@ func runCAServe(c *cli.Context) error {
 	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
 	if !loopback && len(c.StringSlice("allow-domain")) == 0 {
 		return usagef("--listen %s is reachable beyond this machine; name the domains this CA may issue for with --allow-domain", c.String("listen"))
+	}
+	for _, d := range c.StringSlice("allow-domain") {
+		if _, err := acme.CanonicalName(d); err != nil {
+			return usagef("--allow-domain %q: %v", d, err)
+		}
 	}
 	if v := c.String("validate-ip"); v != "" && net.ParseIP(v) == nil {
 		return usagef("--validate-ip %q is not an IP address", v)

@@ -106,7 +106,7 @@ func checkListen(addr string, cfg *config.Config) error {
 		return usagef("--listen %q is not HOST:PORT; give an address such as 127.0.0.1:8787", addr)
 	}
 	if (host == "" || !acmeca.IsLoopback(host)) && (cfg == nil || len(cfg.HTTP.Token) == 0) {
-		return usagef("--listen %s is not a loopback address, so clients must send a bearer token: set http.token_file in the configuration, or listen on 127.0.0.1", addr)
+		return usagef("--listen %s is not a loopback address, so clients must send a bearer token: set %s in the configuration, or listen on 127.0.0.1", addr, config.KeyHTTPTokenFile)
 	}
 	return nil
 }
@@ -170,7 +170,12 @@ func runDaemon(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("starting the daemon: %w", err)
 	}
-	return d.Run(c.Context)
+	err = d.Run(c.Context)
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "listen" {
+		return fmt.Errorf("%w; choose another address with --listen or %s", err, config.KeyHTTPListen)
+	}
+	return err
 }
 
 // newLogger logs text (or JSON with --json) to w; --quiet keeps warnings

@@ -284,7 +284,7 @@ func acmeRequest(c *cli.Context, req *acme.Request) (lifecycle.IssueOptions, err
 	}
 	if kid != "" || hmac != "" {
 		if err := acmeca.CheckEAB(kid, hmac); err != nil {
-			return o, usagef("%v", err)
+			return o, usagef("--eab-kid/--eab-hmac: %v", err)
 		}
 	}
 	if c.Duration("timeout") <= 0 {
@@ -381,7 +381,36 @@ func issueError(err error) error {
 	case errors.Is(err, lifecycle.ErrNothingToReplace):
 		return usagef("--replace-names: %v; leave the flag out", err)
 	}
+	if h := remedyHint(err); h != "" {
+		return fmt.Errorf("%w%s", err, h)
+	}
 	return err
+}
+
+// remedyFlags names, for each setting an ACME CA's failure asks to
+// change, the flags of issue that change it.
+var remedyFlags = map[acmeca.Remedy]string{
+	acmeca.RemedyDirectory: "--ca",
+	acmeca.RemedyTrustRoot: "--trust-root FILE",
+	acmeca.RemedyStaging:   "--ca letsencrypt-staging",
+	acmeca.RemedyTimeout:   "--timeout",
+	acmeca.RemedyProfile:   "--profile",
+	acmeca.RemedyEAB:       "--eab-kid and --eab-hmac-file",
+	acmeca.RemedyAgreeTOS:  "--agree-tos",
+	acmeca.RemedyEmail:     "--email",
+	acmeca.RemedyXMPPIDs:   "--ca local, or without --require-xmpp-ids",
+}
+
+// remedyHint names, for an ACME CA's failure, the flags of issue that
+// change the setting its advice names; "" for any other error.
+func remedyHint(err error) string {
+	var ae *acmeca.Error
+	if errors.As(err, &ae) {
+		if f, ok := remedyFlags[ae.Remedy()]; ok {
+			return " (xmppcert issue " + f + ")"
+		}
+	}
+	return ""
 }
 
 // accountUsage phrases a missing ACME account's requirements in flags.

@@ -219,7 +219,7 @@ func renewError(l lifecycle.LineageResult) string {
 	if errors.As(l.Err, &wait) {
 		return l.Error + "; renew waits until then, or try now with --force"
 	}
-	return l.Error
+	return l.Error + remedyHint(l.Err)
 }
 
 // printRenew writes the text summary: a line per lineage, the deploy

@@ -65,6 +65,17 @@ import (
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
 
+// The keys that messages outside this package name (the daemon's
+// warnings, the command line's hints), as contrib/xmppcert.toml writes
+// them.
+const (
+	KeyStateDir      = "state_dir"
+	KeyHTTPListen    = "http.listen"
+	KeyHTTPTokenFile = "http.token_file"
+	KeyHTTPS         = "[http.https]"
+	KeyHost          = "[[host]]"
+)
+
 // Defaults, applied where the file says nothing.
 const (
 	// DefaultCA is who signs a host's certificate: the embedded CA.

@@ -27,7 +27,7 @@ const MaxFileSize = 8 << 20
 func Load(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, ErrorList{{File: path, Msg: fmt.Sprintf("cannot read the configuration: %v; give --config the path of a readable TOML file (see contrib/xmppcert.toml)", pathErr(err))}}
+		return nil, ErrorList{{File: path, Msg: fmt.Sprintf("cannot read the configuration: %v; give the path of a readable TOML file (see contrib/xmppcert.toml)", pathErr(err))}}
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))

@@ -160,7 +160,7 @@ func New(cfg *config.Config, deps Deps) (*Daemon, error) {
 		return nil, errors.New("daemon: no configuration")
 	}
 	if cfg.StateDir == "" {
-		return nil, errors.New("daemon: no state directory: set state_dir in the configuration or give --state-dir")
+		return nil, errors.New("daemon: no state directory")
 	}
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
@@ -372,16 +372,16 @@ func (d *Daemon) Reload() error {
 	if cfg.StateDir == "" {
 		cfg.StateDir = old.StateDir
 	} else if cfg.StateDir != old.StateDir {
-		d.log.Warn("state_dir changed; restart the daemon to use it", "old", old.StateDir, "new", cfg.StateDir)
+		d.log.Warn(config.KeyStateDir+" changed; restart the daemon to use it", "old", old.StateDir, "new", cfg.StateDir)
 		cfg.StateDir = old.StateDir
 	}
 	// The listener and token stay; old.HTTP.Listen may also be a
 	// --listen override, so only a token change is worth a warning.
 	if cfg.HTTP.TokenFile != old.HTTP.TokenFile || string(cfg.HTTP.Token) != string(old.HTTP.Token) {
-		d.log.Warn("[http] token changed; restart the daemon to apply it")
+		d.log.Warn("the API token (" + config.KeyHTTPTokenFile + ") changed; restart the daemon to apply it")
 	}
 	if !reflect.DeepEqual(cfg.HTTP.HTTPS, old.HTTP.HTTPS) {
-		d.log.Warn("[http.https] changed; restart the daemon to apply it")
+		d.log.Warn(config.KeyHTTPS + " changed; restart the daemon to apply it")
 	}
 	cfg.HTTP = old.HTTP
 	var oldDisp *alert.Dispatcher
@@ -421,14 +421,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		d.Close(context.Background())
-		return fmt.Errorf("listening on %s: %w; choose another with --listen or http.listen", cfg.HTTP.Listen, err)
+		return fmt.Errorf("listening on %s: %w", cfg.HTTP.Listen, err)
 	}
 	// A name such as x.localhost passes the configuration's loopback
 	// check but may resolve elsewhere: what counts is the address bound.
 	if a, ok := ln.Addr().(*net.TCPAddr); len(cfg.HTTP.Token) == 0 && (!ok || !a.IP.IsLoopback()) {
 		ln.Close()
 		d.Close(context.Background())
-		return fmt.Errorf("%s is bound to %s, which is not a loopback address, and no token is configured: set http.token_file, or listen on 127.0.0.1", cfg.HTTP.Listen, ln.Addr())
+		return fmt.Errorf("%s is bound to %s, which is not a loopback address, and no token is configured: set %s, or listen on 127.0.0.1", cfg.HTTP.Listen, ln.Addr(), config.KeyHTTPTokenFile)
 	}
 	return d.serve(ctx, ln)
 }

@@ -46,7 +46,7 @@ func newHealth(reg prometheus.Registerer) (*health, error) {
 		lifecycleEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xmppcert_lifecycle_events_total",
 			Help: "What the lifecycle engine did to lineages, by event (cert_issued, cert_renewed, cert_deploy_failed, ...)."}, []string{"event"}),
 		httpsEvents: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "xmppcert_https_events_total",
-			Help: "What certmagic did for the daemon's own HTTPS ([http.https]), by event (cert_obtaining, cert_obtained, cert_failed, cached_managed_cert)."}, []string{"event"}),
+			Help: "What certmagic did for the daemon's own HTTPS certificate, by event (cert_obtaining, cert_obtained, cert_failed, cached_managed_cert)."}, []string{"event"}),
 	}
 	// With the process's own: Go runtime, process (CPU, memory,
 	// descriptors) and go_build_info, as every Go exporter has them.

@@ -35,7 +35,7 @@ func (d *Daemon) renew(ctx context.Context) error {
 		if err != nil {
 			skipped++
 			d.log.Error("host skipped", "lineage", h.Domain, "error", err.Error(), "next",
-				fmt.Sprintf("fix the [[host]] at %s and reload (SIGHUP)", hostSource(cfg, h)))
+				fmt.Sprintf("fix the %s at %s and reload (SIGHUP)", config.KeyHost, hostSource(cfg, h)))
 			continue
 		}
 		hosts = append(hosts, dh)

@@ -217,7 +217,7 @@ func verdict(reqs []Requirement) (Status, string) {
 		s += "; advisory: " + strings.Join(advisory, ", ")
 	}
 	if strings.Contains(s, RequirementNoSSLv2) || strings.Contains(s, RequirementFSRequired) {
-		s += " (the --full scan enumerates versions and cipher suites)"
+		s += " (a full scan enumerates versions and cipher suites)"
 	}
 	return v, string(v) + ": " + s
 }
@@ -291,7 +291,7 @@ func gradeTLS12(e *Endpoint, scan *tlsscan.Report) (Status, []string) {
 
 func gradeOldVersions(scan *tlsscan.Report) (Status, []string) {
 	if scan == nil {
-		return StatusUnknown, []string{"needs the --full scan"}
+		return StatusUnknown, []string{"needs a full scan"}
 	}
 	var offered, unknown []string
 	for _, name := range []string{"SSLv3", "TLSv1.0", "TLSv1.1"} {
@@ -314,7 +314,7 @@ func gradeOldVersions(scan *tlsscan.Report) (Status, []string) {
 
 func gradeSSLv2(scan *tlsscan.Report) (Status, []string) {
 	if scan == nil {
-		return StatusUnknown, []string{"needs the --full scan (SSLv2 takes a hand-built ClientHello)"}
+		return StatusUnknown, []string{"needs a full scan (SSLv2 takes a hand-built ClientHello)"}
 	}
 	o, k, detail := scanVersion(scan, "SSLv2")
 	switch {
@@ -349,7 +349,7 @@ func gradeFSPreferred(e *Endpoint, scan *tlsscan.Report) (Status, []string) {
 
 func gradeFSRequired(scan *tlsscan.Report) (Status, []string) {
 	if scan == nil {
-		return StatusUnknown, []string{"needs the --full scan"}
+		return StatusUnknown, []string{"needs a full scan"}
 	}
 	if scan.NonForwardSecret {
 		var names []string

@@ -98,7 +98,7 @@ func Probe(ctx context.Context, domain string, opts Options) Result {
 			unmatched = unmatched || e.DANE == nil && e.Encrypted
 		}
 		if unmatched {
-			res.Notes = append(res.Notes, "DANE verdicts belong to SRV targets and ports: an endpoint that is not one of them (--connect elsewhere) has none")
+			res.Notes = append(res.Notes, "DANE verdicts belong to SRV targets and ports: an endpoint that is not one of them (an address connected to instead) has none")
 		}
 	}
 	for _, e := range eps {

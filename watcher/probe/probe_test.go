@@ -81,8 +81,8 @@ func TestProbeC2SStartTLS(t *testing.T) {
 			t.Errorf("%s: %s (%v), want %s", id, r.Status, r.Evidence, want)
 		}
 	}
-	if res.Grade.Verdict != StatusUnknown || !strings.Contains(res.Grade.Summary, "--full") || !strings.Contains(res.Grade.Summary, RequirementNoSSLv2) {
-		t.Errorf("verdict %s %q, want unknown pointing at --full", res.Grade.Verdict, res.Grade.Summary)
+	if res.Grade.Verdict != StatusUnknown || !strings.Contains(res.Grade.Summary, "a full scan") || !strings.Contains(res.Grade.Summary, RequirementNoSSLv2) {
+		t.Errorf("verdict %s %q, want unknown pointing at a full scan", res.Grade.Verdict, res.Grade.Summary)
 	}
 	h := seen(t, srv, 1)[0]
 	if h.StreamNS != "jabber:client" || h.To != domain || h.From != "" || !h.StartTLS || h.SNI != domain || !h.Restarted || h.ClientCert {
