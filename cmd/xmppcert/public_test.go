@@ -274,11 +274,11 @@ func TestPublicFaults(t *testing.T) {
 		words   []string
 		maxTime time.Duration
 	}{
-		{"unreachable", []string{"--ca", closed, "--http-listen", otherListen, "--timeout", "4s"}, []string{"cannot reach the CA", "connection refused"}, 10 * time.Second},
+		{"unreachable", []string{"--ca", closed, "--http-listen", otherListen, "--timeout", "4s"}, []string{"cannot reach the CA", "connection refused", "(xmppcert issue --ca)"}, 10 * time.Second},
 		{"500s", []string{"--ca", fiveHundred.Directory(), "--http-listen", otherListen, "--timeout", "4s"}, []string{"server errors", "HTTP 500"}, 10 * time.Second},
 		{"bad nonce storm", []string{"--ca", nonce.Directory(), "--http-listen", otherListen}, []string{"badNonce"}, 15 * time.Second},
-		{"rate limited", []string{"--ca", limited.Directory(), "--http-listen", otherListen}, []string{"rate-limiting", "the CA asks not to retry before", "(in 2h0m0s)"}, 5 * time.Second},
-		{"challenge never validates", []string{"--ca", pending.Directory(), "--http-listen", otherListen, "--timeout", "3s"}, []string{"out of time", "--timeout"}, 10 * time.Second},
+		{"rate limited", []string{"--ca", limited.Directory(), "--http-listen", otherListen}, []string{"rate-limiting", "the CA asks not to retry before", "(in 2h0m0s)", "(xmppcert issue --ca letsencrypt-staging)"}, 5 * time.Second},
+		{"challenge never validates", []string{"--ca", pending.Directory(), "--http-listen", otherListen, "--timeout", "3s"}, []string{"out of time", "allow more time (xmppcert issue --timeout)"}, 10 * time.Second},
 		{"DNS update refused", []string{"--ca", p.Directory, "--trust-root", p.trustRoot, "--dns-rfc2136-server", refusing,
 			"--dns-tsig-name", "acme-update.", "--dns-tsig-secret-file", tsigFile, "--timeout", "10s"}, []string{"REFUSED"}, 15 * time.Second},
 		// pebble validates on a port nobody answers on.
