@@ -124,3 +124,65 @@ func (s *Store) Leader(role string) (Candidate, error) {
 	}
 	return c, nil
 }
+
+// Role is a role that one node of the cluster plays at a time, as
+// Store.Serve plays it.
+type Role struct {
+	// Name is the role (RoleCA, RoleLocalCA) and Offer what its leader
+	// offers the others (Candidate).
+	Name, Offer string
+	// Lead plays the role; its context ends when the lead does.
+	Lead func(ctx context.Context) error
+	// Standby, when set, is told before each campaign which node leads
+	// (ok false when none is known).
+	Standby func(leader Candidate, ok bool)
+	// Lost, when set, is told that the lead ended with this node's etcd
+	// session: another node may lead from then on.
+	Lost func()
+}
+
+// Serve plays r on this node whenever it leads r: it campaigns (Lead)
+// and, once elected, runs r.Lead with a context that ends with the
+// lead. When ctx ends, the role is resigned at once for the next
+// candidate and Serve returns nil; when the node's session ends first,
+// r.Lost is told and Serve campaigns again; when r.Lead returns by
+// itself, the role is resigned and Serve returns its error.
+func (s *Store) Serve(ctx context.Context, r Role) error {
+	for {
+		if r.Standby != nil {
+			l, err := s.Leader(r.Name)
+			r.Standby(l, err == nil)
+		}
+		lead, err := s.Lead(ctx, r.Name, r.Offer)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		lctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-lead.Lost():
+				cancel()
+			case <-lctx.Done():
+			}
+		}()
+		err = r.Lead(lctx)
+		cancel()
+		select {
+		case <-lead.Lost():
+			if ctx.Err() == nil {
+				if r.Lost != nil {
+					r.Lost()
+				}
+				continue
+			}
+		default:
+		}
+		resign, stop := context.WithTimeout(context.Background(), 5*time.Second)
+		lead.Resign(resign) // a lease that ends does it too, later
+		stop()
+		return err
+	}
+}

@@ -3,6 +3,8 @@ package etcdstore
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,5 +71,94 @@ func TestLead(t *testing.T) {
 	}
 	if l, err := c.Leader(RoleCA); !errors.Is(err, ErrNoLeader) {
 		t.Fatalf("after the leader resigned: %+v, %v; want ErrNoLeader", l, err)
+	}
+}
+
+// TestServe: a role is played by the node that leads it; a standby is
+// told who leads; a leader whose session ends is told so, and the next
+// candidate leads; one whose context ends resigns at once and Serve
+// returns nil; a Lead that fails ends Serve with its error, resigned.
+func TestServe(t *testing.T) {
+	e := testetcd.Start(t)
+	a, _, sessA := newStore(t, e, "node0", sealing)
+	b, _, _ := newStore(t, e, "node1", sealing)
+	events := make(chan string, 16)
+	play := func(s *Store, node string, ctx context.Context, fail error) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			done <- s.Serve(ctx, Role{Name: RoleLocalCA, Offer: node,
+				Lead: func(lctx context.Context) error {
+					events <- node + " leads"
+					if fail != nil {
+						return fail
+					}
+					<-lctx.Done()
+					return nil
+				},
+				Standby: func(l Candidate, ok bool) {
+					if ok {
+						events <- node + " stands by for " + l.Node
+					}
+				},
+				Lost: func() { events <- node + " lost" },
+			})
+		}()
+		return done
+	}
+	// expect waits for the events wanted, in any order; a standby's
+	// other events may come between (who it sees leading depends on
+	// when it asks).
+	expect := func(want ...string) {
+		t.Helper()
+		for len(want) > 0 {
+			select {
+			case got := <-events:
+				if i := slices.Index(want, got); i >= 0 {
+					want = slices.Delete(want, i, i+1)
+				} else if !strings.Contains(got, "stands by") {
+					t.Fatalf("event %q; want %q", got, want)
+				}
+			case <-time.After(15 * time.Second):
+				t.Fatalf("no event; want %q", want)
+			}
+		}
+	}
+	ctxA, cancelA := context.WithCancel(context.Background())
+	defer cancelA()
+	doneA := play(a, "node0", ctxA, nil)
+	expect("node0 leads")
+	ctxB, cancelB := context.WithCancel(context.Background())
+	doneB := play(b, "node1", ctxB, nil)
+	expect("node1 stands by for node0")
+
+	sessA.Close() // node0's lease ends, as when etcd loses it
+	expect("node0 lost", "node1 leads")
+
+	// node0 cannot lead again on its closed session; node2 stands by.
+	c, _, _ := newStore(t, e, "node2", sealing)
+	ctxC, cancelC := context.WithCancel(context.Background())
+	defer cancelC()
+	doneC := play(c, "node2", ctxC, nil)
+	expect("node2 stands by for node1")
+	cancelB() // node1 resigns: node2 leads at once
+	expect("node2 leads")
+	for _, done := range []<-chan error{doneB, doneA, doneC} {
+		cancelA()
+		cancelC()
+		if err := <-done; err != nil {
+			t.Fatalf("Serve after its context ended: %v", err)
+		}
+	}
+	if l, err := b.Leader(RoleLocalCA); !errors.Is(err, ErrNoLeader) {
+		t.Fatalf("after every Serve ended: %+v, %v; want ErrNoLeader", l, err)
+	}
+
+	failed := errors.New("cannot listen")
+	if err := <-play(b, "node1", context.Background(), failed); !errors.Is(err, failed) {
+		t.Fatalf("Serve whose Lead failed: %v; want its error", err)
+	}
+	expect("node1 leads")
+	if l, err := c.Leader(RoleLocalCA); !errors.Is(err, ErrNoLeader) {
+		t.Fatalf("after a failed Lead: %+v, %v; want the role resigned", l, err)
 	}
 }

@@ -3,17 +3,14 @@ package main
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -23,7 +20,6 @@ import (
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/certfile"
-	"github.com/xmppcert/xmppcert/internal/httpserve"
 	"github.com/xmppcert/xmppcert/internal/safetext"
 )
 
@@ -340,8 +336,7 @@ func runCAServe(c *cli.Context) error {
 			return err
 		}
 		defer ca.Close()
-		_, err = serveCA(c, ca, state, nil)
-		return err
+		return serveCA(c.Context, c, ca, state)
 	}
 	defer store.Close()
 	ca, err := lifecycle.OnCluster(state, store).OpenCA(opts)
@@ -349,67 +344,33 @@ func runCAServe(c *cli.Context) error {
 		return fmt.Errorf("ca serve: the cluster's CA: %w", err)
 	}
 	defer ca.Close()
-	return leadCA(c, store, ca, state)
-}
-
-// leadCA serves the cluster's CA while this node leads it: one node of
-// the cluster at a time (README, "Cluster mode"). A standby says which
-// node serves and waits; a leader whose etcd session ends stops serving
-// and stands by again; SIGTERM hands the lead to the next node at once.
-func leadCA(c *cli.Context, store *etcdstore.Store, ca *localca.CA, state string) error {
-	offer := "https://" + caServeHost(c) + localca.ACMEPath
-	for {
-		if l, err := store.Leader(etcdstore.RoleCA); err == nil {
-			fmt.Fprintf(c.App.ErrWriter, "xmppcert: ca serve: standing by: node %s serves the cluster's CA at %s\n", safetext.Escape(l.Node), safetext.Escape(l.Offer))
-		}
-		lead, err := store.Lead(c.Context, etcdstore.RoleCA, offer)
-		if err != nil {
-			if c.Context.Err() != nil {
-				return nil
+	// One node of the cluster serves its CA at a time (README, "Cluster
+	// mode"); SIGTERM hands the lead to the next node at once.
+	errw := c.App.ErrWriter
+	err = store.Serve(c.Context, etcdstore.Role{
+		Name: etcdstore.RoleCA, Offer: "https://" + localca.ClientHost(c.String("listen")) + localca.ACMEPath,
+		Standby: func(l etcdstore.Candidate, ok bool) {
+			if ok {
+				fmt.Fprintf(errw, "xmppcert: ca serve: standing by: node %s serves the cluster's CA at %s\n", safetext.Escape(l.Node), safetext.Escape(l.Offer))
 			}
-			return fmt.Errorf("ca serve: %w", err)
-		}
-		fmt.Fprintln(c.App.ErrWriter, "xmppcert: ca serve: this node leads the cluster's CA")
-		lost, err := serveCA(c, ca, state, lead.Lost())
-		if !lost {
-			resign, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			lead.Resign(resign) // a lease that ends does it too, later
-			cancel()
-			return err
-		}
-		fmt.Fprintln(c.App.ErrWriter, "xmppcert: ca serve: this node's etcd session ended: it no longer leads the cluster's CA and stops serving")
-	}
-}
-
-// caServeHost is the HOST:PORT clients reach ca serve at, from --listen
-// (localhost for an unspecified host).
-func caServeHost(c *cli.Context) string {
-	host, port, _ := net.SplitHostPort(c.String("listen"))
-	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
-		host = "localhost"
-	}
-	return net.JoinHostPort(host, port)
-}
-
-// serveCA serves ACME from ca on --listen until SIGINT or SIGTERM, or
-// until stop is closed (lost reports which).
-func serveCA(c *cli.Context, ca *localca.CA, state string, stop <-chan struct{}) (lost bool, err error) {
-	ln, err := net.Listen("tcp", c.String("listen"))
+		},
+		Lead: func(ctx context.Context) error {
+			fmt.Fprintln(errw, "xmppcert: ca serve: this node leads the cluster's CA")
+			return serveCA(ctx, c, ca, state)
+		},
+		Lost: func() {
+			fmt.Fprintln(errw, "xmppcert: ca serve: this node's etcd session ended: it no longer leads the cluster's CA and stops serving")
+		},
+	})
 	if err != nil {
-		return false, fmt.Errorf("ca serve: %w", err)
+		return fmt.Errorf("ca serve: %w", err)
 	}
-	addr := ln.Addr().(*net.TCPAddr)
-	listenHost, _, _ := net.SplitHostPort(c.String("listen"))
-	listenIP := net.ParseIP(listenHost)
-	loopback := listenHost == "localhost" || (listenIP != nil && listenIP.IsLoopback())
-	host, port, _ := net.SplitHostPort(caServeHost(c))
-	ip := net.ParseIP(host)
-	if port == "0" {
-		port = fmt.Sprint(addr.Port)
-	}
-	hostport := net.JoinHostPort(host, port)
-	h, err := ca.Handler(localca.ServeOptions{
-		Host:         hostport,
+	return nil
+}
+
+// serveCA serves ACME from ca on --listen until ctx ends.
+func serveCA(ctx context.Context, c *cli.Context, ca *localca.CA, state string) error {
+	srv, err := ca.Listen(ctx, c.String("listen"), localca.ServeOptions{
 		AllowDomains: c.StringSlice("allow-domain"),
 		ValidateIP:   c.String("validate-ip"),
 		HTTPPort:     c.Int("http-01-port"),
@@ -419,48 +380,23 @@ func serveCA(c *cli.Context, ca *localca.CA, state string, stop <-chan struct{})
 		MaxOrdersPerHour: c.Int("max-orders-per-hour"),
 	})
 	if err != nil {
-		ln.Close()
-		return false, usagef("ca serve: %v", err)
+		return fmt.Errorf("ca serve: %w", err)
 	}
-	names := []string{host}
-	if host != "localhost" {
-		names = append(names, "localhost")
-	}
-	if ip == nil || !ip.Equal(net.IPv4(127, 0, 0, 1)) {
-		names = append(names, "127.0.0.1")
-	}
-	cert, err := ca.ServerCertificate(c.Context, names)
-	if err != nil {
-		ln.Close()
-		return false, fmt.Errorf("ca serve: issuing the server's own certificate: %w", err)
-	}
-	srv := httpserve.New(h, httpserve.Limits{}, nil)
-	srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	var stopped atomic.Bool
-	go func() {
-		select {
-		case <-c.Context.Done(): // SIGINT or SIGTERM (run)
-		case <-stop:
-			stopped.Store(true)
-		}
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(shutdown)
-	}()
-	if !loopback {
-		fmt.Fprintf(c.App.ErrWriter, "xmppcert: ca serve listens on %s, beyond loopback, for %s\n", addr, strings.Join(c.StringSlice("allow-domain"), ", "))
+	host, _, _ := net.SplitHostPort(c.String("listen"))
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		fmt.Fprintf(c.App.ErrWriter, "xmppcert: ca serve listens on %s, beyond loopback, for %s\n", srv.Addr(), strings.Join(c.StringSlice("allow-domain"), ", "))
 	}
 	if c.Bool("require-eab") {
-		if err := reportAccountsWithoutEAB(c.Context, c.App.ErrWriter, ca); err != nil {
-			ln.Close()
-			return false, fmt.Errorf("ca serve: listing the ACME accounts: %w", err)
+		if err := reportAccountsWithoutEAB(ctx, c.App.ErrWriter, ca); err != nil {
+			srv.Close()
+			return fmt.Errorf("ca serve: listing the ACME accounts: %w", err)
 		}
 	}
-	fmt.Fprintf(c.App.Writer, "ACME directory https://%s%s\nroot %s\n", hostport, localca.ACMEPath, filepath.Join(caDir(state), "root.crt"))
-	if err := srv.ServeTLS(ln, "", ""); !errors.Is(err, http.ErrServerClosed) {
-		return false, fmt.Errorf("ca serve: %w", err)
+	fmt.Fprintf(c.App.Writer, "ACME directory %s\nroot %s\n", srv.DirectoryURL(), filepath.Join(caDir(state), "root.crt"))
+	if err := srv.Serve(ctx); err != nil {
+		return fmt.Errorf("ca serve: %w", err)
 	}
-	return stopped.Load(), nil
+	return nil
 }
 
 // reportAccountsWithoutEAB warns of the accounts that --require-eab does

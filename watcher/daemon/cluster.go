@@ -347,7 +347,7 @@ func (d *Daemon) advertise(bound net.Addr) {
 // caElection is what electing the node that issues from the embedded CA
 // needs of a cluster's store (acme/etcdstore).
 type caElection interface {
-	Lead(ctx context.Context, role, offer string) (*etcdstore.Leadership, error)
+	Serve(ctx context.Context, r etcdstore.Role) error
 	Leader(role string) (etcdstore.Candidate, error)
 }
 
@@ -399,27 +399,20 @@ func (d *Daemon) awaitLocalCALeader(ctx context.Context, el caElection) {
 // "Cluster mode"), again whenever its lead ends with its session; it
 // resigns when ctx ends, handing over at once.
 func (d *Daemon) leadLocalCA(ctx context.Context, el caElection) {
-	for {
-		lead, err := el.Lead(ctx, etcdstore.RoleLocalCA, "")
-		if err != nil {
-			return // ctx ended
-		}
-		d.leadsLocalCA.Store(true)
-		d.log.Info("this node leads the embedded CA's issuance")
-		select {
-		case d.rerun <- struct{}{}: // what waited for a leader
-		default:
-		}
-		select {
-		case <-ctx.Done():
-			d.leadsLocalCA.Store(false)
-			resign, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			lead.Resign(resign)
-			cancel()
-			return
-		case <-lead.Lost():
-			d.leadsLocalCA.Store(false)
+	el.Serve(ctx, etcdstore.Role{Name: etcdstore.RoleLocalCA,
+		Lead: func(ctx context.Context) error {
+			d.leadsLocalCA.Store(true)
+			defer d.leadsLocalCA.Store(false)
+			d.log.Info("this node leads the embedded CA's issuance")
+			select {
+			case d.rerun <- struct{}{}: // what waited for a leader
+			default:
+			}
+			<-ctx.Done()
+			return nil
+		},
+		Lost: func() {
 			d.log.Warn("this node no longer leads the embedded CA's issuance: its etcd session ended")
-		}
-	}
+		},
+	})
 }
