@@ -4,23 +4,11 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"runtime/debug"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
+	"github.com/xmppcert/xmppcert/internal/buildinfo"
 )
-
-// versionModules are the dependencies whose versions a bug report
-// needs: the embedded CA, the ACME client, the history store, DNS, the
-// command line and the crypto. Others are in `go version -m xmppcert`.
-var versionModules = []string{
-	"github.com/smallstep/certificates",
-	"github.com/mholt/acmez/v3",
-	"go.etcd.io/bbolt",
-	"github.com/miekg/dns",
-	"github.com/urfave/cli/v2",
-	"golang.org/x/crypto",
-}
 
 func init() {
 	// --version and `xmppcert version` print the same text. The flag has
@@ -29,7 +17,7 @@ func init() {
 	// version instead of saying that probe has no -v.
 	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the versions of xmppcert, Go and the main modules, then exit", DisableDefaultText: true}
 	cli.VersionPrinter = func(c *cli.Context) {
-		if err := printVersion(c.App.Writer, buildVersion(), flagAnywhere(c, "json")); err != nil {
+		if err := printVersion(c.App.Writer, buildinfo.Read(), flagAnywhere(c, "json")); err != nil {
 			fmt.Fprintf(c.App.ErrWriter, "xmppcert: %v\n", err)
 		}
 	}
@@ -49,77 +37,13 @@ func versionCommand() *cli.Command {
 			if c.NArg() != 0 {
 				return usagef("version takes no arguments; for JSON give --json")
 			}
-			return printVersion(c.App.Writer, buildVersion(), flagAnywhere(c, "json"))
+			return printVersion(c.App.Writer, buildinfo.Read(), flagAnywhere(c, "json"))
 		},
 	}
 }
 
-// versionInfo is what the binary knows about how it was built; it is
-// also the --json form of version.
-type versionInfo struct {
-	// Version is the main module's version: a release, a pseudo-version
-	// for a build in a checkout, or "(devel)" when the build recorded
-	// none (-buildvcs=false, go run, a test binary).
-	Version string `json:"version"`
-	// Go is the toolchain that built the binary (runtime.Version).
-	Go string `json:"go"`
-	// Revision and Modified are the VCS revision and whether the
-	// checkout had uncommitted changes: empty and false when the build
-	// did not record them (-buildvcs=false, a build outside a checkout).
-	Revision string `json:"revision"`
-	Modified bool   `json:"modified"`
-	// Modules maps each module of versionModules that is linked in to
-	// its version ("v1.2.3 => PATH VERSION" when replaced).
-	Modules map[string]string `json:"modules"`
-}
-
-// buildVersion reads the build information the Go toolchain embeds.
-func buildVersion() versionInfo {
-	bi, _ := debug.ReadBuildInfo()
-	return versionFrom(bi)
-}
-
-// versionFrom picks what versionInfo reports out of bi. A binary
-// without build information (bi nil), or a test binary, still gets the
-// Go version and "(devel)".
-func versionFrom(bi *debug.BuildInfo) versionInfo {
-	v := versionInfo{Version: "(devel)", Go: runtime.Version(), Modules: map[string]string{}}
-	if bi == nil {
-		return v
-	}
-	if bi.Main.Version != "" {
-		v.Version = bi.Main.Version
-	}
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			v.Revision = s.Value
-		case "vcs.modified":
-			v.Modified = s.Value == "true"
-		}
-	}
-	want := map[string]bool{}
-	for _, p := range versionModules {
-		want[p] = true
-	}
-	for _, m := range bi.Deps {
-		if !want[m.Path] {
-			continue
-		}
-		ver := m.Version
-		if r := m.Replace; r != nil {
-			ver += " => " + r.Path
-			if r.Version != "" {
-				ver += " " + r.Version
-			}
-		}
-		v.Modules[m.Path] = ver
-	}
-	return v
-}
-
 // printVersion writes v as text or, with asJSON, as JSON.
-func printVersion(w io.Writer, v versionInfo, asJSON bool) error {
+func printVersion(w io.Writer, v buildinfo.Info, asJSON bool) error {
 	if asJSON {
 		return writeJSON(w, v)
 	}
@@ -134,7 +58,7 @@ func printVersion(w io.Writer, v versionInfo, asJSON bool) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, p := range versionModules {
+	for _, p := range buildinfo.Modules {
 		if ver, ok := v.Modules[p]; ok {
 			fmt.Fprintf(tw, "  %s\t%s\n", p, ver)
 		}

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/xmppcert/xmppcert/internal/buildinfo"
 )
 
 // TestVersion runs `version` and `--version` in-process: the same text
@@ -63,8 +65,8 @@ func TestVersion(t *testing.T) {
 			t.Errorf("%q: modules[github.com/urfave/cli/v2] = %q, want v2.*", args, ver)
 		}
 		for path := range v.Modules {
-			if !slices.Contains(versionModules, path) {
-				t.Errorf("%q: module %s is not one of versionModules", args, path)
+			if !slices.Contains(buildinfo.Modules, path) {
+				t.Errorf("%q: module %s is not one of buildinfo.Modules", args, path)
 			}
 		}
 	}
@@ -74,7 +76,7 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-// TestVersionFrom feeds versionFrom the build information of a release
+// TestVersionFrom feeds buildinfo.From the build information of a release
 // build, of a modified checkout with a replaced module, and none at all.
 func TestVersionFrom(t *testing.T) {
 	deps := []*debug.Module{
@@ -101,7 +103,7 @@ func TestVersionFrom(t *testing.T) {
 			`{"version":"(devel)","go":"GO","revision":"","modified":false,"modules":{}}`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			v := versionFrom(c.bi)
+			v := buildinfo.From(c.bi)
 			var text, js strings.Builder
 			if err := printVersion(&text, v, false); err != nil {
 				t.Fatal(err)
