@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/internal/safedir"
 	"github.com/xmppcert/xmppcert/internal/testfs"
 	"github.com/xmppcert/xmppcert/internal/testtool"
 )
@@ -134,7 +135,7 @@ func checkLineage(t *testing.T, state, name string, verified map[string]bool) li
 		case "archive/" + name:
 			return strings.HasPrefix(entry, ".tmp-")
 		case "":
-			return strings.HasPrefix(entry, probePrefix)
+			return strings.HasPrefix(entry, safedir.ProbePrefix)
 		}
 		return false
 	}

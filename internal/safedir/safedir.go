@@ -122,3 +122,61 @@ func Check(root string) error {
 		return nil
 	})
 }
+
+// NotDirError names a path that is not a directory where one is needed.
+type NotDirError struct{ Path string }
+
+func (e *NotDirError) Error() string { return e.Path + " is not a directory" }
+
+// NotWritableError is a directory in which nothing can be created.
+type NotWritableError struct {
+	Dir string
+	Err error
+}
+
+func (e *NotWritableError) Error() string { return e.Dir + " is not writable: " + e.Err.Error() }
+
+// Unwrap returns the error of the attempt to create in Dir.
+func (e *NotWritableError) Unwrap() error { return e.Err }
+
+// ProbePrefix names the directories Writable creates and removes; a
+// killed run may leave one behind until the next Writable.
+const ProbePrefix = ".xmppcert-probe-"
+
+// Writable proves that dir can be written, before anything is written:
+// it creates and removes a probe directory in dir, or in the nearest
+// existing parent dir would be created in. access(2) is not enough: it
+// says yes to root on /proc. Probes that a killed run left are removed
+// too; removing a concurrent run's probe is harmless, since its own
+// attempt has already answered. A path on the way that is not a
+// directory is a *NotDirError, a directory that refuses the probe a
+// *NotWritableError.
+func Writable(dir string) error {
+	probe := dir
+	for {
+		st, err := os.Stat(probe)
+		if err == nil {
+			if !st.IsDir() {
+				return &NotDirError{Path: probe}
+			}
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		parent := filepath.Dir(probe)
+		if parent == probe {
+			break
+		}
+		probe = parent
+	}
+	tmp, err := os.MkdirTemp(probe, ProbePrefix+"*")
+	if err != nil {
+		return &NotWritableError{Dir: probe, Err: err}
+	}
+	left, _ := filepath.Glob(filepath.Join(probe, ProbePrefix+"*"))
+	for _, d := range append(left, tmp) {
+		os.Remove(d)
+	}
+	return nil
+}

@@ -86,3 +86,39 @@ func TestCheckNotCreated(t *testing.T) {
 		t.Errorf("under a world-writable directory: %v; want %s refused", err, open)
 	}
 }
+
+// TestWritable: a directory, or the nearest existing parent of one to be
+// created, that takes a probe passes and is left as it was, without the
+// probes a killed run left; a file, a path under one and a directory that
+// refuses the probe (/proc refuses root too) are named.
+func TestWritable(t *testing.T) {
+	dir := t.TempDir()
+	left := filepath.Join(dir, ProbePrefix+"killed")
+	if err := os.Mkdir(left, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{dir, filepath.Join(dir, "new", "state")} {
+		if err := Writable(d); err != nil {
+			t.Errorf("Writable(%s): %v", d, err)
+		}
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Errorf("left in %s: %v, %v; want nothing", dir, entries, err)
+	}
+
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var notDir *NotDirError
+	if err := Writable(file); !errors.As(err, &notDir) || notDir.Path != file {
+		t.Errorf("a file: %v; want a NotDirError naming %s", err, file)
+	}
+	if err := Writable(filepath.Join(file, "state")); err == nil {
+		t.Error("under a file: no error")
+	}
+	var notWritable *NotWritableError
+	if err := Writable("/proc/xmppcert-state"); !errors.As(err, &notWritable) || notWritable.Dir != "/proc" {
+		t.Errorf("under /proc: %v; want a NotWritableError naming /proc", err)
+	}
+}
