@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
@@ -112,7 +110,7 @@ func statusOf(c *cli.Context) (statusReport, error) {
 		path := filepath.Join(state, daemon.HistoryFile)
 		rep.Source = fmt.Sprintf("history %s (%v)", path, apiErr)
 		rep.noDaemon = cfg != nil
-		eps, err := readHistory(path)
+		eps, err := web.HistoryStatuses(path, statusLockTimeout)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 			rep.Note = "no history yet: start 'xmppcert daemon' to watch endpoints"
@@ -157,24 +155,6 @@ func daemonClient(c *cli.Context) (*web.Client, *config.Config, error) {
 // listenFlag is the daemon API address of status, ack and sweep.
 func listenFlag() cli.Flag {
 	return &cli.StringFlag{Name: "listen", Usage: "HOST:PORT of the daemon's API (default: the configuration's http.listen)"}
-}
-
-// readHistory opens the history read-only, briefly, and gives the same
-// statuses the daemon's API would.
-func readHistory(path string) ([]web.EndpointStatus, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, err
-	}
-	st, err := history.Open(path, history.Options{ReadOnly: true, Timeout: statusLockTimeout})
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	srv, err := web.New(web.Options{Store: st, Acks: st, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		return nil, err
-	}
-	return srv.Statuses()
 }
 
 // lineages reads the lineages of the state directory with what needs the

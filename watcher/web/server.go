@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -472,6 +473,27 @@ func (s *Server) Statuses() ([]EndpointStatus, error) {
 		}
 	}
 	return out, nil
+}
+
+// HistoryStatuses reads the history file at path read-only, waiting at
+// most timeout for a daemon's lock on it, and returns what GET
+// /api/endpoints would answer from it: for a command that no daemon
+// answered. A missing file is an fs.ErrNotExist, a lock held past
+// timeout a history.ErrLocked.
+func HistoryStatuses(path string, timeout time.Duration) ([]EndpointStatus, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	st, err := history.Open(path, history.Options{ReadOnly: true, Timeout: timeout})
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	srv, err := New(Options{Store: st, Acks: st, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, err
+	}
+	return srv.Statuses()
 }
 
 // serverError logs err and answers 500 without its text: errors may
