@@ -95,6 +95,27 @@ func LineageKeys(l *acme.Lineage) []crypto.PublicKey {
 	return keys
 }
 
+// Expectation is what pin verification expects of a lineage: DANE-EE
+// SPKI SHA-256 records (3 1 1) for the current certificate's key and,
+// when there is one, for the next key, so that a check reports the
+// records missing for either.
+func Expectation(l *acme.Lineage) (pinning.Expectation, error) {
+	var e pinning.Expectation
+	cur, err := pinning.NewTLSA(l.Chain[0], pinning.UsageDANEEE, pinning.SelectorSPKI, pinning.MatchSHA256)
+	if err != nil {
+		return e, err
+	}
+	e.Current = []pinning.TLSA{cur}
+	if l.NextKey != nil {
+		next, err := pinning.NewKeyTLSA(l.NextKey.Public(), pinning.UsageDANEEE, pinning.MatchSHA256)
+		if err != nil {
+			return e, err
+		}
+		e.Next = []pinning.TLSA{next}
+	}
+	return e, nil
+}
+
 // Ports by service: STARTTLS, then direct TLS (XEP-0368).
 var servicePorts = map[xmppaddr.Service][]uint16{
 	xmppaddr.ServiceClient: {5222, 5223},

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/xmppcert/xmppcert/acme/acmeca"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
-	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/journal"
 	"github.com/xmppcert/xmppcert/internal/safedir"
 	"github.com/xmppcert/xmppcert/watcher/config"
@@ -142,19 +140,9 @@ func runDaemon(c *cli.Context) error {
 	}
 	cfg.StateDir = state
 	logger := newLogger(c.App.ErrWriter, flagAnywhere(c, "json"), flagAnywhere(c, "quiet"))
-	// Probes trust the system roots and the embedded CA's root (our own
-	// hosts' certificates), read now; each sweep adds watch.trust_roots.
-	roots, err := x509.SystemCertPool()
+	roots, err := daemon.ProbeRoots(state, logger)
 	if err != nil {
-		logger.Warn("no system roots; probes trust the embedded CA and watch.trust_roots only", "error", err.Error())
-		roots = x509.NewCertPool()
-	}
-	if rootPEM, err := localca.RootPEM(caDir(state)); err == nil {
-		if !roots.AppendCertsFromPEM(rootPEM) {
-			return fmt.Errorf("the embedded CA's root in %s holds no certificate; check the state directory", caDir(state))
-		}
-	} else if !errors.Is(err, localca.ErrNotInitialized) {
-		return fmt.Errorf("reading the embedded CA's root: %w", err)
+		return err
 	}
 	engine := lifecycle.OnDisk(state)
 	if cfg.Cluster != nil {

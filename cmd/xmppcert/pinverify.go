@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/internal/certfile"
 	"github.com/xmppcert/xmppcert/pinning"
 	"github.com/xmppcert/xmppcert/xmppaddr"
@@ -141,19 +142,8 @@ func expectation(c *cli.Context, domain string) (pinning.Expectation, string, er
 	case err != nil:
 		return e, "", nil
 	}
-	cur, err := pinning.NewTLSA(l.Chain[0], pinning.UsageDANEEE, pinning.SelectorSPKI, pinning.MatchSHA256)
-	if err != nil {
-		return e, "", err
-	}
-	e.Current = []pinning.TLSA{cur}
-	if l.NextKey != nil {
-		next, err := pinning.NewKeyTLSA(l.NextKey.Public(), pinning.UsageDANEEE, pinning.MatchSHA256)
-		if err != nil {
-			return e, "", err
-		}
-		e.Next = []pinning.TLSA{next}
-	}
-	return e, l.Name, nil
+	e, err = lifecycle.Expectation(l)
+	return e, l.Name, err
 }
 
 // printVerify is the text report: per service its SRV answer, per target

@@ -7,10 +7,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/lifecycle"
+	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/watcher"
 	"github.com/xmppcert/xmppcert/watcher/changes"
 	"github.com/xmppcert/xmppcert/watcher/config"
@@ -251,6 +254,28 @@ func (d *Daemon) ProbeNow(ctx context.Context, domain string, svc xmppaddr.Servi
 	cfg := d.cfg
 	d.mu.Unlock()
 	return probe.Probe(ctx, domain, d.probeOptions(cfg, d.roots(cfg), svc, directTLS, ownName(cfg, domain)))
+}
+
+// ProbeRoots is the pool the daemon's probes trust before the
+// configuration's own roots: the system's, and the root of the embedded
+// CA in the state directory state (our own hosts' certificates). Without
+// system roots it holds the CA's alone, and says so through log.
+func ProbeRoots(state string, log *slog.Logger) (*x509.CertPool, error) {
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		log.Warn("no system roots; probes trust the embedded CA and the configured roots only", "error", err.Error())
+		roots = x509.NewCertPool()
+	}
+	dir := lifecycle.CADir(state)
+	rootPEM, err := localca.RootPEM(dir)
+	switch {
+	case errors.Is(err, localca.ErrNotInitialized):
+	case err != nil:
+		return nil, fmt.Errorf("reading the embedded CA's root: %w", err)
+	case !roots.AppendCertsFromPEM(rootPEM):
+		return nil, fmt.Errorf("the embedded CA's root in %s holds no certificate; check the state directory", dir)
+	}
+	return roots, nil
 }
 
 // roots is the pool the sweep's probes judge certificates against:
