@@ -291,7 +291,7 @@ func (d *Daemon) roots(cfg *config.Config) *x509.CertPool {
 	} else if sys, err := x509.SystemCertPool(); err == nil {
 		pool = sys
 	} else {
-		d.log.Warn("no system roots; trusting watch.trust_roots alone", "error", err.Error())
+		d.log.Warn("no system roots; trusting the configured roots alone", "error", err.Error())
 	}
 	for _, c := range cfg.Watch.TrustRoots {
 		pool.AddCert(c)
