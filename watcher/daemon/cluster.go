@@ -136,17 +136,40 @@ func earliestExpiry(store acme.Store) (name string, notAfter time.Time, found bo
 }
 
 // changesOf is the cluster store's feed of what calls for a run
-// (etcdstore.Store.Changes) until ctx is done; nil without a cluster.
-func (d *Daemon) changesOf(ctx context.Context) <-chan struct{} {
+// (etcdstore.Store.Changes) until ctx is done, for n receivers: one
+// watch, and a channel for each that holds one signal, closed with the
+// feed. Without a cluster the channels are nil.
+func (d *Daemon) changesOf(ctx context.Context, n int) []<-chan struct{} {
+	outs := make([]<-chan struct{}, n)
 	if d.deps.Engine == nil {
-		return nil
+		return outs
 	}
-	if w, ok := d.deps.Engine.Store.(interface {
+	w, ok := d.deps.Engine.Store.(interface {
 		Changes(context.Context) <-chan struct{}
-	}); ok {
-		return w.Changes(ctx)
+	})
+	if !ok {
+		return outs
 	}
-	return nil
+	feed := w.Changes(ctx)
+	chans := make([]chan struct{}, n)
+	for i := range chans {
+		chans[i] = make(chan struct{}, 1)
+		outs[i] = chans[i]
+	}
+	go func() {
+		for range feed {
+			for _, c := range chans {
+				select {
+				case c <- struct{}{}:
+				default:
+				}
+			}
+		}
+		for _, c := range chans {
+			close(c)
+		}
+	}()
+	return outs
 }
 
 // followLoop, on a cluster node, writes every version another node
@@ -154,8 +177,7 @@ func (d *Daemon) changesOf(ctx context.Context) <-chan struct{} {
 // committed, while the renewal loop may be busy with this node's own
 // renewals; it returns when ctx is done. work is the context the deploys
 // run with.
-func (d *Daemon) followLoop(ctx, work context.Context) {
-	changed := d.changesOf(ctx)
+func (d *Daemon) followLoop(ctx, work context.Context, changed <-chan struct{}) {
 	if changed == nil {
 		return
 	}

@@ -164,7 +164,7 @@ func TestClusterFollows(t *testing.T) {
 	looped := make(chan struct{})
 	go func() {
 		defer close(looped)
-		a.d.renewLoop(ctx, ctx)
+		a.d.renewLoop(ctx, ctx, a.d.changesOf(ctx, 1)[0])
 	}()
 	defer func() {
 		cancel()

@@ -505,11 +505,14 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener) error {
 		}()
 		d.awaitLocalCALeader(ctx, el)
 	}
+	// One watch of the cluster's changes wakes both the renewal and the
+	// follow loop.
+	changes := d.changesOf(ctx, 2)
 	if d.deps.Engine != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.renewLoop(ctx, work)
+			d.renewLoop(ctx, work, changes[0])
 		}()
 	}
 	wg.Add(1)
@@ -520,7 +523,7 @@ func (d *Daemon) serve(ctx context.Context, ln net.Listener) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		d.followLoop(ctx, work)
+		d.followLoop(ctx, work, changes[1])
 	}()
 
 	timer := time.NewTimer(d.firstDelay())
@@ -595,11 +598,10 @@ func (d *Daemon) nextDelay() time.Duration {
 }
 
 // renewLoop runs the engine (renew) at start and every RenewInterval until ctx is
-// done; work is the context the renewal itself runs with.
-func (d *Daemon) renewLoop(ctx, work context.Context) {
-	// In a cluster, another node's new version or lock release, or this
-	// node's session ending or coming back, starts a run at once.
-	wake := d.changesOf(ctx)
+// done; work is the context the renewal itself runs with. In a cluster,
+// wake (changesOf) signals another node's new version or lock release,
+// or this node's session ending or coming back: a run starts at once.
+func (d *Daemon) renewLoop(ctx, work context.Context, wake <-chan struct{}) {
 	if wake != nil {
 		wake = merge(ctx, wake, d.rerun)
 	}
