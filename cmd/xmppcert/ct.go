@@ -71,42 +71,28 @@ func runCTCheck(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	var from *uint64
+	if c.IsSet("from") {
+		v := c.Uint64("from")
+		from = &v
+	}
 	var findings []ctFinding
-	var failed []string
-	for _, u := range urls {
-		l, err := ct.Detect(c.Context, u, nil)
-		if err != nil {
-			failed = append(failed, err.Error())
-			continue
-		}
-		size, err := (&ct.Client{Log: l}).Size(c.Context)
-		if err != nil {
-			failed = append(failed, err.Error())
-			continue
-		}
-		from := c.Uint64("from")
-		if !c.IsSet("from") {
-			from = size - min(size, c.Uint64("count"))
-		}
-		pos := &ct.MemPositions{}
-		pos.Set(l.URL, from)
-		f := &ct.Follower{Logs: []ct.Log{l}, Positions: pos, MaxPerRound: c.Uint64("count")}
-		r := f.Round(c.Context, m, func(l ct.Log, mt ct.Match) {
-			fd := ctFinding{Log: l.URL, Index: mt.Entry.Index, Precert: mt.Entry.Precert, Names: mt.Names, Lineage: mt.Ours}
-			if mt.Ours != "" {
-				what := "certificate"
-				if mt.Entry.Precert {
-					what = "precertificate"
-				}
-				fd.Text = fmt.Sprintf("CT log %s entry %d: a %s for %s issued by xmppcert (lineage %s)", l.URL, mt.Entry.Index, what, strings.Join(mt.Names, ", "), mt.Ours)
-			} else {
-				fd.Text = mt.Describe(l.URL)
+	errs := ct.Search(c.Context, urls, from, c.Uint64("count"), m, func(l ct.Log, mt ct.Match) {
+		fd := ctFinding{Log: l.URL, Index: mt.Entry.Index, Precert: mt.Entry.Precert, Names: mt.Names, Lineage: mt.Ours}
+		if mt.Ours != "" {
+			what := "certificate"
+			if mt.Entry.Precert {
+				what = "precertificate"
 			}
-			findings = append(findings, fd)
-		})
-		if r[0].Err != nil {
-			failed = append(failed, fmt.Sprintf("%s: read up to entry %d: %v", l.URL, r[0].To, r[0].Err))
+			fd.Text = fmt.Sprintf("CT log %s entry %d: a %s for %s issued by xmppcert (lineage %s)", l.URL, mt.Entry.Index, what, strings.Join(mt.Names, ", "), mt.Ours)
+		} else {
+			fd.Text = mt.Describe(l.URL)
 		}
+		findings = append(findings, fd)
+	})
+	failed := []string{}
+	for _, err := range errs {
+		failed = append(failed, err.Error())
 	}
 	unexpected := 0
 	for _, f := range findings {
@@ -121,7 +107,7 @@ func runCTCheck(c *cli.Context) error {
 		if err := writeJSON(c.App.Writer, struct {
 			Findings []ctFinding `json:"findings"`
 			Errors   []string    `json:"errors"`
-		}{findings, append([]string{}, failed...)}); err != nil {
+		}{findings, failed}); err != nil {
 			return err
 		}
 	} else {

@@ -3,6 +3,8 @@ package main
 import (
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
+	"fmt"
 	"math/big"
 	"path/filepath"
 	"regexp"
@@ -14,6 +16,7 @@ import (
 	"github.com/xmppcert/xmppcert/internal/certfile"
 	"github.com/xmppcert/xmppcert/internal/testct"
 	"github.com/xmppcert/xmppcert/internal/testpki"
+	"github.com/xmppcert/xmppcert/internal/testtool"
 )
 
 // TestCTCheck searches a real CT log (TesseraCT) holding our lineage's
@@ -57,6 +60,22 @@ func TestCTCheck(t *testing.T) {
 	code, out, _ = runCLI(t, nil, "--state-dir", state, "ct", "check", "muc.example.org", "--log", log.MonitoringURL, "--from", "1", "--count", "1", "--json")
 	if code != exitFailed || !strings.Contains(out, `"index": 1`) || !strings.Contains(out, `"names": [`) {
 		t.Errorf("--json: exit %d\n%s", code, out)
+	}
+	// A log that cannot be read fails the check and is named; the
+	// others are searched all the same.
+	closed := fmt.Sprintf("http://127.0.0.1:%d/log/", testtool.FreePort(t))
+	code, out, errs = runCLI(t, nil, "--state-dir", state, "ct", "check", "example.org", "--log", closed, "--log", log.MonitoringURL)
+	if code != exitFailed || !strings.Contains(out, "issued by xmppcert (lineage example.org)") || !strings.Contains(out, "1 matches for example.org, 0 not issued by xmppcert") ||
+		!strings.Contains(errs, closed) || strings.Count(errs, "\n") != 1 {
+		t.Errorf("an unreadable log beside a readable one: exit %d\n%s%s", code, out, errs)
+	}
+	code, out, _ = runCLI(t, nil, "--state-dir", state, "ct", "check", "example.org", "--log", closed, "--json")
+	var rep struct {
+		Findings []json.RawMessage `json:"findings"`
+		Errors   []string          `json:"errors"`
+	}
+	if code != exitFailed || json.Unmarshal([]byte(out), &rep) != nil || len(rep.Findings) != 0 || len(rep.Errors) != 1 || !strings.Contains(rep.Errors[0], closed) {
+		t.Errorf("--json with an unreadable log: exit %d\n%s", code, out)
 	}
 	for _, args := range [][]string{{"ct", "check"}, {"ct", "check", "example.org"}, {"ct", "check", "a..b", "--log", "http://x/"}, {"ct", "check", "example.org", "--log", "http://x/", "--count", "0"}} {
 		if code, out, errs := runCLI(t, nil, append([]string{"--state-dir", state}, args...)...); code != exitUsage || out != "" || strings.Count(errs, "\n") != 1 {
