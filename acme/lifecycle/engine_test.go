@@ -366,7 +366,13 @@ func testReconcile(t *testing.T, newStore func(state string) acme.Store) {
 	acmeReq.CA = "https://127.0.0.1:1/directory"
 	acmeReq.ACME = &acme.ACMESettings{Directory: acmeReq.CA, Challenges: acme.ChallengeSettings{HTTPListen: "127.0.0.1:0"}}
 	hosts := []Host{
-		{Request: acmeReq, Source: "test.toml:1", AccountHint: "agree to the terms in test.toml:1"},
+		{Request: acmeReq, Source: "test.toml:1", Hint: func(err error) string {
+			var ae *AccountError
+			if errors.As(err, &ae) {
+				return "agree to the terms in test.toml:1"
+			}
+			return ""
+		}},
 		{Request: request(t, "example.org", "upload.example.org"), Source: "test.toml:9"},
 	}
 	var logs bytes.Buffer

@@ -28,10 +28,12 @@ type Host struct {
 	POSH *POSHPublication
 	// Source says where the host is configured ("FILE:LINE"), for logs.
 	Source string
-	// AccountHint is the front's advice, in its own terms, for when the
-	// host's ACME CA has no account and none may be registered
-	// (CheckAccount); it is logged as the failure's "next".
-	AccountHint string
+	// Hint, when set, is the front's advice in its own terms for a
+	// failure of the host's issuance or renewal: an account that may
+	// not be registered (an *AccountError of CheckAccount), a setting
+	// an ACME CA's failure names (acmeca.Error's Remedy); "" when it has
+	// none. It is logged as the failure's "next".
+	Hint func(error) string
 }
 
 // TLSAPublication is how a host's TLSA records are published.
@@ -118,7 +120,7 @@ func (w *reconcileRun) run(ctx context.Context, hosts []Host) error {
 		}
 		if !done[name] {
 			done[name] = true
-			w.renew(ctx, name, nil)
+			w.renew(ctx, name, nil, Host{})
 		}
 	}
 	attrs := []any{"lineages", len(done), "hosts", len(hosts)}
@@ -139,6 +141,16 @@ func (w *reconcileRun) fail(name, msg string, err error, attrs ...any) {
 	w.log.Error(msg, append([]any{"lineage", name, "error", err.Error()}, attrs...)...)
 }
 
+// hint is the front's advice for err (Hint), else fallback.
+func (h Host) hint(err error, fallback string) string {
+	if h.Hint != nil {
+		if s := h.Hint(err); s != "" {
+			return s
+		}
+	}
+	return fallback
+}
+
 // host issues, renews and publishes the pins of one desired host.
 func (w *reconcileRun) host(ctx context.Context, h Host, exists bool) {
 	name := h.Request.Host()
@@ -153,7 +165,7 @@ func (w *reconcileRun) host(ctx context.Context, h Host, exists bool) {
 	if exists {
 		w.reissueChanged(ctx, h, targets)
 	}
-	w.renew(ctx, name, targets)
+	w.renew(ctx, name, targets, h)
 	if h.TLSA != nil {
 		w.publishTLSA(ctx, name, h.TLSA)
 	}
@@ -190,16 +202,13 @@ func (w *reconcileRun) issue(ctx context.Context, h Host, targets []acme.Target)
 		return false
 	}
 	if err := w.e.CheckAccount(req, h.Options); err != nil {
-		next := h.AccountHint
-		if next == "" {
-			next = "allow the account's registration in the host's settings"
-		}
+		next := h.hint(err, "allow the account's registration in the host's settings")
 		w.fail(name, "issuance failed", err, "host", h.Source, "next", next)
 		return false
 	}
 	res, err := w.e.issueLocked(ctx, req, h.Options, targets)
 	if err != nil {
-		w.fail(name, "issuance failed", err, "ca", req.CA, "next", retry)
+		w.fail(name, "issuance failed", err, "ca", req.CA, "next", h.hint(err, retry))
 		return false
 	}
 	w.counts[ResultIssued]++
@@ -268,15 +277,16 @@ func (w *reconcileRun) reissueChanged(ctx context.Context, h Host, targets []acm
 }
 
 // renew renews the lineage when it is due (RenewRun.Lineage), deploying
-// to its stored targets and to targets, and logs what it did.
-func (w *reconcileRun) renew(ctx context.Context, name string, targets []acme.Target) {
+// to its stored targets and to targets, and logs what it did, with h's
+// hint for a failure.
+func (w *reconcileRun) renew(ctx context.Context, name string, targets []acme.Target, h Host) {
 	w.r.opts.Targets = targets
 	l := w.r.Lineage(ctx, name)
 	w.counts[l.Result]++
 	switch l.Result {
 	case ResultFailed:
 		w.failed[name] = true
-		w.log.Error("renewal failed", "lineage", name, "error", l.Error)
+		w.log.Error("renewal failed", "lineage", name, "error", l.Error, "next", h.hint(l.Err, retry))
 	case ResultNotDue:
 	default:
 		w.log.Info("renewal", "lineage", name, "result", l.Result, "version", l.Version, "reason", l.Reason)

@@ -59,6 +59,7 @@ import (
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/acmeca"
 	"github.com/xmppcert/xmppcert/watcher/alert"
 	"github.com/xmppcert/xmppcert/watcher/changes"
 	"github.com/xmppcert/xmppcert/watcher/ct"
@@ -692,6 +693,30 @@ const POSHDir = "posh"
 // CA's terms and, for CAs that require it, External Account Binding.
 func (h Host) AccountHint() string {
 	return fmt.Sprintf("set agree_tos = true (and for ZeroSSL eab_kid and eab_hmac_file) in [host.acme] of the [[host]] at line %d of the configuration", h.Line)
+}
+
+// remedyKeys names, for each setting an ACME CA's failure asks to
+// change, the host's keys that change it.
+var remedyKeys = map[acmeca.Remedy]string{
+	acmeca.RemedyDirectory: "ca",
+	acmeca.RemedyTrustRoot: "trust_root in [host.acme]",
+	acmeca.RemedyStaging:   `ca = "letsencrypt-staging"`,
+	acmeca.RemedyProfile:   "profile in [host.acme]",
+	acmeca.RemedyEAB:       "eab_kid and eab_hmac_file in [host.acme]",
+	acmeca.RemedyAgreeTOS:  "agree_tos = true in [host.acme]",
+	acmeca.RemedyEmail:     "email in [host.acme]",
+	acmeca.RemedyXMPPIDs:   `ca = "local", or require_xmpp_ids = false in [host.acme]`,
+}
+
+// RemedyHint says, in the file's keys, which setting of the host to
+// change for an ACME CA's failure whose advice names r; "" when the file
+// has no such setting (how long an issuance may take, say).
+func (h Host) RemedyHint(r acmeca.Remedy) string {
+	keys, ok := remedyKeys[r]
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf("see %s of the [[host]] at line %d of the configuration", keys, h.Line)
 }
 
 // POSHRoot is the web root the host's POSH documents are written into

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -743,6 +744,45 @@ func TestClusterFrom(t *testing.T) {
 		var list ErrorList
 		if !errors.As(err, &list) || len(list) != 1 || list[0].Key != tc.want || list[0].File != "" {
 			t.Errorf("%+v: %v; want one problem of %s", tc.s, err, tc.want)
+		}
+	}
+}
+
+// TestRemedyHint: each setting an ACME CA's failure names is phrased in
+// keys the file has, with the host's line; one the file has no key for
+// gives no hint.
+func TestRemedyHint(t *testing.T) {
+	tags := map[string]bool{}
+	for _, v := range []any{rawHost{}, rawACME{}} {
+		rt := reflect.TypeOf(v)
+		for i := range rt.NumField() {
+			tags[strings.Split(rt.Field(i).Tag.Get("toml"), ",")[0]] = true
+		}
+	}
+	h := Host{Line: 7}
+	for r, keys := range map[acmeca.Remedy][]string{
+		acmeca.RemedyDirectory: {"ca"},
+		acmeca.RemedyTrustRoot: {"trust_root"},
+		acmeca.RemedyStaging:   {"ca"},
+		acmeca.RemedyProfile:   {"profile"},
+		acmeca.RemedyEAB:       {"eab_kid", "eab_hmac_file"},
+		acmeca.RemedyAgreeTOS:  {"agree_tos"},
+		acmeca.RemedyEmail:     {"email"},
+		acmeca.RemedyXMPPIDs:   {"ca", "require_xmpp_ids"},
+	} {
+		hint := h.RemedyHint(r)
+		if !strings.HasSuffix(hint, "of the [[host]] at line 7 of the configuration") {
+			t.Errorf("remedy %d: %q does not name the host's line", r, hint)
+		}
+		for _, k := range keys {
+			if !tags[k] || !strings.Contains(hint, k) {
+				t.Errorf("remedy %d: %q, key %s (a key of [[host]]: %v)", r, hint, k, tags[k])
+			}
+		}
+	}
+	for _, r := range []acmeca.Remedy{acmeca.RemedyNone, acmeca.RemedyTimeout} {
+		if hint := h.RemedyHint(r); hint != "" {
+			t.Errorf("remedy %d: %q; want none", r, hint)
 		}
 	}
 }

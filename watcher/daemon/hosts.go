@@ -2,10 +2,12 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
 
+	"github.com/xmppcert/xmppcert/acme/acmeca"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/dnsupdate"
@@ -69,10 +71,20 @@ func DesiredHost(cfg *config.Config, h config.Host) (lifecycle.Host, error) {
 		return lifecycle.Host{}, err
 	}
 	out := lifecycle.Host{
-		Request:     req,
-		Options:     lifecycle.IssueOptions{AgreeTOS: h.AgreeTOS, EABHMAC: string(h.EABHMAC)},
-		Source:      hostSource(cfg, h),
-		AccountHint: h.AccountHint() + "; reload with SIGHUP",
+		Request: req,
+		Options: lifecycle.IssueOptions{AgreeTOS: h.AgreeTOS, EABHMAC: string(h.EABHMAC)},
+		Source:  hostSource(cfg, h),
+		Hint: func(err error) string {
+			var account *lifecycle.AccountError
+			var ca *acmeca.Error
+			switch {
+			case errors.As(err, &account):
+				return h.AccountHint() + "; reload with SIGHUP"
+			case errors.As(err, &ca) && h.RemedyHint(ca.Remedy()) != "":
+				return h.RemedyHint(ca.Remedy()) + "; reload with SIGHUP"
+			}
+			return ""
+		},
 	}
 	if t := h.TLSA; t != nil {
 		out.TLSA = &lifecycle.TLSAPublication{
