@@ -336,7 +336,10 @@ func runCAServe(c *cli.Context) error {
 			return err
 		}
 		defer ca.Close()
-		return serveCA(c.Context, c, ca, state)
+		if err := serveCA(c.Context, c, ca, state); err != nil {
+			return fmt.Errorf("ca serve: %w", err)
+		}
+		return nil
 	}
 	defer store.Close()
 	ca, err := lifecycle.OnCluster(state, store).OpenCA(opts)
@@ -368,7 +371,8 @@ func runCAServe(c *cli.Context) error {
 	return nil
 }
 
-// serveCA serves ACME from ca on --listen until ctx ends.
+// serveCA serves ACME from ca on --listen until ctx ends; its errors
+// are the caller's to name as ca serve's.
 func serveCA(ctx context.Context, c *cli.Context, ca *localca.CA, state string) error {
 	srv, err := ca.Listen(ctx, c.String("listen"), localca.ServeOptions{
 		AllowDomains: c.StringSlice("allow-domain"),
@@ -380,7 +384,7 @@ func serveCA(ctx context.Context, c *cli.Context, ca *localca.CA, state string) 
 		MaxOrdersPerHour: c.Int("max-orders-per-hour"),
 	})
 	if err != nil {
-		return fmt.Errorf("ca serve: %w", err)
+		return err
 	}
 	host, _, _ := net.SplitHostPort(c.String("listen"))
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
@@ -389,14 +393,11 @@ func serveCA(ctx context.Context, c *cli.Context, ca *localca.CA, state string) 
 	if c.Bool("require-eab") {
 		if err := reportAccountsWithoutEAB(ctx, c.App.ErrWriter, ca); err != nil {
 			srv.Close()
-			return fmt.Errorf("ca serve: listing the ACME accounts: %w", err)
+			return fmt.Errorf("listing the ACME accounts: %w", err)
 		}
 	}
 	fmt.Fprintf(c.App.Writer, "ACME directory %s\nroot %s\n", srv.DirectoryURL(), filepath.Join(caDir(state), "root.crt"))
-	if err := srv.Serve(ctx); err != nil {
-		return fmt.Errorf("ca serve: %w", err)
-	}
-	return nil
+	return srv.Serve(ctx)
 }
 
 // reportAccountsWithoutEAB warns of the accounts that --require-eab does
