@@ -32,7 +32,7 @@ import (
 	"github.com/xmppcert/xmppcert/xmppaddr"
 )
 
-// acmeEnv is CA.Handler served over HTTPS on loopback, with an http-01
+// acmeEnv is the CA's Server on loopback, with an http-01
 // and a tls-alpn-01 responder that the CA's validation is pointed at.
 type acmeEnv struct {
 	ca        *CA
@@ -49,28 +49,29 @@ func startACME(t *testing.T, opts Options, so ServeOptions) *acmeEnv {
 	return startACMEWith(t, openTestCA(t, opts), so)
 }
 
-// startACMEWith serves ca's ACME API with so, as startACME does.
+// startACMEWith serves ca's ACME API with so, as startACME does, on a
+// port of loopback that Listen picks; Serve must return nil once its
+// context ends.
 func startACMEWith(t *testing.T, ca *CA, so ServeOptions) *acmeEnv {
 	t.Helper()
 	env := &acmeEnv{ca: ca, http01: newHTTP01Solver(t), alpn: newTLSALPNSolver(t)}
 	so.ValidateIP = "127.0.0.1"
 	so.HTTPPort = env.http01.port
 	so.TLSALPNPort = env.alpn.port
-	srv := httptest.NewUnstartedServer(nil)
-	so.Host = srv.Listener.Addr().String()
-	h, err := ca.Handler(so)
+	srv, err := ca.Listen(context.Background(), "127.0.0.1:0", so)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Config.Handler = h
-	cert, err := ca.ServerCertificate(context.Background(), []string{"127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	env.directory = "https://" + so.Host + ACMEPath
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("Serve after its context ended: %v", err)
+		}
+	})
+	env.directory = srv.DirectoryURL()
 	env.client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: ca.RootPool()},
 	}}
