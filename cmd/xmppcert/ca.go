@@ -285,13 +285,10 @@ func runCAServe(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usagef("ca serve takes no arguments; see 'xmppcert ca serve --help'")
 	}
-	host, _, err := net.SplitHostPort(c.String("listen"))
-	if err != nil {
+	if _, _, err := net.SplitHostPort(c.String("listen")); err != nil {
 		return usagef("--listen %q: %v; give HOST:PORT such as 127.0.0.1:8443", c.String("listen"), err)
 	}
-	ip := net.ParseIP(host)
-	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
-	if !loopback && len(c.StringSlice("allow-domain")) == 0 {
+	if !loopbackListen(c.String("listen")) && len(c.StringSlice("allow-domain")) == 0 {
 		return usagef("--listen %s is reachable beyond this machine; name the domains this CA may issue for with --allow-domain", c.String("listen"))
 	}
 	for _, d := range c.StringSlice("allow-domain") {
@@ -386,8 +383,7 @@ func serveCA(ctx context.Context, c *cli.Context, ca *localca.CA, state string) 
 	if err != nil {
 		return err
 	}
-	host, _, _ := net.SplitHostPort(c.String("listen"))
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if !loopbackListen(c.String("listen")) {
 		fmt.Fprintf(c.App.ErrWriter, "xmppcert: ca serve listens on %s, beyond loopback, for %s\n", srv.Addr(), strings.Join(c.StringSlice("allow-domain"), ", "))
 	}
 	if c.Bool("require-eab") {
@@ -398,6 +394,14 @@ func serveCA(ctx context.Context, c *cli.Context, ca *localca.CA, state string) 
 	}
 	fmt.Fprintf(c.App.Writer, "ACME directory %s\nroot %s\n", srv.DirectoryURL(), filepath.Join(caDir(state), "root.crt"))
 	return srv.Serve(ctx)
+}
+
+// loopbackListen reports whether ca serve's --listen address (HOST:PORT)
+// is reachable from this machine only: localhost or a loopback address.
+func loopbackListen(listen string) bool {
+	host, _, _ := net.SplitHostPort(listen)
+	ip := net.ParseIP(host)
+	return host == "localhost" || ip != nil && ip.IsLoopback()
 }
 
 // reportAccountsWithoutEAB warns of the accounts that --require-eab does
