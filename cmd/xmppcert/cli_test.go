@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,6 +69,10 @@ func TestBadInput(t *testing.T) {
 		{"check", "--domain", "example.org", "--at", "soon", p("host.pem")},
 		{"check", "--domain", "example.org", "--no-such-flag", p("host.pem")},
 		{"frobnicate"},
+		// ca serve refuses to listen beyond loopback for any name.
+		{"--state-dir", p("state"), "ca", "serve", "--listen", "0.0.0.0:0"},
+		{"--state-dir", p("state"), "ca", "serve", "--listen", "127.0.0.1"},
+		{"--state-dir", p("state"), "ca", "serve", "--allow-domain", "a..b"},
 	}
 	for _, args := range cases {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
@@ -89,6 +94,9 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("took %v", d)
 			}
 		})
+	}
+	if _, err := os.Stat(p("state")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused ca serve wrote its state directory: %v", err)
 	}
 }
 
