@@ -695,17 +695,17 @@ func (h Host) AccountHint() string {
 	return fmt.Sprintf("set agree_tos = true (and for ZeroSSL eab_kid and eab_hmac_file) in [host.acme] of the [[host]] at line %d of the configuration", h.Line)
 }
 
-// remedyKeys names, for each setting an ACME CA's failure asks to
-// change, the host's keys that change it.
+// remedyKeys says, for each setting an ACME CA's failure asks to
+// change, what to do with the host's keys that hold it.
 var remedyKeys = map[acmeca.Remedy]string{
-	acmeca.RemedyDirectory: "ca",
-	acmeca.RemedyTrustRoot: "trust_root in [host.acme]",
-	acmeca.RemedyStaging:   `ca = "letsencrypt-staging"`,
-	acmeca.RemedyProfile:   "profile in [host.acme]",
-	acmeca.RemedyEAB:       "eab_kid and eab_hmac_file in [host.acme]",
-	acmeca.RemedyAgreeTOS:  "agree_tos = true in [host.acme]",
-	acmeca.RemedyEmail:     "email in [host.acme]",
-	acmeca.RemedyXMPPIDs:   `ca = "local", or require_xmpp_ids = false in [host.acme]`,
+	acmeca.RemedyDirectory: "check ca",
+	acmeca.RemedyTrustRoot: "set trust_root in [host.acme]",
+	acmeca.RemedyStaging:   `test with ca = "letsencrypt-staging"`,
+	acmeca.RemedyProfile:   "check profile in [host.acme]",
+	acmeca.RemedyEAB:       "set eab_kid and eab_hmac_file in [host.acme]",
+	acmeca.RemedyAgreeTOS:  "set agree_tos = true in [host.acme]",
+	acmeca.RemedyEmail:     "check email in [host.acme]",
+	acmeca.RemedyXMPPIDs:   `set ca = "local", or require_xmpp_ids = false in [host.acme]`,
 }
 
 // RemedyHint says, in the file's keys, which setting of the host to
@@ -716,7 +716,7 @@ func (h Host) RemedyHint(r acmeca.Remedy) string {
 	if !ok {
 		return ""
 	}
-	return fmt.Sprintf("see %s of the [[host]] at line %d of the configuration", keys, h.Line)
+	return fmt.Sprintf("%s of the [[host]] at line %d of the configuration", keys, h.Line)
 }
 
 // POSHRoot is the web root the host's POSH documents are written into

@@ -36,8 +36,8 @@ func TestDesiredHostHint(t *testing.T) {
 		want string
 	}{
 		{&lifecycle.AccountError{Directory: "https://acme.example/directory", NeedAgreeTOS: true}, "set agree_tos = true"},
-		{&acmeca.Error{Kind: acmeca.KindUntrusted}, "see trust_root in [host.acme] of the [[host]] at line 3"},
-		{&acmeca.Error{Kind: acmeca.KindRateLimited}, `see ca = "letsencrypt-staging" of the [[host]] at line 3`},
+		{&acmeca.Error{Kind: acmeca.KindUntrusted}, "set trust_root in [host.acme] of the [[host]] at line 3"},
+		{&acmeca.Error{Kind: acmeca.KindRateLimited}, `test with ca = "letsencrypt-staging" of the [[host]] at line 3`},
 		{&acmeca.Error{Kind: acmeca.KindTimeout}, ""},
 		{errors.New("disk full"), ""},
 	} {
