@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -177,7 +178,8 @@ url = %q
 
 // TestDaemonBadUsage: an invalid configuration exits 2 with each problem
 // on its own line, naming file and line; --listen off loopback without a
-// token exits 2; status with nothing to show exits 0.
+// token exits 2; a taken address exits 1 naming the flag and the key
+// that choose another; status with nothing to show exits 0.
 func TestDaemonBadUsage(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.toml")
@@ -201,6 +203,15 @@ func TestDaemonBadUsage(t *testing.T) {
 	code, _, errOut = runCLI(t, nil, "--state-dir", dir, "--config", good, "daemon", "--listen", "0.0.0.0:8787")
 	if code != 2 || !strings.Contains(errOut, "token") {
 		t.Errorf("--listen off loopback without a token: exit %d: %s", code, errOut)
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	code, _, errOut = runCLI(t, nil, "--state-dir", dir, "--config", good, "daemon", "--listen", taken.Addr().String())
+	if code != 1 || !strings.Contains(errOut, "address already in use; choose another address with --listen or http.listen") || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("--listen on a taken address: exit %d: %s", code, errOut)
 	}
 
 	code, out, errOut = runCLI(t, nil, "--state-dir", filepath.Join(dir, "empty"), "status", "--listen", freeAddr(t))
