@@ -14,13 +14,15 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// TestLibrariesNameNoFlags: only the command line names its flags.
-// Every message of the packages below cmd that names a flag of xmppcert
-// ("--agree-tos") is reported; the packages return facts (typed errors,
-// remedies) that cmd phrases (docs/architecture.md, "Packages"). A literal that is a
-// flag and nothing else is an argument for another program
+// TestOnlyFrontsNameSettings: only the command line names its flags, and
+// only watcher/config the configuration's sections. Every message of the
+// packages below cmd that names a flag of xmppcert ("--agree-tos"), or
+// elsewhere than watcher/config a section of the file ("[http.https]"),
+// is reported; the packages return facts (typed errors, remedies) that
+// each front phrases (docs/architecture.md, "Packages"). A literal that
+// is a flag and nothing else is an argument for another program
 // (prosodyctl's --config) and passes.
-func TestLibrariesNameNoFlags(t *testing.T) {
+func TestOnlyFrontsNameSettings(t *testing.T) {
 	flags := map[string]bool{}
 	var collect func([]cli.Flag, []*cli.Command)
 	collect = func(fs []cli.Flag, cmds []*cli.Command) {
@@ -39,6 +41,7 @@ func TestLibrariesNameNoFlags(t *testing.T) {
 	collect(app.Flags, app.Commands)
 	files := 0
 	mention := regexp.MustCompile(`--([a-z0-9][a-z0-9-]*)`)
+	section := regexp.MustCompile(`\[\[?(host|watch|history|alert|http|cluster|ct)[].]`)
 	root := filepath.Join("..", "..")
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -76,6 +79,9 @@ func TestLibrariesNameNoFlags(t *testing.T) {
 				if flags[m[1]] {
 					t.Errorf("%s: names the flag --%s: %q", fset.Position(lit.Pos()), m[1], s)
 				}
+			}
+			if m := section.FindString(s); m != "" && !strings.HasPrefix(rel, "watcher/config/") {
+				t.Errorf("%s: names the configuration's %s (only watcher/config names its keys): %q", fset.Position(lit.Pos()), m, s)
 			}
 			return true
 		})
