@@ -18,6 +18,26 @@ import (
 // A missing dir gives nil.
 func Snapshot(t testing.TB, dir string) map[string]string {
 	t.Helper()
+	return walk(t, dir, func(path string, _ fs.FileInfo) (string, error) {
+		b, err := os.ReadFile(path)
+		return fmt.Sprintf("%x", b), err
+	})
+}
+
+// Stamps is Snapshot with each regular file described by its size and
+// modification time instead of its content: enough to see that nothing
+// was written, for a tree whose contents would not fit in memory as hex.
+func Stamps(t testing.TB, dir string) map[string]string {
+	t.Helper()
+	return walk(t, dir, func(_ string, info fs.FileInfo) (string, error) {
+		return fmt.Sprintf("%d %d", info.Size(), info.ModTime().UnixNano()), nil
+	})
+}
+
+// walk describes every entry under dir as Snapshot does, each regular
+// file by file.
+func walk(t testing.TB, dir string, file func(path string, info fs.FileInfo) (string, error)) map[string]string {
+	t.Helper()
 	out := map[string]string{}
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -36,11 +56,11 @@ func Snapshot(t testing.TB, dir string) map[string]string {
 			}
 			desc += " -> " + target
 		case d.Type().IsRegular():
-			b, err := os.ReadFile(path)
+			f, err := file(path, info)
 			if err != nil {
 				return err
 			}
-			desc += fmt.Sprintf(" %x", b)
+			desc += " " + f
 		}
 		out[strings.TrimPrefix(path, dir)] = desc
 		return nil
