@@ -122,7 +122,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 			"will do with them, publishes and verifies pin data (TLSA, POSH, SPKI) with key rollover, and probes\n" +
 			"live endpoints, grading them against the 2014 XMPP manifesto.\n" +
 			"Exit codes: 0 success, 1 the certificate is not valid or an operation failed, 2 usage or input error.",
-		Version:        buildinfo.Read().Version,
+		Version:        buildinfo.Read(versionModules).Version,
 		Reader:         stdin,
 		Writer:         stdout,
 		ErrWriter:      stderr,

@@ -10,6 +10,18 @@ import (
 	"github.com/xmppcert/xmppcert/internal/buildinfo"
 )
 
+// versionModules are the dependencies whose versions a bug report needs:
+// the embedded CA, the ACME client, the history store, DNS, the command
+// line and the crypto. Others are in `go version -m xmppcert`.
+var versionModules = []string{
+	"github.com/smallstep/certificates",
+	"github.com/mholt/acmez/v3",
+	"go.etcd.io/bbolt",
+	"github.com/miekg/dns",
+	"github.com/urfave/cli/v2",
+	"golang.org/x/crypto",
+}
+
 func init() {
 	// --version and `xmppcert version` print the same text. The flag has
 	// no -v: many operators read -v as verbose, and since global flags
@@ -17,7 +29,7 @@ func init() {
 	// version instead of saying that probe has no -v.
 	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the versions of xmppcert, Go and the main modules, then exit", DisableDefaultText: true}
 	cli.VersionPrinter = func(c *cli.Context) {
-		if err := printVersion(c.App.Writer, buildinfo.Read(), flagAnywhere(c, "json")); err != nil {
+		if err := printVersion(c.App.Writer, buildinfo.Read(versionModules), flagAnywhere(c, "json")); err != nil {
 			fmt.Fprintf(c.App.ErrWriter, "xmppcert: %v\n", err)
 		}
 	}
@@ -37,7 +49,7 @@ func versionCommand() *cli.Command {
 			if c.NArg() != 0 {
 				return usagef("version takes no arguments; for JSON give --json")
 			}
-			return printVersion(c.App.Writer, buildinfo.Read(), flagAnywhere(c, "json"))
+			return printVersion(c.App.Writer, buildinfo.Read(versionModules), flagAnywhere(c, "json"))
 		},
 	}
 }
@@ -58,7 +70,7 @@ func printVersion(w io.Writer, v buildinfo.Info, asJSON bool) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	for _, p := range buildinfo.Modules {
+	for _, p := range versionModules {
 		if ver, ok := v.Modules[p]; ok {
 			fmt.Fprintf(tw, "  %s\t%s\n", p, ver)
 		}

@@ -1,24 +1,12 @@
 // Package buildinfo reads what the Go toolchain recorded about how the
 // running binary was built: the version of xmppcert, the toolchain, the
-// VCS revision and the versions of the modules a bug report needs.
+// VCS revision and the versions of the modules its caller asks for.
 package buildinfo
 
 import (
 	"runtime"
 	"runtime/debug"
 )
-
-// Modules are the dependencies whose versions a bug report needs: the
-// embedded CA, the ACME client, the history store, DNS, the command
-// line and the crypto. Others are in `go version -m xmppcert`.
-var Modules = []string{
-	"github.com/smallstep/certificates",
-	"github.com/mholt/acmez/v3",
-	"go.etcd.io/bbolt",
-	"github.com/miekg/dns",
-	"github.com/urfave/cli/v2",
-	"golang.org/x/crypto",
-}
 
 // Info is what the binary knows about how it was built; it is also the
 // --json form of xmppcert version.
@@ -34,21 +22,22 @@ type Info struct {
 	// did not record them (-buildvcs=false, a build outside a checkout).
 	Revision string `json:"revision"`
 	Modified bool   `json:"modified"`
-	// Modules maps each module of Modules that is linked in to its
+	// Modules maps each module asked for that is linked in to its
 	// version ("v1.2.3 => PATH VERSION" when replaced).
 	Modules map[string]string `json:"modules"`
 }
 
-// Read reads the build information the Go toolchain embeds.
-func Read() Info {
+// Read reads the build information the Go toolchain embeds, with the
+// versions of modules.
+func Read(modules []string) Info {
 	bi, _ := debug.ReadBuildInfo()
-	return From(bi)
+	return From(bi, modules)
 }
 
-// From picks what Info reports out of bi. A binary without build
-// information (bi nil), or a test binary, still gets the Go version and
-// "(devel)".
-func From(bi *debug.BuildInfo) Info {
+// From picks what Info reports out of bi, with the versions of modules.
+// A binary without build information (bi nil), or a test binary, still
+// gets the Go version and "(devel)".
+func From(bi *debug.BuildInfo, modules []string) Info {
 	v := Info{Version: "(devel)", Go: runtime.Version(), Modules: map[string]string{}}
 	if bi == nil {
 		return v
@@ -65,7 +54,7 @@ func From(bi *debug.BuildInfo) Info {
 		}
 	}
 	want := map[string]bool{}
-	for _, p := range Modules {
+	for _, p := range modules {
 		want[p] = true
 	}
 	for _, m := range bi.Deps {
