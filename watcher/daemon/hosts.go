@@ -80,8 +80,10 @@ func DesiredHost(cfg *config.Config, h config.Host) (lifecycle.Host, error) {
 			switch {
 			case errors.As(err, &account):
 				return h.AccountHint() + "; reload with SIGHUP"
-			case errors.As(err, &ca) && h.RemedyHint(ca.Remedy()) != "":
-				return h.RemedyHint(ca.Remedy()) + "; reload with SIGHUP"
+			case errors.As(err, &ca):
+				if hint := h.RemedyHint(ca.Remedy()); hint != "" {
+					return hint + "; reload with SIGHUP"
+				}
 			}
 			return ""
 		},
