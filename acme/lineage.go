@@ -282,7 +282,7 @@ func (s DiskStore) resolve(name string) (dir string, version int, req Request, e
 		dir = filepath.Join(filepath.Dir(live), target)
 	}
 	version, _ = strconv.Atoi(filepath.Base(target))
-	b, err := os.ReadFile(filepath.Join(dir, RequestFile))
+	b, err := readStored(filepath.Join(dir, RequestFile))
 	if err != nil {
 		return "", 0, req, err
 	}
@@ -473,7 +473,7 @@ func writeNew(path string, data []byte, perm os.FileMode) error {
 
 // ReadKey reads a PEM PKCS#8 private key, the form lineages store.
 func ReadKey(path string) (crypto.Signer, error) {
-	b, err := os.ReadFile(path)
+	b, err := readStored(path)
 	if err != nil {
 		return nil, err
 	}

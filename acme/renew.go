@@ -16,6 +16,7 @@ import (
 
 	"github.com/xmppcert/xmppcert/internal/atomicfile"
 	"github.com/xmppcert/xmppcert/internal/certfile"
+	"github.com/xmppcert/xmppcert/internal/smallfile"
 )
 
 // Renewal keeps what one run leaves for the next in STATE/renew, beside
@@ -154,9 +155,18 @@ func (s DiskStore) writeJSONFile(path string, v any) error {
 	return atomicfile.WriteFile(path, b, 0o600)
 }
 
+// maxStoredFile bounds what the store reads back: requests, records and
+// keys are a few KB, so a larger file is not one the store wrote.
+const maxStoredFile = 1 << 20
+
+// readStored reads a file of the store, bounded by maxStoredFile.
+func readStored(path string) ([]byte, error) {
+	return smallfile.Read(path, maxStoredFile)
+}
+
 // readJSON decodes path into v; a missing file leaves v as it is.
 func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
+	b, err := readStored(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

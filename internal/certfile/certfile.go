@@ -13,7 +13,9 @@ import (
 	"io"
 	"os"
 	"strings"
+	"syscall"
 
+	"github.com/xmppcert/xmppcert/internal/smallfile"
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
@@ -33,26 +35,22 @@ const MaxSize = 1 << 20
 // the certificates before it.
 func Read(path string, stdin io.Reader) ([]*x509.Certificate, error) {
 	name := path
-	var r io.Reader = stdin
+	var data []byte
+	var err error
 	if path == "-" {
 		name = "stdin"
+		data, err = io.ReadAll(io.LimitReader(stdin, MaxSize+1))
 	} else {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("%s: cannot read: %v", name, unwrapPath(err))
-		}
-		defer f.Close()
-		if fi, err := f.Stat(); err == nil && fi.IsDir() {
-			return nil, fmt.Errorf("%s: is a directory, not a certificate file", name)
-		}
-		r = f
+		data, err = smallfile.Read(path, MaxSize)
 	}
-	data, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: cannot read: %v", name, unwrapPath(err))
-	}
-	if len(data) > MaxSize {
+	var tooLarge *smallfile.TooLargeError
+	switch {
+	case errors.Is(err, syscall.EISDIR):
+		return nil, fmt.Errorf("%s: is a directory, not a certificate file", name)
+	case errors.As(err, &tooLarge) || err == nil && len(data) > MaxSize:
 		return nil, fmt.Errorf("%s: larger than %d KiB; a certificate chain is a few KB and a trust bundle a few hundred KB, so this is neither", name, MaxSize>>10)
+	case err != nil:
+		return nil, fmt.Errorf("%s: cannot read: %v", name, unwrapPath(err))
 	}
 	certs, err := Parse(data)
 	var unparseable *UnparseableError

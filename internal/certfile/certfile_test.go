@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,5 +147,25 @@ func TestReadPoolBundle(t *testing.T) {
 	}
 	if _, err := ReadPool(big, nil); err == nil || !strings.Contains(err.Error(), "larger than 1024 KiB") {
 		t.Errorf("a file over MaxSize: %v; want it refused by size", err)
+	}
+}
+
+// TestReadErrors: what is not a certificate file is named as such, in one
+// line that starts with the path.
+func TestReadErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		path  string
+		stdin io.Reader
+		want  string
+	}{
+		{dir, nil, dir + ": is a directory, not a certificate file"},
+		{filepath.Join(dir, "missing.pem"), nil, filepath.Join(dir, "missing.pem") + ": cannot read: no such file or directory"},
+		{"-", bytes.NewReader(make([]byte, MaxSize+1)), "stdin: larger than 1024 KiB"},
+		{"-", strings.NewReader(""), "stdin: empty input"},
+	} {
+		if _, err := Read(c.path, c.stdin); err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("Read(%s): %v; want %q", c.path, err, c.want)
+		}
 	}
 }
