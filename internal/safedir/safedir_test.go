@@ -2,6 +2,7 @@ package safedir
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -120,5 +121,36 @@ func TestWritable(t *testing.T) {
 	var notWritable *NotWritableError
 	if err := Writable("/proc/xmppcert-state"); !errors.As(err, &notWritable) || notWritable.Dir != "/proc" {
 		t.Errorf("under /proc: %v; want a NotWritableError naming /proc", err)
+	}
+}
+
+// TestCheckDeep: a directory that another user could write to is found
+// at any depth, beside files and among many safe leaves, whether or not
+// the file system's link counts let the walk skip reading leaves.
+func TestCheckDeep(t *testing.T) {
+	root := t.TempDir()
+	t.Logf("link counts say how many subdirectories a directory has here: %v", countsSubdirs(root))
+	for i := range 50 {
+		leaf := filepath.Join(root, "archive", fmt.Sprintf("h%d.example.org", i), "000001")
+		if err := os.MkdirAll(leaf, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(leaf, "cert.pem"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Check(root); err != nil {
+		t.Fatalf("a private tree: %v", err)
+	}
+	deep := filepath.Join(root, "archive", "h7.example.org", "000001", "planted", "deeper")
+	if err := os.MkdirAll(deep, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(deep, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	var ue *UnsafeError
+	if err := Check(root); !errors.As(err, &ue) || ue.Path != deep {
+		t.Errorf("a world-writable directory four levels down: %v; want %s refused", err, deep)
 	}
 }
