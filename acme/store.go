@@ -16,7 +16,9 @@ import (
 // held (Lock), except SaveWindowRecord, whose record any writer may
 // replace: every answer of the CA is right. A method given a name with
 // no lineage returns an error that wraps ErrNoLineage, except the
-// records, which read as their zero values.
+// records, which read as their zero values. Methods that only read
+// (Current above all: a renewal run reads ahead) may be called from
+// several goroutines at once.
 type Store interface {
 	// Lock takes lineage name's lock without waiting: a held lock
 	// returns *LockedError. unlock releases it.

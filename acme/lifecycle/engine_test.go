@@ -10,10 +10,12 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -484,5 +486,63 @@ func TestNoStateDir(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir("."); len(ents) != 0 {
 		t.Errorf("the working directory holds %d entries; want none", len(ents))
+	}
+}
+
+// TestRenewLineages: a run over many lineages yields, in the order asked,
+// what Lineage would for each (lineages not due, due ones renewed, and
+// names with no lineage failed) although each lineage is read ahead, and
+// it leaves nothing running when the caller stops early or the context
+// ends.
+func TestRenewLineages(t *testing.T) { eachStore(t, testRenewLineages) }
+
+func testRenewLineages(t *testing.T, newStore func(state string) acme.Store) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	e, _ := newEngine(t, clock, newTestCA(clock), newStore)
+	for _, host := range []string{"a.example", "c.example"} {
+		if _, err := e.Issue(ctx, request(t, host), IssueOptions{}, ReplacePolicy{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(40 * day)
+	if _, err := e.Issue(ctx, request(t, "b.example"), IssueOptions{}, ReplacePolicy{}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(21 * day) // a and c are due, b is not
+	// More names than are read ahead, most of them without a lineage.
+	names := []string{"a.example", "b.example", "c.example"}
+	for i := range readAhead + 50 {
+		names = append(names, fmt.Sprintf("missing%03d.example", i))
+	}
+	var got []string
+	for l := range e.NewRenewRun(RenewOptions{}).Lineages(ctx, names) {
+		got = append(got, l.Name+" "+l.Result)
+		if l.Result == ResultFailed && !errors.Is(l.Err, acme.ErrNoLineage) {
+			t.Errorf("%s: %v; want no such lineage", l.Name, l.Err)
+		}
+	}
+	want := []string{"a.example renewed", "b.example not-due", "c.example renewed"}
+	for _, n := range names[3:] {
+		want = append(want, n+" failed")
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("results %q...; want %q...", got[:4], want[:4])
+	}
+
+	before := runtime.NumGoroutine()
+	n := 0
+	for range e.NewRenewRun(RenewOptions{}).Lineages(ctx, names) {
+		if n++; n == 2 {
+			break
+		}
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	for l := range e.NewRenewRun(RenewOptions{}).Lineages(cancelled, names) {
+		t.Errorf("a cancelled run yielded %s", l.Name)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Errorf("%d goroutines after runs that stopped early, %d before", after, before)
 	}
 }

@@ -90,11 +90,8 @@ func runRenew(c *cli.Context) error {
 		names = slices.Compact(sel)
 	}
 	rep := renewReport{DryRun: dryRun, Lineages: []lifecycle.LineageResult{}, Counts: map[string]int{}}
-	for _, name := range names {
-		if c.Context.Err() != nil {
-			break
-		}
-		l := r.Lineage(c.Context, name)
+	for l := range r.Lineages(c.Context, names) {
+		name := l.Name
 		rep.Lineages = append(rep.Lineages, l)
 		rep.Counts[l.Result]++
 		if l.Result == lifecycle.ResultFailed {
