@@ -137,9 +137,10 @@ func (r *RenewRun) Lineage(ctx context.Context, name string) LineageResult {
 // yields each result; it stops when ctx ends or yield returns false. What
 // each decision reads (acme.Store's Current) is read ahead, by as many
 // readers as Go may run at once and at most readAhead lineages ahead:
-// with nothing due, a run over thousands of lineages waits on the file
-// system or on etcd for each one's files, and the readers overlap those
-// waits. Locking, issuance and deploys stay one lineage at a time.
+// with nothing due, a run over thousands of lineages is mostly the
+// system calls that read each one's files (or etcd's round trips), and
+// the readers spread them over the CPUs. Locking, issuance and deploys
+// stay one lineage at a time.
 func (r *RenewRun) Lineages(ctx context.Context, names []string) iter.Seq[LineageResult] {
 	return func(yield func(LineageResult) bool) {
 		type read struct {

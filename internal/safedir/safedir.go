@@ -140,6 +140,9 @@ func (t tree) check(dir string, fi fs.FileInfo) error {
 		return nil
 	}
 	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // removed meanwhile: nothing left to plant in
+	}
 	if err != nil {
 		return err
 	}
@@ -208,11 +211,11 @@ const (
 // countsSubdirs reports whether the file system holding dir is one whose
 // link counts say how many subdirectories a directory has.
 func countsSubdirs(dir string) bool {
-	var fs syscall.Statfs_t
-	if err := syscall.Statfs(dir, &fs); err != nil {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
 		return false
 	}
-	switch fs.Type {
+	switch st.Type {
 	case magicExt, magicXFS, magicTmpfs:
 		return true
 	}
