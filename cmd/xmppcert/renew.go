@@ -89,7 +89,7 @@ func runRenew(c *cli.Context) error {
 		slices.Sort(sel)
 		names = slices.Compact(sel)
 	}
-	rep := renewReport{DryRun: dryRun, Lineages: []lifecycle.LineageResult{}, Counts: map[string]int{}}
+	rep := renewReport{DryRun: dryRun, Lineages: make([]lifecycle.LineageResult, 0, len(names)), Counts: map[string]int{}}
 	for l := range r.Lineages(c.Context, names) {
 		name := l.Name
 		rep.Lineages = append(rep.Lineages, l)
