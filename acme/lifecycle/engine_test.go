@@ -15,6 +15,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -544,5 +545,39 @@ func testRenewLineages(t *testing.T, newStore func(state string) acme.Store) {
 	}
 	if after := runtime.NumGoroutine(); after > before {
 		t.Errorf("%d goroutines after runs that stopped early, %d before", after, before)
+	}
+}
+
+// TestStatuses: the statuses of many lineages, read ahead, come in the
+// order asked, each as Status gives it, and a name without a lineage
+// comes with its error and its name.
+func TestStatuses(t *testing.T) { eachStore(t, testStatuses) }
+
+func testStatuses(t *testing.T, newStore func(state string) acme.Store) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	e, _ := newEngine(t, clock, newTestCA(clock), newStore)
+	names := []string{"b.example", "missing.example", "a.example"}
+	for _, host := range []string{"a.example", "b.example"} {
+		if _, err := e.Issue(ctx, request(t, host), IssueOptions{}, ReplacePolicy{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	i := 0
+	for st, err := range e.Statuses(ctx, names) {
+		if st.Name != names[i] {
+			t.Errorf("status %d is %q's; want %q's", i, st.Name, names[i])
+		}
+		if names[i] == "missing.example" {
+			if !errors.Is(err, acme.ErrNoLineage) {
+				t.Errorf("%s: %v; want no such lineage", names[i], err)
+			}
+		} else if want, werr := e.Status(names[i]); err != nil || werr != nil || !reflect.DeepEqual(st, want) {
+			t.Errorf("%s: %+v, %v; want %+v, %v", names[i], st, err, want, werr)
+		}
+		i++
+	}
+	if i != len(names) {
+		t.Errorf("%d statuses; want %d", i, len(names))
 	}
 }

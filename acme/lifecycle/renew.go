@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
-	"runtime"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
@@ -135,76 +133,25 @@ func (r *RenewRun) Lineage(ctx context.Context, name string) LineageResult {
 
 // Lineages does what Lineage does for each of names, in their order, and
 // yields each result; it stops when ctx ends or yield returns false. What
-// each decision reads (acme.Store's Current) is read ahead, by as many
-// readers as Go may run at once and at most readAhead lineages ahead:
-// with nothing due, a run over thousands of lineages is mostly the
-// system calls that read each one's files (or etcd's round trips), and
-// the readers spread them over the CPUs. Locking, issuance and deploys
-// stay one lineage at a time.
+// each decision reads (acme.Store's Current) is read ahead (ahead): with
+// nothing due, a run over thousands of lineages is mostly the system
+// calls that read each one's files (or etcd's round trips), and the
+// readers spread them over the CPUs. Locking, issuance and deploys stay
+// one lineage at a time.
 func (r *RenewRun) Lineages(ctx context.Context, names []string) iter.Seq[LineageResult] {
+	type current struct {
+		cur *acme.Current
+		err error
+	}
 	return func(yield func(LineageResult) bool) {
-		type read struct {
-			cur  *acme.Current
-			err  error
-			done chan struct{}
-		}
-		reads := make([]read, len(names))
-		for i := range reads {
-			reads[i].done = make(chan struct{})
-		}
-		next := make(chan int)
-		stop := make(chan struct{})
-		var readers sync.WaitGroup
-		for range min(runtime.GOMAXPROCS(0), len(names)) {
-			readers.Go(func() {
-				for i := range next {
-					reads[i].cur, reads[i].err = r.e.Store.Current(names[i])
-					close(reads[i].done)
-				}
-			})
-		}
-		// The feeder hands out lineage i once the run has consumed
-		// lineage i-readAhead, so that what is read ahead stays bounded.
-		consumed := make(chan struct{}, readAhead)
-		readers.Go(func() {
-			defer close(next)
-			for i := range names {
-				select {
-				case consumed <- struct{}{}:
-				case <-stop:
-					return
-				}
-				select {
-				case next <- i:
-				case <-stop:
-					return
-				}
-			}
+		ahead(ctx, names, func(name string) current {
+			cur, err := r.e.Store.Current(name)
+			return current{cur, err}
+		}, func(i int, c current) bool {
+			return yield(r.lineageFrom(ctx, names[i], c.cur, c.err))
 		})
-		defer readers.Wait()
-		defer close(stop)
-		for i, name := range names {
-			if ctx.Err() != nil {
-				return
-			}
-			select {
-			case <-reads[i].done:
-			case <-ctx.Done():
-				return
-			}
-			<-consumed
-			cur, err := reads[i].cur, reads[i].err
-			reads[i] = read{}
-			if !yield(r.lineageFrom(ctx, name, cur, err)) {
-				return
-			}
-		}
 	}
 }
-
-// readAhead bounds how many lineages Lineages reads ahead of the one it
-// decides about.
-const readAhead = 256
 
 // lineageFrom decides about lineage name from cur, what the store's
 // Current returned for it (or err), and renews and deploys it when due.

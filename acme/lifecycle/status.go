@@ -1,8 +1,10 @@
 package lifecycle
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
+	"iter"
 	"slices"
 	"time"
 
@@ -105,6 +107,26 @@ func (e *Engine) Status(name string) (LineageStatus, error) {
 	}
 	st.Served = rec.Served
 	return st, nil
+}
+
+// Statuses reads the status of each of names (Status) in their order,
+// read ahead as a renewal run reads (ahead), and yields each with its
+// error; the status's Name is set even with an error. It stops when ctx
+// ends or yield returns false.
+func (e *Engine) Statuses(ctx context.Context, names []string) iter.Seq2[LineageStatus, error] {
+	type status struct {
+		st  LineageStatus
+		err error
+	}
+	return func(yield func(LineageStatus, error) bool) {
+		ahead(ctx, names, func(name string) status {
+			st, err := e.Status(name)
+			st.Name = name
+			return status{st, err}
+		}, func(_ int, s status) bool {
+			return yield(s.st, s.err)
+		})
+	}
 }
 
 // Problem is something about a lineage that needs the operator.

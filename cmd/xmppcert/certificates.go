@@ -42,15 +42,18 @@ func runCertificates(c *cli.Context) error {
 	defer done()
 	state := engine.StateDir
 	out := certificatesOutput{Lineages: []lifecycle.LineageStatus{}}
-	failed := 0
-	for _, name := range names {
-		st, err := engine.Status(name)
+	failed, read := 0, 0
+	for st, err := range engine.Statuses(c.Context, names) {
+		read++
 		if err != nil {
-			fmt.Fprintf(c.App.ErrWriter, "xmppcert: %s: %v\n", name, err)
+			fmt.Fprintf(c.App.ErrWriter, "xmppcert: %s: %v\n", st.Name, err)
 			failed++
 			continue
 		}
 		out.Lineages = append(out.Lineages, st)
+	}
+	if read < len(names) {
+		return fmt.Errorf("interrupted: %d of %d lineages not read", len(names)-read, len(names))
 	}
 	if flagAnywhere(c, "json") {
 		if err := writeJSON(c.App.Writer, out); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -127,7 +128,7 @@ func statusOf(c *cli.Context) (statusReport, error) {
 		return rep, err
 	}
 	defer done()
-	rep.Lineages, err = lineages(engine)
+	rep.Lineages, err = lineages(c.Context, engine)
 	return rep, err
 }
 
@@ -159,16 +160,15 @@ func listenFlag() cli.Flag {
 
 // lineages reads the lineages of the state directory with what needs the
 // operator in each; a store that cannot be read is an error, not an
-// empty list.
-func lineages(engine *lifecycle.Engine) ([]lineageStatus, error) {
-	out := []lineageStatus{}
+// empty list, and so is an interruption.
+func lineages(ctx context.Context, engine *lifecycle.Engine) ([]lineageStatus, error) {
 	names, err := engine.Store.Names()
 	if err != nil {
 		return nil, fmt.Errorf("listing the lineages in %s: %w", filepath.Join(engine.StateDir, "live"), err)
 	}
-	for _, n := range names {
-		l := lineageStatus{Name: n}
-		st, err := engine.Status(n)
+	out := make([]lineageStatus, 0, len(names))
+	for st, err := range engine.Statuses(ctx, names) {
+		l := lineageStatus{Name: st.Name}
 		if err != nil {
 			l.Error = err.Error()
 		} else {
@@ -177,6 +177,9 @@ func lineages(engine *lifecycle.Engine) ([]lineageStatus, error) {
 			l.Problems = st.Problems(clock())
 		}
 		out = append(out, l)
+	}
+	if len(out) < len(names) {
+		return nil, fmt.Errorf("interrupted: %d of %d lineages not read", len(names)-len(out), len(names))
 	}
 	return out, nil
 }
