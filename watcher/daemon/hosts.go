@@ -190,8 +190,8 @@ func (d *Daemon) lineages() []web.Lineage {
 		return nil
 	}
 	var out []web.Lineage
-	for _, name := range names {
-		st, err := e.Status(name)
+	for st, err := range e.Statuses(context.Background(), names) {
+		name := st.Name
 		if err != nil {
 			out = append(out, web.Lineage{Name: name, Problems: []string{err.Error()}})
 			continue

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,8 +81,8 @@ func (m *lineageMetrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	m.mu.Unlock()
 	now := m.d.deps.Now()
-	for _, name := range names {
-		st, err := e.Status(name)
+	for st, err := range e.Statuses(context.Background(), names) {
+		name := st.Name
 		if err != nil {
 			gauge(descLineageProblems, 1, name, "critical")
 			gauge(descLineageProblems, 0, name, "warning")
