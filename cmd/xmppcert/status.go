@@ -179,7 +179,7 @@ func lineages(ctx context.Context, engine *lifecycle.Engine) ([]lineageStatus, e
 		out = append(out, l)
 	}
 	if len(out) < len(names) {
-		return nil, fmt.Errorf("interrupted: %d of %d lineages not read", len(names)-len(out), len(names))
+		return out, fmt.Errorf("interrupted: %d of %d lineages not read", len(names)-len(out), len(names))
 	}
 	return out, nil
 }
