@@ -15,7 +15,7 @@ const readAhead = 256
 // when ctx ends or yield returns false, and returns once no read runs.
 // Commands over every lineage (renew, certificates, status) read a few
 // small files or etcd keys of each: spread over the CPUs, those reads
-// take a fraction of the time one after the other takes.
+// overlap instead of waiting one for another.
 func ahead[T any](ctx context.Context, names []string, read func(name string) T, yield func(i int, v T) bool) {
 	type result struct {
 		v    T
