@@ -151,6 +151,6 @@ func TestCheckDeep(t *testing.T) {
 	}
 	var ue *UnsafeError
 	if err := Check(root); !errors.As(err, &ue) || ue.Path != deep {
-		t.Errorf("a world-writable directory four levels down: %v; want %s refused", err, deep)
+		t.Errorf("a world-writable directory five levels down: %v; want %s refused", err, deep)
 	}
 }
