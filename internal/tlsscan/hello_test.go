@@ -11,8 +11,8 @@ import (
 // sends, as a server would, and checks what it offers.
 func TestBuildClientHello(t *testing.T) {
 	key := make([]byte, 32)
-	all := suiteIDs(offerOrder, nil)
-	legacy := suiteIDs(offerOrder, func(s suite) bool { return !tls12Only(s.name) })
+	all := suiteIDs(offerOrder(), nil)
+	legacy := suiteIDs(offerOrder(), func(s suite) bool { return !tls12Only(s.name) })
 	tests := []struct {
 		name          string
 		spec          helloSpec
@@ -142,11 +142,11 @@ func TestSuiteTable(t *testing.T) {
 	if len(tls12Suites) < 200 {
 		t.Errorf("only %d TLS 1.2 suites", len(tls12Suites))
 	}
-	order := suiteIDs(offerOrder, nil)
+	order := suiteIDs(offerOrder(), nil)
 	if !slices.Equal(sorted2(order), suiteIDs(tls12Suites, nil)) {
 		t.Error("offer order is not a permutation of the table")
 	}
-	if first, last := offerOrder[0].name, offerOrder[len(offerOrder)-1].name; first != "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" || !strings.Contains(last, "NULL") {
+	if first, last := offerOrder()[0].name, offerOrder()[len(offerOrder())-1].name; first != "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" || !strings.Contains(last, "NULL") {
 		t.Errorf("offer order from %s to %s", first, last)
 	}
 	for id, want := range map[uint16]Cipher{

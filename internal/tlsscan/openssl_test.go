@@ -200,7 +200,7 @@ func TestScanOpenSSL(t *testing.T) {
 				if rep.ServerPreference == nil || *rep.ServerPreference {
 					t.Errorf("server preference = %s, want false", fmtBool(rep.ServerPreference))
 				}
-				if wantOrder := inOrder(suiteIDs(offerOrder, nil), cipherIDs(rep.TLS12Ciphers)); !slices.Equal(got, wantOrder) {
+				if wantOrder := inOrder(suiteIDs(offerOrder(), nil), cipherIDs(rep.TLS12Ciphers)); !slices.Equal(got, wantOrder) {
 					t.Errorf("TLS 1.2 suites in order %v, want the scanner's %v", got, wantOrder)
 				}
 			}

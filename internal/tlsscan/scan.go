@@ -140,12 +140,12 @@ func Scan(ctx context.Context, dial Dialer, opts Options) Report {
 		withSNI      CertificateSeen
 		withoutSNI   CertificateSeen
 	)
-	legacy := suiteIDs(offerOrder, func(s suite) bool { return !tls12Only(s.name) })
+	legacy := suiteIDs(offerOrder(), func(s suite) bool { return !tls12Only(s.name) })
 	wg.Go(func() { rep.Versions[0], errs[0] = s.sslv2(ctx) })
 	wg.Go(func() { rep.Versions[1], errs[1] = s.version(ctx, "SSLv3", versionSSL3, legacy) })
 	wg.Go(func() { rep.Versions[2], errs[2] = s.version(ctx, "TLSv1.0", versionTLS10, legacy) })
 	wg.Go(func() { rep.Versions[3], errs[3] = s.version(ctx, "TLSv1.1", versionTLS11, legacy) })
-	wg.Go(func() { tls12 = s.suites(ctx, "TLSv1.2", versionTLS12, suiteIDs(offerOrder, nil)) })
+	wg.Go(func() { tls12 = s.suites(ctx, "TLSv1.2", versionTLS12, suiteIDs(offerOrder(), nil)) })
 	wg.Go(func() { tls13 = s.suites(ctx, "TLSv1.3", versionTLS13, suiteIDs(tls13Suites, nil)) })
 	withSNIToo := s.certs && sniName(s.sni) != ""
 	if withSNIToo {
@@ -483,7 +483,7 @@ func (s *scanner) preference(ctx context.Context, name string, version uint16, a
 
 // goSuites are every TLS 1.0-1.2 suite Go's client implements, offered
 // in the certificate handshakes so that they work with old servers too.
-var goSuites = func() []uint16 {
+var goSuites = sync.OnceValue(func() []uint16 {
 	var ids []uint16
 	for _, c := range append(tls.CipherSuites(), tls.InsecureCipherSuites()...) {
 		if !isTLS13Suite(c.ID) {
@@ -491,7 +491,7 @@ var goSuites = func() []uint16 {
 		}
 	}
 	return ids
-}()
+})
 
 // certificate completes a handshake (Go's crypto/tls, TLS 1.0-1.3,
 // without verification) with server name sni, "" for none, to see the
@@ -504,7 +504,7 @@ func (s *scanner) certificate(ctx context.Context, sni string) CertificateSeen {
 			ServerName:         sni,
 			InsecureSkipVerify: true, // the prober verifies; this only looks
 			MinVersion:         tls.VersionTLS10,
-			CipherSuites:       goSuites,
+			CipherSuites:       goSuites(),
 		})
 		if err := conn.Handshake(); err != nil {
 			return err

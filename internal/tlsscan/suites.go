@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // suite is one cipher suite the scanner knows: its number, its IANA name
@@ -266,8 +267,10 @@ var tls13Suites = []suite{
 	{0x1305, "TLS_AES_128_CCM_8_SHA256", "TLS_AES_128_CCM_8_SHA256"},
 }
 
-// suitesByID finds a suite of either list by its number.
-var suitesByID = func() map[uint16]suite {
+// suitesByID finds a suite of either list by its number. It is built on
+// first use: every command of the program links the scanner, and few
+// scan.
+var suitesByID = sync.OnceValue(func() map[uint16]suite {
 	m := make(map[uint16]suite, len(tls12Suites)+len(tls13Suites))
 	for _, s := range tls12Suites {
 		m[s.id] = s
@@ -276,7 +279,7 @@ var suitesByID = func() map[uint16]suite {
 		m[s.id] = s
 	}
 	return m
-}()
+})
 
 // CipherByID describes the cipher suite numbered id (the number a
 // ServerHello or crypto/tls.ConnectionState carries): its IANA and OpenSSL
@@ -285,7 +288,7 @@ var suitesByID = func() map[uint16]suite {
 // as forward secret, so a prober can grade any negotiated suite the same
 // way Scan grades the ones it enumerates.
 func CipherByID(id uint16) Cipher {
-	s, ok := suitesByID[id]
+	s, ok := suitesByID()[id]
 	if !ok {
 		return Cipher{ID: id, Name: fmt.Sprintf("unknown 0x%04X", id)}
 	}
@@ -389,8 +392,8 @@ func familyRank(name string) int {
 
 // offerOrder is tls12Suites in the order a scan offers them: strongest
 // first, like a modern client, so that a server that follows the
-// client's preference is enumerated best first.
-var offerOrder = func() []suite {
+// client's preference is enumerated best first. Sorted on first use.
+var offerOrder = sync.OnceValue(func() []suite {
 	s := slices.Clone(tls12Suites)
 	slices.SortStableFunc(s, func(a, b suite) int {
 		return cmp.Or(
@@ -400,7 +403,7 @@ var offerOrder = func() []suite {
 		)
 	})
 	return s
-}()
+})
 
 // suiteIDs are the numbers of suites, in order; keep filters them.
 func suiteIDs(suites []suite, keep func(suite) bool) []uint16 {

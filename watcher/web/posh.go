@@ -10,12 +10,17 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
 // poshName is the only file name shape served: SERVICE.json, where
-// SERVICE is a service name like xmpp-client or xmpp-server.
-var poshName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}\.json$`)
+// SERVICE is a service name like xmpp-client or xmpp-server
+// (^[a-z0-9][a-z0-9-]{0,62}\.json$), compiled on first use: every command
+// links this package, and only the daemon serves POSH.
+var poshName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}\.json$`)
+})
 
 // maxPOSH bounds the size of a POSH document served.
 const maxPOSH = 1 << 20
@@ -26,7 +31,7 @@ const maxPOSH = 1 << 20
 // leave ROOT; only regular files are served, never a listing.
 func (s *Server) handlePOSH(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if s.opts.POSHRoot == nil || !poshName.MatchString(name) {
+	if s.opts.POSHRoot == nil || !poshName().MatchString(name) {
 		http.NotFound(w, r)
 		return
 	}
