@@ -513,7 +513,7 @@ func testRenewLineages(t *testing.T, newStore func(state string) acme.Store) {
 	clock.Advance(21 * day) // a and c are due, b is not
 	// More names than are read ahead, most of them without a lineage.
 	names := []string{"a.example", "b.example", "c.example"}
-	for i := range readAhead + 50 {
+	for i := range aheadChunk*aheadChunks + 50 {
 		names = append(names, fmt.Sprintf("missing%03d.example", i))
 	}
 	var got []string
