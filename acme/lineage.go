@@ -198,7 +198,28 @@ func (s DiskStore) LoadVersion(name string, n int) (*Lineage, error) {
 }
 
 func (s DiskStore) versionDir(name string, n int) string {
-	return filepath.Join(s.Dir, "archive", name, fmt.Sprintf("%06d", n))
+	return filepath.Join(s.Dir, "archive", name, versionName(n))
+}
+
+// versionName names version n's directory in its lineage's archive.
+func versionName(n int) string { return fmt.Sprintf("%06d", n) }
+
+// Layout tells safedir.Check what DiskStore numbers: the n
+// subdirectories of a lineage's archive/NAME are its versions 1 to n
+// (Write numbers them in turn and removes none but the one it fails to
+// make current), so that the check of a large state directory lstats
+// them instead of reading every archive/NAME. Other directories, or a
+// lineage whose directories are otherwise, are read.
+func Layout(rel string, n int) []string {
+	parent, name, ok := strings.Cut(rel, "/")
+	if !ok || parent != "archive" || name == "" || strings.Contains(name, "/") {
+		return nil
+	}
+	names := make([]string, n)
+	for i := range names {
+		names[i] = versionName(i + 1)
+	}
+	return names
 }
 
 // loadVersion reads the certificate and keys of the version in dir.
@@ -257,7 +278,7 @@ func (s DiskStore) Promote(name string, n int) (*Lineage, error) {
 		return nil, err
 	}
 	link := filepath.Join(s.Dir, "live", name)
-	if err := atomicfile.Symlink(filepath.Join("..", "archive", name, fmt.Sprintf("%06d", n)), link); err != nil {
+	if err := atomicfile.Symlink(filepath.Join("..", "archive", name, versionName(n)), link); err != nil {
 		return nil, fmt.Errorf("making version %d of %s current: %w", n, name, err)
 	}
 	l.Path = link
@@ -328,7 +349,7 @@ func (s DiskStore) Write(req Request, iss *Issued, next crypto.Signer) (*Lineage
 		os.RemoveAll(tmp)
 		return nil, err
 	}
-	vname := fmt.Sprintf("%06d", version)
+	vname := versionName(version)
 	vdir := filepath.Join(arch, vname)
 	if err := os.Rename(tmp, vdir); err != nil {
 		os.RemoveAll(tmp)

@@ -540,3 +540,16 @@ func TestLockOtherProcess(t *testing.T) {
 		unlock()
 	}
 }
+
+// TestLayout: safedir.Check is told the version directories of a
+// lineage's archive, and nothing else.
+func TestLayout(t *testing.T) {
+	if got, want := acme.Layout("archive/example.org", 3), []string{"000001", "000002", "000003"}; !slices.Equal(got, want) {
+		t.Errorf("archive/example.org with 3 subdirectories: %q; want %q", got, want)
+	}
+	for _, rel := range []string{".", "archive", "live/example.org", "archive/example.org/000001", "archive/"} {
+		if got := acme.Layout(rel, 2); got != nil {
+			t.Errorf("%s: %q; want nil (read the directory)", rel, got)
+		}
+	}
+}

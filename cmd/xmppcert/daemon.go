@@ -11,6 +11,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/acmeca"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/internal/journal"
@@ -88,7 +89,7 @@ const configKey = "config"
 // (or $XMPPCERT_STATE_DIR), else the file's state_dir, else the default.
 func configStateDir(c *cli.Context, cfg *config.Config) (string, error) {
 	if cfg != nil && cfg.StateDir != "" && !c.IsSet("state-dir") {
-		if err := safedir.Check(cfg.StateDir); err != nil {
+		if err := safedir.Check(cfg.StateDir, acme.Layout); err != nil {
 			return "", unsafeStateDir(cfg.StateDir, err)
 		}
 		return cfg.StateDir, nil

@@ -7,6 +7,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/xmppcert/xmppcert/acme"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/internal/safedir"
 )
@@ -22,7 +23,7 @@ func stateDir(c *cli.Context) (string, error) {
 	if err != nil {
 		return "", usagef("state directory %s: %v", dir, err)
 	}
-	if err := safedir.Check(abs); err != nil {
+	if err := safedir.Check(abs, acme.Layout); err != nil {
 		return "", unsafeStateDir(abs, err)
 	}
 	return abs, nil

@@ -66,6 +66,27 @@ func TestHostileStateDir(t *testing.T) {
 	if err := os.Chmod(archive, 0o700); err != nil {
 		t.Fatal(err)
 	}
+	// A version, checked by its number without reading the lineage's
+	// directory, and a directory beside the versions, found by reading it.
+	version := filepath.Join(archive, "000001")
+	if err := os.Lchown(version, 65534, -1); err != nil {
+		t.Fatal(err)
+	}
+	refused("a version directory of another user", version+" is owned by uid 65534, not by uid 0, which runs this")
+	if err := os.Lchown(version, 0, -1); err != nil {
+		t.Fatal(err)
+	}
+	planted := filepath.Join(archive, "planted")
+	if err := os.Mkdir(planted, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(planted, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	refused("a directory planted beside the versions", planted+" is writable by group or others (mode 0777)")
+	if err := os.Remove(planted); err != nil {
+		t.Fatal(err)
+	}
 
 	if err := os.Chmod(base, 0o777); err != nil {
 		t.Fatal(err)
