@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"os"
@@ -402,6 +403,51 @@ func testReconcile(t *testing.T, newStore func(state string) acme.Store) {
 	}
 	if l, _ := e.Store.Load("example.org"); l == nil || l.Version != 2 {
 		t.Errorf("day 61: example.org %+v; want version 2", l)
+	}
+}
+
+// TestIssueTimeout: the time a host allows its CA reaches the issuance
+// of its first certificate, its re-issuance and every renewal of the
+// daemon's runs, as a renewal run's own reaches each of its renewals; a
+// lineage no host names is renewed within the CA's default.
+func TestIssueTimeout(t *testing.T) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	ca := newTestCA(clock)
+	e, _ := newEngine(t, clock, ca, func(state string) acme.Store { return acme.DiskStore{Dir: state} })
+	var opened []string
+	e.Open = func(_ string, req acme.Request, o IssueOptions) (acme.Issuer, *x509.CertPool, func(), error) {
+		opened = append(opened, fmt.Sprintf("%s %s", req.Host(), o.Timeout))
+		return ca, ca.root.Pool(), func() {}, nil
+	}
+	if _, err := e.Issue(ctx, request(t, "other.example"), IssueOptions{}, ReplacePolicy{}); err != nil {
+		t.Fatal(err)
+	}
+	host := Host{Request: request(t, "example.org"), Options: IssueOptions{Timeout: 42 * time.Second}, Source: "test.toml:1"}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	opened = nil
+	if err := e.Reconcile(ctx, []Host{host}, false, logger); err != nil {
+		t.Fatal(err)
+	}
+	host.Request = request(t, "example.org", "upload.example.org")
+	if err := e.Reconcile(ctx, []Host{host}, false, logger); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(61 * day)
+	if err := e.Reconcile(ctx, []Host{host}, false, logger); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"example.org 42s", "example.org 42s", "example.org 42s", "other.example 0s"}
+	if !slices.Equal(opened, want) {
+		t.Errorf("the daemon's runs opened %q; want %q (issue, re-issue, renewals)", opened, want)
+	}
+	clock.Advance(61 * day)
+	opened = nil
+	if got := e.NewRenewRun(RenewOptions{Timeout: 90 * time.Second}).Lineage(ctx, "other.example"); got.Result != ResultRenewed {
+		t.Fatalf("renewal: %+v", got)
+	}
+	if want := []string{"other.example 1m30s"}; !slices.Equal(opened, want) {
+		t.Errorf("a renewal run opened %q; want %q", opened, want)
 	}
 }
 

@@ -280,7 +280,7 @@ func (w *reconcileRun) reissueChanged(ctx context.Context, h Host, targets []acm
 // to its stored targets and to targets, and logs what it did, with h's
 // hint for a failure.
 func (w *reconcileRun) renew(ctx context.Context, name string, targets []acme.Target, h Host) {
-	w.r.opts.Targets = targets
+	w.r.opts.Targets, w.r.opts.Timeout = targets, h.Options.Timeout
 	l := w.r.Lineage(ctx, name)
 	w.counts[l.Result]++
 	switch l.Result {

@@ -83,6 +83,9 @@ type RenewOptions struct {
 	// Targets are deploy targets for every renewed lineage, beside
 	// those stored with it.
 	Targets []acme.Target
+	// Timeout bounds each renewal by an ACME CA, retries included
+	// (acmeca.DefaultTimeout when zero).
+	Timeout time.Duration
 }
 
 // RenewRun renews lineages one at a time. It remembers, for the length
@@ -410,7 +413,7 @@ func (r *RenewRun) renew(ctx context.Context, cur *acme.Current, rep LineageResu
 	if err := store.SaveRenewState(cur.Name, acme.RenewState{RenewingFrom: cur.Version, Revoked: revoked}); err != nil {
 		return rep.fail(fmt.Errorf("recording the renewal: %w; nothing was issued", err))
 	}
-	iss, roots, release, err := r.e.open(req, IssueOptions{})
+	iss, roots, release, err := r.e.open(req, IssueOptions{Timeout: r.opts.Timeout})
 	if err != nil {
 		r.recordFailure(cur, err, &rep)
 		return rep.fail(fmt.Errorf("%w; the deployed certificate is unchanged", err))

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/acmeca"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 )
 
@@ -41,6 +42,7 @@ func renewCommand() *cli.Command {
 			&cli.BoolFlag{Name: "force", Usage: "renew every selected lineage, due or not"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "say what would be renewed and why; change nothing"},
 			&cli.StringSliceFlag{Name: "lineage", Usage: "only this lineage (repeatable); default every lineage"},
+			&cli.DurationFlag{Name: "timeout", Value: acmeca.DefaultTimeout, Usage: "ACME: give up a lineage's renewal after this long, retries included"},
 		}, deployFlags("shell command to run after each renewal, with certbot's environment (repeatable)")...),
 			jsonFlag(), quietFlag(),
 		),
@@ -61,6 +63,9 @@ func runRenew(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usagef("renew takes no arguments; choose lineages with --lineage NAME")
 	}
+	if c.Duration("timeout") <= 0 {
+		return usagef("--timeout %s: give a positive duration such as 10m", c.Duration("timeout"))
+	}
 	targets, err := deployTargets(c)
 	if err != nil {
 		return err
@@ -75,7 +80,7 @@ func runRenew(c *cli.Context) error {
 	}
 	defer done()
 	dryRun := c.Bool("dry-run")
-	r := engine.NewRenewRun(lifecycle.RenewOptions{Force: c.Bool("force"), DryRun: dryRun, Targets: targets})
+	r := engine.NewRenewRun(lifecycle.RenewOptions{Force: c.Bool("force"), DryRun: dryRun, Targets: targets, Timeout: c.Duration("timeout")})
 	names, err := engine.Store.Names()
 	if err != nil {
 		return fmt.Errorf("listing the lineages in %s: %w", state, err)
@@ -215,6 +220,10 @@ func renewError(l lifecycle.LineageResult) string {
 	var wait *lifecycle.WaitingError
 	if errors.As(l.Err, &wait) {
 		return l.Error + "; renew waits until then, or try now with --force"
+	}
+	var ae *acmeca.Error
+	if errors.As(l.Err, &ae) && ae.Remedy() == acmeca.RemedyTimeout {
+		return l.Error + " (xmppcert renew --timeout)"
 	}
 	return l.Error + remedyHint(l.Err)
 }

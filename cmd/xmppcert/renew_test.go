@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/xmppcert/xmppcert/acme"
+	"github.com/xmppcert/xmppcert/acme/acmeca"
 	"github.com/xmppcert/xmppcert/acme/lifecycle"
 	"github.com/xmppcert/xmppcert/acme/localca"
 	"github.com/xmppcert/xmppcert/internal/certfile"
@@ -505,6 +506,7 @@ func TestRenewBadInput(t *testing.T) {
 		{[]string{"--lineage", "../live/example.org"}, `--lineage \.\./live/example\.org: no such lineage in .*`},
 		{[]string{"--deploy", "nginx"}, `--deploy: unknown deploy target "nginx"; use prosody\[:CERTDIR\] or ejabberd\[:FILE\]`},
 		{[]string{"--hook", " "}, `--hook is empty; give a shell command`},
+		{[]string{"--timeout", "0s"}, `--timeout 0s: give a positive duration such as 10m`},
 		{[]string{"--frobnicate"}, `xmppcert renew: flag provided but not defined: -frobnicate; see 'xmppcert renew --help'`},
 	} {
 		code, stdout, stderr := runCLI(t, nil, append([]string{"--state-dir", state, "renew", "--force"}, c.args...)...)
@@ -688,6 +690,24 @@ func TestRenewPublicCA(t *testing.T) {
 		cur, err := store.Current("example.org")
 		if err != nil || cur.State != (acme.RenewState{}) {
 			t.Errorf("after the renewal: %+v, %v; want the record cleared", cur, err)
+		}
+	})
+
+	t.Run("hints", func(t *testing.T) {
+		// A renewal out of time is retried with more time by renew
+		// itself; what renewal cannot change is issue's.
+		for _, c := range []struct {
+			err  *acmeca.Error
+			hint string
+		}{
+			{&acmeca.Error{CA: "ACME CA acme.example", Op: "ordering a certificate for example.org", Kind: acmeca.KindTimeout}, " (xmppcert renew --timeout)"},
+			{&acmeca.Error{CA: "ACME CA acme.example", Op: "ordering a certificate for example.org", Kind: acmeca.KindUntrusted}, " (xmppcert issue --trust-root FILE)"},
+		} {
+			agedLineage(t, state, req, 70*day)
+			rep := newRenewer(&flakyCA{pastIssuer: signer, errs: []error{c.err}}).lineage(ctx, "example.org")
+			if got := renewError(rep); rep.Result != lifecycle.ResultFailed || !strings.HasSuffix(got, c.hint) {
+				t.Errorf("%+v: %q; want failed, ending %q", rep, got, c.hint)
+			}
 		}
 	})
 

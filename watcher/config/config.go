@@ -256,6 +256,10 @@ type Host struct {
 	// EABHMAC is the External Account Binding HMAC key read from
 	// eab_hmac_file in [host.acme]; empty without one.
 	EABHMAC alert.Secret
+	// Timeout bounds each issuance and renewal by the ACME CA, retries
+	// included (timeout in [host.acme], default acmeca.DefaultTimeout);
+	// zero for the local CA.
+	Timeout time.Duration
 	// TLSA publishes TLSA records by RFC 2136 ([host.pins.tlsa]); nil
 	// when not configured.
 	TLSA *TLSA
@@ -702,6 +706,7 @@ var remedyKeys = map[acmeca.Remedy]string{
 	acmeca.RemedyTrustRoot: "set trust_root in [host.acme]",
 	acmeca.RemedyStaging:   `test with ca = "letsencrypt-staging"`,
 	acmeca.RemedyProfile:   "check profile in [host.acme]",
+	acmeca.RemedyTimeout:   "raise timeout in [host.acme]",
 	acmeca.RemedyEAB:       "set eab_kid and eab_hmac_file in [host.acme]",
 	acmeca.RemedyAgreeTOS:  "set agree_tos = true in [host.acme]",
 	acmeca.RemedyEmail:     "check email in [host.acme]",
@@ -710,7 +715,7 @@ var remedyKeys = map[acmeca.Remedy]string{
 
 // RemedyHint says, in the file's keys, which setting of the host to
 // change for an ACME CA's failure whose advice names r; "" when the file
-// has no such setting (how long an issuance may take, say).
+// has no such setting.
 func (h Host) RemedyHint(r acmeca.Remedy) string {
 	keys, ok := remedyKeys[r]
 	if !ok {

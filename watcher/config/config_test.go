@@ -159,6 +159,8 @@ func TestBadConfigs(t *testing.T) {
 		{"tlsa bad port", "[[host]]\ndomain = \"example.org\"\n[host.pins.tlsa]\nserver = \"ns1.example.org\"\nports = [5222, 70000] #<\n", "70000 is not a TCP port"},
 		{"tsig secret file missing", "[[host]]\ndomain = \"example.org\"\n[host.pins.tlsa]\nserver = \"ns1.example.org\"\ntsig_name = \"k\"\ntsig_secret_file = \"nope.key\" #<\n", "cannot read TSIG secret file"},
 		{"bad caa identity", "[[host]]\ndomain = \"example.org\"\nca = \"letsencrypt\"\n[host.acme]\nhttp_listen = \":80\"\ncaa_identities = [\"lets encrypt\"] #<\n", `host.acme.caa_identities: "lets encrypt" is not a CAA issuer domain name`},
+		{"acme timeout not positive", "[[host]]\ndomain = \"example.org\"\nca = \"letsencrypt\"\n[host.acme]\nhttp_listen = \":80\"\ntimeout = \"0s\" #<\n", `host.acme.timeout: 0s is not positive`},
+		{"acme timeout too short", "[[host]]\ndomain = \"example.org\"\nca = \"letsencrypt\"\n[host.acme]\nhttp_listen = \":80\"\ntimeout = \"500ms\" #<\n", `host.acme.timeout: 500ms is too short; give at least 1s`},
 		{"bad preflight resolver", "[[host]]\ndomain = \"example.org\"\nca = \"letsencrypt\"\n[host.acme]\nhttp_listen = \":80\"\nresolver = \"127.0.0.1\" #<\n", `host.acme.resolver: "127.0.0.1": not HOST:PORT`},
 		{"ct without logs", oneHost + "[ct] #<\ninterval = \"5m\"\n", "ct: no log to follow"},
 		{"ct bad url", oneHost + "[ct]\nlogs = [\"ct.example/log\"] #<\n", `ct.logs: "ct.example/log" is not an http(s) URL`},
@@ -337,15 +339,20 @@ func TestSecretsNeverInErrors(t *testing.T) {
 }
 
 // TestPreflightSettings: [host.acme]'s pre-flight keys reach the stored
-// request's ACME settings.
+// request's ACME settings; its timeout, the CA's default when not given,
+// the host's.
 func TestPreflightSettings(t *testing.T) {
-	cfg, err := parseIn(t, testDir(t), "[[host]]\ndomain = \"example.org\"\nca = \"https://ca.example/dir\"\n[host.acme]\nhttp_listen = \":80\"\ncaa_identities = [\"CA.Example\"]\nresolver = \"127.0.0.1:53\"\nno_preflight = true\n")
+	cfg, err := parseIn(t, testDir(t), "[[host]]\ndomain = \"example.org\"\nca = \"https://ca.example/dir\"\n[host.acme]\nhttp_listen = \":80\"\ncaa_identities = [\"CA.Example\"]\nresolver = \"127.0.0.1:53\"\nno_preflight = true\ntimeout = \"30m\"\n"+
+		"[[host]]\ndomain = \"example.net\"\nca = \"https://ca.example/dir\"\n[host.acme]\nhttp_listen = \":80\"\n")
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := cfg.Hosts[0].ACME
 	if a == nil || !slices.Equal(a.CAAIdentities, []string{"ca.example"}) || a.Resolver != "127.0.0.1:53" || !a.NoPreflight || a.Preflight(true) {
 		t.Errorf("[host.acme] %+v", a)
+	}
+	if cfg.Hosts[0].Timeout != 30*time.Minute || cfg.Hosts[1].Timeout != acmeca.DefaultTimeout {
+		t.Errorf("timeouts %s and %s; want 30m0s and the default, %s", cfg.Hosts[0].Timeout, cfg.Hosts[1].Timeout, acmeca.DefaultTimeout)
 	}
 }
 
@@ -769,6 +776,7 @@ func TestRemedyHint(t *testing.T) {
 		acmeca.RemedyAgreeTOS:  {"agree_tos"},
 		acmeca.RemedyEmail:     {"email"},
 		acmeca.RemedyXMPPIDs:   {"ca", "require_xmpp_ids"},
+		acmeca.RemedyTimeout:   {"timeout"},
 	} {
 		hint := h.RemedyHint(r)
 		if !strings.HasSuffix(hint, "of the [[host]] at line 7 of the configuration") {
@@ -780,7 +788,7 @@ func TestRemedyHint(t *testing.T) {
 			}
 		}
 	}
-	for _, r := range []acmeca.Remedy{acmeca.RemedyNone, acmeca.RemedyTimeout} {
+	for _, r := range []acmeca.Remedy{acmeca.RemedyNone} {
 		if hint := h.RemedyHint(r); hint != "" {
 			t.Errorf("remedy %d: %q; want none", r, hint)
 		}

@@ -76,6 +76,7 @@ type rawACME struct {
 	CAAIdentities  []string    `toml:"caa_identities"`
 	Resolver       string      `toml:"resolver"`
 	NoPreflight    bool        `toml:"no_preflight"`
+	Timeout        *duration   `toml:"timeout"`
 }
 
 type rawRFC2136 struct {

@@ -199,6 +199,9 @@ func (p *parser) host(path string, r *rawHost, names map[string]string) (Host, b
 		if err == nil {
 			h.ACME, h.AgreeTOS, h.EABHMAC = p.acmeSettings(path, dir, r.ACME)
 		}
+		if r.ACME != nil {
+			h.Timeout = p.duration(path+".acme.timeout", r.ACME.Timeout, acmeca.DefaultTimeout, time.Second, false)
+		}
 	}
 	for i, spec := range r.Deploy {
 		if _, err := acme.ParseTarget(spec); err != nil {

@@ -72,7 +72,7 @@ func DesiredHost(cfg *config.Config, h config.Host) (lifecycle.Host, error) {
 	}
 	out := lifecycle.Host{
 		Request: req,
-		Options: lifecycle.IssueOptions{AgreeTOS: h.AgreeTOS, EABHMAC: string(h.EABHMAC)},
+		Options: lifecycle.IssueOptions{AgreeTOS: h.AgreeTOS, EABHMAC: string(h.EABHMAC), Timeout: h.Timeout},
 		Source:  hostSource(cfg, h),
 		Hint: func(err error) string {
 			var account *lifecycle.AccountError
