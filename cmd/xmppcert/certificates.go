@@ -60,7 +60,9 @@ func runCertificates(c *cli.Context) error {
 			return err
 		}
 	} else {
-		printCertificates(c.App.Writer, out, state, clock())
+		if err := writeText(c.App.Writer, func(w io.Writer) { printCertificates(w, out, state, clock()) }); err != nil {
+			return err
+		}
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d lineages could not be read", failed, len(names))

@@ -66,7 +66,9 @@ func runDeploy(c *cli.Context) error {
 			return err
 		}
 	case !flagAnywhere(c, "quiet"):
-		printDeploy(c.App.Writer, out, state)
+		if err := writeText(c.App.Writer, func(w io.Writer) { printDeploy(w, out, state) }); err != nil {
+			return err
+		}
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d lineages not fully deployed", failed, len(names))

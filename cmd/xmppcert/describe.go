@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -80,6 +81,15 @@ func validity(c *x509.Certificate, now time.Time) string {
 		return fmt.Sprintf("EXPIRED %d days ago", days(now.Sub(c.NotAfter)))
 	}
 	return fmt.Sprintf("%d days left", days(c.NotAfter.Sub(now)))
+}
+
+// writeText runs print with a buffer in front of w, then writes what it
+// printed: a listing of thousands of lineages costs a few system calls
+// instead of several per lineage.
+func writeText(w io.Writer, print func(io.Writer)) error {
+	b := bufio.NewWriterSize(w, 64<<10)
+	print(b)
+	return b.Flush()
 }
 
 func writeJSON(w io.Writer, v any) error {

@@ -110,7 +110,9 @@ func runRenew(c *cli.Context) error {
 			return err
 		}
 	case !flagAnywhere(c, "quiet"):
-		printRenew(out, rep, state)
+		if err := writeText(out, func(w io.Writer) { printRenew(w, rep, state) }); err != nil {
+			return err
+		}
 	}
 	if left := len(names) - len(rep.Lineages); left > 0 {
 		return fmt.Errorf("interrupted: %d of %d lineages not looked at", left, len(names))

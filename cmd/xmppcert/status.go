@@ -59,7 +59,7 @@ func statusCommand() *cli.Command {
 				return writeJSON(c.App.Writer, rep)
 			}
 			if !flagAnywhere(c, "quiet") {
-				printStatus(c.App.Writer, rep)
+				return writeText(c.App.Writer, func(w io.Writer) { printStatus(w, rep) })
 			}
 			return nil
 		},
