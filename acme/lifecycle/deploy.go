@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"fmt"
+	"iter"
 
 	"github.com/xmppcert/xmppcert/acme"
 )
@@ -31,14 +32,64 @@ func (r DeployReport) Deployed() bool { return allDeployed(r.Deploy) && servedFa
 // version, a renewal's unfinished deploy is finished too.
 func (e *Engine) Deploy(ctx context.Context, name string, all bool) (DeployReport, error) {
 	if !all {
-		// Nothing behind: the lineage's lock is left to whoever needs it
-		// (a renewal due at this moment).
-		if cur, err := e.Store.Current(name); err == nil && !cur.DeployPending() {
-			if behind, err := e.storedBehind(cur); err == nil && len(behind) == 0 {
-				return DeployReport{Lineage: name, Version: cur.Version, Deploy: []DeployResult{}, UpToDate: true}, nil
-			}
+		if rep, ok := e.upToDate(name); ok {
+			return rep, nil
 		}
 	}
+	return e.deployLocked(ctx, name, all)
+}
+
+// Deploys deploys each of names as Deploy does, in their order, and
+// yields each report with its error. Without all, whether a lineage is up
+// to date is read ahead (ahead), as a renewal run reads, so that a run
+// over many lineages with nothing to deploy costs little more than their
+// reads; the lineages behind are deployed one at a time. It stops when
+// ctx ends or yield returns false.
+func (e *Engine) Deploys(ctx context.Context, names []string, all bool) iter.Seq2[DeployReport, error] {
+	type upToDate struct {
+		rep DeployReport
+		ok  bool
+	}
+	return func(yield func(DeployReport, error) bool) {
+		if all {
+			for _, name := range names {
+				if ctx.Err() != nil || !yield(e.deployLocked(ctx, name, true)) {
+					return
+				}
+			}
+			return
+		}
+		ahead(ctx, names, func(name string) upToDate {
+			rep, ok := e.upToDate(name)
+			return upToDate{rep, ok}
+		}, func(i int, u upToDate) bool {
+			if u.ok {
+				return yield(u.rep, nil)
+			}
+			return yield(e.Deploy(ctx, names[i], false))
+		})
+	}
+}
+
+// upToDate is lineage name's report when every stored target holds its
+// current version by the deploy record and no renewal's deploy is
+// unfinished, read without the lineage's lock, which is left to whoever
+// needs it (a renewal due at this moment). Not ok otherwise, or when the
+// lineage cannot be read: the deploy under the lock says why.
+func (e *Engine) upToDate(name string) (DeployReport, bool) {
+	cur, err := e.Store.Current(name)
+	if err != nil || cur.DeployPending() {
+		return DeployReport{}, false
+	}
+	if behind, err := e.storedBehind(cur); err != nil || len(behind) > 0 {
+		return DeployReport{}, false
+	}
+	return DeployReport{Lineage: name, Version: cur.Version, Deploy: []DeployResult{}, UpToDate: true}, true
+}
+
+// deployLocked is Deploy under the lineage's lock, to the targets
+// behind, or with all to every target.
+func (e *Engine) deployLocked(ctx context.Context, name string, all bool) (DeployReport, error) {
 	unlock, err := e.Store.Lock(name)
 	if err != nil {
 		return DeployReport{}, err

@@ -406,6 +406,80 @@ func testReconcile(t *testing.T, newStore func(state string) acme.Store) {
 	}
 }
 
+// TestDeploys: a run over many lineages yields, in the order asked, what
+// Deploy would for each: up to date without running anything, a lineage
+// whose hook failed at issuance deployed, a name without a lineage its
+// error; with all, every lineage's hook runs again; a cancelled run
+// yields nothing.
+func TestDeploys(t *testing.T) { eachStore(t, testDeploys) }
+
+func testDeploys(t *testing.T, newStore func(state string) acme.Store) {
+	ctx := context.Background()
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	e, _ := newEngine(t, clock, newTestCA(clock), newStore)
+	cmd, log, fail := hook(t)
+	issue := func(host string) {
+		t.Helper()
+		req := request(t, host)
+		req.Hooks = []string{cmd}
+		if _, err := e.Issue(ctx, req, IssueOptions{}, ReplacePolicy{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	issue("a.example")
+	if err := os.WriteFile(fail, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	issue("b.example") // its hook fails
+	if err := os.Remove(fail); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"a.example", "b.example", "missing.example"}
+	for i := range aheadChunk * 2 {
+		names = append(names, fmt.Sprintf("missing%02d.example", i))
+	}
+	run := func(ctx context.Context, all bool) []string {
+		var got []string
+		i := 0
+		for rep, err := range e.Deploys(ctx, names, all) {
+			switch {
+			case err != nil && errors.Is(err, acme.ErrNoLineage):
+				got = append(got, names[i]+" missing")
+			case err != nil:
+				t.Errorf("%s: %v", names[i], err)
+			case rep.UpToDate:
+				got = append(got, rep.Lineage+" up-to-date")
+			case rep.Deployed():
+				got = append(got, rep.Lineage+" deployed")
+			default:
+				got = append(got, rep.Lineage+" failed")
+			}
+			i++
+		}
+		return got
+	}
+	got := run(ctx, false)
+	if want := []string{"a.example up-to-date", "b.example deployed", "missing.example missing"}; len(got) != len(names) || !slices.Equal(got[:3], want) {
+		t.Errorf("deploy: %q...; want %q and every missing name", got[:min(3, len(got))], want)
+	}
+	if want := []string{"issued a.example", "issued b.example"}; !slices.Equal(testtool.Lines(t, log), want) {
+		t.Errorf("hook calls %q; want %q", testtool.Lines(t, log), want)
+	}
+	if got := run(ctx, true); len(got) != len(names) || !slices.Equal(got[:2], []string{"a.example deployed", "b.example deployed"}) {
+		t.Errorf("deploy all: %q...; want both deployed again", got[:min(2, len(got))])
+	}
+	if n := len(testtool.Lines(t, log)); n != 4 {
+		t.Errorf("%d hook calls after deploy all; want 4", n)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	for _, all := range []bool{false, true} {
+		if got := run(cancelled, all); len(got) != 0 {
+			t.Errorf("a cancelled run (all %v) yielded %q", all, got)
+		}
+	}
+}
+
 // TestIssueTimeout: the time a host allows its CA reaches the issuance
 // of its first certificate, its re-issuance and every renewal of the
 // daemon's runs, as a renewal run's own reaches each of its renewals; a

@@ -47,9 +47,10 @@ func runDeploy(c *cli.Context) error {
 	defer done()
 	state := engine.StateDir
 	out := deployOutput{Lineages: []lifecycle.DeployReport{}}
-	failed := 0
-	for _, name := range names {
-		rep, err := engine.Deploy(c.Context, name, c.Bool("all"))
+	failed, seen := 0, 0
+	for rep, err := range engine.Deploys(c.Context, names, c.Bool("all")) {
+		name := names[seen]
+		seen++
 		if err != nil {
 			fmt.Fprintf(c.App.ErrWriter, "xmppcert: %s: %v\n", name, err)
 			failed++
@@ -59,6 +60,9 @@ func runDeploy(c *cli.Context) error {
 			failed++
 		}
 		out.Lineages = append(out.Lineages, rep)
+	}
+	if seen < len(names) {
+		return fmt.Errorf("interrupted: %d of %d lineages not looked at", len(names)-seen, len(names))
 	}
 	switch {
 	case flagAnywhere(c, "json"):
