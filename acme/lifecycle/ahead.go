@@ -8,8 +8,8 @@ import (
 
 // aheadChunk is how many consecutive names a reader of ahead takes at
 // once: handed out one by one, with a channel each, the hand-offs
-// between goroutines cost a renew run over 10,000 lineages a tenth of its
-// time (bench/renew.sh, side by side).
+// between goroutines cost a renew run over 10,000 lineages with nothing
+// due about a tenth of its time, timed side by side with chunks.
 const aheadChunk = 16
 
 // aheadChunks bounds how many chunks ahead reads beyond the one it
@@ -21,9 +21,9 @@ const aheadChunks = 16
 // beyond the one yielded from, and yields each result with its index in
 // the order of names. It stops when ctx ends or yield returns false, and
 // returns once no read runs. Commands over every lineage (renew,
-// certificates, status) read a few small files or etcd keys of each:
-// spread over the CPUs, those reads overlap instead of waiting one for
-// another.
+// certificates, status, deploy) read a few small files or etcd keys of
+// each: spread over the CPUs, those reads overlap instead of waiting one
+// for another.
 func ahead[T any](ctx context.Context, names []string, read func(name string) T, yield func(i int, v T) bool) {
 	chunks := (len(names) + aheadChunk - 1) / aheadChunk
 	results := make([]T, len(names))
