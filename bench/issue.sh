@@ -16,8 +16,10 @@
 #     certificate (neither opens the CA), `xmppcert ca root` (reads a file of
 #     the CA, does not start it) and `xmppcert issue` into an existing
 #     lineage (starts the CA); beside them an empty Go program, the floor
-#     of any process. Prints the median of each, and the package
-#     initialisation every xmppcert process pays (GODEBUG=inittrace).
+#     of any process, and an empty program that imports every package
+#     xmppcert's own code imports, the floor its dependencies set. Prints
+#     the median of each, and the package initialisation every xmppcert
+#     process pays (GODEBUG=inittrace).
 # Usage: bench/issue.sh [runs]   (runs of measurement 2, default 11)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,15 +59,29 @@ EOF
 go build -o "$work/xmppcert" ./cmd/xmppcert
 printf 'package main\n\nfunc main() {}\n' >"$work/empty.go"
 (cd "$work" && GO111MODULE=off go build -o empty empty.go)
+# Every package that xmppcert's own code in the binary imports (its
+# dependencies and the standard library), blank-imported by an otherwise
+# empty program built in a copy of the module: the start-up that linking
+# them costs before any code of xmppcert runs.
+mkdir "$work/deps"
+cp go.mod go.sum "$work/deps/"
+{
+  printf 'package main\n\nimport (\n'
+  go list -f '{{join .Imports "\n"}}' $(go list -deps ./cmd/xmppcert | grep '^github.com/xmppcert/xmppcert/') |
+    grep -v '^github.com/xmppcert/xmppcert' | sort -u | sed 's/.*/\t_ "&"/'
+  printf ')\n\nfunc main() {}\n'
+} >"$work/deps/main.go"
+(cd "$work/deps" && go build -o ../deps-only .)
 x=$work/xmppcert
 state=$work/state
 "$x" --state-dir "$state" issue example.org --component conference.example.org -q
 "$x" --state-dir "$state" ca root >"$work/root.pem"
-python3 - "$runs" "$x" "$state" "$work/root.pem" "$work/empty" <<'EOF'
+python3 - "$runs" "$x" "$state" "$work/root.pem" "$work/empty" "$work/deps-only" <<'EOF'
 import os, statistics, subprocess, sys, time
-runs, x, state, root, empty = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+runs, x, state, root, empty, deps = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 cmds = {
     "empty Go program": [empty],
+    "its imports only": [deps],
     "xmppcert --help": [x, "--help"],
     "xmppcert check": [x, "check", "-q", "--domain", "example.org", "--roots", root, f"{state}/live/example.org/fullchain.pem"],
     "xmppcert ca root": [x, "--state-dir", state, "ca", "root"],
