@@ -66,7 +66,8 @@ func (e *Engine) Deploys(ctx context.Context, names []string, all bool) iter.Seq
 			if u.ok {
 				return yield(u.rep, nil)
 			}
-			return yield(e.Deploy(ctx, names[i], false))
+			// Behind, or unreadable without the lock: read again under it.
+			return yield(e.deployLocked(ctx, names[i], false))
 		})
 	}
 }
