@@ -16,10 +16,13 @@
 #     certificate (neither opens the CA), `xmppcert ca root` (reads a file of
 #     the CA, does not start it) and `xmppcert issue` into an existing
 #     lineage (starts the CA); beside them an empty Go program, the floor
-#     of any process, and an empty program that imports every package
-#     xmppcert's own code imports, the floor its dependencies set. Prints
-#     the median of each, and the package initialisation every xmppcert
-#     process pays (GODEBUG=inittrace).
+#     of any process; an empty program that imports every package
+#     xmppcert's own code imports, the floor its dependencies set; and
+#     empty programs that import only what xmppcert imports of one
+#     dependency DESIGN.md names (the etcd client, Prometheus' client,
+#     step-ca), each dependency's own floor. Prints the median of each, and
+#     the package initialisation every xmppcert process pays
+#     (GODEBUG=inittrace).
 # Usage: bench/issue.sh [runs]   (runs of measurement 2, default 11)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,26 +65,42 @@ printf 'package main\n\nfunc main() {}\n' >"$work/empty.go"
 # Every package that xmppcert's own code in the binary imports (its
 # dependencies and the standard library), blank-imported by an otherwise
 # empty program built in a copy of the module: the start-up that linking
-# them costs before any code of xmppcert runs.
+# them costs before any code of xmppcert runs. Then the same for the
+# packages of one dependency at a time: the etcd client, Prometheus'
+# client and step-ca, each of which DESIGN.md names.
 mkdir "$work/deps"
 cp go.mod go.sum "$work/deps/"
-{
-  printf 'package main\n\nimport (\n'
-  go list -f '{{join .Imports "\n"}}' $(go list -deps ./cmd/xmppcert | grep '^github.com/xmppcert/xmppcert/') |
-    grep -v '^github.com/xmppcert/xmppcert' | sort -u | sed 's/.*/\t_ "&"/'
-  printf ')\n\nfunc main() {}\n'
-} >"$work/deps/main.go"
-(cd "$work/deps" && go build -o ../deps-only .)
+go list -f '{{join .Imports "\n"}}' $(go list -deps ./cmd/xmppcert | grep '^github.com/xmppcert/xmppcert/') |
+  grep -v '^github.com/xmppcert/xmppcert' | sort -u >"$work/imports"
+# deps NAME PATTERN: a program that blank-imports the packages of
+# $work/imports matching the extended regular expression PATTERN.
+deps() {
+  mkdir "$work/deps/$1"
+  {
+    printf 'package main\n\nimport (\n'
+    grep -E "$2" "$work/imports" | sed 's/.*/\t_ "&"/'
+    printf ')\n\nfunc main() {}\n'
+  } >"$work/deps/$1/main.go"
+  (cd "$work/deps" && go build -o "../$1-only" "./$1")
+}
+deps all .
+deps etcd '^go\.etcd\.io/etcd/'
+deps prometheus '^github\.com/prometheus/'
+deps step '^(github\.com/smallstep/|go\.step\.sm/)'
+
 x=$work/xmppcert
 state=$work/state
 "$x" --state-dir "$state" issue example.org --component conference.example.org -q
 "$x" --state-dir "$state" ca root >"$work/root.pem"
-python3 - "$runs" "$x" "$state" "$work/root.pem" "$work/empty" "$work/deps-only" <<'EOF'
+python3 - "$runs" "$x" "$state" "$work/root.pem" "$work" <<'EOF'
 import os, statistics, subprocess, sys, time
-runs, x, state, root, empty, deps = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+runs, x, state, root, work = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 cmds = {
-    "empty Go program": [empty],
-    "its imports only": [deps],
+    "empty Go program": [f"{work}/empty"],
+    "etcd client only": [f"{work}/etcd-only"],
+    "Prometheus only": [f"{work}/prometheus-only"],
+    "step-ca only": [f"{work}/step-only"],
+    "its imports only": [f"{work}/all-only"],
     "xmppcert --help": [x, "--help"],
     "xmppcert check": [x, "check", "-q", "--domain", "example.org", "--roots", root, f"{state}/live/example.org/fullchain.pem"],
     "xmppcert ca root": [x, "--state-dir", state, "ca", "root"],
