@@ -98,14 +98,22 @@ func initCA(dir, rootKeyOut string) (err error) {
 	if _, err := os.Stat(filepath.Join(dir, rootCertFile)); err == nil {
 		return fmt.Errorf("%s: %w", dir, ErrExists)
 	}
-	if rootKeyOut != "" {
-		defer func() {
-			if err != nil {
-				os.Remove(rootKeyOut)
-			}
-		}()
-	}
-	return createDir(dir, func(tmp string) error { return writeCA(tmp, time.Now(), rootKeyOut) })
+	// The root's key, once writeCA has written it, goes again when the
+	// directory is not put in place; what was at rootKeyOut before, which
+	// writeCA refuses to write over, is left alone.
+	wrote := false
+	defer func() {
+		if err != nil && wrote {
+			os.Remove(rootKeyOut)
+		}
+	}()
+	return createDir(dir, func(tmp string) error {
+		if err := writeCA(tmp, time.Now(), rootKeyOut); err != nil {
+			return err
+		}
+		wrote = rootKeyOut != ""
+		return nil
+	})
 }
 
 // createDir creates the CA directory dir whole or not at all: write fills

@@ -61,7 +61,7 @@ func TestInitLayoutAndRefusal(t *testing.T) {
 // TestInitOffline: the root's key goes to the named file only (0600),
 // never into the CA directory; the CA opens and issues without it, and
 // the key is the root certificate's. An existing file or link at the
-// named path is refused, and no CA is created.
+// named path is refused and kept, and no CA is created.
 func TestInitOffline(t *testing.T) {
 	tmp := t.TempDir()
 	dir, out := filepath.Join(tmp, "state", "ca"), filepath.Join(tmp, "offline", "root.key")
@@ -109,6 +109,9 @@ func TestInitOffline(t *testing.T) {
 		}
 		if _, err := os.Stat(other); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("a CA was created: %v", err)
+		}
+		if _, err := os.Lstat(out); err != nil {
+			t.Errorf("the refused InitOffline removed what was at %s: %v", out, err)
 		}
 	}
 	if _, err := os.Lstat(filepath.Join(tmp, "elsewhere")); !errors.Is(err, os.ErrNotExist) {
