@@ -87,6 +87,79 @@ func InstallClusterCA(state string, m CAMaterialStore) error {
 	return nil
 }
 
+// CAExistsError says that InitCA found an embedded CA in Dir and
+// changed nothing; Cluster says that it is the cluster's.
+type CAExistsError struct {
+	Dir     string
+	Cluster bool
+}
+
+func (e *CAExistsError) Error() string {
+	if e.Cluster {
+		return fmt.Sprintf("a CA already exists in %s: the cluster's", e.Dir)
+	}
+	return fmt.Sprintf("a CA already exists in %s", e.Dir)
+}
+
+// Unwrap makes a *CAExistsError match localca.ErrExists.
+func (e *CAExistsError) Unwrap() error { return localca.ErrExists }
+
+// ErrClusterKeepsCA says that InitCA was to create a CA whose root key
+// goes elsewhere on a cluster that keeps a CA already, whose root key is
+// wherever its creator put it.
+var ErrClusterKeepsCA = errors.New("the cluster keeps an embedded CA already")
+
+// InitCA creates the embedded CA of the engine's state directory, or
+// installs the cluster's there when the engine's cluster keeps one; it
+// says which (created is false when installed). An existing CA is never
+// replaced: a *CAExistsError. With rootKeyOut, the new root's private
+// key is written to that new file and never kept in the state directory
+// (localca.InitOffline); a cluster that keeps a CA refuses it with
+// ErrClusterKeepsCA, and nothing is written. On a cluster that keeps
+// none, the new CA becomes the cluster's: a *CAMismatchError when
+// another node's was kept first.
+func (e *Engine) InitCA(rootKeyOut string) (created bool, err error) {
+	state, err := e.stateDir()
+	if err != nil {
+		return false, err
+	}
+	dir := CADir(state)
+	if e.CAMaterial != nil {
+		if rootKeyOut != "" {
+			if _, err := e.CAMaterial.LoadCAMaterial(); err == nil {
+				return false, ErrClusterKeepsCA
+			}
+		}
+		_, missing := localca.RootPEM(dir)
+		switch err := InstallClusterCA(state, e.CAMaterial); {
+		case err == nil && missing == nil:
+			return false, &CAExistsError{Dir: dir, Cluster: true}
+		case err == nil:
+			return false, nil
+		case !errors.Is(err, ErrNoClusterCA):
+			return false, err
+		}
+	}
+	if rootKeyOut != "" {
+		err = localca.InitOffline(dir, rootKeyOut)
+	} else {
+		err = localca.Init(dir)
+	}
+	switch {
+	case errors.Is(err, localca.ErrExists):
+		return false, &CAExistsError{Dir: dir}
+	case err != nil:
+		return false, fmt.Errorf("creating the CA in %s: %w", dir, err)
+	case e.CAMaterial == nil:
+		return true, nil
+	}
+	ca, err := openSharedCA(state, localca.Options{}, e.CAMaterial)
+	if err != nil {
+		return true, err
+	}
+	return true, ca.Close()
+}
+
 // openSharedCA opens the embedded CA of state as the cluster's CA: the
 // material m keeps is installed in state first; when m keeps none, this
 // node's CA (created if missing) is offered as the cluster's, and

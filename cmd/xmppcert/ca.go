@@ -79,28 +79,7 @@ func runCAInit(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	dir := caDir(state)
 	out := c.String("root-key-out")
-	store, err := clusterStore(c)
-	if err != nil {
-		return err
-	}
-	if store != nil {
-		defer store.Close()
-		_, kept := store.LoadCAMaterial()
-		if kept == nil && c.IsSet("root-key-out") {
-			return usagef("--root-key-out: the cluster keeps a CA already, whose root key is where its creator put it; leave --root-key-out out to install the cluster's CA here")
-		}
-		_, had := localca.RootPEM(dir)
-		switch err := lifecycle.InstallClusterCA(state, store); {
-		case err == nil && had == nil:
-			return fmt.Errorf("a CA already exists in %s: the cluster's; nothing was changed (its root: xmppcert ca root)", dir)
-		case err == nil:
-			return printCAInfo(c, dir, "installed", "")
-		case !errors.Is(err, lifecycle.ErrNoClusterCA):
-			return caClusterError(err)
-		}
-	}
 	if c.IsSet("root-key-out") {
 		if out == "" {
 			return usagef("--root-key-out is empty; name the new file for the root's private key")
@@ -111,27 +90,31 @@ func runCAInit(c *cli.Context) error {
 		if st, err := os.Stat(filepath.Dir(out)); err != nil || !st.IsDir() {
 			return usagef("--root-key-out %s: the directory %s does not exist", out, filepath.Dir(out))
 		}
-		err = localca.InitOffline(dir, out)
-	} else {
-		err = localca.Init(dir)
 	}
+	store, err := clusterStore(c)
+	if err != nil {
+		return err
+	}
+	engine := lifecycle.OnDisk(state)
+	if store != nil {
+		defer store.Close()
+		engine = lifecycle.OnCluster(state, store)
+	}
+	created, err := engine.InitCA(out)
+	var exists *lifecycle.CAExistsError
 	switch {
-	case errors.Is(err, localca.ErrExists):
-		return fmt.Errorf("a CA already exists in %s; nothing was changed (its root: xmppcert ca root)", dir)
+	case errors.Is(err, lifecycle.ErrClusterKeepsCA):
+		return usagef("--root-key-out: %v, whose root key is where its creator put it; leave --root-key-out out to install the cluster's CA here", err)
+	case errors.As(err, &exists):
+		return fmt.Errorf("%v; nothing was changed (its root: xmppcert ca root)", err)
 	case errors.Is(err, os.ErrExist):
 		return usagef("--root-key-out %s exists; name a new file (nothing is overwritten)", out)
 	case err != nil:
-		return fmt.Errorf("creating the CA in %s: %w", dir, err)
+		return caClusterError(err)
+	case !created:
+		return printCAInfo(c, caDir(state), "installed", "")
 	}
-	if store != nil {
-		// Kept as the cluster's, unless another node kept its own first.
-		ca, err := lifecycle.OnCluster(state, store).OpenCA(localca.Options{})
-		if err != nil {
-			return caClusterError(err)
-		}
-		ca.Close()
-	}
-	return printCAInfo(c, dir, "created", out)
+	return printCAInfo(c, caDir(state), "created", out)
 }
 
 // caClusterError phrases what keeps the node's embedded CA from being

@@ -111,7 +111,7 @@ func TestClusterCACommands(t *testing.T) {
 	if code, out, errs := ca(n0, "init"); code != exitOK || !strings.HasPrefix(out, "created the private CA") {
 		t.Fatalf("ca init on node0: exit %d\n%s%s", code, out, errs)
 	}
-	if code, out, errs := ca(n1, "init", "--root-key-out", filepath.Join(dir, "root.key")); code != exitUsage || out != "" || !strings.Contains(errs, "the cluster keeps a CA already") {
+	if code, out, errs := ca(n1, "init", "--root-key-out", filepath.Join(dir, "root.key")); code != exitUsage || out != "" || !strings.Contains(errs, "the cluster keeps an embedded CA already") {
 		t.Fatalf("ca init --root-key-out on node1: exit %d\n%s%s; want a usage error", code, out, errs)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node1", "ca")); !errors.Is(err, fs.ErrNotExist) {
