@@ -194,7 +194,8 @@ type Decision struct {
 	// chosen in the CA's window, or the moment a third of its lifetime
 	// is left. A forced decision keeps the time the rule gave.
 	At time.Time
-	// Rule is RuleARI, RuleLifetime or RuleForce.
+	// Rule is RuleARI, RuleLifetime or RuleForce (RuleRevoked where the
+	// lifecycle engine finds the current certificate revoked).
 	Rule string
 	// Reason says why, in words for the operator.
 	Reason string

@@ -166,6 +166,18 @@ func (r *RenewRun) lineageFrom(ctx context.Context, name string, cur *acme.Curre
 	return res
 }
 
+// revokedDecision is the decision for a lineage whose current
+// certificate was revoked: due at once, since the revocation. ok is
+// false when the current certificate is not revoked.
+func revokedDecision(cur *acme.Current) (d acme.Decision, ok bool) {
+	rv := cur.State.Revoked
+	if !rv.Of(cur.Leaf) {
+		return d, false
+	}
+	return acme.Decision{Due: true, At: rv.At, Rule: acme.RuleRevoked,
+		Reason: fmt.Sprintf("version %d was revoked (%s) at %s", cur.Version, acme.ReasonName(rv.Reason), stamp(rv.At))}, true
+}
+
 func (r *RenewRun) lineage(ctx context.Context, name string, cur *acme.Current, err error) LineageResult {
 	store := r.e.Store
 	rep := LineageResult{Name: name, Deploy: []DeployResult{}}
@@ -178,11 +190,8 @@ func (r *RenewRun) lineage(ctx context.Context, name string, cur *acme.Current, 
 	if pending {
 		rep.Due, rep.Reason = true, fmt.Sprintf("version %d was renewed by an earlier run that did not finish deploying it", cur.Version)
 	} else {
-		var d acme.Decision
-		if rv := cur.State.Revoked; rv.Of(cur.Leaf) {
-			d = acme.Decision{Due: true, At: rv.At, Rule: acme.RuleRevoked,
-				Reason: fmt.Sprintf("version %d was revoked (%s) at %s", cur.Version, acme.ReasonName(rv.Reason), stamp(rv.At))}
-		} else {
+		d, revoked := revokedDecision(cur)
+		if !revoked {
 			d = r.decide(ctx, cur, now, &rep)
 		}
 		rep.Due, rep.Rule, rep.Reason, rep.DueAt = d.Due, d.Rule, d.Reason, d.At.UTC()

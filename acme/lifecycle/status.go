@@ -30,12 +30,16 @@ type LineageStatus struct {
 	NotAfter  time.Time `json:"not_after"`
 	Serial    string    `json:"serial"`
 	SHA256    string    `json:"sha256"`
-	// RenewAt is when the lineage is due by Rule (acme.RuleARI from the
-	// CA's last renewal window, else acme.RuleLifetime); Due is whether
-	// that is now or past.
+	// RenewAt is when the lineage is due by Rule (acme.RuleRevoked when
+	// the current version was revoked, acme.RuleARI from the CA's last
+	// renewal window, else acme.RuleLifetime); Due is whether that is
+	// now or past.
 	RenewAt time.Time `json:"renew_at"`
 	Rule    string    `json:"rule"`
 	Due     bool      `json:"due"`
+	// Revoked is the current version's revocation, which makes the
+	// lineage due at once.
+	Revoked *acme.Revocation `json:"revoked,omitempty"`
 	// RetryAfter is when a CA that refused asked to be asked again.
 	RetryAfter time.Time `json:"retry_after,omitzero"`
 	// DeployPending is set when a renewal made the version current and
@@ -76,11 +80,16 @@ func (e *Engine) Status(name string) (LineageStatus, error) {
 	if st.KeyType == "" {
 		st.KeyType = string(acme.KeyECDSAP256)
 	}
-	var w *acme.RenewalWindow
-	if !LocalCA(cur.Request) {
-		w = acme.CachedRenewalWindow(e.Store, cur)
+	d, revoked := revokedDecision(cur)
+	if revoked {
+		st.Revoked = &cur.State.Revoked
+	} else {
+		var w *acme.RenewalWindow
+		if !LocalCA(cur.Request) {
+			w = acme.CachedRenewalWindow(e.Store, cur)
+		}
+		d = acme.Decide(leaf, e.now(), w, false)
 	}
-	d := acme.Decide(leaf, e.now(), w, false)
 	st.RenewAt, st.Rule, st.Due = d.At.UTC(), d.Rule, d.Due
 	if pins, err := e.Store.PinState(name); err == nil {
 		if v, ok := pins.StagedFor(cur.Version); ok {
@@ -132,8 +141,9 @@ func (e *Engine) Statuses(ctx context.Context, names []string) iter.Seq2[Lineage
 // Problem is something about a lineage that needs the operator.
 type Problem struct {
 	// Critical is set when the lineage is broken for its peers or will
-	// be within a day: expired, expiring, or an endpoint serving a key of
-	// no lineage. Everything else is a warning.
+	// be within a day: expired, expiring, its current key revoked as
+	// compromised, or an endpoint serving a key of no lineage. Everything
+	// else is a warning.
 	Critical bool   `json:"critical"`
 	Text     string `json:"text"`
 }
@@ -141,7 +151,9 @@ type Problem struct {
 // Problems are what needs the operator in st at now, the most urgent
 // first: the certificate expired or expiring within a day (critical);
 // less than a sixth of its lifetime left, so renewals have failed since
-// it became due at a third (warning); a CA's Retry-After not yet passed;
+// it became due at a third (warning); the current version revoked
+// (critical when its key was compromised); a CA's Retry-After not yet
+// passed;
 // a deploy that did not finish or a target behind; an endpoint that
 // served a key of no lineage (critical), another lineage's certificate
 // or an older version at the last check. The dashboard and the CLI's
@@ -158,6 +170,9 @@ func (st LineageStatus) Problems(now time.Time) []Problem {
 		add(true, "version %d expires %s, within a day", st.Version, stamp(st.NotAfter))
 	case left < st.NotAfter.Sub(st.NotBefore)/6:
 		add(false, "version %d expires %s and is still not renewed (due %s)", st.Version, stamp(st.NotAfter), stamp(st.RenewAt))
+	}
+	if rv := st.Revoked; rv != nil {
+		add(rv.Reason == acme.ReasonKeyCompromise, "version %d was revoked (%s) at %s and is still current", st.Version, acme.ReasonName(rv.Reason), stamp(rv.At))
 	}
 	if st.RetryAfter.After(now) {
 		add(false, "the CA asked not to be asked again before %s", stamp(st.RetryAfter))

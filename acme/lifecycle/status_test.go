@@ -38,6 +38,12 @@ func TestProblems(t *testing.T) {
 			{true, "xmpp.example.org:5222 serves a key of no lineage"},
 			{false, "prosody:/etc/prosody/certs: FAILED: permission denied"},
 		}},
+		{"revoked, key compromised", with(func(s *LineageStatus) {
+			s.Revoked = &acme.Revocation{Serial: "7", Reason: acme.ReasonKeyCompromise, At: now.Add(-time.Hour)}
+		}), []Problem{{true, "version 3 was revoked (keyCompromise) at 2026-12-01 11:00 UTC and is still current"}}},
+		{"revoked, superseded", with(func(s *LineageStatus) {
+			s.Revoked = &acme.Revocation{Serial: "7", Reason: acme.ReasonSuperseded, At: now.Add(-time.Hour)}
+		}), []Problem{{false, "version 3 was revoked (superseded) at 2026-12-01 11:00 UTC and is still current"}}},
 		{"retry after, deploy pending, target behind, stale", with(func(s *LineageStatus) {
 			s.RetryAfter, s.DeployPending = now.Add(time.Hour), true
 			s.Targets = []TargetStatus{{Target: "ejabberd"}}

@@ -96,7 +96,10 @@ func printCertificates(w io.Writer, out certificatesOutput, state string, now ti
 		}
 		fmt.Fprintf(w, "  valid     %s to %s (%s)\n", stamp(l.NotBefore), stamp(l.NotAfter), valid)
 		rule := "a third of its lifetime left"
-		if l.Rule == acme.RuleARI {
+		switch {
+		case l.Revoked != nil:
+			rule = "revoked: " + acme.ReasonName(l.Revoked.Reason)
+		case l.Rule == acme.RuleARI:
 			rule = "the CA's renewal window"
 		}
 		due := ""

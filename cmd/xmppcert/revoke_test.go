@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +20,8 @@ import (
 // TestRevokeLocal revokes a certificate of the embedded CA for key
 // compromise: `openssl crl` lists its serial in STATE/ca/crl.der and
 // `openssl verify -crl_check` refuses it, while the CA's next
-// certificate passes; renew then replaces it at once, with the
+// certificate passes; certificates and the monitoring check show it due
+// (critical) until renew replaces it, at once, with the
 // lineage's pre-made next key although --reuse-key was given. Bad
 // input is refused with exit 2 and nothing written.
 func TestRevokeLocal(t *testing.T) {
@@ -79,6 +81,25 @@ func TestRevokeLocal(t *testing.T) {
 		t.Errorf("openssl verify -crl_check of the revoked certificate: %v\n%s; want it refused as revoked", err, out)
 	}
 
+	// Until renew replaces it, the lineage shows as due because revoked,
+	// and the monitoring check is critical.
+	certificates := func() lifecycle.LineageStatus {
+		t.Helper()
+		code, out, errs := cli("certificates", "--json")
+		var got certificatesOutput
+		if err := json.Unmarshal([]byte(out), &got); code != exitOK || err != nil || len(got.Lineages) != 1 {
+			t.Fatalf("certificates --json: exit %d, %v\n%s%s", code, err, out, errs)
+		}
+		return got.Lineages[0]
+	}
+	if l := certificates(); !l.Due || l.Rule != acme.RuleRevoked || l.Revoked == nil || l.Revoked.Reason != acme.ReasonKeyCompromise {
+		t.Errorf("certificates after the revocation: due %v, rule %q, revoked %+v; want due by rule %q, keyCompromise", l.Due, l.Rule, l.Revoked, acme.RuleRevoked)
+	}
+	problem := "lineage example.org: version 1 was revoked (keyCompromise) at "
+	if code, out, _ := cli("status", "--check", "--listen", "127.0.0.1:1"); code != checkCritical || !strings.Contains(out, problem) {
+		t.Errorf("status --check after the revocation: exit %d; want CRITICAL with %q\n%s", code, problem, out)
+	}
+
 	code, out, errs = cli("renew")
 	if code != exitOK || !strings.Contains(out, "example.org: renewed version 2") || !strings.Contains(out, "was revoked (keyCompromise)") {
 		t.Fatalf("renew after the revocation: exit %d; want version 2 at once\n%s%s", code, out, errs)
@@ -95,6 +116,9 @@ func TestRevokeLocal(t *testing.T) {
 	}
 	if code, out, _ := cli("renew"); code != exitOK || !strings.Contains(out, "example.org: not due") {
 		t.Errorf("renew after the replacement: exit %d; want not due\n%s", code, out)
+	}
+	if l := certificates(); l.Due || l.Rule != acme.RuleLifetime || l.Revoked != nil {
+		t.Errorf("certificates after the replacement: due %v, rule %q, revoked %+v; want not due, rule %q", l.Due, l.Rule, l.Revoked, acme.RuleLifetime)
 	}
 }
 

@@ -102,7 +102,8 @@ type Lineage struct {
 	Version  int
 	NotAfter time.Time
 	RenewAt  time.Time
-	// Rule is the renewal rule: "ari" (the CA's window) or "lifetime".
+	// Rule is the renewal rule: "revoked" (the current version was
+	// revoked), "ari" (the CA's window) or "lifetime".
 	Rule   string
 	Deploy []string
 	Served []string

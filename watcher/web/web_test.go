@@ -321,6 +321,37 @@ func TestDashboard(t *testing.T) {
 	}
 }
 
+// TestLineagesPage: the certificates page says by which rule each
+// lineage renews, a revoked one's included, and lists its problems.
+func TestLineagesPage(t *testing.T) {
+	f := newFixture(t)
+	s, _ := newServer(t, f, func(o *Options) {
+		o.Lineages = func() []Lineage {
+			return []Lineage{
+				{Name: "ari.example", Version: 2, NotAfter: t0.Add(60 * 24 * time.Hour), RenewAt: t0.Add(30 * 24 * time.Hour), Rule: "ari"},
+				{Name: "lifetime.example", Version: 1, NotAfter: t0.Add(60 * 24 * time.Hour), RenewAt: t0.Add(30 * 24 * time.Hour), Rule: "lifetime"},
+				{Name: "revoked.example", Version: 3, NotAfter: t0.Add(60 * 24 * time.Hour), RenewAt: t0, Rule: "revoked",
+					Problems: []string{"version 3 was revoked (keyCompromise) at 2026-01-01 00:00 UTC and is still current"}},
+			}
+		}
+	})
+	b := bodyOf(t, req(t, s, "GET", "/lineages", nil, nil))
+	for name, want := range map[string]string{
+		"ari.example":      "the CA's renewal window",
+		"lifetime.example": "a third of the lifetime left",
+		"revoked.example":  "the current version was revoked",
+	} {
+		i := strings.Index(b, `data-lineage="`+name+`"`)
+		row, _, _ := strings.Cut(b[max(i, 0):], "</tr>")
+		if i < 0 || !strings.Contains(row, want) {
+			t.Errorf("%s's row lacks %q:\n%s", name, want, row)
+		}
+	}
+	if !strings.Contains(b, "version 3 was revoked (keyCompromise)") {
+		t.Errorf("the revoked lineage's problem is not shown:\n%s", b)
+	}
+}
+
 func TestEndpointPage(t *testing.T) {
 	f := newFixture(t)
 	s, _ := newServer(t, f, nil)
