@@ -195,10 +195,21 @@ func defaultStateDir() string {
 	return "xmppcert-state"
 }
 
+// onUsageError turns a flag the command line got wrong into a usage
+// error that names the command as typed, subcommands with their parents
+// ("xmppcert pin posh"): a subcommand's cli.Command knows only its own
+// name while its flags are parsed, so the names come from the contexts.
 func onUsageError(c *cli.Context, err error, _ bool) error {
 	name := "xmppcert"
-	if c.Command != nil && c.Command.Name != "" && c.Command.Name != c.App.Name {
-		name += " " + c.Command.Name
+	var path []string
+	for _, l := range c.Lineage() {
+		if l.Command != nil && l.Command.Name != "" && l.Command.Name != c.App.Name {
+			path = append(path, l.Command.Name)
+		}
+	}
+	slices.Reverse(path)
+	if len(path) > 0 {
+		name += " " + strings.Join(slices.Compact(path), " ")
 	}
 	return usagef("%s: %v; see '%s --help'", name, err, name)
 }
