@@ -153,11 +153,10 @@ type Problem struct {
 // less than a sixth of its lifetime left, so renewals have failed since
 // it became due at a third (warning); the current version revoked
 // (critical when its key was compromised); a CA's Retry-After not yet
-// passed;
-// a deploy that did not finish or a target behind; an endpoint that
-// served a key of no lineage (critical), another lineage's certificate
-// or an older version at the last check. The dashboard and the CLI's
-// monitoring check both judge by it.
+// passed; a deploy that did not finish or a target behind; an endpoint
+// that served a key of no lineage (critical), another lineage's
+// certificate or an older version at the last check. The dashboard and
+// the CLI's monitoring check both judge by it.
 func (st LineageStatus) Problems(now time.Time) []Problem {
 	var out []Problem
 	add := func(critical bool, format string, args ...any) {

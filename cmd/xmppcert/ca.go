@@ -107,7 +107,7 @@ func runCAInit(c *cli.Context) error {
 		return usagef("--root-key-out: %v, whose root key is where its creator put it; leave --root-key-out out to install the cluster's CA here", err)
 	case errors.As(err, &exists):
 		return fmt.Errorf("%v; nothing was changed (its root: xmppcert ca root)", err)
-	case errors.Is(err, os.ErrExist):
+	case out != "" && errors.Is(err, os.ErrExist):
 		return usagef("--root-key-out %s exists; name a new file (nothing is overwritten)", out)
 	case err != nil:
 		return caClusterError(err)
