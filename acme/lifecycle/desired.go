@@ -11,9 +11,9 @@ import (
 )
 
 // A lineage's desired state is its stored request (request.json). Only
-// an explicit operator action changes its names, roles or CA, and every
-// change is reported: Merge compares what is asked for with what is
-// stored and says what differs.
+// an explicit operator action changes its names, roles, CA or key and
+// validity settings, and every change is reported: Merge compares what
+// is asked for with what is stored and says what differs.
 
 // NameChange is one difference between the names of two requests: a
 // name added (From is empty), removed (To is empty) or given another
@@ -34,6 +34,16 @@ func (c NameChange) String() string {
 	return fmt.Sprintf("%s: %s -> %s", c.Domain, c.From, c.To)
 }
 
+// SettingChange is a setting of a stored request that an issuance asks
+// to change: "key type", "reuse key" or "days".
+type SettingChange struct {
+	Setting string `json:"setting"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+}
+
+func (c SettingChange) String() string { return c.Setting + ": " + c.From + " -> " + c.To }
+
 // RequestChanges is what an issuance changes in a lineage's stored
 // request. The zero value means nothing changed.
 type RequestChanges struct {
@@ -49,6 +59,9 @@ type RequestChanges struct {
 	DeployRemoved []string `json:"deploy_removed,omitempty"`
 	HooksAdded    []string `json:"hooks_added,omitempty"`
 	HooksRemoved  []string `json:"hooks_removed,omitempty"`
+	// Settings are the key and validity settings asked for that differ
+	// from those stored.
+	Settings []SettingChange `json:"settings,omitempty"`
 }
 
 // Identity reports whether the names, their roles or the CA change:
@@ -57,7 +70,7 @@ func (c RequestChanges) Identity() bool { return len(c.Names) > 0 || c.CAFrom !=
 
 // Empty reports whether nothing changes.
 func (c RequestChanges) Empty() bool {
-	return !c.Identity() && len(c.DeployAdded)+len(c.DeployRemoved)+len(c.HooksAdded)+len(c.HooksRemoved) == 0
+	return !c.Identity() && len(c.DeployAdded)+len(c.DeployRemoved)+len(c.HooksAdded)+len(c.HooksRemoved)+len(c.Settings) == 0
 }
 
 // IdentityString is the names and CA part of the changes, as one line:
@@ -83,6 +96,17 @@ type ReplacePolicy struct {
 	// NoDeploy drops the stored deploy targets; NoHooks the stored
 	// hooks. Those of the new request are kept either way.
 	NoDeploy, NoHooks bool
+	// Given says which of the new request's key and validity settings
+	// were asked for; the others are defaults, and the stored ones stay.
+	Given GivenSettings
+}
+
+// GivenSettings names the settings of a request that were asked for,
+// as opposed to left at their defaults.
+type GivenSettings struct {
+	// Key is the key type, ReuseKey whether the key is kept at renewal,
+	// Days the embedded CA's validity.
+	Key, ReuseKey, Days bool
 }
 
 // NamesChangedError says that an issuance asks for other names, roles
@@ -107,8 +131,10 @@ var ErrNothingToReplace = errors.New("the names, roles and CA asked for are thos
 // p.ReplaceNames without one is ErrNothingToReplace. Deploy targets and
 // hooks are the stored ones (unless dropped) followed by new ones, and
 // the servers' configuration files and the endpoints to check wanted's
-// or else the stored ones;
-// every other setting (key, days, ACME settings) is wanted's.
+// or else the stored ones. The key type, key reuse and the embedded CA's
+// validity are the stored ones unless p.Given says they were asked for;
+// those asked for that differ are changes. Every other setting (ACME
+// settings) is wanted's.
 func Merge(stored, wanted acme.Request, p ReplacePolicy) (acme.Request, RequestChanges, error) {
 	var ch RequestChanges
 	ch.Names = nameChanges(stored.Names, wanted.Names)
@@ -133,7 +159,42 @@ func Merge(stored, wanted acme.Request, p ReplacePolicy) (acme.Request, RequestC
 	}
 	out.Deploy, ch.DeployAdded, ch.DeployRemoved = mergeList(stored.Deploy, wanted.Deploy, p.NoDeploy)
 	out.Hooks, ch.HooksAdded, ch.HooksRemoved = mergeList(stored.Hooks, wanted.Hooks, p.NoHooks)
+	ch.Settings = mergeSettings(stored, &out, p.Given)
 	return out, ch, nil
+}
+
+// mergeSettings keeps in out the key and validity settings of stored
+// that given says were not asked for, and lists those asked for that
+// differ. A validity is kept only from the embedded CA to itself.
+func mergeSettings(stored acme.Request, out *acme.Request, given GivenSettings) []SettingChange {
+	var ch []SettingChange
+	keyType := func(r acme.Request) string {
+		if r.Key == "" {
+			return string(acme.KeyECDSAP256)
+		}
+		return string(r.Key)
+	}
+	yesNo := map[bool]string{true: "yes", false: "no"}
+	switch {
+	case !given.Key:
+		out.Key = stored.Key
+	case keyType(stored) != keyType(*out):
+		ch = append(ch, SettingChange{"key type", keyType(stored), keyType(*out)})
+	}
+	switch {
+	case !given.ReuseKey:
+		out.ReuseKey = stored.ReuseKey
+	case stored.ReuseKey != out.ReuseKey:
+		ch = append(ch, SettingChange{"reuse key", yesNo[stored.ReuseKey], yesNo[out.ReuseKey]})
+	}
+	switch {
+	case !LocalCA(stored) || !LocalCA(*out):
+	case !given.Days:
+		out.Days = stored.Days
+	case stored.Days != out.Days:
+		ch = append(ch, SettingChange{"days", fmt.Sprint(stored.Days), fmt.Sprint(out.Days)})
+	}
+	return ch
 }
 
 // caName is the request's CA as stored: "local" for the embedded CA.

@@ -88,6 +88,50 @@ func TestMerge(t *testing.T) {
 	}
 }
 
+// TestMergeSettings: the key type, key reuse and the embedded CA's
+// validity stay as stored unless asked for; those asked for that differ
+// are changes, and a validity is never carried to or from an ACME CA.
+func TestMergeSettings(t *testing.T) {
+	names := []acme.Name{{Domain: "example.org", Role: xmppaddr.RoleHost}}
+	stored := acme.Request{CA: "local", Names: names, Key: acme.KeyRSA2048, ReuseKey: true, Days: 30}
+	defaults := acme.Request{CA: "local", Names: names, Key: acme.KeyECDSAP256, Days: 90}
+	public := acme.Request{CA: "https://acme.example/directory", Names: names, Key: acme.KeyECDSAP256, Days: 0}
+	all := GivenSettings{Key: true, ReuseKey: true, Days: true}
+	for _, tc := range []struct {
+		name           string
+		stored, wanted acme.Request
+		p              ReplacePolicy
+		want           acme.Request
+		changes        []SettingChange
+	}{
+		{name: "defaults keep what is stored", stored: stored, wanted: defaults, want: stored},
+		{name: "asked for, and different", stored: stored, wanted: defaults, p: ReplacePolicy{Given: all},
+			want: defaults, changes: []SettingChange{{"key type", "rsa2048", "ecdsa-p256"}, {"reuse key", "yes", "no"}, {"days", "30", "90"}}},
+		{name: "asked for, and the same", stored: stored, wanted: stored, p: ReplacePolicy{Given: all}, want: stored},
+		{name: "a key type stored empty is ECDSA P-256", stored: acme.Request{CA: "local", Names: names, Days: 90}, wanted: defaults,
+			p: ReplacePolicy{Given: all}, want: defaults},
+		{name: "to an ACME CA no validity is kept", stored: stored, wanted: public, p: ReplacePolicy{ReplaceNames: true},
+			want: acme.Request{CA: public.CA, Names: names, Key: acme.KeyRSA2048, ReuseKey: true}},
+		{name: "from an ACME CA the default validity", stored: public, wanted: defaults, p: ReplacePolicy{ReplaceNames: true}, want: defaults},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ch, err := Merge(tc.stored, tc.wanted, tc.p)
+			if err != nil {
+				t.Fatalf("Merge: %v", err)
+			}
+			if got.Key != tc.want.Key || got.ReuseKey != tc.want.ReuseKey || got.Days != tc.want.Days {
+				t.Errorf("key %q, reuse %v, days %d; want %q, %v, %d", got.Key, got.ReuseKey, got.Days, tc.want.Key, tc.want.ReuseKey, tc.want.Days)
+			}
+			if !reflect.DeepEqual(ch.Settings, tc.changes) {
+				t.Errorf("changes %v; want %v", ch.Settings, tc.changes)
+			}
+			if ch.Empty() != (len(tc.changes) == 0 && !ch.Identity()) {
+				t.Errorf("Empty() = %v with changes %+v", ch.Empty(), ch)
+			}
+		})
+	}
+}
+
 // contents is everything e keeps, for "nothing changed": every file of
 // its state directory, and a memStore's contents.
 func contents(t *testing.T, e *Engine) map[string]string {

@@ -13,7 +13,8 @@ import (
 )
 
 // TestIssueDesiredState: re-issuing an existing lineage keeps its stored
-// deploy targets and hooks; other names are refused with the difference
+// deploy targets, hooks, key type, key reuse and validity (those asked
+// for anew and different are reported); other names are refused with the difference
 // (exit 2, one line, the state directory unchanged) unless
 // --replace-names, which then says what changed; --replace-names with
 // nothing to replace and --no-hooks behave as documented.
@@ -25,11 +26,14 @@ func TestIssueDesiredState(t *testing.T) {
 		t.Helper()
 		return runCLI(t, nil, append([]string{"--state-dir", state, "issue", "example.org"}, args...)...)
 	}
-	if code, out, errs := issue("--component", "muc.example.org", "--hook", hook, "-q"); code != exitOK {
+	if code, out, errs := issue("--component", "muc.example.org", "--hook", hook, "--key-type", "rsa2048", "--reuse-key", "--days", "30", "-q"); code != exitOK {
 		t.Fatalf("first issue: exit %d\n%s%s", code, out, errs)
 	}
 	if code, out, errs := issue("--component", "muc.example.org"); code != exitOK || strings.Contains(out, "changed") {
 		t.Fatalf("plain re-issue: exit %d, want 0 and no change reported\n%s%s", code, out, errs)
+	}
+	if l, err := (acme.DiskStore{Dir: state}).Load("example.org"); err != nil || l.Request.Key != acme.KeyRSA2048 || !l.Request.ReuseKey || l.Request.Days != 30 {
+		t.Errorf("after a plain re-issue: %+v, %v; want the key type, key reuse and days stored at first", l.Request, err)
 	}
 	b, _ := os.ReadFile(log)
 	if want := "issued example.org muc.example.org\nissued example.org muc.example.org\n"; string(b) != want {
@@ -54,14 +58,15 @@ func TestIssueDesiredState(t *testing.T) {
 		}
 	}
 
-	code, out, errs := issue("--replace-names", "--no-hooks")
+	code, out, errs := issue("--replace-names", "--no-hooks", "--key-type", "ecdsa-p256", "--days", "30")
 	if code != exitOK || !strings.Contains(out, "  changed   names: - muc.example.org (component)\n") ||
-		!strings.Contains(out, "  changed   hook removed: "+hook+"\n") {
-		t.Fatalf("--replace-names --no-hooks: exit %d; want the dropped name and hook reported\n%s%s", code, out, errs)
+		!strings.Contains(out, "  changed   hook removed: "+hook+"\n") || !strings.Contains(out, "  changed   key type: rsa2048 -> ecdsa-p256\n") ||
+		strings.Contains(out, "changed   days") || strings.Contains(out, "changed   reuse key") {
+		t.Fatalf("--replace-names --no-hooks --key-type ecdsa-p256 --days 30: exit %d; want the dropped name and hook and the key type reported, not the days given as stored\n%s%s", code, out, errs)
 	}
 	l, err := acme.DiskStore{Dir: state}.Load("example.org")
-	if err != nil || len(l.Request.Names) != 1 || len(l.Request.Hooks) != 0 {
-		t.Errorf("stored request %+v, %v; want example.org alone and no hook", l.Request, err)
+	if err != nil || len(l.Request.Names) != 1 || len(l.Request.Hooks) != 0 || l.Request.Key != acme.KeyECDSAP256 || !l.Request.ReuseKey {
+		t.Errorf("stored request %+v, %v; want example.org alone, no hook, ECDSA P-256 and the key still reused", l.Request, err)
 	}
 }
 

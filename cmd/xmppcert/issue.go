@@ -36,8 +36,8 @@ func issueCommand() *cli.Command {
 			"The account is kept in STATE/accounts and reused; --agree-tos registers it the first time.\n" +
 			"Over an existing lineage, the names, their roles and the CA must be those it was issued with (the\n" +
 			"difference is printed and nothing changes) unless --replace-names; its deploy targets and hooks are\n" +
-			"kept, those given now are added, and --no-deploy / --no-hooks drop the stored ones. The output says\n" +
-			"what changed.\n" +
+			"kept, those given now are added, and --no-deploy / --no-hooks drop the stored ones; its --key-type,\n" +
+			"--reuse-key and --days are kept unless given again. The output says what changed.\n" +
 			"Exit 0 issued and deployed, 1 an issuance, check or deploy step failed, 2 usage error.",
 		Flags: append(append([]cli.Flag{
 			&cli.StringSliceFlag{Name: "component", Aliases: []string{"c"}, Usage: "a component of the host (conference, upload...): DNS-ID, _xmpp-server SRV-ID, XmppAddr (repeatable)"},
@@ -227,7 +227,8 @@ func issueRequest(c *cli.Context) (issuePlan, error) {
 		req.ServeCheck = append(req.ServeCheck, ep)
 	}
 	req.Deploy, req.Hooks, req.ProsodyConfig, req.EjabberdCtlConfig = dr.Deploy, dr.Hooks, dr.ProsodyConfig, dr.EjabberdCtlConfig
-	plan.policy = lifecycle.ReplacePolicy{ReplaceNames: c.Bool("replace-names"), NoDeploy: c.Bool("no-deploy"), NoHooks: c.Bool("no-hooks")}
+	plan.policy = lifecycle.ReplacePolicy{ReplaceNames: c.Bool("replace-names"), NoDeploy: c.Bool("no-deploy"), NoHooks: c.Bool("no-hooks"),
+		Given: lifecycle.GivenSettings{Key: c.IsSet("key-type"), ReuseKey: c.IsSet("reuse-key"), Days: c.IsSet("days")}}
 	plan.reqs = []acme.Request{req}
 	if c.Bool("split") {
 		plan.reqs = nil
@@ -498,5 +499,8 @@ func printChanges(w io.Writer, ch lifecycle.RequestChanges) {
 		for _, it := range l.items {
 			fmt.Fprintf(w, "  changed   %s: %s\n", l.what, it)
 		}
+	}
+	for _, s := range ch.Settings {
+		fmt.Fprintf(w, "  changed   %s\n", s)
 	}
 }
