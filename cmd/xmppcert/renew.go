@@ -85,11 +85,17 @@ func runRenew(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("listing the lineages in %s: %w", state, err)
 	}
-	if sel := c.StringSlice("lineage"); len(sel) > 0 {
-		for _, n := range sel {
-			if !slices.Contains(names, n) {
-				return usagef("--lineage %s: no such lineage in %s/live; 'ls %s/live' lists them", n, state, state)
+	if args := c.StringSlice("lineage"); len(args) > 0 {
+		var sel []string
+		for _, a := range args {
+			n, err := acme.CanonicalName(a)
+			if err != nil {
+				return usagef("--lineage: %v", err)
 			}
+			if !slices.Contains(names, n) {
+				return usagef("--lineage: no lineage %s in %s; 'xmppcert certificates' lists them", n, filepath.Join(state, "live"))
+			}
+			sel = append(sel, n)
 		}
 		slices.Sort(sel)
 		names = slices.Compact(sel)

@@ -502,8 +502,8 @@ func TestRenewBadInput(t *testing.T) {
 		want string
 	}{
 		{[]string{"example.org"}, `renew takes no arguments; choose lineages with --lineage NAME`},
-		{[]string{"--lineage", "example.net"}, `--lineage example\.net: no such lineage in ` + regexp.QuoteMeta(state) + `/live; 'ls ` + regexp.QuoteMeta(state) + `/live' lists them`},
-		{[]string{"--lineage", "../live/example.org"}, `--lineage \.\./live/example\.org: no such lineage in .*`},
+		{[]string{"--lineage", "example.net"}, `--lineage: no lineage example\.net in ` + regexp.QuoteMeta(filepath.Join(state, "live")) + `; 'xmppcert certificates' lists them`},
+		{[]string{"--lineage", "../live/example.org"}, `--lineage: invalid domain "\.\./live/example\.org": .*`},
 		{[]string{"--deploy", "nginx"}, `--deploy: unknown deploy target "nginx"; use prosody\[:CERTDIR\] or ejabberd\[:FILE\]`},
 		{[]string{"--hook", " "}, `--hook is empty; give a shell command`},
 		{[]string{"--timeout", "0s"}, `--timeout 0s: give a positive duration such as 10m`},
