@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -93,32 +94,37 @@ func engineFor(c *cli.Context, mirror bool) (engine *lifecycle.Engine, names []s
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if names, err = lineageArgs(c, engine); err != nil {
+	if names, err = lineagesNamed(engine, c.Args().Slice(), ""); err != nil {
 		done()
 		return nil, nil, nil, err
 	}
 	return engine, names, done, nil
 }
 
-// lineageArgs are the lineages the arguments name, canonical and
-// sorted, or every lineage of the store without arguments. An unknown
-// lineage is a usage error.
-func lineageArgs(c *cli.Context, engine *lifecycle.Engine) ([]string, error) {
+// lineagesNamed are the lineages args name, canonical and sorted, or
+// every lineage of the store without args. A name that is not one, or an
+// unknown lineage, is a usage error naming flag, the flag args come from
+// ("" for the command's arguments).
+func lineagesNamed(engine *lifecycle.Engine, args []string, flag string) ([]string, error) {
 	all, err := engine.Store.Names()
 	if err != nil {
 		return nil, fmt.Errorf("listing the lineages in %s: %w", filepath.Join(engine.StateDir, "live"), err)
 	}
-	if c.NArg() == 0 {
+	if len(args) == 0 {
 		return all, nil
 	}
 	var names []string
-	for _, a := range c.Args().Slice() {
+	for _, a := range args {
 		name, err := acme.CanonicalName(a)
 		if err != nil {
-			return nil, usagef("LINEAGE: %v", err)
+			return nil, usagef("%s: %v", cmp.Or(flag, "LINEAGE"), err)
 		}
 		if !slices.Contains(all, name) {
-			return nil, usagef("no lineage %s in %s; 'xmppcert certificates' lists them", name, filepath.Join(engine.StateDir, "live"))
+			msg := fmt.Sprintf("no lineage %s in %s; 'xmppcert certificates' lists them", name, filepath.Join(engine.StateDir, "live"))
+			if flag != "" {
+				msg = flag + ": " + msg
+			}
+			return nil, usagef("%s", msg)
 		}
 		names = append(names, name)
 	}

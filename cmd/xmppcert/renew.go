@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
@@ -81,24 +80,9 @@ func runRenew(c *cli.Context) error {
 	defer done()
 	dryRun := c.Bool("dry-run")
 	r := engine.NewRenewRun(lifecycle.RenewOptions{Force: c.Bool("force"), DryRun: dryRun, Targets: targets, Timeout: c.Duration("timeout")})
-	names, err := engine.Store.Names()
+	names, err := lineagesNamed(engine, c.StringSlice("lineage"), "--lineage")
 	if err != nil {
-		return fmt.Errorf("listing the lineages in %s: %w", state, err)
-	}
-	if args := c.StringSlice("lineage"); len(args) > 0 {
-		var sel []string
-		for _, a := range args {
-			n, err := acme.CanonicalName(a)
-			if err != nil {
-				return usagef("--lineage: %v", err)
-			}
-			if !slices.Contains(names, n) {
-				return usagef("--lineage: no lineage %s in %s; 'xmppcert certificates' lists them", n, filepath.Join(state, "live"))
-			}
-			sel = append(sel, n)
-		}
-		slices.Sort(sel)
-		names = slices.Compact(sel)
+		return err
 	}
 	rep := renewReport{DryRun: dryRun, Lineages: make([]lifecycle.LineageResult, 0, len(names)), Counts: map[string]int{}}
 	for l := range r.Lineages(c.Context, names) {
